@@ -1,0 +1,166 @@
+"""TensorBoard reporting that Lightning's scalar logging does not cover.
+
+Each callback reads what ``SegmentationTask`` computed for the epoch (its confusion matrix,
+its config) and draws or writes it; none of them recomputes a metric.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import OmegaConf
+from PIL import Image, ImageDraw, ImageFont
+from pytorch_lightning.loggers import TensorBoardLogger
+from torch import Tensor
+from torch.utils.tensorboard.summary import hparams
+from torchvision.transforms.functional import pil_to_tensor
+from torchvision.utils import make_grid
+
+from seglab.task import SegmentationTask
+
+VOID_COLOUR = (0, 0, 0)
+# metrics the HPARAMS tab shows next to each run's config values
+HPARAM_METRICS = ("val/mIoU_best", "val/mDice_best", "val/mIoU", "val/loss", "test/mIoU")
+
+
+def _writer(trainer: pl.Trainer) -> Any | None:
+    """The SummaryWriter of the run's TensorBoard logger, on the main process only."""
+    if not trainer.is_global_zero:
+        return None
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            return logger.experiment
+    return None
+
+
+def colourize(mask: Tensor, palette: list[list[int]], ignore_index: int) -> Tensor:
+    """Class-index mask ``(H, W)`` to an RGB float image ``(3, H, W)``; void is black."""
+    lut = torch.tensor(palette, dtype=torch.float32) / 255.0
+    valid = (mask >= 0) & (mask < len(palette)) & (mask != ignore_index)
+    rgb = lut[torch.where(valid, mask, 0)]
+    rgb[~valid] = torch.tensor(VOID_COLOUR, dtype=torch.float32)
+    return rgb.permute(2, 0, 1)
+
+
+class PredictionGrid(pl.Callback):
+    """Input / ground truth / prediction for the same val images at every validation epoch.
+
+    Args:
+        num_samples: how many of the first val images to draw (fixed, so epochs compare).
+    """
+
+    def __init__(self, num_samples: int = 4) -> None:
+        if num_samples < 1:
+            raise ValueError(f"callbacks.prediction_grid.num_samples={num_samples} must be >= 1")
+        self.num_samples = num_samples
+        self._batch: tuple[Tensor, Tensor] | None = None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        writer = _writer(trainer)
+        if writer is None or trainer.sanity_checking:
+            return
+        datamodule = trainer.datamodule
+        if self._batch is None:
+            dataset = datamodule.dataset("val")
+            samples = [dataset[i] for i in range(min(self.num_samples, len(dataset)))]
+            self._batch = (
+                torch.stack([image for image, _ in samples]),
+                torch.stack([mask for _, mask in samples]),
+            )
+        images, masks = self._batch
+        was_training = pl_module.training
+        pl_module.eval()
+        with torch.no_grad():
+            predictions = pl_module(images.to(pl_module.device)).argmax(1).cpu()
+        pl_module.train(was_training)
+        tiles = []
+        for image, mask, prediction in zip(
+            datamodule.denormalize(images).clamp(0, 1), masks, predictions, strict=True
+        ):
+            tiles.append(image[:3].float() if image.shape[0] >= 3 else image.expand(3, -1, -1))
+            tiles.append(colourize(mask, datamodule.palette, datamodule.ignore_index))
+            tiles.append(colourize(prediction, datamodule.palette, datamodule.ignore_index))
+        grid = make_grid(tiles, nrow=3, padding=2, pad_value=1.0)
+        writer.add_image("val/predictions", grid, trainer.global_step)
+
+
+def draw_confusion_matrix(confmat: Tensor, classes: list[str], cell: int = 34) -> Image.Image:
+    """Row-normalised confusion matrix (rows: truth, columns: prediction) as a labelled image."""
+    counts = confmat.double()
+    totals = counts.sum(dim=1, keepdim=True)
+    rates = torch.where(totals > 0, counts / totals.clamp(min=1), torch.zeros_like(counts))
+    font = ImageFont.load_default()
+    margin = 8 + max(int(font.getlength(name)) for name in classes)
+    n = len(classes)
+    size = margin + n * cell + 4
+    image = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(image)
+    for i, name in enumerate(classes):
+        draw.text((4, margin + i * cell + cell // 3), name, fill="black", font=font)
+        draw.text((margin + i * cell + 2, 4 + (i % 2) * 12), name[:5], fill="black", font=font)
+    for i in range(n):
+        for j in range(n):
+            rate = float(rates[i, j])
+            shade = (int(255 * (1 - rate)), int(255 * (1 - 0.7 * rate)), 255)
+            x0, y0 = margin + j * cell, margin + i * cell
+            draw.rectangle((x0, y0, x0 + cell - 1, y0 + cell - 1), fill=shade, outline="grey")
+            if rate > 0:
+                ink = "white" if rate > 0.5 else "black"
+                draw.text((x0 + 3, y0 + cell // 3), f"{rate:.2f}", fill=ink, font=font)
+    return image
+
+
+class ConfusionMatrixImage(pl.Callback):
+    """The val split's row-normalised confusion matrix as an image, every validation epoch."""
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        writer = _writer(trainer)
+        if writer is None or trainer.sanity_checking:
+            return
+        assert isinstance(pl_module, SegmentationTask)
+        confmat = pl_module.confusion.get("val")
+        if confmat is None:
+            return
+        image = draw_confusion_matrix(confmat, pl_module.classes)
+        writer.add_image("val/confusion_matrix", pil_to_tensor(image), trainer.global_step)
+
+
+def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys to values TensorBoard's HPARAMS tab accepts (numbers, strings, bools)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_config(value, f"{name}."))
+        elif isinstance(value, bool | str) or (
+            isinstance(value, int | float) and math.isfinite(value)
+        ):
+            flat[name] = value
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+class RunSummary(pl.Callback):
+    """Writes the run's config as text and registers it in the HPARAMS tab.
+
+    Only the metric names are registered here; their values are the scalars the task logs
+    under those names, so the tab shows real results and no placeholder.
+    """
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        writer = _writer(trainer)
+        if writer is None:
+            return
+        config = getattr(pl_module, "config", None) or {}
+        text = OmegaConf.to_yaml(OmegaConf.create(config))
+        writer.add_text("config", "\n".join("    " + line for line in text.splitlines()))
+        experiment, start, end = hparams(
+            flatten_config(config), {name: 0.0 for name in HPARAM_METRICS}
+        )
+        file_writer = writer._get_file_writer()
+        for summary in (experiment, start, end):
+            file_writer.add_summary(summary)

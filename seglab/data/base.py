@@ -1,0 +1,194 @@
+"""The base class every seglab datamodule derives from.
+
+Subclasses only say how to build one split (`_build_dataset`); checking the class metadata,
+caching the splits and making the dataloaders happens here, once, so that every dataset is
+checked and loaded the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SPLITS = ("train", "val", "test")
+_STAGE_SPLITS = {
+    "fit": ("train", "val"),
+    "validate": ("val",),
+    "test": ("test",),
+    "predict": ("test",),
+}
+
+
+def default_palette(num_classes: int) -> list[list[int]]:
+    """The PASCAL VOC colour map: distinct, reproducible colours for any class count.
+
+    Each class index's bits are spread over the high bits of R, G and B, so neighbouring
+    indices get clearly different colours and index 0 (usually background) is black.
+    """
+    palette = []
+    for index in range(num_classes):
+        rgb = [0, 0, 0]
+        code = index
+        for shift in range(7, -1, -1):
+            for channel in range(3):
+                rgb[channel] |= ((code >> channel) & 1) << shift
+            code >>= 3
+        palette.append(rgb)
+    return palette
+
+
+class SegmentationDataModule(pl.LightningDataModule):
+    """Class metadata, normalisation and dataloaders shared by all segmentation datasets.
+
+    Items of every split are ``(image, mask)``: a float32 ``(3, H, W)`` image normalised with
+    ``mean``/``std`` and an int64 ``(H, W)`` mask of class indices, ``ignore_index`` on void.
+
+    Args:
+        classes: class names, index ``i`` naming class ``i``; used for per-class metrics.
+        num_classes: number of classes; kept next to ``classes`` so that configs can
+            interpolate it, and checked against it.
+        ignore_index: mask value for void pixels; must not be a class index.
+        palette: one RGB triple (0-255) per class for drawing masks; a fixed distinct palette
+            when None.
+        mean: per-channel mean the images are normalised with.
+        std: per-channel standard deviation the images are normalised with.
+        batch_size: training batch size.
+        eval_batch_size: batch size for validation and test; ``batch_size`` when None.
+        num_workers: dataloader worker processes; 0 loads in the main process.
+        pin_memory: pin batches in page-locked memory for faster host-to-GPU copies.
+        persistent_workers: keep workers alive between epochs (only used with workers).
+    """
+
+    def __init__(
+        self,
+        classes: Sequence[str],
+        num_classes: int,
+        ignore_index: int,
+        palette: Sequence[Sequence[int]] | None = None,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+    ) -> None:
+        super().__init__()
+        # Hydra hands ListConfig/DictConfig nodes over; plain Python values keep the
+        # attributes picklable and comparable.
+        self.classes = [str(name) for name in classes]
+        self.num_classes = int(num_classes)
+        self.ignore_index = int(ignore_index)
+        self.mean = [float(value) for value in mean]
+        self.std = [float(value) for value in std]
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = self.batch_size if eval_batch_size is None else int(eval_batch_size)
+        self.num_workers = int(num_workers)
+        self.pin_memory = bool(pin_memory)
+        self.persistent_workers = bool(persistent_workers)
+        self._check_metadata()
+        self.palette = (
+            default_palette(self.num_classes)
+            if palette is None
+            else [[int(value) for value in rgb] for rgb in palette]
+        )
+        self._check_palette()
+        self._datasets: dict[str, Dataset] = {}
+
+    def _check_metadata(self) -> None:
+        if len(self.classes) != self.num_classes:
+            raise ValueError(
+                f"data.num_classes={self.num_classes} but data.classes lists "
+                f"{len(self.classes)} names {self.classes}; they must agree"
+            )
+        if 0 <= self.ignore_index < self.num_classes:
+            raise ValueError(
+                f"data.ignore_index={self.ignore_index} is a valid class index "
+                f"(0..{self.num_classes - 1}, {self.classes[self.ignore_index]!r}); void pixels "
+                "need a value outside the classes, e.g. 255 or -100"
+            )
+        for key, values in (("mean", self.mean), ("std", self.std)):
+            if len(values) != 3:
+                raise ValueError(f"data.{key}={values} must have one value per RGB channel")
+        if any(value <= 0 for value in self.std):
+            raise ValueError(f"data.std={self.std} must be positive")
+        for key in ("batch_size", "eval_batch_size"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"data.{key}={getattr(self, key)} must be positive")
+        if self.num_workers < 0:
+            raise ValueError(f"data.num_workers={self.num_workers} must be >= 0")
+
+    def _check_palette(self) -> None:
+        if len(self.palette) != self.num_classes:
+            raise ValueError(
+                f"data.palette has {len(self.palette)} colours but data.num_classes="
+                f"{self.num_classes}; give one RGB triple per class"
+            )
+        for index, rgb in enumerate(self.palette):
+            if len(rgb) != 3 or not all(0 <= value <= 255 for value in rgb):
+                raise ValueError(
+                    f"data.palette[{index}]={rgb} (class {self.classes[index]!r}) must be an "
+                    "RGB triple of integers in 0..255"
+                )
+
+    def _build_dataset(self, split: str) -> Dataset:
+        """Build one split; each subclass knows where its data comes from."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _build_dataset")
+
+    def dataset(self, split: str) -> Dataset:
+        """The dataset of ``split``, built on first use and then reused."""
+        if split not in SPLITS:
+            raise ValueError(f"split={split!r} is not one of {SPLITS}")
+        if split not in self._datasets:
+            self._datasets[split] = self._build_dataset(split)
+        return self._datasets[split]
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build only the splits ``stage`` needs (all of them when None)."""
+        for split in _STAGE_SPLITS.get(stage, SPLITS):
+            self.dataset(split)
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.dataset("train")
+        if len(dataset) < self.batch_size:
+            raise ValueError(
+                f"data.batch_size={self.batch_size} exceeds the {len(dataset)} training "
+                "samples; with drop_last=True every epoch would be empty"
+            )
+        # drop_last keeps BatchNorm away from a last batch of a single sample.
+        return self._dataloader(dataset, self.batch_size, shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._dataloader(self.dataset("val"), self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._dataloader(self.dataset("test"), self.eval_batch_size)
+
+    def _dataloader(
+        self, dataset: Dataset, batch_size: int, shuffle: bool = False, drop_last: bool = False
+    ) -> DataLoader:
+        workers = {}
+        if self.num_workers > 0:
+            # DataLoader rejects persistent_workers=True without workers.
+            workers = {"persistent_workers": self.persistent_workers}
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            **workers,
+        )
+
+    def denormalize(self, images: Tensor) -> Tensor:
+        """Undo the normalisation of ``(..., 3, H, W)`` images into [0, 1], for drawing."""
+        mean = torch.tensor(self.mean, dtype=images.dtype, device=images.device)
+        std = torch.tensor(self.std, dtype=images.dtype, device=images.device)
+        return (images * std[:, None, None] + mean[:, None, None]).clamp(0.0, 1.0)

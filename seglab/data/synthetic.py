@@ -1,0 +1,335 @@
+"""Procedural shapes scenes: the built-in dataset that needs no download.
+
+Each scene is a textured background with a few overlapping ellipses, rectangles and triangles.
+The class of a pixel is decided by the SHAPE that covers it, never by its colour: colours,
+sizes, aspect ratios and orientations are random and every shape has the area of the same disk
+whatever its kind, so a model has to learn outlines and corners, and occlusion leaves partial
+shapes to tell apart. Samples are a pure function of ``(seed, split, index)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from seglab.data.base import SegmentationDataModule
+
+CLASSES = ("background", "ellipse", "rectangle", "triangle")
+ELLIPSE, RECTANGLE, TRIANGLE = 1, 2, 3
+PALETTE = ((0, 0, 0), (230, 25, 75), (60, 180, 75), (0, 130, 200))
+# Measured over generated scenes, so that normalised images are roughly zero-mean, unit-std.
+MEAN = (0.5, 0.5, 0.5)
+STD = (0.3, 0.3, 0.3)
+
+# Squared ratio between a kind's major half-axis and the radius of the disk of equal area (for
+# aspect 1): the rectangle's half-side is sqrt(pi / 4) r and the triangle's circumradius
+# sqrt(4 pi / (3 sqrt 3)) r, which makes the kinds equally frequent and size no cue to class.
+_AREA_FACTOR = {ELLIPSE: 1.0, RECTANGLE: math.pi / 4, TRIANGLE: 4 * math.pi / (3 * math.sqrt(3))}
+# Outward normals of the edges of an upright equilateral triangle with circumradius 1; its
+# inradius is 1/2.
+_TRIANGLE_NORMALS = [
+    (math.cos(math.pi / 2 + 2 * math.pi * j / 3), math.sin(math.pi / 2 + 2 * math.pi * j / 3))
+    for j in range(3)
+]
+_COLOUR_CANDIDATES = 8
+# Scenes are drawn in blocks of this many, each block from its own generator: vectorised
+# drawing, yet scene i depends only on (seed, split, i), never on how many scenes a split has.
+BLOCK_SIZE = 64
+
+
+class Shapes(NamedTuple):
+    """Shapes of ``N`` scenes, up to ``K`` each, painted in slot order (later ones on top).
+
+    Attributes:
+        kind: ``(N, K)`` int64 class index of each shape; 0 leaves the slot empty.
+        center: ``(N, K, 2)`` x and y of the centre, in pixels.
+        size: ``(N, K)`` diameter in pixels of the disk with the same area as the shape.
+        aspect: ``(N, K)`` minor/major axis ratio in (0, 1].
+        angle: ``(N, K)`` rotation in radians.
+        colour: ``(N, K, 3)`` RGB fill in [0, 1].
+    """
+
+    kind: Tensor
+    center: Tensor
+    size: Tensor
+    aspect: Tensor
+    angle: Tensor
+    colour: Tensor
+
+
+def _linear_form(ax: Tensor, ay: Tensor, center: Tensor, coords: Tensor) -> Tensor:
+    """``ax * (x - cx) + ay * (y - cy)`` at every pixel centre, for each of N shapes."""
+    fx = ax[:, None] * (coords - center[:, :1])
+    fy = ay[:, None] * (coords - center[:, 1:])
+    return fx[:, None, :] + fy[:, :, None]
+
+
+def shape_masks(
+    kind: Tensor, center: Tensor, size: Tensor, aspect: Tensor, angle: Tensor, image_size: int
+) -> Tensor:
+    """Which pixel centres of ``(N, image_size, image_size)`` lie inside each of N shapes.
+
+    Arguments are one shape per scene, shaped as one slot of `Shapes` (``(N,)`` / ``(N, 2)``).
+    Each kind is tested only on its own scenes, in the shape's frame scaled to the unit circle,
+    where every test is a few linear forms of the pixel coordinates.
+    """
+    coords = torch.arange(image_size, dtype=torch.float32) + 0.5
+    inside = torch.zeros(kind.shape[0], image_size, image_size, dtype=torch.bool)
+    for shape_kind, area_factor in _AREA_FACTOR.items():
+        index = (kind == shape_kind).nonzero().squeeze(1)
+        if index.numel() == 0:
+            continue
+        major = size[index] / 2 * torch.sqrt(area_factor / aspect[index])
+        minor = major * aspect[index]
+        cos, sin = angle[index].cos(), angle[index].sin()
+        # (u, v) = rotated coordinates over (major, minor): u = ux * dx + uy * dy, likewise v.
+        ux, uy, vx, vy = cos / major, sin / major, -sin / minor, cos / minor
+        c = center[index]
+        if shape_kind == TRIANGLE:
+            edges = [
+                _linear_form(nx * ux + ny * vx, nx * uy + ny * vy, c, coords)
+                for nx, ny in _TRIANGLE_NORMALS
+            ]
+            inside[index] = torch.maximum(torch.maximum(edges[0], edges[1]), edges[2]) <= 0.5
+            continue
+        u = _linear_form(ux, uy, c, coords)
+        v = _linear_form(vx, vy, c, coords)
+        if shape_kind == ELLIPSE:
+            inside[index] = u.square_().add_(v.square_()) <= 1
+        else:
+            inside[index] = torch.maximum(u.abs_(), v.abs_()) <= 1
+    return inside
+
+
+def render(shapes: Shapes, background: Tensor) -> tuple[Tensor, Tensor]:
+    """Paint ``shapes`` over ``(N, 3, H, W)`` backgrounds; returns images and class masks.
+
+    Later slots cover earlier ones: the topmost slot of every pixel is found first, and both
+    the image and the mask take that one shape's colour and class, so the mask always labels
+    the visible shape.
+    """
+    n, k = shapes.kind.shape
+    top = torch.zeros(n, *background.shape[2:], dtype=torch.int64)
+    for slot in range(k):
+        inside = shape_masks(
+            shapes.kind[:, slot],
+            shapes.center[:, slot],
+            shapes.size[:, slot],
+            shapes.aspect[:, slot],
+            shapes.angle[:, slot],
+            background.shape[-1],
+        )
+        top.masked_fill_(inside, slot + 1)
+    # Slot 0 stands for the background: class 0, colour taken from `background` below.
+    kinds = torch.cat([torch.zeros(n, 1, dtype=torch.int64), shapes.kind], dim=1)
+    masks = kinds.gather(1, top.flatten(1)).view_as(top)
+    colours = torch.cat([torch.zeros(n, 1, 3), shapes.colour], dim=1).transpose(1, 2)
+    fills = colours.gather(2, top.flatten(1)[:, None].expand(-1, 3, -1)).view_as(background)
+    images = torch.where((top == 0)[:, None], background, fills)
+    return images, masks
+
+
+def block_seed(seed: int, split: str, block: int) -> int:
+    """The seed of one block of scenes; hashing keeps the splits' streams apart for any seed."""
+    digest = hashlib.blake2b(f"seglab.synthetic/{seed}/{split}/{block}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "little") & (2**63 - 1)
+
+
+def check_options(
+    image_size: int, max_shapes: int, min_size: float, max_size: float, noise: float, prefix: str
+) -> None:
+    """Reject generator options that would give empty or degenerate scenes."""
+    if image_size < 8:
+        raise ValueError(f"{prefix}image_size={image_size} must be at least 8 pixels")
+    if max_shapes < 1:
+        raise ValueError(f"{prefix}max_shapes={max_shapes} must be at least 1")
+    if not 0 < min_size <= max_size <= 1:
+        raise ValueError(
+            f"{prefix}min_size={min_size} and {prefix}max_size={max_size} must satisfy "
+            "0 < min_size <= max_size <= 1 (fractions of image_size)"
+        )
+    if noise < 0:
+        raise ValueError(f"{prefix}noise={noise} must be >= 0")
+
+
+class SyntheticShapes(Dataset):
+    """One split of shapes scenes, generated in memory when built.
+
+    Args:
+        num_samples: number of scenes.
+        split: name of the split; it selects the seed stream, so splits never share scenes.
+        image_size: height and width of the square images.
+        max_shapes: each scene holds between 1 and ``max_shapes`` shapes.
+        min_size: smallest shape, as the diameter of its equal-area disk over ``image_size``.
+        max_size: largest shape, in the same unit.
+        noise: standard deviation of the Gaussian pixel noise, on the [0, 1] scale.
+        seed: base seed; the same ``(seed, split, index)`` always gives the same scene.
+        mean: per-channel mean the images are normalised with.
+        std: per-channel standard deviation the images are normalised with.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        split: str = "train",
+        image_size: int = 64,
+        max_shapes: int = 4,
+        min_size: float = 0.25,
+        max_size: float = 0.5,
+        noise: float = 0.05,
+        seed: int = 0,
+        mean: Sequence[float] = MEAN,
+        std: Sequence[float] = STD,
+    ) -> None:
+        check_options(image_size, max_shapes, min_size, max_size, noise, prefix="")
+        if num_samples < 1:
+            raise ValueError(f"num_samples={num_samples} must be at least 1")
+        self.split = split
+        self.image_size = image_size
+        self.max_shapes = max_shapes
+        self.min_size = min_size
+        self.max_size = max_size
+        self.noise = noise
+        self.seed = seed
+        blocks = [
+            self._draw_block(torch.Generator().manual_seed(block_seed(seed, split, block)))
+            for block in range(-(-num_samples // BLOCK_SIZE))
+        ]
+        backgrounds, shapes, noise_maps = zip(*blocks)
+        shapes = Shapes(*(torch.cat(field)[:num_samples] for field in zip(*shapes)))
+        images, self.masks = render(shapes, torch.cat(backgrounds)[:num_samples])
+        images.add_(torch.cat(noise_maps)[:num_samples], alpha=noise).clamp_(0.0, 1.0)
+        mean_t = torch.tensor([float(m) for m in mean])[:, None, None]
+        std_t = torch.tensor([float(s) for s in std])[:, None, None]
+        self.images = images.sub_(mean_t).div_(std_t)
+
+    def _draw_block(self, generator: torch.Generator) -> tuple[Tensor, Shapes, Tensor]:
+        """Backgrounds, shape parameters and noise of `BLOCK_SIZE` scenes."""
+        n, size, k = BLOCK_SIZE, self.image_size, self.max_shapes
+
+        def uniform(low: float, high: float, *shape: int) -> Tensor:
+            return low + (high - low) * torch.rand(*shape, generator=generator)
+
+        # Background: two random colours blended by two low-frequency plane waves.
+        bg_colours = uniform(0.0, 1.0, n, 2, 3)
+        wave_angle = uniform(0.0, 2 * math.pi, n, 2)
+        cycles = uniform(0.5, 2.5, n, 2)
+        phase = uniform(0.0, 2 * math.pi, n, 2)
+        coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+        fx = (2 * math.pi * cycles * wave_angle.cos())[..., None] * coords
+        fy = (2 * math.pi * cycles * wave_angle.sin())[..., None] * coords + phase[..., None]
+        blend = 0.5 + 0.25 * torch.sin(fx[..., None, :] + fy[..., :, None]).sum(1)
+        backgrounds = torch.lerp(
+            bg_colours[:, 0, :, None, None], bg_colours[:, 1, :, None, None], blend[:, None]
+        )
+
+        num_shapes = torch.randint(1, k + 1, (n, 1), generator=generator)
+        kind = torch.randint(1, len(CLASSES), (n, k), generator=generator)
+        kind = torch.where(torch.arange(k) < num_shapes, kind, 0)
+        center = uniform(0.1 * size, 0.9 * size, n, k, 2)
+        diameter = uniform(self.min_size * size, self.max_size * size, n, k)
+        aspect = uniform(0.5, 1.0, n, k)
+        angle = uniform(0.0, 2 * math.pi, n, k)
+        # Each fill is the candidate farthest from the background colours and the fills below
+        # it, so that every edge stays visible and every label learnable.
+        candidates = uniform(0.0, 1.0, n, k, _COLOUR_CANDIDATES, 3)
+        references = bg_colours
+        for slot in range(k):
+            distance = torch.cdist(candidates[:, slot], references).amin(-1)
+            best = candidates[torch.arange(n), slot, distance.argmax(-1)]
+            references = torch.cat([references, best[:, None]], dim=1)
+        colour = references[:, 2:]
+        noise = torch.randn(n, 3, size, size, generator=generator)
+        return backgrounds, Shapes(kind, center, diameter, aspect, angle, colour), noise
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.images[index], self.masks[index]
+
+
+class SyntheticShapesDataModule(SegmentationDataModule):
+    """Datamodule of `SyntheticShapes`: the default ``data`` of ``seglab-train``.
+
+    Args:
+        image_size: height and width of the square images.
+        num_train: scenes in the training split.
+        num_val: scenes in the validation split.
+        num_test: scenes in the test split.
+        max_shapes: each scene holds between 1 and ``max_shapes`` shapes.
+        min_size: smallest shape, as the diameter of its equal-area disk over ``image_size``.
+        max_size: largest shape, in the same unit.
+        noise: standard deviation of the Gaussian pixel noise, on the [0, 1] scale.
+        seed: base seed of all three splits.
+        classes: names of the generator's four classes; they may be renamed, not added.
+        num_classes: must be 4.
+        ignore_index: mask value for void (the generator draws none).
+        palette: RGB colours for drawing masks.
+        mean: per-channel normalisation mean.
+        std: per-channel normalisation standard deviation.
+        **loader_options: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``,
+            ``persistent_workers`` of `SegmentationDataModule`.
+    """
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        num_train: int = 1000,
+        num_val: int = 200,
+        num_test: int = 200,
+        max_shapes: int = 4,
+        min_size: float = 0.25,
+        max_size: float = 0.5,
+        noise: float = 0.05,
+        seed: int = 0,
+        classes: Sequence[str] = CLASSES,
+        num_classes: int = len(CLASSES),
+        ignore_index: int = 255,
+        palette: Sequence[Sequence[int]] | None = PALETTE,
+        mean: Sequence[float] = MEAN,
+        std: Sequence[float] = STD,
+        **loader_options: Any,
+    ) -> None:
+        super().__init__(
+            classes=classes,
+            num_classes=num_classes,
+            ignore_index=ignore_index,
+            palette=palette,
+            mean=mean,
+            std=std,
+            **loader_options,
+        )
+        if self.num_classes != len(CLASSES):
+            raise ValueError(
+                f"data.num_classes={self.num_classes} but the shapes generator draws "
+                f"{len(CLASSES)} classes {list(CLASSES)}"
+            )
+        check_options(image_size, max_shapes, min_size, max_size, noise, prefix="data.")
+        for key, count in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
+            if count < 1:
+                raise ValueError(f"data.{key}={count} must be at least 1")
+        self.num_samples = {"train": int(num_train), "val": int(num_val), "test": int(num_test)}
+        self.generator_options = {
+            "image_size": int(image_size),
+            "max_shapes": int(max_shapes),
+            "min_size": float(min_size),
+            "max_size": float(max_size),
+            "noise": float(noise),
+            "seed": int(seed),
+        }
+
+    def _build_dataset(self, split: str) -> SyntheticShapes:
+        return SyntheticShapes(
+            self.num_samples[split],
+            split=split,
+            mean=self.mean,
+            std=self.std,
+            **self.generator_options,
+        )

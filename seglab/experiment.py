@@ -1,0 +1,234 @@
+"""The one place where a configuration becomes objects, for training and evaluation alike.
+
+Entry points (``seglab.train``, ``seglab.eval``) and scripts call these builders, so a
+config means the same thing everywhere and a checkpoint's stored config rebuilds its run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from seglab.data import SegmentationDataModule
+from seglab.task import CHECKPOINT_KEY, SegmentationTask
+
+
+class SeglabError(Exception):
+    """A problem with the user's input, reported as one line without a traceback."""
+
+
+def config_dir() -> Path:
+    """``conf/`` shipped inside an installed wheel, else the one beside the package source."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "conf", package.parent / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return candidate
+    raise SeglabError(f"no conf/train.yaml found in {package} or {package.parent}")
+
+
+def build_datamodule(cfg: DictConfig) -> SegmentationDataModule:
+    datamodule = instantiate(cfg.data)
+    if not isinstance(datamodule, SegmentationDataModule):
+        raise SeglabError(
+            f"data._target_={cfg.data.get('_target_')} does not build a SegmentationDataModule"
+        )
+    return datamodule
+
+
+def build_model(cfg: DictConfig) -> torch.nn.Module:
+    if cfg.model.get("num_classes") != cfg.data.num_classes:
+        raise SeglabError(
+            f"model.num_classes={cfg.model.get('num_classes')} differs from "
+            f"data.num_classes={cfg.data.num_classes}: the model cannot score this dataset"
+        )
+    return instantiate(cfg.model)
+
+
+def build_task(cfg: DictConfig, datamodule: SegmentationDataModule) -> SegmentationTask:
+    scheduler = cfg.get("scheduler")
+    return SegmentationTask(
+        model=build_model(cfg),
+        loss=instantiate(cfg.loss),
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(scheduler) if scheduler is not None else None,
+        classes=datamodule.classes,
+        ignore_index=datamodule.ignore_index,
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
+
+
+def build_trainer(cfg: DictConfig) -> pl.Trainer:
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    if not any(isinstance(logger, TensorBoardLogger) for logger in loggers):
+        raise SeglabError("logger: every run logs to TensorBoard; keep logger=tensorboard")
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+
+
+def _check_fresh_run_dir(run_dir: Path) -> None:
+    """A run never writes into another run's results."""
+    taken = [name for name in ("checkpoints", "tensorboard") if (run_dir / name).exists()]
+    if taken:
+        raise SeglabError(
+            f"run directory {run_dir} already holds {', '.join(taken)} of another run; "
+            "choose a new hydra.run.dir"
+        )
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit, then test the best checkpoint; returns the final metrics (for sweepers too)."""
+    run_dir = Path(cfg.paths.output_dir)
+    _check_fresh_run_dir(run_dir)
+    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    # .hydra/config.yaml keeps ${now:} and ${oc.env:} unresolved; this copy is what ran
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config_resolved.yaml", resolve=True)
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = build_datamodule(cfg)
+    task = build_task(cfg, datamodule)
+    trainer = build_trainer(cfg)
+    trainer.fit(task, datamodule=datamodule)
+    metrics = {
+        name: float(value)
+        for name, value in trainer.callback_metrics.items()
+        if value.numel() == 1
+    }
+    if cfg.get("test_after_fit") and not trainer.interrupted:
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        metrics.update(
+            {
+                name: float(value)
+                for name, value in trainer.callback_metrics.items()
+                if name.startswith("test/") and value.numel() == 1
+            }
+        )
+    return metrics
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a seglab checkpoint without running any pickled code in it."""
+    path = Path(path)
+    if not path.is_file():
+        raise SeglabError(f"ckpt_path={path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise SeglabError(
+            f"ckpt_path={path} is not a loadable checkpoint ({type(error).__name__}: "
+            f"{first_line})"
+        ) from None
+    if not isinstance(checkpoint, dict) or CHECKPOINT_KEY not in checkpoint:
+        raise SeglabError(
+            f"ckpt_path={path} is not a seglab checkpoint (it has no '{CHECKPOINT_KEY}' entry); "
+            "use a file from <run>/checkpoints/"
+        )
+    if not checkpoint[CHECKPOINT_KEY].get("config"):
+        raise SeglabError(f"ckpt_path={path} carries no run configuration")
+    return checkpoint
+
+
+def checkpoint_config(
+    checkpoint: dict[str, Any], cfg: DictConfig, overrides: list[str]
+) -> DictConfig:
+    """The checkpoint's run config with the user's command-line overrides applied on top.
+
+    ``cfg`` is the composed eval config, in which Hydra already applied ``overrides``;
+    each override copies its resulting value (or, for a config group such as ``data=...``,
+    the whole selected node) from there into the checkpoint's config.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    stored = OmegaConf.create(checkpoint[CHECKPOINT_KEY]["config"])
+    groups = config_dir()
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group
+        if key.split(".")[0] in {"ckpt_path", "split", "task_name", "hydra", "paths"}:
+            continue
+        target = key.replace("/", ".") if (groups / key).is_dir() else key
+        if override.is_delete():
+            parent, _, leaf = target.rpartition(".")
+            node = OmegaConf.select(stored, parent) if parent else stored
+            if node is not None and leaf in node:
+                node.pop(leaf)
+            continue
+        value = OmegaConf.select(cfg, target, throw_on_missing=False)
+        OmegaConf.update(stored, target, value, merge=False, force_add=True)
+    stored.paths = cfg.paths
+    return stored
+
+
+def evaluate(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
+    """Score a checkpoint on one split; writes metrics.json to the run dir and returns it."""
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise SeglabError(
+            "ckpt_path is required: seglab-eval ckpt_path=<run>/checkpoints/best.ckpt"
+        )
+    if cfg.split not in ("val", "test"):
+        raise SeglabError(f"split={cfg.split} is not one of: val, test")
+    checkpoint = load_checkpoint(cfg.ckpt_path)
+    run_cfg = checkpoint_config(checkpoint, cfg, overrides)
+    datamodule = build_datamodule(run_cfg)
+    task = build_task(run_cfg, datamodule)
+    task.load_state_dict(checkpoint["state_dict"])
+    trainer = instantiate(
+        run_cfg.trainer,
+        default_root_dir=cfg.paths.output_dir,
+        logger=False,
+        callbacks=[],
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        devices=1,
+    )
+    if cfg.split == "val":
+        datamodule.setup("validate")
+        trainer.validate(task, dataloaders=datamodule.val_dataloader(), verbose=False)
+    else:
+        datamodule.setup("test")
+        trainer.test(task, dataloaders=datamodule.test_dataloader(), verbose=False)
+    scores = task.scores[cfg.split]
+    report = {
+        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "split": cfg.split,
+        "mIoU": _number(scores["mIoU"]),
+        "mDice": _number(scores["mDice"]),
+        "pixel_accuracy": _number(scores["pixel_accuracy"]),
+        "per_class": {
+            name: {"IoU": _number(scores["IoU"][i]), "Dice": _number(scores["Dice"][i])}
+            for i, name in enumerate(task.classes)
+        },
+    }
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _number(value: torch.Tensor) -> float | None:
+    """JSON has no NaN: a class absent from the split is reported as null."""
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """Per-class table followed by the split means, as printed by ``seglab-eval``."""
+    width = max(len("class"), *(len(name) for name in report["per_class"]))
+    lines = [f"{'class':<{width}}  {'IoU':>7}  {'Dice':>7}"]
+
+    def cell(value: float | None) -> str:
+        return f"{value:7.4f}" if value is not None else f"{'absent':>7}"
+
+    for name, values in report["per_class"].items():
+        lines.append(f"{name:<{width}}  {cell(values['IoU'])}  {cell(values['Dice'])}")
+    lines.append("-" * len(lines[0]))
+    lines.append(f"{'mean':<{width}}  {cell(report['mIoU'])}  {cell(report['mDice'])}")
+    lines.append(f"pixel accuracy: {report['pixel_accuracy']:.4f}   split: {report['split']}")
+    return "\n".join(lines)

@@ -1,0 +1,151 @@
+"""The LightningModule that trains, validates and tests a Segmenter.
+
+The model, loss, optimizer and scheduler arrive already built (or as partials) from
+``seglab.experiment``, so the task holds no knowledge of configs: it only runs steps,
+accumulates one confusion matrix per evaluation split and logs what it derives from it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from seglab.metrics import confusion_matrix_metric, segmentation_scores
+
+CHECKPOINT_KEY = "seglab"
+
+
+class SegmentationTask(pl.LightningModule):
+    """Supervised per-pixel classification with dataset-level IoU/Dice metrics.
+
+    Args:
+        model: maps images ``(N, 3, H, W)`` to logits ``(N, C, H, W)``.
+        loss: maps ``(logits, target)`` to a scalar; a loss with ``last_terms`` also gets
+            each term logged.
+        optimizer: partial taking ``params``.
+        scheduler: partial taking ``optimizer`` and ``total_steps``, stepped every optimizer
+            step; None keeps the learning rate constant.
+        classes: class names, in index order, used in the per-class metric names.
+        ignore_index: target value of void pixels, left out of the metrics.
+        config: the resolved run configuration, stored in every checkpoint so that a
+            checkpoint alone rebuilds its model and data.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: nn.Module,
+        optimizer: Callable[..., Optimizer],
+        scheduler: Callable[..., LRScheduler] | None,
+        classes: Sequence[str],
+        ignore_index: int,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.classes = list(classes)
+        self.config = config
+        self.confmats = nn.ModuleDict(
+            {
+                stage: confusion_matrix_metric(len(self.classes), ignore_index)
+                for stage in ("val", "test")
+            }
+        )
+        # results of the last finished evaluation epoch, per stage: read by callbacks and eval
+        self.scores: dict[str, dict[str, Tensor]] = {}
+        self.confusion: dict[str, Tensor] = {}
+        self.best: dict[str, float] = {}
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.model(images)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images, masks = batch
+        loss = self.loss(self(images), masks)
+        n = images.shape[0]
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
+        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, batch_size=n)
+        for name, value in getattr(self.loss, "last_terms", {}).items():
+            self.log(f"train/loss/{name}", value, on_step=False, on_epoch=True, batch_size=n)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, batch_size=n)
+        return loss
+
+    def _evaluation_step(self, stage: str, batch: tuple[Tensor, Tensor]) -> None:
+        images, masks = batch
+        logits = self(images)
+        loss = self.loss(logits, masks)
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=stage == "val",
+                 batch_size=images.shape[0])
+        self.confmats[stage].update(logits, masks)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluation_step("val", batch)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluation_step("test", batch)
+
+    def on_validation_epoch_start(self) -> None:
+        self.confmats["val"].reset()
+
+    def on_test_epoch_start(self) -> None:
+        self.confmats["test"].reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_scores("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_scores("test")
+
+    def _log_epoch_scores(self, stage: str) -> None:
+        """Derive every metric from the split's one confusion matrix, once per epoch."""
+        confmat = self.confmats[stage].compute()
+        self.confmats[stage].reset()
+        scores = segmentation_scores(confmat)
+        self.confusion[stage] = confmat.detach().cpu()
+        self.scores[stage] = {k: v.detach().cpu() for k, v in scores.items()}
+        self.log(f"{stage}/mIoU", scores["mIoU"], prog_bar=True)
+        logged = {f"{stage}/{k}": scores[k] for k in ("mDice", "pixel_accuracy")}
+        for i, name in enumerate(self.classes):
+            # a class absent from the split has no IoU; a NaN point would only break the curve
+            if bool(scores["present"][i]):
+                logged[f"{stage}/IoU/{name}"] = scores["IoU"][i]
+                logged[f"{stage}/Dice/{name}"] = scores["Dice"][i]
+        if stage == "val" and not self.trainer.sanity_checking:
+            for key in ("mIoU", "mDice"):
+                value = float(scores[key])
+                if not math.isnan(value):
+                    self.best[key] = max(self.best.get(key, -math.inf), value)
+                if key in self.best:
+                    logged[f"val/{key}_best"] = torch.tensor(self.best[key])
+        self.log_dict(logged)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=total_steps)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = {
+            "config": self.config,
+            "classes": self.classes,
+            "best": dict(self.best),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.best = dict(checkpoint.get(CHECKPOINT_KEY, {}).get("best", {}))

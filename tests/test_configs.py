@@ -1,0 +1,132 @@
+"""Every file under conf/ is composed through Hydra and what it describes is instantiated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from seglab.experiment import build_datamodule, build_task, build_trainer, config_dir
+
+CONF = config_dir()
+ENTRY_CONFIGS = {"train.yaml", "eval.yaml"}
+
+
+def _group_options() -> list[tuple[str, str]]:
+    return sorted(
+        (str(path.parent.relative_to(CONF)), path.stem)
+        for path in CONF.rglob("*.yaml")
+        if path.relative_to(CONF).as_posix() not in ENTRY_CONFIGS
+    )
+
+
+def _compose(tmp_path: Path, config: str = "train", overrides: tuple[str, ...] = ()) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(
+            config_name=config,
+            overrides=[f"paths.output_dir={tmp_path}", *overrides],
+        )
+
+
+def _small_data(cfg: DictConfig) -> None:
+    """Keep generated datasets tiny so instantiating every option stays fast."""
+    for key, value in (("num_train", 8), ("num_val", 4), ("num_test", 4)):
+        if key in cfg.data:
+            cfg.data[key] = value
+
+
+def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
+    top = group.split("/")[0]
+    if top == "data":
+        _small_data(cfg)
+        datamodule = build_datamodule(cfg)
+        image, mask = datamodule.dataset("train")[0]
+        assert image.ndim == 3 and mask.ndim == 2
+    elif top == "model":
+        model = instantiate(cfg.model).eval()
+        with torch.no_grad():
+            logits = model(torch.randn(1, 3, 40, 48))
+        assert logits.shape == (1, cfg.data.num_classes, 40, 48)
+    elif top == "loss":
+        loss = instantiate(cfg.loss)
+        logits = torch.randn(2, cfg.data.num_classes, 8, 8, requires_grad=True)
+        value = loss(logits, torch.randint(0, cfg.data.num_classes, (2, 8, 8)))
+        value.backward()
+        assert torch.isfinite(value)
+    elif top in ("optimizer", "scheduler"):
+        weight = torch.nn.Parameter(torch.ones(3))
+        optimizer = instantiate(cfg.optimizer)(params=[weight])
+        scheduler = instantiate(cfg.scheduler)(optimizer=optimizer, total_steps=20)
+        for _ in range(5):
+            optimizer.step()
+            scheduler.step()
+        assert optimizer.param_groups[0]["lr"] > 0
+    elif top == "trainer":
+        accelerator = cfg.trainer.accelerator
+        if accelerator == "gpu" and not torch.cuda.is_available():
+            accelerator, precision = "cpu", "32-true"
+        else:
+            precision = cfg.trainer.precision
+        trainer = instantiate(
+            cfg.trainer, accelerator=accelerator, precision=precision, logger=False,
+            enable_checkpointing=False,
+        )
+        assert trainer.max_epochs == cfg.trainer.max_epochs
+    elif top in ("logger", "callbacks"):
+        built = [instantiate(node) for node in cfg[top].values()]
+        assert built
+    elif top == "experiment":
+        _small_data(cfg)
+        datamodule = build_datamodule(cfg)
+        assert build_task(cfg, datamodule).model is not None
+        assert build_trainer(cfg) is not None
+    elif top in ("paths", "hydra"):
+        assert cfg.paths.output_dir == str(tmp_path)
+    else:
+        pytest.fail(f"conf/{group}/ is a config group this test does not know how to build")
+
+
+@pytest.mark.parametrize(("group", "option"), _group_options(), ids="/".join)
+def test_every_config_file_composes_and_instantiates(
+    group: str, option: str, tmp_path: Path
+) -> None:
+    cfg = _compose(tmp_path, overrides=(f"{group}={option}",))
+    _instantiate_group(group, cfg, tmp_path)
+
+
+def test_default_train_config_builds_a_task_and_trainer(tmp_path: Path) -> None:
+    cfg = _compose(tmp_path)
+    _small_data(cfg)
+    datamodule = build_datamodule(cfg)
+    task = build_task(cfg, datamodule)
+    assert task.classes == list(cfg.data.classes)
+    assert build_trainer(cfg).max_epochs == cfg.trainer.max_epochs
+
+
+def test_eval_config_composes_on_top_of_train(tmp_path: Path) -> None:
+    cfg = _compose(tmp_path, config="eval", overrides=("ckpt_path=x.ckpt", "split=val"))
+    assert cfg.task_name == "eval"
+    assert cfg.ckpt_path == "x.ckpt"
+    assert "model" in cfg and "data" in cfg
+
+
+def test_unknown_group_option_names_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigCompositionException, match="no_such_encoder"):
+        _compose(tmp_path, overrides=("model/encoder=no_such_encoder",))
+
+
+def test_misspelt_key_names_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigCompositionException, match="lrr"):
+        _compose(tmp_path, overrides=("optimizer.lrr=0.1",))
+
+
+def test_model_and_data_class_counts_must_agree(tmp_path: Path) -> None:
+    cfg = _compose(tmp_path, overrides=("model.num_classes=2",))
+    _small_data(cfg)
+    with pytest.raises(Exception, match="model.num_classes=2"):
+        build_task(cfg, build_datamodule(cfg))

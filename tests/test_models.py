@@ -1,0 +1,240 @@
+import io
+import itertools
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from torch import nn
+
+from seglab.models import (
+    ConvEncoder,
+    PixelSelfAttention,
+    Segmenter,
+    TransposedConvDecoder,
+    UNetDecoder,
+)
+
+CONF_DIR = Path(__file__).parents[1] / "conf"
+NUM_CLASSES = 5
+# Few distinct sizes: oneDNN compiles kernels per input shape, which dominates test time on CPU.
+ODD = (1, 3, 97, 131)
+EVEN = (2, 3, 64, 64)
+
+
+def _options(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONF_DIR / "model" / group).glob("*.yaml"))
+
+
+COMBINATIONS = list(
+    itertools.product(_options("encoder"), _options("decoder"), _options("attention"))
+)
+
+
+def _compose_model(encoder: str, decoder: str, attention: str) -> Segmenter:
+    # Group overrides take the full path, exactly as on the training command line; data is
+    # not composed here, so the class count that model.num_classes interpolates is added.
+    overrides = [
+        f"model/encoder={encoder}",
+        f"model/decoder={decoder}",
+        f"model/attention={attention}",
+        f"+data.num_classes={NUM_CLASSES}",
+    ]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="model/segmenter", overrides=overrides)
+    return instantiate(cfg.model)
+
+
+@pytest.fixture(params=COMBINATIONS, ids="-".join)
+def combination(request: pytest.FixtureRequest) -> tuple[str, str, str]:
+    return request.param
+
+
+@pytest.fixture
+def model(combination: tuple[str, str, str]) -> Segmenter:
+    torch.manual_seed(0)
+    model = _compose_model(*combination)
+    # Nudge every weight so that zero-initialised parts (the attention scale) take part.
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    return model
+
+
+def test_every_group_has_options() -> None:
+    assert all(COMBINATIONS[0]) and ("conv", "unet", "none") in COMBINATIONS
+
+
+class TestComposedModel:
+    """The checks every composable model must pass, whatever its parts."""
+
+    def test_forward_any_size(self, model: Segmenter) -> None:
+        assert model(torch.randn(*ODD)).shape == (1, NUM_CLASSES, 97, 131)
+        assert model(torch.randn(*EVEN)).shape == (2, NUM_CLASSES, 64, 64)
+
+    def test_predict_gives_probabilities(self, model: Segmenter) -> None:
+        probabilities = model.eval().predict(torch.randn(*ODD))
+        assert probabilities.shape == (1, NUM_CLASSES, 97, 131)
+        assert not probabilities.requires_grad
+        assert (probabilities >= 0).all()
+        torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(1, 97, 131))
+
+    def test_backward_gives_finite_grads(self, model: Segmenter) -> None:
+        model(torch.randn(*EVEN)).square().mean().backward()
+        for name, param in model.named_parameters():
+            assert param.grad is not None, name
+            assert torch.isfinite(param.grad).all(), name
+
+    def test_state_dict_round_trip(
+        self, model: Segmenter, combination: tuple[str, str, str]
+    ) -> None:
+        model(torch.randn(*EVEN))  # a training step's forward moves BatchNorm statistics
+        buffer = io.BytesIO()
+        torch.save(model.state_dict(), buffer)
+        buffer.seek(0)
+        torch.manual_seed(1)
+        restored = _compose_model(*combination)
+        restored.load_state_dict(torch.load(buffer, weights_only=True))
+        x = torch.randn(*ODD)
+        torch.testing.assert_close(restored.eval()(x), model.eval()(x), rtol=0, atol=0)
+
+    def test_export_matches_eager(self, model: Segmenter) -> None:
+        # torch.export rather than torch.jit.trace, which is deprecated.
+        model.eval()
+        x = torch.randn(*ODD)
+        exported = torch.export.export(model, (x,)).module()
+        torch.testing.assert_close(exported(x), model(x))
+
+
+def test_conv_encoder_halves_resolution_per_stage() -> None:
+    encoder = ConvEncoder(in_channels=4, widths=[8, 16, 32], convs_per_stage=1)
+    features = encoder(torch.randn(2, 4, 24, 40))
+    assert encoder.in_channels == 4
+    assert encoder.out_channels == [8, 16, 32]
+    assert encoder.strides == [1, 2, 4]
+    assert [f.shape for f in features] == [(2, 8, 24, 40), (2, 16, 12, 20), (2, 32, 6, 10)]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"norm": "group"}, "norm='group'"),
+        ({"activation": "tanh"}, "activation='tanh'"),
+        ({"widths": []}, "widths=[]"),
+        ({"convs_per_stage": 0}, "convs_per_stage=0"),
+    ],
+    ids=["norm", "activation", "widths", "convs_per_stage"],
+)
+def test_conv_encoder_rejects_bad_options(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ConvEncoder(**kwargs)
+
+
+def _pyramid(channels: list[int], size: int = 16) -> list[torch.Tensor]:
+    return [torch.randn(1, c, size // 2**i, size // 2**i) for i, c in enumerate(channels)]
+
+
+def _perturb_finer(features: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [f + 1.0 for f in features[:-1]] + features[-1:]
+
+
+def test_transposed_decoder_ignores_finer_features() -> None:
+    channels = [4, 8, 16]
+    decoder = TransposedConvDecoder(channels).eval()
+    features = _pyramid(channels)
+    out = decoder(features)
+    assert out.shape == (1, decoder.out_channels, 16, 16)
+    torch.testing.assert_close(decoder(_perturb_finer(features)), out, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("upsample", ["transposed", "bilinear"])
+def test_unet_decoder_uses_every_skip(upsample: str) -> None:
+    channels = [4, 8, 16]
+    decoder = UNetDecoder(channels, widths=[6, 5], upsample=upsample).eval()
+    features = _pyramid(channels)
+    out = decoder(features)
+    assert out.shape == (1, 5, 16, 16)
+    for i in range(len(channels) - 1):
+        perturbed = [f + 1.0 if j == i else f for j, f in enumerate(features)]
+        assert not torch.allclose(decoder(perturbed), out), f"feature {i} is not used"
+
+
+@pytest.mark.parametrize("decoder_class", [TransposedConvDecoder, UNetDecoder])
+def test_decoders_match_odd_sized_features(decoder_class: type[nn.Module]) -> None:
+    # What an unpadded 15x15 input gives a ceil-mode encoder: 15, 8, 4.
+    features = [torch.randn(1, 4, 15, 15), torch.randn(1, 8, 8, 8), torch.randn(1, 16, 4, 4)]
+    assert decoder_class([4, 8, 16])(features).shape[-2:] == (15, 15)
+
+
+def test_decoder_rejects_widths_of_wrong_length() -> None:
+    with pytest.raises(ValueError, match=r"widths=\[8\] needs one positive entry"):
+        UNetDecoder([4, 8, 16], widths=[8])
+
+
+def _reference_attention(block: PixelSelfAttention, x: torch.Tensor) -> torch.Tensor:
+    """Non-local attention written out with explicit matrices, one head at a time."""
+    n, c, h, w = x.shape
+    context = F.avg_pool2d(x, block.reduction, ceil_mode=True)
+    q = block.query(x).flatten(2)
+    k = block.key(context).flatten(2)
+    v = block.value(context).flatten(2)
+    heads = []
+    for qh, kh, vh in zip(
+        q.chunk(block.heads, 1), k.chunk(block.heads, 1), v.chunk(block.heads, 1), strict=True
+    ):
+        weights = torch.softmax(qh.transpose(1, 2) @ kh / math.sqrt(qh.shape[1]), dim=-1)
+        heads.append(vh @ weights.transpose(1, 2))
+    attended = torch.cat(heads, dim=1).reshape(n, c, h, w)
+    return x + block.scale * block.proj(attended)
+
+
+def test_self_attention_starts_as_identity_then_attends() -> None:
+    torch.manual_seed(0)
+    block = PixelSelfAttention(8, reduction=2, key_channels=4, heads=2)
+    x = torch.randn(2, 8, 7, 9)
+    torch.testing.assert_close(block(x), x, rtol=0, atol=0)
+    with torch.no_grad():
+        block.scale.fill_(1.0)
+    out = block(x)
+    assert out.shape == x.shape
+    torch.testing.assert_close(out, _reference_attention(block, x))
+
+
+def test_self_attention_rejects_heads_that_do_not_divide() -> None:
+    with pytest.raises(ValueError, match="heads=3"):
+        PixelSelfAttention(8, heads=3)
+
+
+def test_segmenter_rejects_unknown_attention_site() -> None:
+    with pytest.raises(ValueError, match="attention_at='decoder'"):
+        Segmenter(ConvEncoder(widths=[4, 8]), UNetDecoder, 3, attention_at="decoder")
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 16, 16), (3, 16, 16)])
+def test_segmenter_rejects_wrong_input_shape(shape: tuple[int, ...]) -> None:
+    model = Segmenter(ConvEncoder(widths=[4, 8]), UNetDecoder, 3)
+    with pytest.raises(ValueError, match=r"expected input shaped \(N, 3, H, W\)"):
+        model(torch.randn(*shape))
+
+
+class _CoarseEncoder(nn.Module):
+    """An encoder whose finest feature is at stride 2, like most pretrained backbones."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = ConvEncoder(widths=[4, 8, 16])
+        self.in_channels = 3
+        self.out_channels = self.inner.out_channels[1:]
+        self.strides = self.inner.strides[1:]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.inner(x)[1:]
+
+
+def test_segmenter_upsamples_logits_of_coarse_decoders() -> None:
+    model = Segmenter(_CoarseEncoder(), UNetDecoder, 3)
+    assert model(torch.randn(1, 3, 13, 22)).shape == (1, 3, 13, 22)
