@@ -142,7 +142,13 @@ def block_seed(seed: int, split: str, block: int) -> int:
 
 
 def check_options(
-    image_size: int, max_shapes: int, min_size: float, max_size: float, noise: float, prefix: str
+    image_size: int,
+    max_shapes: int,
+    min_size: float,
+    max_size: float,
+    min_aspect: float,
+    noise: float,
+    prefix: str,
 ) -> None:
     """Reject generator options that would give empty or degenerate scenes."""
     if image_size < 8:
@@ -154,6 +160,8 @@ def check_options(
             f"{prefix}min_size={min_size} and {prefix}max_size={max_size} must satisfy "
             "0 < min_size <= max_size <= 1 (fractions of image_size)"
         )
+    if not 0 < min_aspect <= 1:
+        raise ValueError(f"{prefix}min_aspect={min_aspect} must be in (0, 1]")
     if noise < 0:
         raise ValueError(f"{prefix}noise={noise} must be >= 0")
 
@@ -168,6 +176,8 @@ class SyntheticShapes(Dataset):
         max_shapes: each scene holds between 1 and ``max_shapes`` shapes.
         min_size: smallest shape, as the diameter of its equal-area disk over ``image_size``.
         max_size: largest shape, in the same unit.
+        min_aspect: smallest minor/major axis ratio; 1 gives only disks, squares and
+            equilateral triangles.
         noise: standard deviation of the Gaussian pixel noise, on the [0, 1] scale.
         seed: base seed; the same ``(seed, split, index)`` always gives the same scene.
         mean: per-channel mean the images are normalised with.
@@ -182,12 +192,13 @@ class SyntheticShapes(Dataset):
         max_shapes: int = 4,
         min_size: float = 0.25,
         max_size: float = 0.5,
+        min_aspect: float = 0.5,
         noise: float = 0.05,
         seed: int = 0,
         mean: Sequence[float] = MEAN,
         std: Sequence[float] = STD,
     ) -> None:
-        check_options(image_size, max_shapes, min_size, max_size, noise, prefix="")
+        check_options(image_size, max_shapes, min_size, max_size, min_aspect, noise, prefix="")
         if num_samples < 1:
             raise ValueError(f"num_samples={num_samples} must be at least 1")
         self.split = split
@@ -195,6 +206,7 @@ class SyntheticShapes(Dataset):
         self.max_shapes = max_shapes
         self.min_size = min_size
         self.max_size = max_size
+        self.min_aspect = min_aspect
         self.noise = noise
         self.seed = seed
         blocks = [
@@ -234,7 +246,7 @@ class SyntheticShapes(Dataset):
         kind = torch.where(torch.arange(k) < num_shapes, kind, 0)
         center = uniform(0.1 * size, 0.9 * size, n, k, 2)
         diameter = uniform(self.min_size * size, self.max_size * size, n, k)
-        aspect = uniform(0.5, 1.0, n, k)
+        aspect = uniform(self.min_aspect, 1.0, n, k)
         angle = uniform(0.0, 2 * math.pi, n, k)
         # Each fill is the candidate farthest from the background colours and the fills below
         # it, so that every edge stays visible and every label learnable.
@@ -266,6 +278,8 @@ class SyntheticShapesDataModule(SegmentationDataModule):
         max_shapes: each scene holds between 1 and ``max_shapes`` shapes.
         min_size: smallest shape, as the diameter of its equal-area disk over ``image_size``.
         max_size: largest shape, in the same unit.
+        min_aspect: smallest minor/major axis ratio; 1 gives only disks, squares and
+            equilateral triangles.
         noise: standard deviation of the Gaussian pixel noise, on the [0, 1] scale.
         seed: base seed of all three splits.
         classes: names of the generator's four classes; they may be renamed, not added.
@@ -287,6 +301,7 @@ class SyntheticShapesDataModule(SegmentationDataModule):
         max_shapes: int = 4,
         min_size: float = 0.25,
         max_size: float = 0.5,
+        min_aspect: float = 0.5,
         noise: float = 0.05,
         seed: int = 0,
         classes: Sequence[str] = CLASSES,
@@ -311,7 +326,9 @@ class SyntheticShapesDataModule(SegmentationDataModule):
                 f"data.num_classes={self.num_classes} but the shapes generator draws "
                 f"{len(CLASSES)} classes {list(CLASSES)}"
             )
-        check_options(image_size, max_shapes, min_size, max_size, noise, prefix="data.")
+        check_options(
+            image_size, max_shapes, min_size, max_size, min_aspect, noise, prefix="data."
+        )
         for key, count in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
             if count < 1:
                 raise ValueError(f"data.{key}={count} must be at least 1")
@@ -321,6 +338,7 @@ class SyntheticShapesDataModule(SegmentationDataModule):
             "max_shapes": int(max_shapes),
             "min_size": float(min_size),
             "max_size": float(max_size),
+            "min_aspect": float(min_aspect),
             "noise": float(noise),
             "seed": int(seed),
         }
