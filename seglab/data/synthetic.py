@@ -25,7 +25,7 @@ ELLIPSE, RECTANGLE, TRIANGLE = 1, 2, 3
 PALETTE = ((0, 0, 0), (230, 25, 75), (60, 180, 75), (0, 130, 200))
 # Measured over generated scenes, so that normalised images are roughly zero-mean, unit-std.
 MEAN = (0.5, 0.5, 0.5)
-STD = (0.3, 0.3, 0.3)
+STD = (0.25, 0.25, 0.25)
 
 # Squared ratio between a kind's major half-axis and the radius of the disk of equal area (for
 # aspect 1): the rectangle's half-side is sqrt(pi / 4) r and the triangle's circumradius
@@ -37,7 +37,12 @@ _TRIANGLE_NORMALS = [
     (math.cos(math.pi / 2 + 2 * math.pi * j / 3), math.sin(math.pi / 2 + 2 * math.pi * j / 3))
     for j in range(3)
 ]
+# Background waves have between 1 and 4 periods across the image: visible texture, yet
+# smoother than any shape outline.
+_BACKGROUND_CYCLES = (1.0, 4.0)
+# Candidates per pick of `_pick_spread`; more centre candidates mean less occlusion.
 _COLOUR_CANDIDATES = 8
+_CENTRE_CANDIDATES = 3
 # Scenes are drawn in blocks of this many, each block from its own generator: vectorised
 # drawing, yet scene i depends only on (seed, split, i), never on how many scenes a split has.
 BLOCK_SIZE = 64
@@ -135,6 +140,23 @@ def render(shapes: Shapes, background: Tensor) -> tuple[Tensor, Tensor]:
     return images, masks
 
 
+def _pick_spread(candidates: Tensor, references: Tensor) -> Tensor:
+    """Per slot in turn, the candidate farthest from ``references`` and the earlier picks.
+
+    ``candidates`` is ``(N, K, C, D)``, ``references`` ``(N, R, D)``; returns ``(N, K, D)``.
+    """
+    n, k, c = candidates.shape[:3]
+    for slot in range(k):
+        distance = (
+            torch.cdist(candidates[:, slot], references).amin(-1)
+            if references.shape[1]
+            else torch.zeros(n, c)
+        )
+        best = candidates[torch.arange(n), slot, distance.argmax(-1)]
+        references = torch.cat([references, best[:, None]], dim=1)
+    return references[:, -k:]
+
+
 def block_seed(seed: int, split: str, block: int) -> int:
     """The seed of one block of scenes; hashing keeps the splits' streams apart for any seed."""
     digest = hashlib.blake2b(f"seglab.synthetic/{seed}/{split}/{block}".encode(), digest_size=8)
@@ -188,11 +210,11 @@ class SyntheticShapes(Dataset):
         self,
         num_samples: int,
         split: str = "train",
-        image_size: int = 64,
-        max_shapes: int = 4,
-        min_size: float = 0.25,
-        max_size: float = 0.5,
-        min_aspect: float = 0.5,
+        image_size: int = 48,
+        max_shapes: int = 5,
+        min_size: float = 0.2,
+        max_size: float = 0.4,
+        min_aspect: float = 0.6,
         noise: float = 0.05,
         seed: int = 0,
         mean: Sequence[float] = MEAN,
@@ -213,8 +235,8 @@ class SyntheticShapes(Dataset):
             self._draw_block(torch.Generator().manual_seed(block_seed(seed, split, block)))
             for block in range(-(-num_samples // BLOCK_SIZE))
         ]
-        backgrounds, shapes, noise_maps = zip(*blocks)
-        shapes = Shapes(*(torch.cat(field)[:num_samples] for field in zip(*shapes)))
+        backgrounds, shapes, noise_maps = zip(*blocks, strict=True)
+        shapes = Shapes(*(torch.cat(field)[:num_samples] for field in zip(*shapes, strict=True)))
         images, self.masks = render(shapes, torch.cat(backgrounds)[:num_samples])
         images.add_(torch.cat(noise_maps)[:num_samples], alpha=noise).clamp_(0.0, 1.0)
         mean_t = torch.tensor([float(m) for m in mean])[:, None, None]
@@ -229,9 +251,11 @@ class SyntheticShapes(Dataset):
             return low + (high - low) * torch.rand(*shape, generator=generator)
 
         # Background: two random colours blended by two low-frequency plane waves.
-        bg_colours = uniform(0.0, 1.0, n, 2, 3)
+        bg_colours = _pick_spread(
+            uniform(0.0, 1.0, n, 2, _COLOUR_CANDIDATES, 3), torch.empty(n, 0, 3)
+        )
         wave_angle = uniform(0.0, 2 * math.pi, n, 2)
-        cycles = uniform(0.5, 2.5, n, 2)
+        cycles = uniform(*_BACKGROUND_CYCLES, n, 2)
         phase = uniform(0.0, 2 * math.pi, n, 2)
         coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size
         fx = (2 * math.pi * cycles * wave_angle.cos())[..., None] * coords
@@ -244,19 +268,17 @@ class SyntheticShapes(Dataset):
         num_shapes = torch.randint(1, k + 1, (n, 1), generator=generator)
         kind = torch.randint(1, len(CLASSES), (n, k), generator=generator)
         kind = torch.where(torch.arange(k) < num_shapes, kind, 0)
-        center = uniform(0.1 * size, 0.9 * size, n, k, 2)
+        # Each centre is the candidate farthest from the centres below it: shapes still overlap,
+        # but seldom bury each other, so that most are recognisable.
+        center = _pick_spread(
+            uniform(0.1 * size, 0.9 * size, n, k, _CENTRE_CANDIDATES, 2), torch.empty(n, 0, 2)
+        )
         diameter = uniform(self.min_size * size, self.max_size * size, n, k)
         aspect = uniform(self.min_aspect, 1.0, n, k)
         angle = uniform(0.0, 2 * math.pi, n, k)
         # Each fill is the candidate farthest from the background colours and the fills below
-        # it, so that every edge stays visible and every label learnable.
-        candidates = uniform(0.0, 1.0, n, k, _COLOUR_CANDIDATES, 3)
-        references = bg_colours
-        for slot in range(k):
-            distance = torch.cdist(candidates[:, slot], references).amin(-1)
-            best = candidates[torch.arange(n), slot, distance.argmax(-1)]
-            references = torch.cat([references, best[:, None]], dim=1)
-        colour = references[:, 2:]
+        # it, so that every edge stays visible.
+        colour = _pick_spread(uniform(0.0, 1.0, n, k, _COLOUR_CANDIDATES, 3), bg_colours)
         noise = torch.randn(n, 3, size, size, generator=generator)
         return backgrounds, Shapes(kind, center, diameter, aspect, angle, colour), noise
 
@@ -294,14 +316,14 @@ class SyntheticShapesDataModule(SegmentationDataModule):
 
     def __init__(
         self,
-        image_size: int = 64,
-        num_train: int = 1000,
+        image_size: int = 32,
+        num_train: int = 2000,
         num_val: int = 200,
         num_test: int = 200,
-        max_shapes: int = 4,
-        min_size: float = 0.25,
-        max_size: float = 0.5,
-        min_aspect: float = 0.5,
+        max_shapes: int = 2,
+        min_size: float = 0.35,
+        max_size: float = 0.65,
+        min_aspect: float = 0.75,
         noise: float = 0.05,
         seed: int = 0,
         classes: Sequence[str] = CLASSES,
@@ -312,6 +334,11 @@ class SyntheticShapesDataModule(SegmentationDataModule):
         std: Sequence[float] = STD,
         **loader_options: Any,
     ) -> None:
+        if num_classes != len(CLASSES):
+            raise ValueError(
+                f"data.num_classes={num_classes} but the shapes generator draws "
+                f"{len(CLASSES)} classes {list(CLASSES)}"
+            )
         super().__init__(
             classes=classes,
             num_classes=num_classes,
@@ -321,11 +348,6 @@ class SyntheticShapesDataModule(SegmentationDataModule):
             std=std,
             **loader_options,
         )
-        if self.num_classes != len(CLASSES):
-            raise ValueError(
-                f"data.num_classes={self.num_classes} but the shapes generator draws "
-                f"{len(CLASSES)} classes {list(CLASSES)}"
-            )
         check_options(
             image_size, max_shapes, min_size, max_size, min_aspect, noise, prefix="data."
         )
