@@ -37,9 +37,9 @@ _TRIANGLE_NORMALS = [
     (math.cos(math.pi / 2 + 2 * math.pi * j / 3), math.sin(math.pi / 2 + 2 * math.pi * j / 3))
     for j in range(3)
 ]
-# Background waves have between 1 and 4 periods across the image: visible texture, yet
+# Background waves have between 0.5 and 2.5 periods across the image: visible texture, yet
 # smoother than any shape outline.
-_BACKGROUND_CYCLES = (1.0, 4.0)
+_BACKGROUND_CYCLES = (0.5, 2.5)
 # Candidates per pick of `_pick_spread`; more centre candidates mean less occlusion.
 _COLOUR_CANDIDATES = 8
 _CENTRE_CANDIDATES = 3
