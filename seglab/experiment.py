@@ -96,9 +96,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer = build_trainer(cfg)
     trainer.fit(task, datamodule=datamodule)
     metrics = {
-        name: float(value)
-        for name, value in trainer.callback_metrics.items()
-        if value.numel() == 1
+        name: float(value) for name, value in trainer.callback_metrics.items() if value.numel() == 1
     }
     if cfg.get("test_after_fit") and not trainer.interrupted:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -123,8 +121,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise SeglabError(
-            f"ckpt_path={path} is not a loadable checkpoint ({type(error).__name__}: "
-            f"{first_line})"
+            f"ckpt_path={path} is not a loadable checkpoint ({type(error).__name__}: {first_line})"
         ) from None
     if not isinstance(checkpoint, dict) or CHECKPOINT_KEY not in checkpoint:
         raise SeglabError(

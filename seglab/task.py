@@ -84,8 +84,13 @@ class SegmentationTask(pl.LightningModule):
         images, masks = batch
         logits = self(images)
         loss = self.loss(logits, masks)
-        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=stage == "val",
-                 batch_size=images.shape[0])
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_epoch=True,
+            prog_bar=stage == "val",
+            batch_size=images.shape[0],
+        )
         self.confmats[stage].update(logits, masks)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:

@@ -32,5 +32,10 @@ def test_flatten_config_gives_dotted_scalar_keys() -> None:
     flat = flatten_config(
         {"optimizer": {"lr": 0.1, "betas": [0.9, 0.99]}, "seed": 3, "x": None, "y": float("nan")}
     )
-    assert flat == {"optimizer.lr": 0.1, "optimizer.betas": "[0.9, 0.99]", "seed": 3,
-                    "x": "None", "y": "nan"}
+    assert flat == {
+        "optimizer.lr": 0.1,
+        "optimizer.betas": "[0.9, 0.99]",
+        "seed": 3,
+        "x": "None",
+        "y": "nan",
+    }

@@ -73,7 +73,10 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
         else:
             precision = cfg.trainer.precision
         trainer = instantiate(
-            cfg.trainer, accelerator=accelerator, precision=precision, logger=False,
+            cfg.trainer,
+            accelerator=accelerator,
+            precision=precision,
+            logger=False,
             enable_checkpointing=False,
         )
         assert trainer.max_epochs == cfg.trainer.max_epochs

@@ -86,9 +86,9 @@ def test_images_are_normalised_with_mean_and_std():
     raw = SyntheticShapes(6, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), **SMALL).images
     normalised = SyntheticShapes(6, mean=(0.5, 0.4, 0.3), std=(0.2, 0.3, 0.4), **SMALL).images
     assert raw.min() >= 0 and raw.max() <= 1
-    expected = (raw - torch.tensor([0.5, 0.4, 0.3])[:, None, None]) / torch.tensor(
-        [0.2, 0.3, 0.4]
-    )[:, None, None]
+    expected = (raw - torch.tensor([0.5, 0.4, 0.3])[:, None, None]) / torch.tensor([0.2, 0.3, 0.4])[
+        :, None, None
+    ]
     torch.testing.assert_close(normalised, expected)
 
 

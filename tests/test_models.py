@@ -210,8 +210,8 @@ def test_self_attention_rejects_heads_that_do_not_divide() -> None:
 
 
 def test_segmenter_rejects_unknown_attention_site() -> None:
-    with pytest.raises(ValueError, match="attention_at='decoder'"):
-        Segmenter(ConvEncoder(widths=[4, 8]), UNetDecoder, 3, attention_at="decoder")
+    with pytest.raises(ValueError, match="attention_at='head'"):
+        Segmenter(ConvEncoder(widths=[4, 8]), UNetDecoder, 3, attention_at="head")
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 16, 16), (3, 16, 16)])

@@ -30,7 +30,11 @@ TINY = [
 def _run(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
 
@@ -81,8 +85,12 @@ def test_tensorboard_has_every_promised_tag(trained_run: Path) -> None:
 def test_eval_reproduces_the_best_logged_val_miou(trained_run: Path, tmp_path: Path) -> None:
     ckpt = trained_run / "checkpoints" / "best.ckpt"
     result = _run(
-        "seglab.eval", f"ckpt_path={ckpt}", "split=val", f"paths.output_root={tmp_path}",
-        "trainer.enable_progress_bar=false", cwd=tmp_path,
+        "seglab.eval",
+        f"ckpt_path={ckpt}",
+        "split=val",
+        f"paths.output_root={tmp_path}",
+        "trainer.enable_progress_bar=false",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "background" in result.stdout and "IoU" in result.stdout
@@ -98,8 +106,13 @@ def test_eval_reproduces_the_best_logged_val_miou(trained_run: Path, tmp_path: P
 def test_eval_overrides_apply_on_top_of_the_checkpoint(trained_run: Path, tmp_path: Path) -> None:
     ckpt = trained_run / "checkpoints" / "best.ckpt"
     result = _run(
-        "seglab.eval", f"ckpt_path={ckpt}", "split=test", "data.num_test=4",
-        f"paths.output_root={tmp_path}", "trainer.enable_progress_bar=false", cwd=tmp_path,
+        "seglab.eval",
+        f"ckpt_path={ckpt}",
+        "split=test",
+        "data.num_test=4",
+        f"paths.output_root={tmp_path}",
+        "trainer.enable_progress_bar=false",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (eval_dir,) = (tmp_path / "eval").iterdir()
@@ -107,16 +120,18 @@ def test_eval_overrides_apply_on_top_of_the_checkpoint(trained_run: Path, tmp_pa
 
 
 def test_eval_of_a_missing_checkpoint_fails_in_one_line(tmp_path: Path) -> None:
-    result = _run("seglab.eval", "ckpt_path=nowhere.ckpt", f"paths.output_root={tmp_path}",
-                  cwd=tmp_path)
+    result = _run(
+        "seglab.eval", "ckpt_path=nowhere.ckpt", f"paths.output_root={tmp_path}", cwd=tmp_path
+    )
     assert result.returncode != 0
     assert result.stderr.strip() == "seglab-eval: error: ckpt_path=nowhere.ckpt does not exist"
 
 
 def test_eval_of_a_foreign_checkpoint_says_why(tmp_path: Path) -> None:
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
-    result = _run("seglab.eval", "ckpt_path=other.ckpt", f"paths.output_root={tmp_path}",
-                  cwd=tmp_path)
+    result = _run(
+        "seglab.eval", "ckpt_path=other.ckpt", f"paths.output_root={tmp_path}", cwd=tmp_path
+    )
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "other.ckpt is not a seglab checkpoint" in lines[0]

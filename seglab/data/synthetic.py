@@ -348,9 +348,7 @@ class SyntheticShapesDataModule(SegmentationDataModule):
             std=std,
             **loader_options,
         )
-        check_options(
-            image_size, max_shapes, min_size, max_size, min_aspect, noise, prefix="data."
-        )
+        check_options(image_size, max_shapes, min_size, max_size, min_aspect, noise, prefix="data.")
         for key, count in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
             if count < 1:
                 raise ValueError(f"data.{key}={count} must be at least 1")

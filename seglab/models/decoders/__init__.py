@@ -1,0 +1,11 @@
+"""Decoders: encoder features (fine to coarse) in, one feature map out, built in stages.
+
+Decoders are built from the encoder's layout (``decoder(encoder_channels=...,
+encoder_strides=...)``); see ``Decoder`` for what they share.
+"""
+
+from seglab.models.decoders.base import Decoder
+from seglab.models.decoders.transposed import TransposedConvDecoder
+from seglab.models.decoders.unet import UNetDecoder
+
+__all__ = ["Decoder", "TransposedConvDecoder", "UNetDecoder"]

@@ -1,0 +1,92 @@
+"""What every decoder shares: the encoder's layout, its stages and attention after them."""
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+
+class Decoder(nn.Module, ABC):
+    """Base of the decoders: encoder features (fine to coarse) in, one feature map out.
+
+    A decoder works in stages, each ending in a feature map; the last stage's map is the
+    output. Exposing the stages lets the Segmenter put attention after each of them and
+    attach auxiliary heads to the intermediate ones without knowing the architecture.
+    Subclasses set ``stage_channels`` (channels of each stage's output, in order) in their
+    ``__init__`` and implement ``forward_stages``, calling ``self.attend(i, x)`` on the output
+    of stage ``i``.
+
+    Args:
+        encoder_channels: channels of the encoder features, fine to coarse.
+        encoder_strides: their strides; ``None`` assumes 1, 2, 4, ...
+    """
+
+    #: Whether ``forward_stages`` needs the encoder's max-pooling indices.
+    requires_indices = False
+
+    def __init__(
+        self, encoder_channels: Sequence[int], encoder_strides: Sequence[int] | None = None
+    ) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        self.encoder_channels = [int(c) for c in encoder_channels]
+        if not self.encoder_channels or min(self.encoder_channels) < 1:
+            raise ValueError(
+                f"{owner}: encoder_channels={self.encoder_channels} must be a non-empty list "
+                "of positive ints"
+            )
+        if encoder_strides is None:
+            encoder_strides = [2**i for i in range(len(self.encoder_channels))]
+        self.encoder_strides = [int(s) for s in encoder_strides]
+        if len(self.encoder_strides) != len(self.encoder_channels) or any(
+            b < a for a, b in zip(self.encoder_strides, self.encoder_strides[1:], strict=False)
+        ):
+            raise ValueError(
+                f"{owner}: encoder_strides={self.encoder_strides} needs one non-decreasing "
+                f"entry per encoder feature ({len(self.encoder_channels)})"
+            )
+        self.stage_channels: list[int] = []
+        self.stage_attention = nn.ModuleList()
+
+    @property
+    def out_channels(self) -> int:
+        return self.stage_channels[-1]
+
+    def add_stage_attention(self, attention: Callable[..., nn.Module]) -> None:
+        """Build ``attention(channels=...)`` for the output of every stage."""
+        self.stage_attention = nn.ModuleList(attention(channels=c) for c in self.stage_channels)
+
+    def attend(self, stage: int, x: torch.Tensor) -> torch.Tensor:
+        return self.stage_attention[stage](x) if len(self.stage_attention) else x
+
+    def check_features(self, features: list[torch.Tensor]) -> None:
+        if len(features) != len(self.encoder_channels):
+            raise ValueError(
+                f"{type(self).__name__}: expected {len(self.encoder_channels)} encoder "
+                f"features, got {len(features)}"
+            )
+
+    @abstractmethod
+    def forward_stages(
+        self, features: list[torch.Tensor], indices: list[torch.Tensor] | None = None
+    ) -> list[torch.Tensor]:
+        """The output of every stage, in order; the last one is the decoder's output."""
+
+    def forward(
+        self, features: list[torch.Tensor], indices: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        return self.forward_stages(features, indices)[-1]
+
+
+def step_widths(owner: str, defaults: list[int], widths: Sequence[int] | None) -> list[int]:
+    """Check user-given widths (one per step) or fall back to the defaults, one per step."""
+    if widths is None:
+        return defaults
+    widths = [int(w) for w in widths]
+    if len(widths) != len(defaults) or min(widths, default=1) < 1:
+        raise ValueError(
+            f"{owner}: widths={widths} needs one positive entry per upsampling step "
+            f"({len(defaults)} for this encoder)"
+        )
+    return widths
