@@ -26,7 +26,10 @@ class SegmentationTask(pl.LightningModule):
     """Supervised per-pixel classification with dataset-level IoU/Dice metrics.
 
     Args:
-        model: maps images ``(N, 3, H, W)`` to logits ``(N, C, H, W)``.
+        model: maps images ``(N, 3, H, W)`` to logits ``(N, C, H, W)``; a model with
+            ``aux_weight > 0`` also has ``forward_with_aux``, whose auxiliary logits add
+            ``aux_weight`` times their mean loss to the training loss (logged as
+            ``train/loss/aux``).
         loss: maps ``(logits, target)`` to a scalar; a loss with ``last_terms`` also gets
             each term logged.
         optimizer: partial taking ``params``.
@@ -71,11 +74,22 @@ class SegmentationTask(pl.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, masks = batch
-        loss = self.loss(self(images), masks)
         n = images.shape[0]
+        aux_weight = float(getattr(self.model, "aux_weight", 0.0))
+        if aux_weight > 0:
+            logits, aux_logits = self.model.forward_with_aux(images)
+        else:
+            logits, aux_logits = self(images), []
+        loss = self.loss(logits, masks)
+        # read before the auxiliary losses overwrite them
+        terms = dict(getattr(self.loss, "last_terms", {}))
+        if aux_logits:
+            aux_loss = torch.stack([self.loss(aux, masks) for aux in aux_logits]).mean()
+            terms["aux"] = aux_loss.detach()
+            loss = loss + aux_weight * aux_loss
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
         self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, batch_size=n)
-        for name, value in getattr(self.loss, "last_terms", {}).items():
+        for name, value in terms.items():
             self.log(f"train/loss/{name}", value, on_step=False, on_epoch=True, batch_size=n)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, batch_size=n)
         return loss

@@ -2,6 +2,8 @@ import io
 import itertools
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,27 +37,55 @@ COMBINATIONS = list(
 )
 
 
-def _compose_model(encoder: str, decoder: str, attention: str) -> Segmenter:
+def _sample() -> list[tuple[str, str, str, str]]:
+    """A few combinations in which every option of every group, and both attention sites,
+    appear: the expensive checks run on these, the cheap forward check on all combinations."""
+    encoders, decoders, attentions = (_options(g) for g in ("encoder", "decoder", "attention"))
+    count = max(len(encoders), len(decoders), len(attentions))
+    sample = {("conv", "unet", "none", "bottleneck")}
+    for i in range(count):
+        site = ("bottleneck", "decoder")[i % 2]
+        sample.add((encoders[i % len(encoders)], decoders[(i + 1) % len(decoders)],
+                    attentions[i % len(attentions)], site))
+    return sorted(sample)
+
+
+SAMPLE = _sample()
+
+
+def _compose_model(
+    encoder: str, decoder: str, attention: str, attention_at: str = "bottleneck", *extra: str
+) -> Segmenter:
     # Group overrides take the full path, exactly as on the training command line; data is
     # not composed here, so the class count that model.num_classes interpolates is added.
     overrides = [
         f"model/encoder={encoder}",
         f"model/decoder={decoder}",
         f"model/attention={attention}",
+        f"model.attention_at={attention_at}",
         f"+data.num_classes={NUM_CLASSES}",
+        *extra,
     ]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="model/segmenter", overrides=overrides)
     return instantiate(cfg.model)
 
 
-@pytest.fixture(params=COMBINATIONS, ids="-".join)
-def combination(request: pytest.FixtureRequest) -> tuple[str, str, str]:
+@pytest.mark.parametrize("combination", COMBINATIONS, ids="-".join)
+def test_every_combination_composes_and_runs(combination: tuple[str, str, str]) -> None:
+    torch.manual_seed(0)
+    model = _compose_model(*combination).eval()
+    with torch.no_grad():
+        assert model(torch.randn(*ODD)).shape == (1, NUM_CLASSES, 97, 131)
+
+
+@pytest.fixture(params=SAMPLE, ids="-".join)
+def combination(request: pytest.FixtureRequest) -> tuple[str, str, str, str]:
     return request.param
 
 
 @pytest.fixture
-def model(combination: tuple[str, str, str]) -> Segmenter:
+def model(combination: tuple[str, str, str, str]) -> Segmenter:
     torch.manual_seed(0)
     model = _compose_model(*combination)
     # Nudge every weight so that zero-initialised parts (the attention scale) take part.
@@ -67,6 +97,9 @@ def model(combination: tuple[str, str, str]) -> Segmenter:
 
 def test_every_group_has_options() -> None:
     assert all(COMBINATIONS[0]) and ("conv", "unet", "none") in COMBINATIONS
+    for i, group in enumerate(("encoder", "decoder", "attention")):
+        assert {combination[i] for combination in SAMPLE} == set(_options(group))
+    assert {combination[3] for combination in SAMPLE} == {"bottleneck", "decoder"}
 
 
 class TestComposedModel:
@@ -90,7 +123,7 @@ class TestComposedModel:
             assert torch.isfinite(param.grad).all(), name
 
     def test_state_dict_round_trip(
-        self, model: Segmenter, combination: tuple[str, str, str]
+        self, model: Segmenter, combination: tuple[str, str, str, str]
     ) -> None:
         model(torch.randn(*EVEN))  # a training step's forward moves BatchNorm statistics
         buffer = io.BytesIO()
@@ -238,3 +271,58 @@ class _CoarseEncoder(nn.Module):
 def test_segmenter_upsamples_logits_of_coarse_decoders() -> None:
     model = Segmenter(_CoarseEncoder(), UNetDecoder, 3)
     assert model(torch.randn(1, 3, 13, 22)).shape == (1, 3, 13, 22)
+
+
+def test_attention_at_decoder_follows_every_stage() -> None:
+    model = Segmenter(
+        ConvEncoder(widths=[4, 8, 16]), UNetDecoder, 3, PixelSelfAttention, "decoder"
+    )
+    assert isinstance(model.attention, nn.Identity)
+    blocks = list(model.decoder.stage_attention)
+    assert [block.value.in_channels for block in blocks] == model.decoder.stage_channels == [8, 4]
+    with torch.no_grad():
+        for block in blocks:
+            block.scale.fill_(1.0)
+    x = torch.randn(1, 3, 20, 20)
+    out = model(x)
+    with torch.no_grad():
+        blocks[0].scale.zero_()
+    assert not torch.allclose(model(x), out), "the first stage's attention is not used"
+
+
+def test_aux_heads_give_logits_for_every_intermediate_stage() -> None:
+    torch.manual_seed(0)
+    model = Segmenter(ConvEncoder(widths=[4, 8, 16, 32]), UNetDecoder, 3, aux_weight=0.4)
+    x = torch.randn(2, 3, 21, 30)
+    logits, aux = model.forward_with_aux(x)
+    torch.testing.assert_close(logits, model(x), rtol=0, atol=0)
+    assert len(aux) == len(model.decoder.stage_channels) - 1 == 2
+    assert all(a.shape == (2, 3, 21, 30) for a in aux)
+    sum(a.sum() for a in aux).backward()
+    assert all(p.grad is not None for p in model.aux_heads.parameters())
+    assert Segmenter(ConvEncoder(widths=[4, 8]), UNetDecoder, 3).forward_with_aux(x)[1] == []
+
+
+def test_aux_heads_need_several_decoder_stages() -> None:
+    with pytest.raises(ValueError, match=r"aux_weight=0.4 needs a decoder with several stages"):
+        Segmenter(ConvEncoder(widths=[4]), UNetDecoder, 3, aux_weight=0.4)
+
+
+_PEAK_SCRIPT = """
+import resource, torch
+from seglab.models import PixelSelfAttention
+block = PixelSelfAttention(8, reduction=4).eval()
+x = torch.randn(1, 8, 256, 256)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with torch.inference_mode():
+    block(x)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+def test_self_attention_memory_grows_with_the_map_not_its_square() -> None:
+    # 65536 queries x 4096 keys: a materialised attention matrix alone would be 1 GiB.
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK_SCRIPT], capture_output=True, text=True, check=True
+    )
+    assert float(result.stdout) < 256, f"peak grew by {float(result.stdout):.0f} MiB"
