@@ -90,8 +90,11 @@ def machine() -> str:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.read_text().splitlines()
+            if line.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     return f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
@@ -154,7 +157,11 @@ def main() -> None:
     for encoder in args.encoders or options("encoder"):
         for decoder in args.decoders or options("decoder"):
             model = compose_model(encoder, decoder, args.overrides)
-            row = {"encoder": encoder, "decoder": decoder, **measure(model, args.size, args.repeats)}
+            row = {
+                "encoder": encoder,
+                "decoder": decoder,
+                **measure(model, args.size, args.repeats),
+            }
             print(row, flush=True)
             rows.append(row)
     attention = None

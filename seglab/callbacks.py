@@ -11,6 +11,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from omegaconf import OmegaConf
 from PIL import Image, ImageDraw, ImageFont
 from pytorch_lightning.loggers import TensorBoardLogger
@@ -19,7 +20,7 @@ from torch.utils.tensorboard.summary import hparams
 from torchvision.transforms.functional import pil_to_tensor
 from torchvision.utils import make_grid
 
-from seglab.task import SegmentationTask
+from seglab.task import SegmentationTask, upsample_to
 
 VOID_COLOUR = (0, 0, 0)
 # metrics the HPARAMS tab shows next to each run's config values
@@ -66,16 +67,19 @@ class PredictionGrid(pl.Callback):
         if self._batch is None:
             dataset = datamodule.dataset("val")
             samples = [dataset[i] for i in range(min(self.num_samples, len(dataset)))]
-            self._batch = (
-                torch.stack([image for image, _ in samples]),
-                torch.stack([mask for _, mask in samples]),
-            )
+            self._batch = datamodule.collate_fn(samples)
         images, masks = self._batch
         was_training = pl_module.training
         pl_module.eval()
         with torch.no_grad():
-            predictions = pl_module(images.to(pl_module.device)).argmax(1).cpu()
+            logits = upsample_to(pl_module(images.to(pl_module.device)), masks)
+            predictions = logits.argmax(1).cpu()
         pl_module.train(was_training)
+        # images may run below the labels' resolution (data.eval_scale); draw all at the latter
+        if images.shape[-2:] != masks.shape[-2:]:
+            images = F.interpolate(
+                images, size=masks.shape[-2:], mode="bilinear", align_corners=False
+            )
         tiles = []
         for image, mask, prediction in zip(
             datamodule.denormalize(images).clamp(0, 1), masks, predictions, strict=True

@@ -6,19 +6,27 @@ config means the same thing everywhere and a checkpoint's stored config rebuilds
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from seglab.data import SegmentationDataModule
+from seglab.data import DatasetError, SegmentationDataModule
+from seglab.data.stats import class_statistics
 from seglab.task import CHECKPOINT_KEY, SegmentationTask
+
+log = logging.getLogger(__name__)
+# the value of a loss's `class_weights` that asks for weights computed from the train split
+MEDIAN_FREQUENCY = "median_frequency"
 
 
 class SeglabError(Exception):
@@ -35,12 +43,60 @@ def config_dir() -> Path:
 
 
 def build_datamodule(cfg: DictConfig) -> SegmentationDataModule:
-    datamodule = instantiate(cfg.data)
+    try:
+        datamodule = instantiate(cfg.data)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, DatasetError):
+            raise SeglabError(str(error.__cause__)) from None
+        raise
     if not isinstance(datamodule, SegmentationDataModule):
         raise SeglabError(
             f"data._target_={cfg.data.get('_target_')} does not build a SegmentationDataModule"
         )
     return datamodule
+
+
+def setup_data(datamodule: SegmentationDataModule, stage: str) -> None:
+    """Build (and so check) the splits of ``stage`` before any training or evaluation starts."""
+    try:
+        datamodule.setup(stage)
+    except DatasetError as error:
+        raise SeglabError(str(error)) from None
+
+
+def median_frequency_weights(datamodule: SegmentationDataModule) -> list[float]:
+    """Median-frequency class weights of the train split (cached with its scan, if any)."""
+    try:
+        class_pixels, image_pixels = datamodule.class_pixel_counts("train")
+    except DatasetError as error:
+        raise SeglabError(str(error)) from None
+    return class_statistics(datamodule.classes, class_pixels, image_pixels).median_frequency_weights
+
+
+def resolve_class_weights(cfg: DictConfig, datamodule: SegmentationDataModule) -> DictConfig:
+    """``cfg`` with every ``class_weights: median_frequency`` of the loss replaced by numbers.
+
+    The numbers then reach both the loss and the config stored in checkpoints, so that a
+    checkpoint rebuilds its loss without its training data.
+    """
+    paths = []
+
+    def find(node: DictConfig, path: str) -> None:
+        for key in node:
+            value = node.get(key)
+            if isinstance(value, DictConfig):
+                find(value, f"{path}.{key}")
+            elif key == "class_weights" and value == MEDIAN_FREQUENCY:
+                paths.append(f"{path}.{key}")
+
+    find(cfg.loss, "loss")
+    if not paths:
+        return cfg
+    weights = median_frequency_weights(datamodule)
+    resolved = copy.deepcopy(cfg)
+    for path in paths:
+        OmegaConf.update(resolved, path, weights, merge=False)
+    return resolved
 
 
 def build_model(cfg: DictConfig) -> torch.nn.Module:
@@ -49,10 +105,18 @@ def build_model(cfg: DictConfig) -> torch.nn.Module:
             f"model.num_classes={cfg.model.get('num_classes')} differs from "
             f"data.num_classes={cfg.data.num_classes}: the model cannot score this dataset"
         )
+    model_channels = OmegaConf.select(cfg, "model.encoder.in_channels")
+    data_channels = OmegaConf.select(cfg, "data.in_channels")
+    if None not in (model_channels, data_channels) and model_channels != data_channels:
+        raise SeglabError(
+            f"model.encoder.in_channels={model_channels} differs from data.in_channels="
+            f"{data_channels}; set both to the same value"
+        )
     return instantiate(cfg.model)
 
 
 def build_task(cfg: DictConfig, datamodule: SegmentationDataModule) -> SegmentationTask:
+    cfg = resolve_class_weights(cfg, datamodule)
     scheduler = cfg.get("scheduler")
     return SegmentationTask(
         model=build_model(cfg),
@@ -92,13 +156,18 @@ def train(cfg: DictConfig) -> dict[str, float]:
     OmegaConf.save(cfg, run_dir / ".hydra" / "config_resolved.yaml", resolve=True)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg)
+    setup_data(datamodule, "fit")
     task = build_task(cfg, datamodule)
     trainer = build_trainer(cfg)
     trainer.fit(task, datamodule=datamodule)
     metrics = {
         name: float(value) for name, value in trainer.callback_metrics.items() if value.numel() == 1
     }
-    if cfg.get("test_after_fit") and not trainer.interrupted:
+    missing_test = datamodule.split_unavailable("test")
+    if cfg.get("test_after_fit") and not trainer.interrupted and missing_test is not None:
+        log.warning("skipping the test phase after fit: %s", missing_test)
+    elif cfg.get("test_after_fit") and not trainer.interrupted:
+        setup_data(datamodule, "test")
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update(
@@ -174,6 +243,10 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
     checkpoint = load_checkpoint(cfg.ckpt_path)
     run_cfg = checkpoint_config(checkpoint, cfg, overrides)
     datamodule = build_datamodule(run_cfg)
+    missing = datamodule.split_unavailable(cfg.split)
+    if missing is not None:
+        raise SeglabError(f"cannot evaluate split={cfg.split}: {missing}")
+    setup_data(datamodule, "validate" if cfg.split == "val" else "test")
     task = build_task(run_cfg, datamodule)
     task.load_state_dict(checkpoint["state_dict"])
     trainer = instantiate(
@@ -186,10 +259,8 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
         devices=1,
     )
     if cfg.split == "val":
-        datamodule.setup("validate")
         trainer.validate(task, dataloaders=datamodule.val_dataloader(), verbose=False)
     else:
-        datamodule.setup("test")
         trainer.test(task, dataloaders=datamodule.test_dataloader(), verbose=False)
     scores = task.scores[cfg.split]
     report = {

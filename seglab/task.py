@@ -13,6 +13,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
@@ -20,6 +21,18 @@ from torch.optim.lr_scheduler import LRScheduler
 from seglab.metrics import confusion_matrix_metric, segmentation_scores
 
 CHECKPOINT_KEY = "seglab"
+
+
+def upsample_to(logits: Tensor, masks: Tensor) -> Tensor:
+    """Bilinearly resize ``(N, C, h, w)`` logits to the ``(N, H, W)`` masks' size.
+
+    Data configs may run the model below the labels' resolution (``data.eval_scale``); the
+    metrics are still those of the labels, so the logits, not the masks, are resampled, and
+    before the argmax.
+    """
+    if logits.shape[-2:] == masks.shape[-2:]:
+        return logits
+    return F.interpolate(logits, size=masks.shape[-2:], mode="bilinear", align_corners=False)
 
 
 class SegmentationTask(pl.LightningModule):
@@ -96,7 +109,7 @@ class SegmentationTask(pl.LightningModule):
 
     def _evaluation_step(self, stage: str, batch: tuple[Tensor, Tensor]) -> None:
         images, masks = batch
-        logits = self(images)
+        logits = upsample_to(self(images), masks)
         loss = self.loss(logits, masks)
         self.log(
             f"{stage}/loss",

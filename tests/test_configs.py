@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from PIL import Image
 
 from seglab.experiment import build_datamodule, build_task, build_trainer, config_dir
 
 CONF = config_dir()
-ENTRY_CONFIGS = {"train.yaml", "eval.yaml"}
+ENTRY_CONFIGS = {"train.yaml", "eval.yaml", "data_stats.yaml"}
+# image and mask folders of the train split in the layout each folder dataset expects
+FOLDER_LAYOUTS = {
+    "folder": ("train/images", "train/masks"),
+    "camvid": ("train", "trainannot"),
+}
 
 
 def _group_options() -> list[tuple[str, str]]:
@@ -29,8 +36,26 @@ def _compose(tmp_path: Path, config: str = "train", overrides: tuple[str, ...] =
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(
             config_name=config,
-            overrides=[f"paths.output_dir={tmp_path}", *overrides],
+            overrides=[
+                f"paths.output_dir={tmp_path}",
+                f"paths.cache_dir={tmp_path / 'cache'}",
+                *overrides,
+            ],
         )
+
+
+def _tiny_folder(root: Path, option: str) -> Path:
+    """Two 8x8 pairs per split in the layout of ``data=<option>``, with class-0 masks."""
+    image_dir, mask_dir = FOLDER_LAYOUTS[option]
+    for split in ("train", "val"):
+        images = root / image_dir.replace("train", split)
+        masks = root / mask_dir.replace("train", split)
+        images.mkdir(parents=True)
+        masks.mkdir(parents=True)
+        for stem in ("a", "b"):
+            Image.new("RGB", (8, 8), (40, 80, 120)).save(images / f"{stem}.png")
+            Image.fromarray(np.zeros((8, 8), np.uint8)).save(masks / f"{stem}.png")
+    return root
 
 
 def _small_data(cfg: DictConfig) -> None:
@@ -98,8 +123,18 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
 def test_every_config_file_composes_and_instantiates(
     group: str, option: str, tmp_path: Path
 ) -> None:
-    cfg = _compose(tmp_path, overrides=(f"{group}={option}",))
+    overrides = [f"{group}={option}"]
+    if group == "data" and option in FOLDER_LAYOUTS:
+        overrides.append(f"data.root={_tiny_folder(tmp_path / 'data', option)}")
+    cfg = _compose(tmp_path, overrides=tuple(overrides))
     _instantiate_group(group, cfg, tmp_path)
+
+
+def test_data_stats_config_composes_data_and_paths(tmp_path: Path) -> None:
+    cfg = _compose(tmp_path, config="data_stats", overrides=("data=camvid",))
+    assert cfg.task_name == "data_stats" and cfg.split == "train"
+    assert cfg.data.num_classes == 11 and cfg.data.ignore_index == 11
+    assert cfg.data.cache_dir == str(tmp_path / "cache")
 
 
 def test_default_train_config_builds_a_task_and_trainer(tmp_path: Path) -> None:

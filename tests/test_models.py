@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from torch import nn
 
@@ -45,9 +46,18 @@ def _sample() -> list[tuple[str, str, str, str]]:
     sample = {("conv", "unet", "none", "bottleneck")}
     for i in range(count):
         site = ("bottleneck", "decoder")[i % 2]
-        sample.add((encoders[i % len(encoders)], decoders[(i + 1) % len(decoders)],
-                    attentions[i % len(attentions)], site))
+        encoder, decoder = encoders[i % len(encoders)], decoders[(i + 1) % len(decoders)]
+        attention = attentions[i % len(attentions)]
+        if not _compatible(encoder, decoder):
+            sample.add(("conv", decoder, attention, site))
+            decoder = "unet"
+        sample.add((encoder, decoder, attention, site))
     return sorted(sample)
+
+
+def _compatible(encoder: str, decoder: str) -> bool:
+    """Unpooling decoders need an encoder that max-pools: only the conv encoder does."""
+    return decoder != "segnet" or encoder == "conv"
 
 
 SAMPLE = _sample()
@@ -74,6 +84,10 @@ def _compose_model(
 @pytest.mark.parametrize("combination", COMBINATIONS, ids="-".join)
 def test_every_combination_composes_and_runs(combination: tuple[str, str, str]) -> None:
     torch.manual_seed(0)
+    if not _compatible(*combination[:2]):
+        with pytest.raises(InstantiationException, match="max-pooling indices"):
+            _compose_model(*combination)
+        return
     model = _compose_model(*combination).eval()
     with torch.no_grad():
         assert model(torch.randn(*ODD)).shape == (1, NUM_CLASSES, 97, 131)
@@ -274,9 +288,7 @@ def test_segmenter_upsamples_logits_of_coarse_decoders() -> None:
 
 
 def test_attention_at_decoder_follows_every_stage() -> None:
-    model = Segmenter(
-        ConvEncoder(widths=[4, 8, 16]), UNetDecoder, 3, PixelSelfAttention, "decoder"
-    )
+    model = Segmenter(ConvEncoder(widths=[4, 8, 16]), UNetDecoder, 3, PixelSelfAttention, "decoder")
     assert isinstance(model.attention, nn.Identity)
     blocks = list(model.decoder.stage_attention)
     assert [block.value.in_channels for block in blocks] == model.decoder.stage_channels == [8, 4]

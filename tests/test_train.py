@@ -6,12 +6,15 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
+from seglab.eval import main as eval_main
 from seglab.runs import load_events, read_hparams, read_scalars
+from seglab.train import main as train_main
 
 TINY = [
     "data.image_size=32",
@@ -37,6 +40,25 @@ def _run(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]
         text=True,
         timeout=300,
     )
+
+
+def _cli(
+    main: Callable[[], None],
+    *args: str,
+    cwd: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> tuple[int, str, str]:
+    """Run a console entry point in this process (no interpreter start-up): exit code, out, err."""
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", ["seglab", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -102,43 +124,249 @@ def test_eval_reproduces_the_best_logged_val_miou(trained_run: Path, tmp_path: P
     assert report["mIoU"] == pytest.approx(best, abs=1e-4)
 
 
-@pytest.mark.slow
-def test_eval_overrides_apply_on_top_of_the_checkpoint(trained_run: Path, tmp_path: Path) -> None:
+def test_eval_overrides_apply_on_top_of_the_checkpoint(
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     ckpt = trained_run / "checkpoints" / "best.ckpt"
-    result = _run(
-        "seglab.eval",
+    code, _, err = _cli(
+        eval_main,
         f"ckpt_path={ckpt}",
         "split=test",
         "data.num_test=4",
         f"paths.output_root={tmp_path}",
         "trainer.enable_progress_bar=false",
         cwd=tmp_path,
+        monkeypatch=monkeypatch,
+        capsys=capsys,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert code == 0, err[-3000:]
     (eval_dir,) = (tmp_path / "eval").iterdir()
     assert json.loads((eval_dir / "metrics.json").read_text())["split"] == "test"
 
 
-def test_eval_of_a_missing_checkpoint_fails_in_one_line(tmp_path: Path) -> None:
-    result = _run(
-        "seglab.eval", "ckpt_path=nowhere.ckpt", f"paths.output_root={tmp_path}", cwd=tmp_path
+def test_eval_of_a_missing_checkpoint_fails_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    code, _, err = _cli(
+        eval_main,
+        "ckpt_path=nowhere.ckpt",
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+        monkeypatch=monkeypatch,
+        capsys=capsys,
     )
-    assert result.returncode != 0
-    assert result.stderr.strip() == "seglab-eval: error: ckpt_path=nowhere.ckpt does not exist"
+    assert code == 2
+    assert err.strip() == "seglab-eval: error: ckpt_path=nowhere.ckpt does not exist"
 
 
-def test_eval_of_a_foreign_checkpoint_says_why(tmp_path: Path) -> None:
+def test_eval_of_a_foreign_checkpoint_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
-    result = _run(
-        "seglab.eval", "ckpt_path=other.ckpt", f"paths.output_root={tmp_path}", cwd=tmp_path
+    code, _, err = _cli(
+        eval_main,
+        "ckpt_path=other.ckpt",
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+        monkeypatch=monkeypatch,
+        capsys=capsys,
     )
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
+    assert code == 2
+    lines = err.strip().splitlines()
     assert len(lines) == 1 and "other.ckpt is not a seglab checkpoint" in lines[0]
 
 
-def test_train_rejects_an_unknown_group_option(tmp_path: Path) -> None:
-    result = _run("seglab.train", "model/encoder=no_such_encoder", cwd=tmp_path)
-    assert result.returncode != 0
-    assert "no_such_encoder" in result.stderr
+def test_train_rejects_an_unknown_group_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    code, _, err = _cli(
+        train_main,
+        "model/encoder=no_such_encoder",
+        cwd=tmp_path,
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
+    assert code != 0
+    assert "no_such_encoder" in err
     assert not (tmp_path / "outputs").exists()
+
+
+# --- real data: image/mask folders and CamVid ---------------------------------------------
+
+CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
+QUIET = [
+    "trainer.max_epochs=1",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "data.num_workers=0",
+    "model.encoder.widths=[8,16]",
+]
+
+
+def _binary_folder(root: Path) -> Path:
+    """Cells saved as 0/255 masks, in <root>/<split>/{images,masks}/, no test split."""
+    from PIL import Image
+
+    generator = torch.Generator().manual_seed(0)
+    for split, count in (("train", 8), ("val", 4)):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "masks").mkdir(parents=True)
+        for index in range(count):
+            mask = torch.zeros(24, 24, dtype=torch.uint8)
+            top, left = torch.randint(0, 12, (2,), generator=generator).tolist()
+            mask[top : top + 10, left : left + 10] = 255
+            image = torch.stack([mask, 255 - mask, torch.full_like(mask, 90)], -1)
+            Image.fromarray(image.numpy()).save(root / split / "images" / f"{index}.jpg")
+            Image.fromarray(mask.numpy()).save(root / split / "masks" / f"{index}.png")
+    return root
+
+
+@pytest.mark.slow
+def test_folder_dataset_with_binary_masks_trains_from_overrides(tmp_path: Path) -> None:
+    root = _binary_folder(tmp_path / "cells")
+    result = _run(
+        "seglab.train",
+        "data=folder",
+        f"data.root={root}",
+        "data.classes=[background,cell]",
+        "data.mask_values=[0,255]",
+        "data.crop_size=[16,16]",
+        "data.batch_size=4",
+        "loss.losses.ce.class_weights=median_frequency",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"paths.output_root={tmp_path / 'runs'}",
+        *QUIET,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"skipping the test phase after fit: test split folder {root}/test/images" in (
+        result.stdout + result.stderr
+    )
+    (run_dir,) = (tmp_path / "runs" / "train").iterdir()
+    checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    config = checkpoint["seglab"]["config"]
+    assert config["data"]["num_classes"] == 2
+    weights = config["loss"]["losses"]["ce"]["class_weights"]
+    assert len(weights) == 2 and weights[0] < weights[1]
+    assert "val/mIoU" in read_scalars(run_dir)
+    assert not any(path.suffix == ".pt" for path in root.rglob("*"))
+
+
+def test_data_stats_writes_class_stats_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from seglab.data_stats import main
+
+    root = _binary_folder(tmp_path / "cells")
+    code, out, err = _cli(
+        main,
+        "stats",
+        "data=folder",
+        f"data.root={root}",
+        "data.mask_values=[0,255]",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"paths.output_root={tmp_path / 'runs'}",
+        cwd=tmp_path,
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
+    assert code == 0, err[-3000:]
+    assert "median-freq weight" in out
+    (run_dir,) = (tmp_path / "runs" / "data_stats").iterdir()
+    stats = json.loads((run_dir / "class_stats.json").read_text())
+    assert stats["classes"] == ["background", "foreground"]
+    assert sum(stats["pixel_frequency"]) == pytest.approx(1.0)
+    assert stats["pixel_frequency"][1] == pytest.approx(100 / 576)
+    assert len(stats["median_frequency_weights"]) == 2
+
+
+def test_data_stats_needs_a_command(monkeypatch, capsys) -> None:
+    from seglab.data_stats import main
+
+    monkeypatch.setattr(sys, "argv", ["seglab-data", "data=folder"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert "usage: seglab-data stats" in capsys.readouterr().err
+
+
+needs_camvid = pytest.mark.skipif(
+    not (CAMVID / "train").is_dir(), reason=f"CamVid is not in {CAMVID} (see its README.md)"
+)
+
+
+@pytest.fixture(scope="module")
+def camvid_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One scan cache for the CamVid tests, so that its files are checked once."""
+    return tmp_path_factory.mktemp("camvid_cache")
+
+
+@pytest.fixture(scope="module")
+def camvid_run(tmp_path_factory: pytest.TempPathFactory, camvid_cache: Path) -> Path:
+    root = tmp_path_factory.mktemp("camvid_runs")
+    result = _run(
+        "seglab.train",
+        "data=camvid",
+        "data.crop_size=[64,64]",
+        "data.batch_size=2",
+        "data.eval_batch_size=4",
+        "data.eval_scale=0.25",
+        "trainer.limit_train_batches=3",
+        "trainer.limit_val_batches=2",
+        "trainer.num_sanity_val_steps=0",
+        f"paths.cache_dir={camvid_cache}",
+        f"paths.output_root={root}",
+        *QUIET,
+        cwd=root,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"test split folder {CAMVID.resolve()}/test does not exist" in (
+        result.stdout + result.stderr
+    )
+    (run_dir,) = (root / "train").iterdir()
+    return run_dir
+
+
+@needs_camvid
+@pytest.mark.slow
+def test_camvid_trains_one_short_epoch(camvid_run: Path) -> None:
+    scalars = read_scalars(camvid_run)
+    assert len(scalars["val/mIoU"]) == 1
+    assert not any(tag.startswith("test/") for tag in scalars)
+    checkpoint = torch.load(camvid_run / "checkpoints" / "best.ckpt", weights_only=True)
+    assert checkpoint["seglab"]["config"]["data"]["root"] is None
+
+
+@needs_camvid
+@pytest.mark.slow
+def test_eval_on_an_absent_split_fails_in_one_line(
+    camvid_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    code, _, err = _cli(
+        eval_main,
+        f"ckpt_path={camvid_run / 'checkpoints' / 'best.ckpt'}",
+        "split=test",
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"seglab-eval: error: cannot evaluate split=test: test split folder "
+        f"{CAMVID.resolve()}/test does not exist"
+    ]
+
+
+@needs_camvid
+def test_camvid_stats_match_its_published_pixel_counts(camvid_cache: Path) -> None:
+    from seglab.data import CamVidDataModule
+    from seglab.data.stats import class_statistics
+
+    readme_counts = [10682767, 14750079, 623349, 20076880, 2845085, 6166762, 743859, 714595]
+    readme_counts += [3719877, 405385, 184967]
+    datamodule = CamVidDataModule(cache_dir=camvid_cache)
+    stats = class_statistics(datamodule.classes, *datamodule.class_pixel_counts("train"))
+    assert stats.pixel_count == readme_counts
+    assert stats.pixel_frequency == pytest.approx([c / sum(readme_counts) for c in readme_counts])

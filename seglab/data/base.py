@@ -7,12 +7,13 @@ checked and loaded the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -23,6 +24,14 @@ _STAGE_SPLITS = {
     "test": ("test",),
     "predict": ("test",),
 }
+
+
+class DatasetError(ValueError):
+    """A problem with the files of a dataset (missing, unreadable, inconsistent), found at setup.
+
+    Its message names the file or folder and what to do; ``seglab.experiment`` reports it as a
+    one-line error before training starts.
+    """
 
 
 def default_palette(num_classes: int) -> list[list[int]]:
@@ -46,8 +55,9 @@ def default_palette(num_classes: int) -> list[list[int]]:
 class SegmentationDataModule(pl.LightningDataModule):
     """Class metadata, normalisation and dataloaders shared by all segmentation datasets.
 
-    Items of every split are ``(image, mask)``: a float32 ``(3, H, W)`` image normalised with
-    ``mean``/``std`` and an int64 ``(H, W)`` mask of class indices, ``ignore_index`` on void.
+    Items of every split are ``(image, mask)``: a float32 ``(in_channels, H, W)`` image
+    normalised with ``mean``/``std`` and an int64 ``(H, W)`` mask of class indices,
+    ``ignore_index`` on void.
 
     Args:
         classes: class names, index ``i`` naming class ``i``; used for per-class metrics.
@@ -58,12 +68,19 @@ class SegmentationDataModule(pl.LightningDataModule):
             when None.
         mean: per-channel mean the images are normalised with.
         std: per-channel standard deviation the images are normalised with.
+        in_channels: channels of the images handed to the model (3 for RGB, 1 for grayscale);
+            ``mean`` and ``std`` have one value per channel.
         batch_size: training batch size.
         eval_batch_size: batch size for validation and test; ``batch_size`` when None.
         num_workers: dataloader worker processes; 0 loads in the main process.
         pin_memory: pin batches in page-locked memory for faster host-to-GPU copies.
         persistent_workers: keep workers alive between epochs (only used with workers).
+        drop_last: drop the last incomplete training batch, which keeps BatchNorm away from a
+            batch of a single sample.
     """
+
+    # how samples become a batch; datasets of images of different sizes replace it
+    collate_fn: Callable[[list[Any]], Any] = staticmethod(default_collate)
 
     def __init__(
         self,
@@ -73,11 +90,13 @@ class SegmentationDataModule(pl.LightningDataModule):
         palette: Sequence[Sequence[int]] | None = None,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
+        in_channels: int = 3,
         batch_size: int = 16,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool = False,
+        drop_last: bool = True,
     ) -> None:
         super().__init__()
         # Hydra hands ListConfig/DictConfig nodes over; plain Python values keep the
@@ -87,11 +106,13 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.ignore_index = int(ignore_index)
         self.mean = [float(value) for value in mean]
         self.std = [float(value) for value in std]
+        self.in_channels = int(in_channels)
         self.batch_size = int(batch_size)
         self.eval_batch_size = self.batch_size if eval_batch_size is None else int(eval_batch_size)
         self.num_workers = int(num_workers)
         self.pin_memory = bool(pin_memory)
         self.persistent_workers = bool(persistent_workers)
+        self.drop_last = bool(drop_last)
         self._check_metadata()
         self.palette = (
             default_palette(self.num_classes)
@@ -113,9 +134,16 @@ class SegmentationDataModule(pl.LightningDataModule):
                 f"(0..{self.num_classes - 1}, {self.classes[self.ignore_index]!r}); void pixels "
                 "need a value outside the classes, e.g. 255 or -100"
             )
+        if self.in_channels not in (1, 3):
+            raise ValueError(
+                f"data.in_channels={self.in_channels} must be 1 (grayscale) or 3 (RGB)"
+            )
         for key, values in (("mean", self.mean), ("std", self.std)):
-            if len(values) != 3:
-                raise ValueError(f"data.{key}={values} must have one value per RGB channel")
+            if len(values) != self.in_channels:
+                raise ValueError(
+                    f"data.{key}={values} must have one value per image channel "
+                    f"(data.in_channels={self.in_channels})"
+                )
         if any(value <= 0 for value in self.std):
             raise ValueError(f"data.std={self.std} must be positive")
         for key in ("batch_size", "eval_batch_size"):
@@ -141,6 +169,31 @@ class SegmentationDataModule(pl.LightningDataModule):
         """Build one split; each subclass knows where its data comes from."""
         raise NotImplementedError(f"{type(self).__name__} must implement _build_dataset")
 
+    def split_unavailable(self, split: str) -> str | None:
+        """Why ``split`` cannot be built (e.g. its folder is absent), or None when it can.
+
+        Lets training skip a test split that a dataset does not ship, saying why, instead of
+        failing after the fit or silently testing on another split.
+        """
+        return None
+
+    def class_pixel_counts(self, split: str) -> tuple[Tensor, Tensor]:
+        """Per image of ``split``: labelled pixels of each class, and all its pixels.
+
+        Returns ``(num_images, num_classes)`` and ``(num_images,)`` int64 tensors, counted on
+        the masks as the dataset returns them; datasets with random training transforms
+        override this to count their files instead.
+        """
+        dataset = self.dataset(split)
+        class_pixels = torch.zeros(len(dataset), self.num_classes, dtype=torch.int64)
+        image_pixels = torch.zeros(len(dataset), dtype=torch.int64)
+        for index in range(len(dataset)):
+            mask = dataset[index][1]
+            labelled = mask[(mask >= 0) & (mask < self.num_classes)]
+            class_pixels[index] = torch.bincount(labelled, minlength=self.num_classes)
+            image_pixels[index] = mask.numel()
+        return class_pixels, image_pixels
+
     def dataset(self, split: str) -> Dataset:
         """The dataset of ``split``, built on first use and then reused."""
         if split not in SPLITS:
@@ -156,13 +209,12 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.dataset("train")
-        if len(dataset) < self.batch_size:
+        if self.drop_last and len(dataset) < self.batch_size:
             raise ValueError(
                 f"data.batch_size={self.batch_size} exceeds the {len(dataset)} training "
-                "samples; with drop_last=True every epoch would be empty"
+                "samples; with data.drop_last=true every epoch would be empty"
             )
-        # drop_last keeps BatchNorm away from a last batch of a single sample.
-        return self._dataloader(dataset, self.batch_size, shuffle=True, drop_last=True)
+        return self._dataloader(dataset, self.batch_size, shuffle=True, drop_last=self.drop_last)
 
     def val_dataloader(self) -> DataLoader:
         return self._dataloader(self.dataset("val"), self.eval_batch_size)
@@ -184,11 +236,12 @@ class SegmentationDataModule(pl.LightningDataModule):
             drop_last=drop_last,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
+            collate_fn=self.collate_fn,
             **workers,
         )
 
     def denormalize(self, images: Tensor) -> Tensor:
-        """Undo the normalisation of ``(..., 3, H, W)`` images into [0, 1], for drawing."""
+        """Undo the normalisation of ``(..., C, H, W)`` images into [0, 1], for drawing."""
         mean = torch.tensor(self.mean, dtype=images.dtype, device=images.device)
         std = torch.tensor(self.std, dtype=images.dtype, device=images.device)
         return (images * std[:, None, None] + mean[:, None, None]).clamp(0.0, 1.0)

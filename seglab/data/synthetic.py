@@ -311,7 +311,7 @@ class SyntheticShapesDataModule(SegmentationDataModule):
         mean: per-channel normalisation mean.
         std: per-channel normalisation standard deviation.
         **loader_options: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``,
-            ``persistent_workers`` of `SegmentationDataModule`.
+            ``persistent_workers``, ``drop_last`` of `SegmentationDataModule`.
     """
 
     def __init__(

@@ -5,7 +5,19 @@ encoder_strides=...)``); see ``Decoder`` for what they share.
 """
 
 from seglab.models.decoders.base import Decoder
+from seglab.models.decoders.deeplabv3plus import DeepLabV3PlusDecoder
+from seglab.models.decoders.fpn import FPNDecoder
+from seglab.models.decoders.mlp import MLPDecoder
+from seglab.models.decoders.segnet import SegNetDecoder
 from seglab.models.decoders.transposed import TransposedConvDecoder
 from seglab.models.decoders.unet import UNetDecoder
 
-__all__ = ["Decoder", "TransposedConvDecoder", "UNetDecoder"]
+__all__ = [
+    "DeepLabV3PlusDecoder",
+    "Decoder",
+    "FPNDecoder",
+    "MLPDecoder",
+    "SegNetDecoder",
+    "TransposedConvDecoder",
+    "UNetDecoder",
+]

@@ -79,10 +79,15 @@ class Decoder(nn.Module, ABC):
         return self.forward_stages(features, indices)[-1]
 
 
+#: Default decoder widths mirror the encoder up to this many channels, so that wide backbones
+#: (ResNet-50 ends at 2048) do not get a decoder heavier than themselves.
+MAX_DEFAULT_WIDTH = 256
+
+
 def step_widths(owner: str, defaults: list[int], widths: Sequence[int] | None) -> list[int]:
-    """Check user-given widths (one per step) or fall back to the defaults, one per step."""
+    """Check user-given widths (one per step), or mirror the encoder's, capped."""
     if widths is None:
-        return defaults
+        return [min(w, MAX_DEFAULT_WIDTH) for w in defaults]
     widths = [int(w) for w in widths]
     if len(widths) != len(defaults) or min(widths, default=1) < 1:
         raise ValueError(
@@ -90,3 +95,18 @@ def step_widths(owner: str, defaults: list[int], widths: Sequence[int] | None) -
             f"({len(defaults)} for this encoder)"
         )
     return widths
+
+
+def first_used_level(owner: str, strides: Sequence[int], min_stride: int) -> int:
+    """Index of the finest encoder feature at ``min_stride`` or coarser.
+
+    Dense decoders that work on every level pay for the finest one most: a stride-1 feature
+    would run the whole decoder at full resolution, so finer features are left out.
+    """
+    if min_stride < 1 or min_stride > strides[-1]:
+        raise ValueError(
+            f"{owner}: min_stride={min_stride} must be positive and at most the encoder's "
+            f"coarsest stride ({strides[-1]}, strides {list(strides)}); lower it to use this "
+            "encoder"
+        )
+    return next(i for i, stride in enumerate(strides) if stride >= min_stride)

@@ -21,7 +21,7 @@ class TransposedConvDecoder(Decoder):
         encoder_channels: channels of the encoder features, fine to coarse.
         encoder_strides: their strides; ``None`` assumes 1, 2, 4, ...
         widths: output channels of each transposed convolution, coarse to fine; ``None`` uses
-            the encoder's channels at the same stride, mirroring it.
+            the encoder's channels at the same stride (capped at 256), mirroring it.
         norm: ``"batch"`` or ``"none"`` after each transposed convolution.
         activation: ``"relu"``, ``"gelu"`` or ``"silu"`` after each transposed convolution.
         kernel_size: even kernel of the transposed convolutions; 2 tiles the output without

@@ -18,7 +18,8 @@ class UNetDecoder(Decoder):
     Args:
         encoder_channels: channels of the encoder features, fine to coarse.
         encoder_strides: their strides; ``None`` assumes 1, 2, 4, ...
-        widths: output channels of each stage, coarse to fine; ``None`` mirrors the encoder.
+        widths: output channels of each stage, coarse to fine; ``None`` mirrors the
+            encoder, capped at 256.
         norm: ``"batch"`` or ``"none"`` after each 3x3 convolution.
         activation: ``"relu"``, ``"gelu"`` or ``"silu"`` after each 3x3 convolution.
         upsample: ``"transposed"`` learns the upsampling (a transposed conv to the stage's

@@ -1,0 +1,386 @@
+"""Any dataset stored as image files with a mask file of the same stem.
+
+The default layout is ``<root>/<split>/images/<stem>.<ext>`` with ``<root>/<split>/masks/
+<stem>.png``; folder names, split names and split list files are options, which also covers
+layouts such as SegNet's CamVid (``train/`` + ``trainannot/``) or VOC (one image folder and
+``ImageSets/Segmentation/<split>.txt``). Every split is checked at setup (`scan_pairs`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms.v2 import functional as TF
+
+from seglab.data.base import IMAGENET_MEAN, IMAGENET_STD, DatasetError, SegmentationDataModule
+from seglab.data.scan import ScanResult, scan_pairs
+from seglab.data.transforms import eval_transform, pad_collate, train_transform
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+DEFAULT_SPLIT_NAMES = {"train": "train", "val": "val", "test": "test"}
+# how many unmatched files an error names before it only counts the rest
+_MAX_LISTED_FILES = 5
+
+
+def _rgb_codes(rgb: np.ndarray) -> np.ndarray:
+    """One integer per colour, so that colours can be looked up like single values."""
+    rgb = rgb.astype(np.int64).reshape(*rgb.shape[:-1], 3)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+class MaskDecoder:
+    """Reads a mask file into ``(H, W)`` int64 class indices, ``ignore_index`` on void.
+
+    Single-channel masks (8/16-bit grayscale, or palette PNGs, whose pixel values are the
+    palette indices) hold raw values: class ``i`` is ``mask_values[i]``, or ``i`` itself when
+    ``mask_values`` is None, and a raw value equal to ``ignore_index`` that is no class value
+    is void. RGB(A) masks hold colours: class ``i`` is ``palette[i]`` and ``void_colours``
+    are void. Any other value is an error naming the file.
+
+    Args:
+        num_classes: number of classes.
+        ignore_index: class index of void pixels.
+        mask_values: raw pixel value of each class, in class order (e.g. ``[0, 255]``).
+        palette: RGB colour of each class, for RGB masks.
+        void_colours: RGB colours of void pixels in RGB masks.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        ignore_index: int,
+        mask_values: Sequence[int] | None = None,
+        palette: Sequence[Sequence[int]] | None = None,
+        void_colours: Sequence[Sequence[int]] = (),
+    ) -> None:
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.mask_values = None if mask_values is None else [int(v) for v in mask_values]
+        self.palette = None if palette is None else [[int(v) for v in rgb] for rgb in palette]
+        self.void_colours = [[int(v) for v in rgb] for rgb in void_colours]
+        if self.mask_values is not None:
+            if len(self.mask_values) != num_classes:
+                raise ValueError(
+                    f"data.mask_values={self.mask_values} has {len(self.mask_values)} values "
+                    f"but there are {num_classes} classes; give one raw pixel value per class"
+                )
+            if len(set(self.mask_values)) != num_classes:
+                raise ValueError(f"data.mask_values={self.mask_values} repeats a value")
+        values = self.mask_values if self.mask_values is not None else list(range(num_classes))
+        void = [ignore_index] if ignore_index >= 0 and ignore_index not in values else []
+        self._values = self._table(
+            values + void, list(range(num_classes)) + [ignore_index] * len(void)
+        )
+        self._colours = None
+        if self.palette is not None:
+            colours = np.array(self.palette + self.void_colours, dtype=np.int64)
+            codes = _rgb_codes(colours).tolist()
+            targets = list(range(num_classes)) + [ignore_index] * len(self.void_colours)
+            self._colours = self._table(codes, targets)
+
+    @staticmethod
+    def _table(keys: Sequence[int], targets: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        keys_array = np.asarray(keys, dtype=np.int64)
+        order = np.argsort(keys_array, kind="stable")
+        return keys_array[order], np.asarray(targets, dtype=np.int64)[order]
+
+    def options(self) -> dict[str, Any]:
+        """What decides how a mask reads; part of the scan cache key."""
+        return {
+            "num_classes": self.num_classes,
+            "ignore_index": self.ignore_index,
+            "mask_values": self.mask_values,
+            "palette": self.palette,
+            "void_colours": self.void_colours,
+        }
+
+    def __call__(self, path: Path) -> np.ndarray:
+        with Image.open(path) as mask:
+            if mask.mode in ("RGB", "RGBA"):
+                raw, table, kind = (
+                    _rgb_codes(np.asarray(mask.convert("RGB"))),
+                    self._colours,
+                    "colour",
+                )
+            else:
+                if mask.mode in ("1", "LA"):
+                    mask = mask.convert("L")
+                raw, table, kind = np.asarray(mask).astype(np.int64), self._values, "value"
+        if table is None:
+            raise DatasetError(
+                f"{path}: mask is an RGB image but data.palette is not set; give the RGB colour "
+                "of each class in data.palette, or save masks as single-channel class values"
+            )
+        keys, targets = table
+        position = np.searchsorted(keys, raw).clip(max=len(keys) - 1)
+        known = keys[position] == raw
+        if not known.all():
+            raise DatasetError(f"{path}: {self._describe_unknown(raw[~known], kind)}")
+        return targets[position]
+
+    def _describe_unknown(self, raw: np.ndarray, kind: str) -> str:
+        unknown = np.unique(raw)[:10].tolist()
+        if kind == "colour":
+            colours = [[code >> 16, (code >> 8) & 255, code & 255] for code in unknown]
+            return (
+                f"mask has colours {colours} that are in neither data.palette={self.palette} "
+                f"nor data.void_colours={self.void_colours}"
+            )
+        values = (
+            f"data.mask_values={self.mask_values}"
+            if self.mask_values is not None
+            else f"a class index 0..{self.num_classes - 1}"
+        )
+        return (
+            f"mask has values {unknown} that are neither {values} nor "
+            f"data.ignore_index={self.ignore_index}"
+        )
+
+
+class SegmentationFolder(Dataset):
+    """Image/mask pairs read from disk and transformed together.
+
+    Args:
+        pairs: ``(image path, mask path)`` of each sample.
+        read_mask: decodes a mask file into ``(H, W)`` int64 class indices.
+        transform: called as ``transform(image, mask)`` on a uint8 ``tv_tensors.Image`` and
+            an int64 ``tv_tensors.Mask``; returns the float image and the mask.
+        in_channels: 3 converts every image to RGB (grayscale replicated, palette applied,
+            alpha dropped), 1 to grayscale.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[tuple[Path, Path]],
+        read_mask: Callable[[Path], np.ndarray],
+        transform: Callable[[Any, Any], tuple[Any, Any]],
+        in_channels: int = 3,
+    ) -> None:
+        self.pairs = list(pairs)
+        self.read_mask = read_mask
+        self.transform = transform
+        self.mode = "RGB" if in_channels == 3 else "L"
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        image_path, mask_path = self.pairs[index]
+        with Image.open(image_path) as image:
+            pixels = TF.pil_to_tensor(image.convert(self.mode))
+        mask = torch.from_numpy(self.read_mask(mask_path))
+        image, mask = self.transform(tv_tensors.Image(pixels), tv_tensors.Mask(mask))
+        return image.as_subclass(Tensor), mask.as_subclass(Tensor)
+
+
+class FolderDataModule(SegmentationDataModule):
+    """Datamodule of image files with one mask file per image, in any folder layout.
+
+    Args:
+        root: dataset folder; the folders below are relative to it.
+        classes: class names in index order; their count is the number of classes.
+        num_classes: must equal ``len(classes)``; configs interpolate it from ``classes``.
+        ignore_index: class index of void pixels, left out of loss and metrics; also the raw
+            mask value read as void.
+        image_dir: folder of a split's images; ``{split}`` stands for the split's name in
+            ``split_names``.
+        mask_dir: folder of a split's masks, same convention.
+        split_names: name of the train, val and test splits in ``image_dir``/``mask_dir``.
+        split_files: split -> text file (relative to ``root``) listing one image stem per
+            line; those splits take only the listed images. None lists the folders.
+        image_extensions: image file extensions, case-insensitive.
+        mask_extension: mask file extension.
+        mask_values: raw mask value of each class, in class order (e.g. ``[0, 255]`` for
+            binary masks saved as 0/255); None means the values are the class indices.
+        palette: RGB colour of each class: maps RGB masks to classes, and draws masks.
+        void_colours: RGB colours of void pixels in RGB masks.
+        crop_size: ``(height, width)`` of the random training crop; smaller images are
+            padded with void. None trains on whole images.
+        scale_range: ``(low, high)`` range of the random training rescale (before the crop).
+        hflip: probability of a horizontal training flip.
+        vflip: probability of a vertical training flip.
+        color_jitter: ``brightness``, ``contrast``, ``saturation``, ``hue`` of the training
+            colour jitter; None turns it off.
+        eval_scale: factor the val/test images are resized by before the model; their masks
+            keep the labels' resolution, and logits are upsampled to it for the metrics.
+        cache_dir: where setup scans are cached; None rescans every time.
+        mean: per-channel normalisation mean.
+        std: per-channel normalisation standard deviation.
+        in_channels: channels of the images handed to the model: 3 (RGB) or 1 (grayscale).
+        **loader_options: ``batch_size``, ``eval_batch_size``, ``num_workers``,
+            ``pin_memory``, ``persistent_workers``, ``drop_last`` of `SegmentationDataModule`.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        classes: Sequence[str],
+        num_classes: int | None = None,
+        ignore_index: int = 255,
+        image_dir: str = "{split}/images",
+        mask_dir: str = "{split}/masks",
+        split_names: Mapping[str, str] | None = None,
+        split_files: Mapping[str, str] | None = None,
+        image_extensions: Sequence[str] = IMAGE_EXTENSIONS,
+        mask_extension: str = ".png",
+        mask_values: Sequence[int] | None = None,
+        palette: Sequence[Sequence[int]] | None = None,
+        void_colours: Sequence[Sequence[int]] = (),
+        crop_size: Sequence[int] | None = None,
+        scale_range: Sequence[float] | None = None,
+        hflip: float = 0.5,
+        vflip: float = 0.0,
+        color_jitter: Mapping[str, float] | None = None,
+        eval_scale: float = 1.0,
+        cache_dir: str | Path | None = None,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        in_channels: int = 3,
+        **loader_options: Any,
+    ) -> None:
+        super().__init__(
+            classes=classes,
+            num_classes=len(classes) if num_classes is None else num_classes,
+            ignore_index=ignore_index,
+            palette=palette,
+            mean=mean,
+            std=std,
+            in_channels=in_channels,
+            **loader_options,
+        )
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            raise DatasetError(f"data.root={root} is not a folder")
+        self.image_dir = str(image_dir)
+        self.mask_dir = str(mask_dir)
+        self.split_names = dict(DEFAULT_SPLIT_NAMES if split_names is None else split_names)
+        self.split_files = dict(split_files or {})
+        self.image_extensions = {ext.lower() for ext in image_extensions}
+        self.mask_extension = mask_extension.lower()
+        self.decoder = MaskDecoder(
+            self.num_classes,
+            self.ignore_index,
+            mask_values,
+            self.palette if palette is not None else None,
+            void_colours,
+        )
+        self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
+        if not 0 <= hflip <= 1 or not 0 <= vflip <= 1:
+            raise ValueError(f"data.hflip={hflip} and data.vflip={vflip} must be in [0, 1]")
+        self.train_options = {
+            "crop_size": None if crop_size is None else [int(v) for v in crop_size],
+            "scale_range": None if scale_range is None else [float(v) for v in scale_range],
+            "hflip": float(hflip),
+            "vflip": float(vflip),
+            "color_jitter": None if color_jitter is None else dict(color_jitter),
+        }
+        self.eval_scale = float(eval_scale)
+        # builds them once, so that option errors surface here rather than at setup
+        self.transforms = {
+            "train": train_transform(self.mean, self.std, self.ignore_index, **self.train_options),
+            "eval": eval_transform(self.mean, self.std, self.eval_scale),
+        }
+        self.collate_fn = functools.partial(pad_collate, ignore_index=self.ignore_index)
+        self._scans: dict[str, ScanResult] = {}
+
+    def _folder(self, template: str, split: str) -> Path:
+        return self.root / template.format(split=self.split_names[split])
+
+    def split_unavailable(self, split: str) -> str | None:
+        if split not in self.split_names:
+            return f"data.split_names={self.split_names} has no {split!r} split"
+        if split in self.split_files and not (self.root / self.split_files[split]).is_file():
+            return f"{split} split list {self.root / self.split_files[split]} does not exist"
+        images = self._folder(self.image_dir, split)
+        if not images.is_dir():
+            return f"{split} split folder {images} does not exist"
+        return None
+
+    def _files(self, folder: Path, extensions: set[str]) -> dict[str, Path]:
+        files: dict[str, Path] = {}
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith(".") or path.suffix.lower() not in extensions:
+                continue
+            if path.stem in files:
+                raise DatasetError(
+                    f"{path} and {files[path.stem]} share the stem {path.stem!r}; keep one "
+                    "file per stem so that each mask has exactly one image"
+                )
+            files[path.stem] = path
+        return files
+
+    def pairs(self, split: str) -> list[tuple[Path, Path]]:
+        """``(image, mask)`` paths of ``split``; errors name unmatched files and empty splits."""
+        reason = self.split_unavailable(split)
+        if reason is not None:
+            raise DatasetError(reason)
+        image_folder = self._folder(self.image_dir, split)
+        mask_folder = self._folder(self.mask_dir, split)
+        if not mask_folder.is_dir():
+            raise DatasetError(
+                f"mask folder {mask_folder} of the {split} split does not exist (its images are "
+                f"in {image_folder}); set data.mask_dir"
+            )
+        images = self._files(image_folder, self.image_extensions)
+        masks = self._files(mask_folder, {self.mask_extension})
+        if split in self.split_files:
+            list_file = self.root / self.split_files[split]
+            stems = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
+            absent = [stem for stem in stems if stem not in images]
+            if absent:
+                raise DatasetError(
+                    f"{list_file} lists {len(absent)} stem(s) with no image in {image_folder}: "
+                    f"{absent[:_MAX_LISTED_FILES]}"
+                )
+        else:
+            stems = list(images)
+            orphans = [masks[stem] for stem in masks if stem not in images]
+            if orphans:
+                raise DatasetError(
+                    f"{len(orphans)} mask(s) without an image in {image_folder}: "
+                    f"{[str(p) for p in orphans[:_MAX_LISTED_FILES]]}"
+                )
+        unmatched = [images[stem] for stem in stems if stem not in masks]
+        if unmatched:
+            raise DatasetError(
+                f"{len(unmatched)} image(s) without a mask <stem>{self.mask_extension} in "
+                f"{mask_folder}: {[str(p) for p in unmatched[:_MAX_LISTED_FILES]]}"
+            )
+        if not stems:
+            raise DatasetError(
+                f"the {split} split is empty: no {sorted(self.image_extensions)} images in "
+                f"{image_folder}"
+            )
+        return [(images[stem], masks[stem]) for stem in stems]
+
+    def scan(self, split: str) -> ScanResult:
+        """Check every file of ``split`` (cached on disk and in memory); see `scan_pairs`."""
+        if split not in self._scans:
+            self._scans[split] = scan_pairs(
+                self.pairs(split),
+                self.decoder,
+                self.num_classes,
+                self.decoder.options(),
+                self.cache_dir,
+                f"the {split} split of {self.root}",
+            )
+        return self._scans[split]
+
+    def class_pixel_counts(self, split: str) -> tuple[Tensor, Tensor]:
+        """Counted on the mask files as they are, before any random training transform."""
+        scan = self.scan(split)
+        return scan.class_pixels, scan.image_pixels
+
+    def _build_dataset(self, split: str) -> SegmentationFolder:
+        self.scan(split)
+        transform = self.transforms["train" if split == "train" else "eval"]
+        return SegmentationFolder(self.pairs(split), self.decoder, transform, self.in_channels)

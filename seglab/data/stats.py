@@ -1,0 +1,76 @@
+"""Class pixel statistics of a split and the median-frequency class weights derived from them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class ClassStatistics:
+    """Per-class statistics of one split, in class order.
+
+    Attributes:
+        classes: class names.
+        pixel_count: labelled pixels of each class.
+        pixel_frequency: share of each class among the labelled (non-void) pixels.
+        median_frequency_weights: ``median(freq) / freq(c)`` (Eigen & Fergus 2015), where
+            ``freq(c)`` is the pixels of class ``c`` over all pixels of the images in which
+            ``c`` appears; 0 for a class absent from the split, which no weight can help.
+    """
+
+    classes: list[str]
+    pixel_count: list[int]
+    pixel_frequency: list[float]
+    median_frequency_weights: list[float]
+
+    def to_dict(self) -> dict[str, list]:
+        return asdict(self)
+
+
+def class_statistics(
+    classes: Sequence[str], class_pixels: Tensor, image_pixels: Tensor
+) -> ClassStatistics:
+    """Statistics from per-image counts.
+
+    Args:
+        classes: class names, one per column of ``class_pixels``.
+        class_pixels: ``(num_images, num_classes)`` labelled pixels per class and image.
+        image_pixels: ``(num_images,)`` pixels of each image, void included.
+    """
+    class_pixels = class_pixels.to(torch.float64)
+    totals = class_pixels.sum(0)
+    labelled = totals.sum()
+    if labelled == 0:
+        raise ValueError("the split has no labelled pixel: every pixel is void")
+    appears = class_pixels > 0
+    area = (appears * image_pixels.to(torch.float64)[:, None]).sum(0)
+    present = totals > 0
+    frequency = torch.where(present, totals / area.clamp_min(1), torch.zeros_like(totals))
+    # the mean of the two middle values for an even count, as numpy's median
+    median = frequency[present].quantile(0.5)
+    weights = torch.where(present, median / frequency.clamp_min(1e-12), torch.zeros_like(totals))
+    return ClassStatistics(
+        classes=list(classes),
+        pixel_count=[int(value) for value in totals],
+        pixel_frequency=(totals / labelled).tolist(),
+        median_frequency_weights=weights.tolist(),
+    )
+
+
+def format_statistics(stats: ClassStatistics) -> str:
+    """A table of the statistics, as ``seglab-data stats`` prints it."""
+    width = max(len("class"), *(len(name) for name in stats.classes))
+    lines = [f"{'class':<{width}}  {'pixels':>12}  {'frequency':>9}  {'median-freq weight':>18}"]
+    for name, count, frequency, weight in zip(
+        stats.classes,
+        stats.pixel_count,
+        stats.pixel_frequency,
+        stats.median_frequency_weights,
+        strict=True,
+    ):
+        lines.append(f"{name:<{width}}  {count:>12}  {frequency:>9.4f}  {weight:>18.4f}")
+    return "\n".join(lines)

@@ -1,0 +1,266 @@
+"""Image/mask folder datasets: layout, mask decoding, setup checks, caching and statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from seglab.data import CamVidDataModule, DatasetError, FolderDataModule, MaskDecoder
+from seglab.data import camvid as camvid_module
+from seglab.data import scan as scan_module
+from seglab.data.stats import class_statistics
+from seglab.data.transforms import pad_collate
+
+BINARY = {"classes": ["background", "cell"], "mask_values": [0, 255]}
+
+
+def write_pair(root: Path, split: str, stem: str, mask: np.ndarray, ext: str = ".png") -> None:
+    """An RGB image whose red channel repeats the mask, and the mask, in the default layout."""
+    (root / split / "images").mkdir(parents=True, exist_ok=True)
+    (root / split / "masks").mkdir(parents=True, exist_ok=True)
+    rgb = np.stack(
+        [mask.astype(np.uint8), np.full_like(mask, 7, np.uint8), np.zeros_like(mask, np.uint8)], -1
+    )
+    Image.fromarray(rgb).save(root / split / "images" / f"{stem}{ext}")
+    Image.fromarray(mask.astype(np.uint8)).save(root / split / "masks" / f"{stem}.png")
+
+
+def binary_mask(height: int = 12, width: int = 16, top: int = 4) -> np.ndarray:
+    mask = np.zeros((height, width), np.uint8)
+    mask[top:, : width // 2] = 255
+    return mask
+
+
+@pytest.fixture
+def binary_root(tmp_path: Path) -> Path:
+    root = tmp_path / "cells"
+    for split, count in (("train", 4), ("val", 2)):
+        for index in range(count):
+            write_pair(root, split, f"{split}{index}", binary_mask(top=index))
+    return root
+
+
+def make(root: Path, cache_dir: Path | None = None, **options) -> FolderDataModule:
+    defaults = {"batch_size": 2, "num_workers": 0, "hflip": 0.0, **BINARY}
+    return FolderDataModule(root=root, cache_dir=cache_dir, **{**defaults, **options})
+
+
+# --- layout and decoding ------------------------------------------------------------------
+
+
+def test_binary_masks_read_as_class_indices(binary_root: Path) -> None:
+    datamodule = make(binary_root)
+    datamodule.setup("fit")
+    image, mask = datamodule.dataset("val")[0]
+    assert image.shape == (3, 12, 16) and image.dtype == torch.float32
+    assert mask.dtype == torch.int64
+    assert torch.equal(mask, torch.from_numpy(binary_mask(top=0) // 255).long())
+    assert datamodule.split_unavailable("test") == (
+        f"test split folder {binary_root / 'test' / 'images'} does not exist"
+    )
+
+
+def test_training_crop_pads_with_void_and_batches_have_one_size(binary_root: Path) -> None:
+    datamodule = make(binary_root, crop_size=[16, 20], scale_range=[0.5, 1.5])
+    datamodule.setup("fit")
+    images, masks = next(iter(datamodule.train_dataloader()))
+    assert images.shape == (2, 3, 16, 20) and masks.shape == (2, 16, 20)
+    assert set(masks.unique().tolist()) <= {0, 1, 255}
+
+
+def test_eval_scale_resizes_images_and_keeps_masks(binary_root: Path) -> None:
+    datamodule = make(binary_root, eval_scale=0.5)
+    image, mask = datamodule.dataset("val")[0]
+    assert image.shape == (3, 6, 8) and mask.shape == (12, 16)
+
+
+def test_pad_collate_pads_masks_with_void() -> None:
+    samples = [
+        (torch.ones(3, 2, 3), torch.zeros(4, 6, dtype=torch.long)),
+        (torch.ones(3, 3, 2), torch.ones(6, 4, dtype=torch.long)),
+    ]
+    images, masks = pad_collate(samples, ignore_index=255)
+    assert images.shape == (2, 3, 3, 3) and masks.shape == (2, 6, 6)
+    assert (
+        images[0, :, 2].eq(0).all() and masks[0, 4:].eq(255).all() and masks[1, :, 4:].eq(255).all()
+    )
+
+
+def test_rgb_masks_map_through_the_palette(tmp_path: Path) -> None:
+    red, green = (200, 0, 0), (0, 200, 0)
+    colours = np.zeros((4, 4, 3), np.uint8)
+    colours[:2] = red
+    colours[2:] = green
+    colours[0, 0] = (1, 2, 3)
+    Image.fromarray(colours).save(tmp_path / "mask.png")
+    decoder = MaskDecoder(2, 255, palette=[red, green], void_colours=[(1, 2, 3)])
+    expected = np.array([[255, 0, 0, 0], [0] * 4, [1] * 4, [1] * 4])
+    assert np.array_equal(decoder(tmp_path / "mask.png"), expected)
+    with pytest.raises(DatasetError, match=r"mask\.png: mask has colours \[\[1, 2, 3\]\]"):
+        MaskDecoder(2, 255, palette=[red, green])(tmp_path / "mask.png")
+    with pytest.raises(DatasetError, match="data.palette is not set"):
+        MaskDecoder(2, 255)(tmp_path / "mask.png")
+
+
+def test_palette_mode_masks_read_their_indices(tmp_path: Path) -> None:
+    mask = Image.fromarray(np.array([[0, 1], [2, 255]], np.uint8), mode="P")
+    mask.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [9] * 759)
+    mask.save(tmp_path / "mask.png")
+    assert MaskDecoder(3, 255)(tmp_path / "mask.png").tolist() == [[0, 1], [2, 255]]
+
+
+@pytest.mark.parametrize(("mode", "channels"), [("L", 3), ("RGBA", 3), ("P", 3), ("RGB", 1)])
+def test_images_are_converted_to_the_input_channels(
+    tmp_path: Path, mode: str, channels: int
+) -> None:
+    root = tmp_path / "data"
+    write_pair(root, "train", "a", binary_mask())
+    write_pair(root, "val", "a", binary_mask())
+    Image.open(root / "val" / "images" / "a.png").convert(mode).save(
+        root / "val" / "images" / "a.png"
+    )
+    stats = {"mean": [0.5] * channels, "std": [0.5] * channels}
+    image, _ = make(root, in_channels=channels, **stats).dataset("val")[0]
+    assert image.shape == (channels, 12, 16)
+
+
+def test_split_files_choose_the_images(binary_root: Path) -> None:
+    (binary_root / "val.txt").write_text("val1\n")
+    datamodule = make(binary_root, split_files={"val": "val.txt"})
+    assert [image.name for image, _ in datamodule.pairs("val")] == ["val1.png"]
+    (binary_root / "val.txt").write_text("val1\nnope\n")
+    with pytest.raises(DatasetError, match=r"val\.txt lists 1 stem\(s\) with no image.*'nope'"):
+        make(binary_root, split_files={"val": "val.txt"}).pairs("val")
+
+
+# --- bad input: every error names the file ------------------------------------------------
+
+
+def test_image_without_mask_is_named(binary_root: Path) -> None:
+    (binary_root / "train" / "masks" / "train2.png").unlink()
+    with pytest.raises(DatasetError, match=r"image\(s\) without a mask .*train2\.png"):
+        make(binary_root).setup("fit")
+
+
+def test_mask_without_image_is_named(binary_root: Path) -> None:
+    (binary_root / "val" / "images" / "val1.png").unlink()
+    with pytest.raises(DatasetError, match=r"mask\(s\) without an image .*val1\.png"):
+        make(binary_root).setup("fit")
+
+
+def test_size_mismatch_is_named(binary_root: Path) -> None:
+    Image.fromarray(binary_mask(height=10)).save(binary_root / "train" / "masks" / "train3.png")
+    with pytest.raises(DatasetError, match=r"train3\.png: image is 16x12 \(WxH\) but its mask"):
+        make(binary_root).setup("fit")
+
+
+def test_mask_value_that_is_no_class_is_named(binary_root: Path) -> None:
+    mask = binary_mask()
+    mask[0, 0] = 128
+    Image.fromarray(mask).save(binary_root / "val" / "masks" / "val0.png")
+    message = r"val0\.png: mask has values \[128\] that are neither data\.mask_values=\[0, 255\]"
+    with pytest.raises(DatasetError, match=message):
+        make(binary_root).setup("fit")
+
+
+def test_truncated_image_is_named(binary_root: Path) -> None:
+    path = binary_root / "train" / "images" / "train1.jpg"
+    (binary_root / "train" / "images" / "train1.png").unlink()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (12, 16, 3), np.uint8)).save(path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(DatasetError, match=r"train1\.jpg: unreadable or truncated image"):
+        make(binary_root).setup("fit")
+
+
+def test_unreadable_mask_is_named(binary_root: Path) -> None:
+    (binary_root / "train" / "masks" / "train0.png").write_text("not a png")
+    with pytest.raises(DatasetError, match=r"train0\.png: unreadable or truncated mask"):
+        make(binary_root).setup("fit")
+
+
+def test_empty_split_is_named(binary_root: Path) -> None:
+    for path in (binary_root / "val").rglob("*.png"):
+        path.unlink()
+    with pytest.raises(DatasetError, match=r"the val split is empty: .* in .*val/images"):
+        make(binary_root).setup("fit")
+
+
+def test_missing_root_is_named(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"data\.root=.*nowhere is not a folder"):
+        make(tmp_path / "nowhere")
+
+
+# --- caching ------------------------------------------------------------------------------
+
+
+def test_scan_is_cached_until_a_file_changes(
+    binary_root: Path, tmp_path: Path, monkeypatch
+) -> None:
+    cache = tmp_path / "cache"
+    make(binary_root, cache).setup("fit")
+    assert len(list((cache / "scans").iterdir())) == 2
+    assert not any(path.is_relative_to(binary_root) for path in cache.rglob("*"))
+
+    def no_rescan(path: Path) -> tuple[int, int]:
+        raise AssertionError(f"rescanned {path}")
+
+    monkeypatch.setattr(scan_module, "read_image_size", no_rescan)
+    make(binary_root, cache).setup("fit")
+    write_pair(binary_root, "val", "val0", binary_mask(top=9))
+    with pytest.raises(AssertionError, match="rescanned"):
+        make(binary_root, cache).setup("fit")
+
+
+# --- statistics ---------------------------------------------------------------------------
+
+
+def test_class_statistics_follow_median_frequency_balancing() -> None:
+    # image 0: 6 px of class 0, 2 of class 1 (8 px); image 1: 4 of class 0, 2 void (6 px);
+    # image 2: 1 of class 2, 3 of class 0 (4 px)
+    class_pixels = torch.tensor([[6, 2, 0], [4, 0, 0], [3, 0, 1]])
+    image_pixels = torch.tensor([8, 6, 4])
+    stats = class_statistics(["a", "b", "c"], class_pixels, image_pixels)
+    freq = [13 / 18, 2 / 8, 1 / 4]
+    median = sorted(freq)[1]
+    assert stats.pixel_count == [13, 2, 1]
+    assert stats.pixel_frequency == pytest.approx([13 / 16, 2 / 16, 1 / 16])
+    assert stats.median_frequency_weights == pytest.approx([median / f for f in freq])
+
+
+def test_absent_class_gets_weight_zero() -> None:
+    stats = class_statistics(["a", "b", "c"], torch.tensor([[3, 1, 0]]), torch.tensor([4]))
+    assert stats.median_frequency_weights == pytest.approx([(0.75 + 0.25) / 2 / 0.75, 2.0, 0.0])
+
+
+def test_folder_counts_come_from_the_files(binary_root: Path, tmp_path: Path) -> None:
+    class_pixels, image_pixels = make(binary_root, tmp_path / "c").class_pixel_counts("train")
+    cells = [(12 - top) * 8 for top in range(4)]
+    assert class_pixels[:, 1].tolist() == cells
+    assert class_pixels[:, 0].tolist() == [192 - c for c in cells]
+    assert image_pixels.tolist() == [192] * 4
+
+
+# --- CamVid -------------------------------------------------------------------------------
+
+
+def test_camvid_without_a_root_names_the_key_and_the_script(monkeypatch) -> None:
+    monkeypatch.setattr(camvid_module, "default_root", lambda: None)
+    with pytest.raises(DatasetError, match=r"data\.root is not set.*download_camvid\.py"):
+        CamVidDataModule()
+
+
+def test_camvid_layout_and_void(tmp_path: Path) -> None:
+    root = tmp_path / "camvid"
+    for split in ("train", "val"):
+        (root / split).mkdir(parents=True)
+        (root / f"{split}annot").mkdir()
+        Image.new("RGB", (8, 6)).save(root / split / "f.jpg")
+        Image.fromarray(np.full((6, 8), 11, np.uint8)).save(root / f"{split}annot" / "f.png")
+    datamodule = CamVidDataModule(root=root, batch_size=1)
+    _, mask = datamodule.dataset("val")[0]
+    assert datamodule.num_classes == 11 and mask.eq(11).all()
+    assert "test split folder" in datamodule.split_unavailable("test")

@@ -1,0 +1,350 @@
+"""The model-zoo decoders on hand-built feature pyramids: shapes, features read, options."""
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch import nn
+
+from seglab.models import (
+    ConvEncoder,
+    Decoder,
+    DeepLabV3PlusDecoder,
+    FPNDecoder,
+    MLPDecoder,
+    Segmenter,
+    SegNetDecoder,
+)
+
+CONF_DIR = Path(__file__).parents[1] / "conf"
+
+# Encoder layouts the decoders must handle: (channels, strides), fine to coarse.
+LAYOUTS = {
+    "conv": ([4, 6, 8, 10], [1, 2, 4, 8]),
+    "resnet": ([4, 6, 8, 10, 12], [2, 4, 8, 16, 32]),
+    "dilated": ([4, 6, 8, 10, 12], [2, 4, 8, 8, 8]),
+}
+POOLED_LAYOUTS = ["conv", "resnet"]  # the ones SegNet can unpool: each stride doubles
+SIZES = [64, 37]  # 37: every stride leaves a remainder
+DENSE_DECODERS = [FPNDecoder, MLPDecoder, DeepLabV3PlusDecoder]
+
+
+def _side(size: int, stride: int) -> int:
+    """Feature side of a ceil-mode encoder (what an unpadded odd input gives)."""
+    return math.ceil(size / stride)
+
+
+def _features(layout: str, size: int) -> list[torch.Tensor]:
+    channels, strides = LAYOUTS[layout]
+    return [
+        torch.randn(2, c, _side(size, s), _side(size, s))
+        for c, s in zip(channels, strides, strict=True)
+    ]
+
+
+def _pooled_features(layout: str, size: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Features of a max-pooling encoder and the indices of each pooling (floor mode)."""
+    channels, _ = LAYOUTS[layout]
+    features = [torch.randn(2, channels[0], size, size)]
+    indices = []
+    for c in channels[1:]:
+        pooled, index = F.max_pool2d(features[-1], 2, return_indices=True)
+        indices.append(index)
+        features.append(torch.randn(2, c, *pooled.shape[-2:]))
+    return features, indices
+
+
+def _build(decoder_class: type[Decoder], layout: str, **kwargs) -> Decoder:
+    torch.manual_seed(0)
+    channels, strides = LAYOUTS[layout]
+    return decoder_class(channels, strides, **kwargs).eval()
+
+
+def _used(decoder: Decoder) -> set[int]:
+    """The encoder features each decoder is meant to read, by construction."""
+    n = len(decoder.encoder_channels)
+    if isinstance(decoder, FPNDecoder | MLPDecoder):
+        return set(range(decoder.first, n))
+    if isinstance(decoder, DeepLabV3PlusDecoder):
+        return {decoder.low_level, n - 1}
+    return {n - 1}
+
+
+def _expected_side(decoder: Decoder, size: int) -> int:
+    if isinstance(decoder, FPNDecoder | MLPDecoder):
+        return _side(size, decoder.encoder_strides[decoder.first])
+    return _side(size, decoder.encoder_strides[decoder.low_level])
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("decoder_class", DENSE_DECODERS)
+def test_dense_decoder_stages_and_output_size(
+    decoder_class: type[Decoder], layout: str, size: int
+) -> None:
+    decoder = _build(decoder_class, layout)
+    stages = decoder.forward_stages(_features(layout, size))
+    assert [s.shape[1] for s in stages] == decoder.stage_channels
+    side = _expected_side(decoder, size)
+    assert stages[-1].shape == (2, decoder.out_channels, side, side)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("layout", POOLED_LAYOUTS)
+def test_segnet_stages_and_output_size(layout: str, size: int) -> None:
+    decoder = _build(SegNetDecoder, layout)
+    features, indices = _pooled_features(layout, size)
+    stages = decoder.forward_stages(features, indices)
+    assert len(stages) == len(indices)
+    assert [s.shape[1] for s in stages] == decoder.stage_channels
+    assert [s.shape[-2:] for s in stages] == [f.shape[-2:] for f in features[-2::-1]]
+    assert stages[-1].shape == (2, LAYOUTS[layout][0][0], size, size)
+
+
+@pytest.mark.parametrize(
+    ("layout", "min_stride", "first"),
+    [("conv", 4, 2), ("conv", 1, 0), ("resnet", 4, 1), ("dilated", 8, 2), ("dilated", 3, 1)],
+)
+@pytest.mark.parametrize("decoder_class", [FPNDecoder, MLPDecoder])
+def test_min_stride_picks_the_finest_feature_at_or_above_it(
+    decoder_class: type[Decoder], layout: str, min_stride: int, first: int
+) -> None:
+    decoder = _build(decoder_class, layout, min_stride=min_stride)
+    assert decoder.first == first
+    per_level = decoder.laterals if isinstance(decoder, FPNDecoder) else decoder.embeds
+    assert len(per_level) == len(LAYOUTS[layout][0]) - first
+
+
+@pytest.mark.parametrize(
+    ("decoder_class", "kwargs"),
+    [
+        (FPNDecoder, {}),
+        (FPNDecoder, {"min_stride": 1, "merge": "cat"}),
+        (MLPDecoder, {}),
+        (MLPDecoder, {"min_stride": 8}),
+        (DeepLabV3PlusDecoder, {}),
+        (DeepLabV3PlusDecoder, {"low_level_stride": 8}),
+    ],
+    ids=["fpn", "fpn-all-cat", "mlp", "mlp-stride8", "deeplab", "deeplab-low8"],
+)
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_dense_decoder_reads_exactly_its_features(
+    decoder_class: type[Decoder], kwargs: dict, layout: str
+) -> None:
+    decoder = _build(decoder_class, layout, **kwargs)
+    features = _features(layout, 37)
+    out = decoder(features)
+    used = _used(decoder)
+    assert used, "the decoder reads no feature"
+    for i in range(len(features)):
+        perturbed = [f + torch.randn_like(f) if j == i else f for j, f in enumerate(features)]
+        changed = decoder(perturbed)
+        if i in used:
+            assert not torch.allclose(changed, out), f"feature {i} is not used"
+        else:
+            torch.testing.assert_close(changed, out, rtol=0, atol=0, msg=f"feature {i} used")
+
+
+@pytest.mark.parametrize("layout", POOLED_LAYOUTS)
+def test_segnet_reads_coarsest_feature_and_indices_only(layout: str) -> None:
+    decoder = _build(SegNetDecoder, layout)
+    features, indices = _pooled_features(layout, 37)
+    out = decoder(features, indices)
+    finer = [f + torch.randn_like(f) for f in features[:-1]] + features[-1:]
+    torch.testing.assert_close(decoder(finer, indices), out, rtol=0, atol=0)
+    coarsest = [*features[:-1], features[-1] + torch.randn_like(features[-1])]
+    assert not torch.allclose(decoder(coarsest, indices), out)
+    for i in range(len(indices)):
+        # Other valid argmax positions: pool the same feature shifted by one pixel.
+        shifted = F.pad(features[i], (1, 0, 1, 0))[..., :-1, :-1]
+        _, other = F.max_pool2d(shifted, 2, return_indices=True)
+        moved = [other if j == i else index for j, index in enumerate(indices)]
+        assert not torch.allclose(decoder(features, moved), out), f"indices {i} are not used"
+
+
+@pytest.mark.parametrize("side", [4, 5])
+def test_segnet_unpools_to_the_argmax_positions(side: int) -> None:
+    # One channel, two levels; the bottleneck conv is made the identity (centre tap 1, no
+    # bias, ReLU of positive values), so the map being unpooled is the coarse feature itself.
+    decoder = SegNetDecoder([1, 1], [1, 2], convs_per_stage=1, norm="none")
+    with torch.no_grad():
+        conv = decoder.bottleneck[0]
+        conv.weight.zero_()
+        conv.weight[0, 0, 1, 1] = 1.0
+        conv.bias.zero_()
+    fine = torch.zeros(1, 1, side, side)
+    # The maximum of each 2x2 window (floor mode drops row and column 4 of the 5x5 map).
+    positions = [(0, 1), (1, 3), (3, 0), (3, 3)]
+    for value, (row, col) in enumerate(positions, start=5):
+        fine[0, 0, row, col] = value
+    index = torch.tensor([[[[row * side + col for row, col in positions]]]]).reshape(1, 1, 2, 2)
+    _, pooled_index = F.max_pool2d(fine, 2, return_indices=True)
+    assert torch.equal(pooled_index, index)
+    coarse = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    unpooled = []
+    decoder.stages[0].register_forward_pre_hook(lambda _, args: unpooled.append(args[0]))
+    decoder([fine, coarse], [index])
+    expected = torch.zeros(1, 1, side, side)
+    for value, (row, col) in enumerate(positions, start=1):
+        expected[0, 0, row, col] = value
+    torch.testing.assert_close(unpooled[0], expected, rtol=0, atol=0)
+
+
+def test_segnet_without_indices_says_what_to_pass() -> None:
+    decoder = _build(SegNetDecoder, "conv")
+    features, indices = _pooled_features("conv", 16)
+    with pytest.raises(ValueError, match=r"indices.*\(3\), got none.*forward_with_indices"):
+        decoder(features)
+    with pytest.raises(ValueError, match=r"\(3\), got 2"):
+        decoder(features, indices[:2])
+
+
+@pytest.mark.parametrize(
+    ("coarsest_stride", "rates"), [(8, [12, 24, 36]), (16, [6, 12, 18]), (32, [6, 12, 18])]
+)
+def test_deeplab_default_rates_follow_the_coarsest_stride(
+    coarsest_stride: int, rates: list[int]
+) -> None:
+    decoder = DeepLabV3PlusDecoder([4, 8], [coarsest_stride // 2, coarsest_stride])
+    assert [branch[0].dilation[0] for branch in decoder.aspp[1:]] == rates
+    custom = DeepLabV3PlusDecoder([4, 8], [4, 8], rates=[2, 3])
+    assert [branch[0].dilation[0] for branch in custom.aspp[1:]] == [2, 3]
+
+
+@pytest.mark.parametrize(
+    ("strides", "low_level_stride", "index"),
+    [
+        ([1, 2, 4, 8], 4, 2),
+        ([2, 4, 8, 16, 32], 4, 1),
+        ([2, 4, 8, 8, 8], 8, 2),  # the first of the features sharing that stride
+        ([1, 2, 8], 4, 1),  # none at 4: the coarsest finer one
+        ([8, 16, 32], 4, 0),  # all coarser: the finest
+    ],
+)
+def test_deeplab_low_level_feature(strides: list[int], low_level_stride: int, index: int) -> None:
+    channels = [4] * len(strides)
+    decoder = DeepLabV3PlusDecoder(channels, strides, low_level_stride=low_level_stride)
+    assert decoder.low_level == index
+
+
+def test_deeplab_trains_with_batch_size_one() -> None:
+    torch.manual_seed(0)
+    model = Segmenter(
+        ConvEncoder(widths=[4, 8, 16, 32], convs_per_stage=1), DeepLabV3PlusDecoder, 3
+    )
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = {name: p.detach().clone() for name, p in model.decoder.named_parameters()}
+    logits = model(torch.randn(1, 3, 24, 24))
+    loss = F.cross_entropy(logits, torch.randint(0, 3, (1, 24, 24)))
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.decoder.image_pool.modules())
+    for name, param in model.decoder.named_parameters():
+        # A batch of one makes the pooling branch constant over the map, which the
+        # projection's BatchNorm subtracts: that branch only learns from larger batches.
+        if not name.startswith("image_pool."):
+            assert not torch.equal(param, before[name]), f"{name} did not train"
+
+
+@pytest.mark.parametrize(
+    ("decoder_class", "kwargs", "message"),
+    [
+        (FPNDecoder, {"merge": "mean"}, "merge='mean'"),
+        (FPNDecoder, {"min_stride": 16}, "min_stride=16"),
+        (FPNDecoder, {"pyramid_channels": 0}, "pyramid_channels=0"),
+        (FPNDecoder, {"norm": "group"}, "norm='group'"),
+        (MLPDecoder, {"dropout": 1.0}, "dropout=1.0"),
+        (MLPDecoder, {"min_stride": 0}, "min_stride=0"),
+        (MLPDecoder, {"embed_channels": 0}, "embed_channels=0"),
+        (MLPDecoder, {"activation": "tanh"}, "activation='tanh'"),
+        (DeepLabV3PlusDecoder, {"rates": []}, "rates=[]"),
+        (DeepLabV3PlusDecoder, {"rates": [6, 0]}, "rates=[6, 0]"),
+        (DeepLabV3PlusDecoder, {"low_level_stride": 0}, "low_level_stride=0"),
+        (DeepLabV3PlusDecoder, {"aspp_channels": -1}, "aspp_channels=-1"),
+        (SegNetDecoder, {"convs_per_stage": 0}, "convs_per_stage=0"),
+        (SegNetDecoder, {"norm": "layer"}, "norm='layer'"),
+    ],
+    ids=lambda value: value.__name__ if isinstance(value, type) else None,
+)
+def test_bad_options_name_the_key(decoder_class: type[Decoder], kwargs: dict, message: str) -> None:
+    channels, strides = LAYOUTS["conv"]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        decoder_class(channels, strides, **kwargs)
+
+
+def test_segnet_rejects_strides_that_do_not_double() -> None:
+    channels, strides = LAYOUTS["dilated"]
+    with pytest.raises(ValueError, match=re.escape("encoder_strides=[2, 4, 8, 8, 8] must double")):
+        SegNetDecoder(channels, strides)
+
+
+def _compose(*overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="model/segmenter", overrides=[*overrides, "+data.num_classes=3"])
+    return cfg
+
+
+@pytest.mark.parametrize("attention_at", ["bottleneck", "decoder"])
+def test_segnet_through_hydra_with_the_conv_encoder(attention_at: str) -> None:
+    cfg = _compose(
+        "model/encoder=conv",
+        "model/decoder=segnet",
+        "model/attention=scse",
+        f"model.attention_at={attention_at}",
+    )
+    model = instantiate(cfg.model).eval()
+    assert isinstance(model.decoder, SegNetDecoder) and model.uses_indices
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 21, 30)).shape == (1, 3, 21, 30)
+
+
+class PlainEncoder(nn.Module):
+    """An encoder with strides that SegNet could follow, but no pooling indices to give."""
+
+    out_channels = (4, 8)
+    strides = (1, 2)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fine = nn.Conv2d(3, 4, 3, padding=1)
+        self.coarse = nn.Conv2d(4, 8, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        fine = self.fine(x)
+        return [fine, self.coarse(fine)]
+
+
+def test_segnet_with_an_encoder_without_indices_fails_at_build() -> None:
+    cfg = _compose("model/encoder=conv", "model/decoder=segnet")
+    message = (
+        "Segmenter: SegNetDecoder unpools with the encoder's max-pooling indices, which "
+        "PlainEncoder does not provide; use an encoder that max-pools (model/encoder=conv)"
+    )
+    # Hydra wraps what the target raised, keeping its message.
+    with pytest.raises(InstantiationException, match=re.escape(message)) as raised:
+        instantiate(cfg.model, encoder=PlainEncoder())
+    assert isinstance(raised.value.__cause__, ValueError)
+
+
+@pytest.mark.parametrize("decoder_class", [FPNDecoder, DeepLabV3PlusDecoder, SegNetDecoder])
+def test_multi_stage_decoders_feed_auxiliary_heads(decoder_class: type[Decoder]) -> None:
+    encoder = ConvEncoder(widths=[4, 8, 16, 32], convs_per_stage=1)
+    model = Segmenter(encoder, decoder_class, 3, aux_weight=0.4).eval()
+    logits, aux = model.forward_with_aux(torch.randn(1, 3, 19, 26))
+    assert logits.shape == (1, 3, 19, 26)
+    assert [a.shape for a in aux] == [(1, 3, 19, 26)] * (len(model.decoder.stage_channels) - 1)
+
+
+def test_single_stage_mlp_decoder_rejects_auxiliary_heads() -> None:
+    encoder = ConvEncoder(widths=[4, 8, 16, 32], convs_per_stage=1)
+    with pytest.raises(ValueError, match=r"aux_weight=0.4 needs a decoder with several stages"):
+        Segmenter(encoder, MLPDecoder, 3, aux_weight=0.4)
