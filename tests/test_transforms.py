@@ -76,8 +76,9 @@ def test_random_transforms_keep_masks_aligned(
     # where the image shows one class's colour alone, the mask holds that class (void: void)
     assert torch.equal(out_mask[pure], seen[pure])
     if low >= 1.0:
-        # without downscaling only boundary pixels blend, so the check above saw most pixels
-        assert pure.float().mean() > 0.2
+        # upscaled, every block keeps a pure interior at least a pixel wide, so the check
+        # above is never vacuous
+        assert pure.any()
 
 
 def test_masks_are_resized_with_nearest_neighbour() -> None:
