@@ -12,20 +12,20 @@ inference mode after one warm-up pass, with the threads torch uses by default.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
+import json
 import platform
-import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.errors import InstantiationException
 from torch.utils.flop_counter import FlopCounterMode
 
 from seglab.experiment import build_model, config_dir
-from seglab.models import PixelSelfAttention
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "models.md"
 
@@ -58,27 +58,31 @@ def measure(model: torch.nn.Module, size: int, repeats: int) -> dict[str, float]
     }
 
 
-def _attention_peak(channels: int, size: int, reduction: int, queue: multiprocessing.Queue) -> None:
-    """Runs in a fresh process so that its peak resident memory belongs to this block alone."""
-    torch.manual_seed(0)
-    block = PixelSelfAttention(channels, reduction=reduction).eval()
-    x = torch.randn(1, channels, size, size)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
-    with torch.inference_mode():
-        block(x)
-    seconds = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    queue.put({"peak_increase_mib": (after - before) / 1024, "seconds": seconds})  # KiB on Linux
+_ATTENTION_PEAK = """
+import json, resource, sys, time
+import torch
+from seglab.models import PixelSelfAttention
+channels, size, reduction = map(int, sys.argv[1:])
+torch.manual_seed(0)
+block = PixelSelfAttention(channels, reduction=reduction).eval()
+x = torch.randn(1, channels, size, size)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+with torch.inference_mode():
+    block(x)
+seconds = time.perf_counter() - start
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"peak_increase_mib": (after - before) / 1024, "seconds": seconds}))
+"""
 
 
 def attention_memory(channels: int, size: int, reduction: int) -> dict[str, float]:
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=_attention_peak, args=(channels, size, reduction, queue))
-    process.start()
-    result = queue.get()
-    process.join()
+    """Peak resident memory the block adds, in a fresh interpreter that imports only it."""
+    args = [str(v) for v in (channels, size, reduction)]
+    output = subprocess.run(
+        [sys.executable, "-c", _ATTENTION_PEAK, *args], capture_output=True, text=True, check=True
+    ).stdout
+    result = json.loads(output)  # ru_maxrss is in KiB on Linux
     queries = size * size
     keys = (-(-size // reduction)) ** 2
     result["full_matrix_mib"] = queries * keys * 4 / 2**20
@@ -115,6 +119,12 @@ def render(rows: list[dict], attention: dict | None, args: argparse.Namespace) -
         "| --- | --- | ---: | ---: | ---: |",
     ]
     for row in rows:
+        if "error" in row:
+            lines.append(
+                f"| {row['encoder']} | {row['decoder']} | cannot be built: "
+                f"{row['error'].split(';')[0].removeprefix('Segmenter: ')} | | |"
+            )
+            continue
         lines.append(
             f"| {row['encoder']} | {row['decoder']} | {row['params_m']:.2f} | "
             f"{row['gflops']:.2f} | {row['ms']:.0f} |"
@@ -128,7 +138,7 @@ def render(rows: list[dict], attention: dict | None, args: argparse.Namespace) -
             f"reduction={args.attention_reduction})` on a 1x{args.attention_channels}x"
             f"{args.attention_size}x{args.attention_size} map (attention at full resolution, the "
             "worst case of `model.attention_at=decoder`), one forward in inference mode in a "
-            "fresh process; peak resident memory measured with `getrusage` before and after.",
+            "fresh interpreter; peak resident memory measured with `getrusage` before and after.",
             "",
             f"- peak memory increase: {attention['peak_increase_mib']:.0f} MiB "
             f"(the input map itself is {attention['input_mib']:.0f} MiB)",
@@ -156,7 +166,12 @@ def main() -> None:
     rows = []
     for encoder in args.encoders or options("encoder"):
         for decoder in args.decoders or options("decoder"):
-            model = compose_model(encoder, decoder, args.overrides)
+            try:
+                model = compose_model(encoder, decoder, args.overrides)
+            except InstantiationException as error:
+                # combinations that cannot exist, such as unpooling without pooling indices
+                rows.append({"encoder": encoder, "decoder": decoder, "error": str(error.__cause__)})
+                continue
             row = {
                 "encoder": encoder,
                 "decoder": decoder,

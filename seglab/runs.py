@@ -1,13 +1,64 @@
-"""Reading finished runs back from their directories, through TensorBoard's own event reader."""
+"""Run directories: naming multirun jobs, and reading finished runs back through TensorBoard's
+own event reader."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 # keep every point: the defaults subsample long scalar series and keep only a few images
 _SIZE_GUIDANCE = {"scalars": 0, "images": 0, "tensors": 0}
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
+_MAX_NAME = 120
+
+
+#: Environment variable holding the keys a multirun sweeps, comma-separated (set by seglab-train).
+SWEPT_KEYS_ENV = "SEGLAB_SWEPT_KEYS"
+
+
+#: Overrides that change where outputs go or how they are shown, never what a job computes.
+_NOT_NAMING = {
+    "paths.output_root",
+    "paths.cache_dir",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+}
+
+
+def job_name(overrides: Sequence[str], num: int | str) -> str:
+    """A multirun job's directory name, made from its overrides so that it says what it is.
+
+    Only the swept overrides name a job when seglab-train has recorded them (an override that
+    all jobs share tells them apart from nothing). ``a=1,model/encoder=resnet18`` becomes
+    ``a=1,model.encoder=resnet18``; characters a filesystem or shell would trip on become
+    ``_``, and a name that had to be changed that way or shortened gets a hash of the
+    overrides, so two jobs never share a name.
+    """
+    items = [str(item) for item in overrides]
+    swept = {key for key in os.environ.get(SWEPT_KEYS_ENV, "").split(",") if key}
+
+    def key(item: str) -> str:
+        return item.split("=", 1)[0].lstrip("+~")
+
+    kept = sorted(
+        item for item in items if key(item) not in _NOT_NAMING and (not swept or key(item) in swept)
+    )
+    if not kept:
+        return f"job{num}"
+    name = ",".join(kept).replace("/", ".")
+    safe = _UNSAFE.sub("_", name)[:_MAX_NAME]
+    if safe != name:
+        safe += "-" + hashlib.sha1(",".join(kept).encode()).hexdigest()[:8]
+    return safe
+
+
+OmegaConf.register_new_resolver("seglab.job_name", job_name, replace=True)
 
 
 def load_events(run_dir: str | Path) -> EventAccumulator:
