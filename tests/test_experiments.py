@@ -1,0 +1,55 @@
+"""Every named recipe in conf/experiment/ trains: one batch each, through the real entry point."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import DictConfig
+
+import seglab.train
+from seglab.experiment import train
+
+CONF_DIR = Path(__file__).parents[1] / "conf"
+CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
+EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_runs_with_fast_dev_run(
+    experiment: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = (CONF_DIR / "experiment" / f"{experiment}.yaml").read_text()
+    if "/data: camvid" in text and not (CAMVID / "train").is_dir():
+        pytest.skip(f"CamVid is not in {CAMVID} (see its README.md)")
+    overrides = [
+        f"experiment={experiment}",
+        "trainer.fast_dev_run=true",
+        "trainer.enable_progress_bar=false",
+        # the smallest batch that keeps BatchNorm training, so a full-size recipe fits a test
+        "data.batch_size=2",
+        "data.eval_batch_size=2",
+        "data.num_workers=0",
+        "data.persistent_workers=false",
+        f"paths.output_root={tmp_path}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    ]
+    if not torch.cuda.is_available():
+        # GPU recipes keep their model, data and schedule; only the device changes
+        overrides += ["trainer.accelerator=cpu", "trainer.precision=32-true"]
+    results: list[dict[str, float]] = []
+
+    def recording_train(cfg: DictConfig) -> dict[str, float]:
+        results.append(train(cfg))
+        return results[-1]
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["seglab-train", *overrides])
+    monkeypatch.setattr(seglab.train, "train", recording_train)
+    seglab.train.main()
+    (metrics,) = results
+    assert math.isfinite(metrics["train/loss"])
+    assert 0.0 <= metrics["val/mIoU"] <= 1.0
