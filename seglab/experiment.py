@@ -15,10 +15,13 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from seglab.data import DatasetError, SegmentationDataModule
 from seglab.data.stats import class_statistics
@@ -147,13 +150,34 @@ def _check_fresh_run_dir(run_dir: Path) -> None:
         )
 
 
+#: Strategies whose launcher re-executes the command line for the other ranks.
+_RELAUNCHING_STRATEGIES = ("ddp", "ddp_find_unused_parameters_true", "deepspeed", "fsdp")
+
+
+def _check_strategy(cfg: DictConfig) -> None:
+    """A relaunched multirun command would run the whole sweep again in every rank."""
+    strategy = OmegaConf.select(cfg, "trainer.strategy")
+    if not isinstance(strategy, str) or strategy not in _RELAUNCHING_STRATEGIES:
+        return
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise SeglabError(
+            f"trainer.strategy={strategy} relaunches the command for every rank, which in a "
+            "multirun would start the whole sweep again in each of them; use "
+            "trainer.strategy=ddp_spawn for sweeps, run one job per node with "
+            "hydra/launcher=slurm, or train single runs with trainer=ddp"
+        )
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; returns the final metrics (for sweepers too)."""
     run_dir = Path(cfg.paths.output_dir)
-    _check_fresh_run_dir(run_dir)
-    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
-    # .hydra/config.yaml keeps ${now:} and ${oc.env:} unresolved; this copy is what ran
-    OmegaConf.save(cfg, run_dir / ".hydra" / "config_resolved.yaml", resolve=True)
+    _check_strategy(cfg)
+    # other ranks of a distributed run join rank 0's directory (Lightning pins them to it)
+    if rank_zero_only.rank == 0:
+        _check_fresh_run_dir(run_dir)
+        (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+        # .hydra/config.yaml keeps ${now:} and ${oc.env:} unresolved; this copy is what ran
+        OmegaConf.save(cfg, run_dir / ".hydra" / "config_resolved.yaml", resolve=True)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = build_datamodule(cfg)
     setup_data(datamodule, "fit")

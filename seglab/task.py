@@ -101,9 +101,19 @@ class SegmentationTask(pl.LightningModule):
             terms["aux"] = aux_loss.detach()
             loss = loss + aux_weight * aux_loss
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
-        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, batch_size=n)
+        # epoch values average over every process of a distributed run (sync_dist)
+        self.log(
+            "train/loss_epoch", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True
+        )
         for name, value in terms.items():
-            self.log(f"train/loss/{name}", value, on_step=False, on_epoch=True, batch_size=n)
+            self.log(
+                f"train/loss/{name}",
+                value,
+                on_step=False,
+                on_epoch=True,
+                batch_size=n,
+                sync_dist=True,
+            )
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, batch_size=n)
         return loss
 
@@ -117,6 +127,7 @@ class SegmentationTask(pl.LightningModule):
             on_epoch=True,
             prog_bar=stage == "val",
             batch_size=images.shape[0],
+            sync_dist=True,
         )
         self.confmats[stage].update(logits, masks)
 
@@ -145,7 +156,8 @@ class SegmentationTask(pl.LightningModule):
         scores = segmentation_scores(confmat)
         self.confusion[stage] = confmat.detach().cpu()
         self.scores[stage] = {k: v.detach().cpu() for k, v in scores.items()}
-        self.log(f"{stage}/mIoU", scores["mIoU"], prog_bar=True)
+        # the confusion matrix is already summed over every process, so scores agree on all
+        self.log(f"{stage}/mIoU", scores["mIoU"], prog_bar=True, sync_dist=True)
         logged = {f"{stage}/{k}": scores[k] for k in ("mDice", "pixel_accuracy")}
         for i, name in enumerate(self.classes):
             # a class absent from the split has no IoU; a NaN point would only break the curve
@@ -159,7 +171,7 @@ class SegmentationTask(pl.LightningModule):
                     self.best[key] = max(self.best.get(key, -math.inf), value)
                 if key in self.best:
                     logged[f"val/{key}_best"] = torch.tensor(self.best[key])
-        self.log_dict(logged)
+        self.log_dict(logged, sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self.optimizer_factory(params=self.parameters())
