@@ -1,0 +1,369 @@
+"""``seglab-compare``: one row per run of a sweep (or of all of ``outputs/``), side by side.
+
+Columns are the config values that differ between the runs and the results read back from
+each run's TensorBoard event files, so the table says which change gave which number without
+opening TensorBoard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
+
+from seglab.runs import load_events, read_scalars, wall_time
+
+PROG = "seglab-compare"
+DICE = "val/mDice"
+LOSS = "val/loss"
+# config keys about where a run writes, never about what it computes: they always differ
+_LOCATION_PREFIXES = ("paths.", "hydra.")
+_MISSING = object()
+_RESOLVER_CALL = re.compile(r"\$\{[\w.]+:")
+
+
+class CompareError(Exception):
+    """A problem with the command line or the runs found, reported as one line."""
+
+
+@dataclass
+class Run:
+    """What a run directory says about itself: its config and its logged scalars."""
+
+    name: str
+    config: dict[str, Any]
+    scalars: dict[str, list[tuple[int, float]]]
+    wall_time: float | None
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Run directories at or below ``root``: a ``.hydra/config.yaml`` beside ``tensorboard/``.
+
+    Eval runs hold no ``tensorboard/`` and so are left out; a train run that crashed before
+    logging anything keeps its place (with empty results) so that the table shows it failed.
+    """
+    configs = root.glob("**/.hydra/config.yaml")
+    return sorted(
+        config.parent.parent
+        for config in configs
+        if (config.parent.parent / "tensorboard").is_dir()
+    )
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys to leaf values; lists stay whole, as a run sets them whole."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """The run's flattened config, without the keys that only say where it wrote."""
+    hydra_dir = run_dir / ".hydra"
+    resolved = hydra_dir / "config_resolved.yaml"
+    if resolved.is_file():  # what ran
+        flat = flatten(OmegaConf.to_container(OmegaConf.load(resolved)))
+    else:
+        flat = _resolvable_values(hydra_dir / "config.yaml")
+    output_dir = flat.get("paths.output_dir")
+    return {
+        key: value
+        for key, value in flat.items()
+        if not key.startswith(_LOCATION_PREFIXES)
+        # values built from the run's own directory (checkpoint dir, logger dir...)
+        and not (isinstance(output_dir, str) and isinstance(value, str) and output_dir in value)
+    }
+
+
+def _resolvable_values(path: Path) -> dict[str, Any]:
+    """Hydra's unresolved ``config.yaml`` (runs without a resolved copy), flattened.
+
+    Interpolations between config values are resolved, so that they compare with resolved
+    runs. A value made by a resolver (``${hydra:...}``, ``${now:...}``, ``${oc.env:...}``),
+    directly or through another key, is left out: what it was when the run started cannot be
+    known now, and resolving it here would give today's value.
+    """
+    config = OmegaConf.load(path)
+    flat: dict[str, Any] = {}
+    for key, raw in flatten(OmegaConf.to_container(config, resolve=False)).items():
+        if isinstance(raw, str) and _RESOLVER_CALL.search(raw):
+            continue
+        try:
+            value = OmegaConf.select(config, key, throw_on_missing=True)
+            if OmegaConf.is_config(value):
+                value = OmegaConf.to_container(value, resolve=True)
+        except MissingMandatoryValue:
+            value = raw  # "???", as the resolved copy of such a run would keep it
+        except (InterpolationResolutionError, ValueError):
+            continue
+        flat[key] = value
+    return flat
+
+
+def read_run(run_dir: Path, root: Path) -> Run:
+    """A run's config and results; the event files are decoded once for both."""
+    try:
+        events = load_events(run_dir)
+    except FileNotFoundError:  # crashed before its first log: listed with empty results
+        scalars, seconds = {}, None
+    else:
+        scalars, seconds = read_scalars(events), wall_time(events)
+    name = run_dir.relative_to(root).as_posix()
+    return Run(name=name, config=read_config(run_dir), scalars=scalars, wall_time=seconds)
+
+
+def differing_keys(runs: Sequence[Run]) -> list[str]:
+    """Config keys whose value is not the same in every run, in config order."""
+    keys = list(dict.fromkeys(key for run in runs for key in run.config))
+    return [
+        key
+        for key in keys
+        if any(
+            run.config.get(key, _MISSING) != runs[0].config.get(key, _MISSING) for run in runs[1:]
+        )
+    ]
+
+
+def default_mode(metric: str) -> str:
+    """Losses are minimised; IoU, Dice, accuracy and the like are maximised."""
+    return "min" if "loss" in metric.lower() else "max"
+
+
+def best(points: Sequence[tuple[int, float]], mode: str) -> float | None:
+    """The best logged value; NaN (a diverged epoch) never counts as best."""
+    values = [value for _, value in points if not math.isnan(value)]
+    if not values:
+        return None
+    return max(values) if mode == "max" else min(values)
+
+
+def validation_points(run: Run) -> int:
+    """How many times the run validated: distinct steps at which it logged a ``val/`` value."""
+    return len(
+        {
+            step
+            for tag, points in run.scalars.items()
+            if tag.startswith("val/")
+            for step, _ in points
+        }
+    )
+
+
+def format_value(value: Any) -> str:
+    """A config value as a user would write it on the command line."""
+    if value is _MISSING:
+        return ""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)
+
+
+@dataclass
+class Table:
+    """Header and rows with raw values, so each format chooses its own precision."""
+
+    header: list[str]
+    rows: list[list[Any]]
+    # columns holding numbers (right-aligned) -> decimals shown in the table and markdown
+    decimals: dict[int, int]
+
+
+def build_table(runs: Sequence[Run], metric: str, mode: str) -> Table:
+    """One row per run, sorted by the metric's best value; runs without it come last."""
+    keys = differing_keys(runs)
+    results = [f"best {metric}"]
+    if metric != DICE:
+        results.append(f"best {DICE}")
+    results += [f"final {LOSS}", "epochs", "wall time [s]"]
+    scored: list[tuple[float | None, list[Any]]] = []
+    for run in runs:
+        score = best(run.scalars.get(metric, []), mode)
+        values: list[Any] = [score]
+        if metric != DICE:
+            values.append(best(run.scalars.get(DICE, []), "max"))
+        loss = run.scalars.get(LOSS)
+        values += [loss[-1][1] if loss else None, validation_points(run), run.wall_time]
+        config = [format_value(run.config.get(key, _MISSING)) for key in keys]
+        scored.append((score, [*config, *values, run.name]))
+    sign = -1 if mode == "max" else 1
+    scored.sort(key=lambda item: (item[0] is None, sign * item[0] if item[0] is not None else 0))
+    decimals = {
+        len(keys) + i: 1 if name == "wall time [s]" else 4 for i, name in enumerate(results)
+    }
+    return Table(
+        header=[*keys, *results, "run"], rows=[row for _, row in scored], decimals=decimals
+    )
+
+
+def _cell(value: Any, digits: int | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value) if digits is None else f"{value:.{digits}f}"
+    return str(value)
+
+
+def render(table: Table, fmt: str) -> str:
+    """The table as CSV (full precision), a GitHub markdown table or aligned plain text."""
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(table.header)
+        writer.writerows([_cell(value, None) for value in row] for row in table.rows)
+        return buffer.getvalue().rstrip("\n")
+    cells = [
+        [_cell(value, table.decimals.get(i, 4)) for i, value in enumerate(row)]
+        for row in table.rows
+    ]
+    if fmt == "markdown":
+        lines = [table.header, ["---"] * len(table.header), *cells]
+        return "\n".join(
+            "| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in lines
+        )
+    widths = [
+        max(len(line[i]) for line in [table.header, *cells]) for i in range(len(table.header))
+    ]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(
+            value.rjust(width) if i in table.decimals else value.ljust(width)
+            for i, (value, width) in enumerate(zip(values, widths, strict=True))
+        ).rstrip()
+
+    return "\n".join([line(table.header), *(line(row) for row in cells)])
+
+
+def has_epochs(run: Run, metric: str) -> bool:
+    """Whether Lightning logged the epoch at every step the metric was logged at."""
+    epoch_steps = {step for step, _ in run.scalars.get("epoch", [])}
+    return all(step in epoch_steps for step, _ in run.scalars.get(metric, []))
+
+
+def curve(run: Run, metric: str, by_epoch: bool) -> tuple[list[float], list[float]]:
+    """The metric's points against the epoch logged with them, or against the step.
+
+    Steps depend on the batch size and the dataset, so epochs compare runs better where
+    every run has them.
+    """
+    epoch_at = dict(run.scalars.get("epoch", []))
+    points = run.scalars.get(metric, [])
+    xs = [epoch_at[step] if by_epoch else float(step) for step, _ in points]
+    return xs, [value for _, value in points]
+
+
+def legend_label(run: Run, keys: Sequence[str]) -> str:
+    """The run's differing values, short enough for a legend; its name if none differ.
+
+    Swapping a config group (``model/decoder=fpn``) changes its ``_target_`` and every option
+    under it: the class name alone says which group option ran. Keys a run lacks are left out.
+    """
+    swapped = [key.removesuffix("_target_") for key in keys if key.endswith("._target_")]
+    parts = []
+    for key in keys:
+        value = run.config.get(key, _MISSING)
+        if value is _MISSING:
+            continue
+        if key.endswith("._target_"):
+            parts.append(f"{key.removesuffix('._target_')}={str(value).rsplit('.', 1)[-1]}")
+        elif not key.startswith(tuple(swapped)):
+            parts.append(f"{key}={format_value(value)}")
+    return ", ".join(parts) or run.name
+
+
+def plot(runs: Sequence[Run], metric: str, out: Path) -> None:
+    """All runs' curves of ``metric`` in one PNG, each labelled by what sets it apart."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    keys = differing_keys(runs)
+    plotted = [run for run in runs if run.scalars.get(metric)]
+    by_epoch = all(has_epochs(run, metric) for run in plotted)
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for run in plotted:
+        xs, ys = curve(run, metric, by_epoch)
+        axes.plot(xs, ys, marker="o", markersize=3, label=legend_label(run, keys))
+    axes.set_xlabel("epoch" if by_epoch else "step")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_ylabel(metric)
+    axes.grid(alpha=0.3)
+    # below the axes, so that long labels never cover the curves; bbox_inches keeps it in view
+    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(0, -0.12))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(out, format="png", dpi=120, bbox_inches="tight")
+    except OSError as error:
+        raise CompareError(f"cannot write --plot {out}: {error.strerror or error}") from None
+    finally:
+        plt.close(figure)
+
+
+def compare(root: Path, metric: str, mode: str | None) -> tuple[list[Run], Table]:
+    """Read every run below ``root`` and tabulate them; errors say what to pass instead."""
+    if not root.exists():
+        raise CompareError(
+            f"{root} does not exist; give a sweep directory (outputs/train/multirun/<time>) "
+            "or an outputs directory"
+        )
+    run_dirs = find_runs(root)
+    if not run_dirs:
+        raise CompareError(
+            f"no run directory below {root} (one holding .hydra/config.yaml and tensorboard/); "
+            "give a sweep directory (outputs/train/multirun/<time>) or an outputs directory"
+        )
+    runs = [read_run(run_dir, root) for run_dir in run_dirs]
+    if not any(run.scalars.get(metric) for run in runs):
+        logged = sorted({tag for run in runs for tag in run.scalars})
+        raise CompareError(
+            f"no run below {root} logged {metric}; choose --metric from: "
+            f"{', '.join(logged) or 'none (no run logged any scalar)'}"
+        )
+    return runs, build_table(runs, metric, mode or default_mode(metric))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("path", type=Path, help="a sweep directory, or outputs/ (searched below)")
+    parser.add_argument("--metric", default="val/mIoU", help="scalar to rank by (val/mIoU)")
+    parser.add_argument(
+        "--mode",
+        choices=("max", "min"),
+        help="whether higher or lower is better (default: min if the name has 'loss', else max)",
+    )
+    parser.add_argument("--format", choices=("table", "csv", "markdown"), default="table")
+    parser.add_argument("--plot", type=Path, metavar="OUT.png", help="draw the metric's curves")
+    args = parser.parse_args(argv)
+    try:
+        runs, table = compare(args.path, args.metric, args.mode)
+        print(render(table, args.format))
+        if args.plot is not None:
+            plot(runs, args.metric, args.plot)
+    except CompareError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
