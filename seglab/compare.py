@@ -82,12 +82,27 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     else:
         flat = _resolvable_values(hydra_dir / "config.yaml")
     output_dir = flat.get("paths.output_dir")
-    return {
+    config = {
         key: value
         for key, value in flat.items()
         if not key.startswith(_LOCATION_PREFIXES)
         # values built from the run's own directory (checkpoint dir, logger dir...)
         and not (isinstance(output_dir, str) and isinstance(value, str) and output_dir in value)
+    }
+    return {**_group_choices(hydra_dir / "hydra.yaml"), **config}
+
+
+def _group_choices(path: Path) -> dict[str, Any]:
+    """The option picked in each config group (``model/decoder: unet``), as the user wrote it."""
+    if not path.is_file():
+        return {}
+    choices = OmegaConf.select(OmegaConf.load(path), "hydra.runtime.choices", default=None)
+    if choices is None:
+        return {}
+    return {
+        group: choice
+        for group, choice in OmegaConf.to_container(choices).items()
+        if not group.startswith(("hydra/", "paths"))
     }
 
 
@@ -129,15 +144,21 @@ def read_run(run_dir: Path, root: Path) -> Run:
 
 
 def differing_keys(runs: Sequence[Run]) -> list[str]:
-    """Config keys whose value is not the same in every run, in config order."""
+    """Config keys whose value is not the same in every run, in config order.
+
+    Where runs picked different options of a config group (``model/decoder``), that choice is
+    the column, and the values inside the group, which differ because of it, are not.
+    """
     keys = list(dict.fromkeys(key for run in runs for key in run.config))
-    return [
+    differing = [
         key
         for key in keys
         if any(
             run.config.get(key, _MISSING) != runs[0].config.get(key, _MISSING) for run in runs[1:]
         )
     ]
+    swapped = tuple(key.replace("/", ".") + "." for key in differing if "/" in key)
+    return [key for key in differing if not key.startswith(swapped) or "/" in key]
 
 
 def default_mode(metric: str) -> str:

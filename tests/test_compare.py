@@ -350,3 +350,20 @@ def test_a_2x2_grid_names_its_jobs_and_compares_them(
         }
         assert {"val/mIoU_best", "val/mDice_best", "val/loss"} <= set(metrics)
         assert {"val/mIoU_best", "val/mDice_best", "val/loss"} <= set(read_scalars(sweep_dir / job))
+
+
+def test_a_swapped_config_group_is_one_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for decoder, target in (("unet", "UNetDecoder"), ("fpn", "FPNDecoder")):
+        run_dir = tmp_path / decoder
+        (run_dir / ".hydra").mkdir(parents=True)
+        config = {"model": {"decoder": {"_target_": target}}, "optimizer": {"lr": 0.1}}
+        OmegaConf.save(config, run_dir / ".hydra" / "config.yaml")
+        choices = {"model/decoder": decoder, "optimizer": "adamw", "hydra/launcher": "basic"}
+        OmegaConf.save({"hydra": {"runtime": {"choices": choices}}}, run_dir / ".hydra/hydra.yaml")
+        with SummaryWriter(str(run_dir / "tensorboard")) as writer:
+            writer.add_scalar("val/mIoU", 0.5, 0, walltime=START)
+    main([str(tmp_path), "--format", "csv"])
+    header = next(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert header[0] == "model/decoder" and not any(c.startswith("model.") for c in header)
