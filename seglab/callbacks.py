@@ -37,6 +37,13 @@ def _writer(trainer: pl.Trainer) -> Any | None:
     return None
 
 
+def _validation_step(trainer: pl.Trainer) -> int:
+    """The step Lightning logs the epoch's val scalars at (its last training batch's), so that
+    images sit beside them and a resumed run's TensorBoard purge (from the checkpoint's
+    global step on) keeps the last finished epoch's images."""
+    return max(trainer.global_step - 1, 0)
+
+
 def colourize(mask: Tensor, palette: list[list[int]], ignore_index: int) -> Tensor:
     """Class-index mask ``(H, W)`` to an RGB float image ``(3, H, W)``; void is black."""
     lut = torch.tensor(palette, dtype=torch.float32) / 255.0
@@ -88,7 +95,7 @@ class PredictionGrid(pl.Callback):
             tiles.append(colourize(mask, datamodule.palette, datamodule.ignore_index))
             tiles.append(colourize(prediction, datamodule.palette, datamodule.ignore_index))
         grid = make_grid(tiles, nrow=3, padding=2, pad_value=1.0)
-        writer.add_image("val/predictions", grid, trainer.global_step)
+        writer.add_image("val/predictions", grid, _validation_step(trainer))
 
 
 def draw_confusion_matrix(confmat: Tensor, classes: list[str], cell: int = 34) -> Image.Image:
@@ -129,7 +136,7 @@ class ConfusionMatrixImage(pl.Callback):
         if confmat is None:
             return
         image = draw_confusion_matrix(confmat, pl_module.classes)
-        writer.add_image("val/confusion_matrix", pil_to_tensor(image), trainer.global_step)
+        writer.add_image("val/confusion_matrix", pil_to_tensor(image), _validation_step(trainer))
 
 
 def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -10,6 +10,13 @@ import copy
 import json
 import logging
 import math
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+from datetime import datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +25,14 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from seglab.data import DatasetError, SegmentationDataModule
 from seglab.data.stats import class_statistics
+from seglab.runs import resume_checkpoint, resumed_run_dir
 from seglab.task import CHECKPOINT_KEY, SegmentationTask
 
 log = logging.getLogger(__name__)
@@ -132,9 +140,17 @@ def build_task(cfg: DictConfig, datamodule: SegmentationDataModule) -> Segmentat
     )
 
 
-def build_trainer(cfg: DictConfig) -> pl.Trainer:
+def build_trainer(cfg: DictConfig, purge_step: int | None = None) -> pl.Trainer:
+    """The configured Trainer; ``purge_step`` (a resumed run's checkpoint step) makes TensorBoard
+    drop what the interrupted run logged from that step on, since the resumed run logs it again.
+    """
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    loggers = []
+    for node in (cfg.get("logger") or {}).values():
+        if not node:
+            continue
+        purge = purge_step is not None and issubclass(get_class(node._target_), TensorBoardLogger)
+        loggers.append(instantiate(node, **({"purge_step": purge_step} if purge else {})))
     if not any(isinstance(logger, TensorBoardLogger) for logger in loggers):
         raise SeglabError("logger: every run logs to TensorBoard; keep logger=tensorboard")
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
@@ -150,6 +166,10 @@ def _check_fresh_run_dir(run_dir: Path) -> None:
         )
 
 
+class SweepError(SeglabError):
+    """A multirun that cannot work at all: it stops the whole sweep, not one job."""
+
+
 #: Strategies whose launcher re-executes the command line for the other ranks.
 _RELAUNCHING_STRATEGIES = ("ddp", "ddp_find_unused_parameters_true", "deepspeed", "fsdp")
 
@@ -160,7 +180,7 @@ def _check_strategy(cfg: DictConfig) -> None:
     if not isinstance(strategy, str) or strategy not in _RELAUNCHING_STRATEGIES:
         return
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        raise SeglabError(
+        raise SweepError(
             f"trainer.strategy={strategy} relaunches the command for every rank, which in a "
             "multirun would start the whole sweep again in each of them; use "
             "trainer.strategy=ddp_spawn for sweeps, run one job per node with "
@@ -168,22 +188,160 @@ def _check_strategy(cfg: DictConfig) -> None:
         )
 
 
+#: Distributions whose versions <run>/.hydra/environment.json records (absent ones are left out).
+_RECORDED_PACKAGES = (
+    "torch",
+    "torchvision",
+    "pytorch-lightning",
+    "hydra-core",
+    "omegaconf",
+    "torchmetrics",
+    "tensorboard",
+    "numpy",
+    "timm",
+    "seglab",
+)
+
+
+def _git_state(source: Path) -> tuple[str | None, bool | None]:
+    """Commit and dirty flag of the git checkout whose top level is ``source``, else Nones.
+
+    Only a checkout rooted at ``source`` describes seglab's code: an installed seglab may sit
+    inside some other repository (a virtual environment in a project), and a run never fails
+    for want of git.
+    """
+
+    def git(*args: str) -> str | None:
+        try:
+            result = subprocess.run(
+                ["git", "-C", str(source), *args], capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    top = git("rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != source:
+        return None, None
+    commit, status = git("rev-parse", "HEAD"), git("status", "--porcelain")
+    return commit, None if status is None else bool(status)
+
+
+@rank_zero_only
+def _write_environment(record_dir: Path, seed: int) -> None:
+    """``<record_dir>/environment.json`` (``<run>/.hydra/``, or ``.hydra/resume-<time>/`` of a
+    resume): what the config does not say about how a run was made.
+
+    The seed actually used (``seed: null`` takes ``PL_GLOBAL_SEED``, else 0), the code's
+    commit and the package versions are what a re-run from ``.hydra/config.yaml`` needs to
+    match the run exactly.
+    """
+    commit, dirty = _git_state(Path(__file__).resolve().parent.parent)
+    versions = {}
+    for name in _RECORDED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    info = {
+        "seed": seed,
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "python": platform.python_version(),
+        "packages": versions,
+        "cuda": torch.version.cuda,
+        "command": sys.argv,
+        "hostname": socket.gethostname(),
+        "time": datetime.now().astimezone().isoformat(timespec="microseconds"),
+    }
+    record_dir.mkdir(parents=True, exist_ok=True)
+    (record_dir / "environment.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+def _resume(cfg: DictConfig, run_dir: Path) -> tuple[DictConfig, Path, int] | None:
+    """For a command that continues a run (``ckpt_path`` or ``resume``): the config stored in
+    its checkpoint with this command's overrides on top, the checkpoint and its global step.
+
+    None for a fresh run. Refuses, naming the path, whatever cannot be continued in place.
+    """
+    ckpt_path, resume = cfg.get("ckpt_path"), cfg.get("resume")
+    path = resume_checkpoint(ckpt_path, resume)
+    if path is None:
+        return None
+    if ckpt_path and resume:
+        raise SeglabError(
+            f"ckpt_path={ckpt_path} and resume={resume} both name a run to continue; give one"
+        )
+    if resume and not path.is_file():
+        raise SeglabError(
+            f"no checkpoint to resume: {path} does not exist; resume=true works from inside a "
+            "run directory of seglab-train, resume=<run dir> from anywhere"
+        )
+    checkpoint = load_checkpoint(path)
+    owner = resumed_run_dir(ckpt_path, resume)
+    if owner is None:
+        raise SeglabError(
+            f"ckpt_path={path} is not in a run's checkpoints/ folder; seglab-train continues "
+            "the run that saved it: give <run>/checkpoints/last.ckpt"
+        )
+    if owner.resolve() != run_dir.resolve():
+        raise SeglabError(
+            f"ckpt_path={path} continues run {owner}, but this job writes to {run_dir}; "
+            "resume as a single run, without -m or hydra.run.dir"
+        )
+    trained_in = OmegaConf.select(
+        OmegaConf.create(checkpoint[CHECKPOINT_KEY]["config"]), "paths.output_dir"
+    )
+    if trained_in and Path(trained_in).resolve() != owner.resolve():
+        raise SeglabError(
+            f"{path} was saved by the run in {trained_in}, where its config writes checkpoints "
+            f"and logs; move {owner} back there to resume it"
+        )
+    config = checkpoint_config(checkpoint, cfg, list(HydraConfig.get().overrides.task))
+    config.ckpt_path, config.resume = ckpt_path, resume
+    epochs_done = checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"]
+    max_epochs = config.trainer.get("max_epochs")
+    if max_epochs not in (None, -1) and epochs_done >= max_epochs:
+        raise SeglabError(
+            f"run {owner} already finished its trainer.max_epochs={max_epochs} epochs ({path}); "
+            "nothing to resume; score it with seglab-eval, or train longer in a new run"
+        )
+    return config, path, int(checkpoint["global_step"])
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; returns the final metrics (for sweepers too)."""
     run_dir = Path(cfg.paths.output_dir)
     _check_strategy(cfg)
+    # .hydra/ of a fresh run, .hydra/resume-<time>/ of a resume (conf/hydra/default.yaml)
+    record_dir = run_dir / (HydraConfig.get().output_subdir or ".hydra")
+    try:
+        resumed = _resume(cfg, run_dir)
+    except SeglabError:
+        # a refused resume leaves the run as it was: no record of a command that did nothing
+        if record_dir.parent == run_dir / ".hydra" and record_dir.name.startswith("resume-"):
+            shutil.rmtree(record_dir, ignore_errors=True)
+        raise
+    if resumed is not None:
+        cfg = resumed[0]
     # other ranks of a distributed run join rank 0's directory (Lightning pins them to it)
     if rank_zero_only.rank == 0:
-        _check_fresh_run_dir(run_dir)
-        (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+        if resumed is None:
+            _check_fresh_run_dir(run_dir)
+        record_dir.mkdir(parents=True, exist_ok=True)
         # .hydra/config.yaml keeps ${now:} and ${oc.env:} unresolved; this copy is what ran
-        OmegaConf.save(cfg, run_dir / ".hydra" / "config_resolved.yaml", resolve=True)
-    pl.seed_everything(cfg.seed, workers=True)
+        OmegaConf.save(cfg, record_dir / "config_resolved.yaml", resolve=True)
+    seed = pl.seed_everything(cfg.seed, workers=True)
+    if rank_zero_only.rank == 0:  # other ranks are relaunched with hydra.output_subdir=null
+        _write_environment(record_dir, seed)
     datamodule = build_datamodule(cfg)
     setup_data(datamodule, "fit")
     task = build_task(cfg, datamodule)
-    trainer = build_trainer(cfg)
-    trainer.fit(task, datamodule=datamodule)
+    trainer = build_trainer(cfg, purge_step=resumed[2] if resumed else None)
+    # a resume restores weights, optimizer, scheduler, loops and callbacks (best.ckpt's score)
+    trainer.fit(
+        task, datamodule=datamodule, ckpt_path=resumed[1] if resumed else None, weights_only=True
+    )
     metrics = {
         name: float(value) for name, value in trainer.callback_metrics.items() if value.numel() == 1
     }
@@ -241,7 +399,7 @@ def checkpoint_config(
     groups = config_dir()
     for override in OverridesParser.create().parse_overrides(overrides):
         key = override.key_or_group
-        if key.split(".")[0] in {"ckpt_path", "split", "task_name", "hydra", "paths"}:
+        if key.split(".")[0] in {"ckpt_path", "resume", "split", "task_name", "hydra", "paths"}:
             continue
         target = key.replace("/", ".") if (groups / key).is_dir() else key
         if override.is_delete():

@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -31,17 +32,21 @@ _NOT_NAMING = {
 }
 
 
-def job_name(overrides: Sequence[str], num: int | str) -> str:
+def job_name(
+    overrides: Sequence[str], num: int | str, sweeper_params: Mapping[str, Any] | None = None
+) -> str:
     """A multirun job's directory name, made from its overrides so that it says what it is.
 
-    Only the swept overrides name a job when seglab-train has recorded them (an override that
-    all jobs share tells them apart from nothing). ``a=1,model/encoder=resnet18`` becomes
-    ``a=1,model.encoder=resnet18``; characters a filesystem or shell would trip on become
-    ``_``, and a name that had to be changed that way or shortened gets a hash of the
-    overrides, so two jobs never share a name.
+    Only the swept overrides name a job: those seglab-train recorded from the command line, and
+    the keys of ``hydra.sweeper.params`` (``sweeper_params``, where a config such as an Optuna
+    search declares its space); an override that all jobs share tells them apart from nothing.
+    ``a=1,model/encoder=resnet18`` becomes ``a=1,model.encoder=resnet18``; characters a
+    filesystem or shell would trip on become ``_``, and a name that had to be changed that way
+    or shortened gets a hash of the overrides, so two jobs never share a name.
     """
     items = [str(item) for item in overrides]
     swept = {key for key in os.environ.get(SWEPT_KEYS_ENV, "").split(",") if key}
+    swept |= {str(key) for key in sweeper_params or {}}
 
     def key(item: str) -> str:
         return item.split("=", 1)[0].lstrip("+~")
@@ -61,6 +66,46 @@ def job_name(overrides: Sequence[str], num: int | str) -> str:
 OmegaConf.register_new_resolver("seglab.job_name", job_name, replace=True)
 
 
+def resume_checkpoint(ckpt_path: str | None, resume: bool | str | None) -> Path | None:
+    """The checkpoint a ``seglab-train`` command continues from; None for a fresh run.
+
+    ``ckpt_path`` names it; ``resume=<run dir>`` (``resume=true``: the working directory)
+    stands for that run's ``checkpoints/last.ckpt``.
+    """
+    if ckpt_path:
+        return Path(ckpt_path)
+    if resume is True:
+        return Path.cwd() / "checkpoints" / "last.ckpt"
+    if isinstance(resume, str) and resume:
+        return Path(resume) / "checkpoints" / "last.ckpt"
+    return None
+
+
+def resumed_run_dir(ckpt_path: str | None, resume: bool | str | None) -> Path | None:
+    """The run directory a resume writes into: the one holding the checkpoint in its
+    ``checkpoints/``. None for a fresh run, and for a checkpoint that is missing or lies
+    elsewhere, so that Hydra never creates files in a directory that is not a run's
+    (seglab-train then says what is wrong)."""
+    checkpoint = resume_checkpoint(ckpt_path, resume)
+    if checkpoint is None or not checkpoint.is_file() or checkpoint.parent.name != "checkpoints":
+        return None
+    return Path(os.path.abspath(checkpoint)).parent.parent
+
+
+def _run_dir(ckpt_path: str | None, resume: bool | str | None, fresh_dir: str) -> str:
+    return str(resumed_run_dir(ckpt_path, resume) or fresh_dir)
+
+
+def _hydra_subdir(ckpt_path: str | None, resume: bool | str | None, time: str) -> str:
+    """A resume records its own config beside, never over, the original run's ``.hydra/``."""
+    return f".hydra/resume-{time}" if resumed_run_dir(ckpt_path, resume) else ".hydra"
+
+
+# conf/hydra/default.yaml: hydra.run.dir and hydra.output_subdir
+OmegaConf.register_new_resolver("seglab.run_dir", _run_dir, replace=True)
+OmegaConf.register_new_resolver("seglab.hydra_subdir", _hydra_subdir, replace=True)
+
+
 def load_events(run_dir: str | Path) -> EventAccumulator:
     """All events a run wrote under ``<run_dir>/tensorboard``."""
     log_dir = Path(run_dir) / "tensorboard"
@@ -69,13 +114,37 @@ def load_events(run_dir: str | Path) -> EventAccumulator:
     return EventAccumulator(str(log_dir), size_guidance=_SIZE_GUIDANCE).Reload()
 
 
-def read_scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar tag of a run as ``(step, value)`` points in logging order."""
-    events = load_events(run_dir)
+def read_scalars(run_dir: str | Path | EventAccumulator) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar tag of a run as ``(step, value)`` points in logging order.
+
+    Takes the events already loaded by :func:`load_events` too, so that a reader needing more
+    than scalars decodes the event files once.
+    """
+    events = run_dir if isinstance(run_dir, EventAccumulator) else load_events(run_dir)
     return {
         tag: [(event.step, event.value) for event in events.Scalars(tag)]
         for tag in events.Tags()["scalars"]
     }
+
+
+def wall_time(events: EventAccumulator) -> float | None:
+    """Seconds from a run's first logged value to its last (None if it logged nothing).
+
+    The event file's own header is left out: it is stamped when the writer opens, which need
+    not be when the run started logging.
+    """
+    tags = events.Tags()
+    times = [
+        event.wall_time
+        for kind, read in (
+            ("scalars", events.Scalars),
+            ("tensors", events.Tensors),
+            ("images", events.Images),
+        )
+        for tag in tags.get(kind, [])
+        for event in read(tag)
+    ]
+    return max(times) - min(times) if times else None
 
 
 def read_hparams(run_dir: str | Path) -> tuple[dict[str, object], list[str]]:

@@ -2,26 +2,47 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from seglab.experiment import SeglabError, config_dir, train
+from seglab.experiment import SeglabError, SweepError, config_dir, train
+from seglab.reproduce import register_search_path
 from seglab.runs import SWEPT_KEYS_ENV
+from seglab.sweeps import objective, share_machine
+
+log = logging.getLogger(__name__)
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
 def _main(cfg: DictConfig) -> float | None:
-    """Return the optimised metric so that Hydra sweepers (e.g. Optuna) can read it."""
+    """Return the optimised metric so that Hydra sweepers (e.g. Optuna) can read it.
+
+    In a multirun a failure is raised, not turned into an exit: Hydra then records the job as
+    failed and an Optuna search goes on with its next trial.
+    """
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        try:
+            metrics = train(cfg)
+        except SeglabError as error:
+            print(f"seglab-train: error: {error}", file=sys.stderr)
+            sys.exit(2)
+        return metrics.get(cfg.get("optimized_metric"))
+    share_machine(cfg)
     try:
-        metrics = train(cfg)
-    except SeglabError as error:
+        return objective(train(cfg), cfg.get("optimized_metric"))
+    except SweepError as error:
         print(f"seglab-train: error: {error}", file=sys.stderr)
         sys.exit(2)
-    return metrics.get(cfg.get("optimized_metric"))
+    except Exception as error:
+        log.error("job %s failed: %s: %s", HydraConfig.get().job.num, type(error).__name__, error)
+        raise
 
 
 def swept_keys(args: list[str]) -> list[str]:
@@ -34,11 +55,37 @@ def swept_keys(args: list[str]) -> list[str]:
     return [override.key_or_group for override in parsed if override.is_sweep_override()]
 
 
+def absolute_config_path(args: list[str]) -> list[str]:
+    """``args`` with a relative ``--config-path`` (``-cp``) taken from the working directory.
+
+    Hydra reads a relative config path from the directory of the file declaring
+    ``@hydra.main``, somewhere inside the installed package; a user means their own directory.
+    """
+    flags = ("--config-path", "-cp")
+
+    def absolute(path: str) -> str:
+        return path if path.startswith("pkg://") else os.path.abspath(path)
+
+    result: list[str] = []
+    for arg in args:
+        flag, equals, value = arg.partition("=")
+        if result and result[-1] in flags:
+            result.append(absolute(arg))
+        elif flag in flags and equals:
+            result.append(f"{flag}={absolute(value)}")
+        else:
+            result.append(arg)
+    return result
+
+
 def main() -> None:
     # Multirun jobs are named by the overrides that differ between them; the launcher may run
     # jobs in other processes, so the swept keys travel in the environment.
     if {"-m", "--multirun"} & set(sys.argv[1:]):
         os.environ[SWEPT_KEYS_ENV] = ",".join(swept_keys(sys.argv[1:]))
+    # `--config-path <run>/.hydra --config-name config` re-runs a run into a new directory
+    sys.argv[1:] = absolute_config_path(sys.argv[1:])
+    register_search_path()
     _main()
 
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
-from hydra.utils import instantiate
-from omegaconf import DictConfig
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from seglab.experiment import build_datamodule, build_task, build_trainer, config_dir
@@ -32,10 +33,16 @@ def _group_options() -> list[tuple[str, str]]:
     )
 
 
-def _compose(tmp_path: Path, config: str = "train", overrides: tuple[str, ...] = ()) -> DictConfig:
+def _compose(
+    tmp_path: Path,
+    config: str = "train",
+    overrides: tuple[str, ...] = (),
+    return_hydra_config: bool = False,
+) -> DictConfig:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(
             config_name=config,
+            return_hydra_config=return_hydra_config,
             overrides=[
                 f"paths.output_dir={tmp_path}",
                 f"paths.cache_dir={tmp_path / 'cache'}",
@@ -110,13 +117,34 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
         assert built
     elif top == "experiment":
         _small_data(cfg)
+        if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+            cfg.trainer.accelerator, cfg.trainer.precision = "cpu", "32-true"
         datamodule = build_datamodule(cfg)
         assert build_task(cfg, datamodule).model is not None
         assert build_trainer(cfg) is not None
     elif top in ("paths", "hydra"):
         assert cfg.paths.output_dir == str(tmp_path)
+        if group == "hydra/launcher":
+            assert get_class(cfg.hydra.launcher._target_) is not None
+    elif top == "hparams_search":
+        _check_search_space(cfg)
     else:
         pytest.fail(f"conf/{group}/ is a config group this test does not know how to build")
+
+
+def _check_search_space(cfg: DictConfig) -> None:
+    """Every searched key names a config value or group, and every option of a group exists."""
+    assert cfg.hydra.sweeper.storage.startswith(f"sqlite:///{cfg.hydra.sweep.dir}/")
+    get_class(cfg.hydra.sweeper._target_)
+    for override in OverridesParser.create().parse_overrides(
+        [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
+    ):
+        key = override.key_or_group
+        if (CONF / key).is_dir():
+            for option in override.value().list:
+                assert (CONF / key / f"{option}.yaml").is_file(), f"{key}={option}"
+        else:
+            assert OmegaConf.select(cfg, key) is not None, key
 
 
 @pytest.mark.parametrize(("group", "option"), _group_options(), ids="/".join)
@@ -126,7 +154,8 @@ def test_every_config_file_composes_and_instantiates(
     overrides = [f"{group}={option}"]
     if group == "data" and option in FOLDER_LAYOUTS:
         overrides.append(f"data.root={_tiny_folder(tmp_path / 'data', option)}")
-    cfg = _compose(tmp_path, overrides=tuple(overrides))
+    hydra_node = group.startswith(("hydra", "hparams_search"))
+    cfg = _compose(tmp_path, overrides=tuple(overrides), return_hydra_config=hydra_node)
     _instantiate_group(group, cfg, tmp_path)
 
 

@@ -104,18 +104,22 @@ def test_tensorboard_has_every_promised_tag(trained_run: Path) -> None:
 
 
 @pytest.mark.slow
-def test_eval_reproduces_the_best_logged_val_miou(trained_run: Path, tmp_path: Path) -> None:
+def test_eval_reproduces_the_best_logged_val_miou(
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     ckpt = trained_run / "checkpoints" / "best.ckpt"
-    result = _run(
-        "seglab.eval",
+    code, out, err = _cli(
+        eval_main,
         f"ckpt_path={ckpt}",
         "split=val",
         f"paths.output_root={tmp_path}",
         "trainer.enable_progress_bar=false",
         cwd=tmp_path,
+        monkeypatch=monkeypatch,
+        capsys=capsys,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "background" in result.stdout and "IoU" in result.stdout
+    assert code == 0, err[-3000:]
+    assert "background" in out and "IoU" in out
     (eval_dir,) = (tmp_path / "eval").iterdir()
     report = json.loads((eval_dir / "metrics.json").read_text())
     assert set(report) >= {"mIoU", "mDice", "pixel_accuracy", "per_class"}

@@ -1,0 +1,98 @@
+"""What Hydra's sweeper and launcher plugins need from seglab: a failed trial that does not end
+an Optuna search, a study file that has a folder to live in, and parallel jobs that share the
+machine instead of each taking all of it."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from seglab.experiment import SeglabError
+
+log = logging.getLogger(__name__)
+
+
+class MakeSweepDir(Callback):
+    """Create the sweep directory before the Optuna sweeper opens its SQLite study there.
+
+    The launcher creates it only once the first batch of trials starts, after the study has
+    been opened, and SQLite does not create missing folders.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
+
+
+def objective(metrics: dict[str, float], name: str | None) -> float | None:
+    """The value of ``optimized_metric`` a sweeper optimises (None if it is unset), or an error
+    saying why there is none.
+
+    hydra-optuna-sweeper records a job that raised as a failed trial and goes on (up to its
+    ``max_failure_rate``), but a returned NaN makes it stop the whole search; so a missing or
+    non-finite value is raised, never returned.
+    """
+    if name is None:
+        return None
+    if name not in metrics:
+        raise SeglabError(
+            f"optimized_metric={name} is not among the run's metrics "
+            f"({', '.join(sorted(metrics))}); set optimized_metric to one of them"
+        )
+    value = metrics[name]
+    if not math.isfinite(value):
+        raise SeglabError(
+            f"optimized_metric={name} is {value}: the run diverged (try a lower optimizer.lr)"
+        )
+    return value
+
+
+def job_share(
+    n_jobs: int, job_num: int, cpu_count: int, device_count: int
+) -> tuple[int, int | None]:
+    """Torch threads and GPU index of one of ``n_jobs`` jobs running at once on one machine.
+
+    Torch uses every core by default, so parallel jobs would each start ``cpu_count`` threads
+    and slow one another down; and each would take GPU 0. ``n_jobs`` follows joblib: -1 means
+    one job per core, -2 one fewer, and so on.
+    """
+    if n_jobs == 0:
+        raise SeglabError("hydra.launcher.n_jobs=0 runs nothing; use a positive count or -1")
+    running = n_jobs if n_jobs > 0 else max(1, cpu_count + 1 + n_jobs)
+    threads = max(1, cpu_count // running)
+    return threads, (job_num % device_count if device_count else None)
+
+
+def share_machine(cfg: DictConfig) -> None:
+    """Under the joblib launcher, give this job its share of the cores and its own GPU.
+
+    The GPU is chosen by writing ``trainer.devices=[index]``, so the run's saved config says
+    where it ran; a user's explicit multi-device ``trainer.devices`` is left as it is.
+    """
+    hydra_cfg = HydraConfig.get()
+    launcher = hydra_cfg.launcher
+    if not str(launcher.get("_target_", "")).endswith("JoblibLauncher"):
+        return
+    cpu_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    device_count = torch.cuda.device_count()
+    threads, device = job_share(
+        int(launcher.n_jobs), int(hydra_cfg.job.num), cpu_count or 1, device_count
+    )
+    torch.set_num_threads(threads)
+    uses_gpu = cfg.trainer.get("accelerator") in ("auto", "gpu", "cuda")
+    if device is not None and uses_gpu and cfg.trainer.get("devices") in (1, "auto"):
+        cfg.trainer.devices = [device]
+    log.info(
+        "parallel job %s of hydra.launcher.n_jobs=%s: %d torch threads, trainer.devices=%s",
+        hydra_cfg.job.num,
+        launcher.n_jobs,
+        threads,
+        cfg.trainer.get("devices"),
+    )

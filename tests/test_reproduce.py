@@ -1,0 +1,169 @@
+"""Reproducing a run: what its directory records, a re-run from its saved config, and
+seglab-reproduce's comparison."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import torch
+
+import seglab
+from seglab.experiment import _git_state
+from seglab.reproduce import compare
+from seglab.reproduce import main as reproduce_main
+from seglab.runs import read_scalars
+
+TINY = [
+    "data.image_size=32",
+    "data.num_train=32",
+    "data.num_val=16",
+    "data.num_test=16",
+    "data.batch_size=8",
+    "model.encoder.widths=[8,16,32]",
+    "trainer.max_epochs=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "trainer.deterministic=true",
+    "seed=7",
+]
+RUN_NAME = re.compile(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d{6}")
+
+
+def _train(*args: str, cwd: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "seglab.train", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _files(run_dir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def original(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    _train(*TINY, f"paths.output_root={root}", cwd=root)
+    (run_dir,) = (root / "train").iterdir()
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def reproduced(original: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
+    """seglab-reproduce of `original` (a seglab-train --config-path re-run, from another
+    directory), with `original`'s files from before it and what it printed."""
+    before = _files(original)
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out):
+        patch.chdir(elsewhere)
+        patch.setattr(sys, "argv", ["seglab-reproduce", str(original)])
+        with pytest.raises(SystemExit) as exit_info:
+            reproduce_main()
+    assert exit_info.value.code == 0, out.getvalue()
+    (run_dir,) = (path for path in original.parent.iterdir() if path != original)
+    return run_dir, before, out.getvalue()
+
+
+@pytest.mark.slow
+def test_environment_json_records_what_the_config_does_not(original: Path) -> None:
+    info = json.loads((original / ".hydra" / "environment.json").read_text())
+    assert info["seed"] == 7
+    assert info["python"] == platform.python_version()
+    assert info["packages"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
+    assert {"pytorch-lightning", "hydra-core", "omegaconf", "numpy", "seglab"} <= set(
+        info["packages"]
+    )
+    assert info["command"][1:] == [*TINY, f"paths.output_root={original.parents[1]}"]
+    assert info["hostname"] == socket.gethostname()
+    assert datetime.fromisoformat(info["time"]).tzinfo is not None
+    source = Path(seglab.__file__).resolve().parents[1]
+    if shutil.which("git") and (source / ".git").exists():
+        head = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True
+        )
+        assert info["git_commit"] == head.stdout.strip()
+        assert isinstance(info["git_dirty"], bool)
+
+
+def test_git_state_is_none_outside_a_checkout_or_without_git(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _git_state(tmp_path) == (None, None)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert _git_state(Path(seglab.__file__).resolve().parents[1]) == (None, None)
+
+
+@pytest.mark.slow
+def test_rerun_from_saved_config_gets_a_new_run_dir(original: Path, reproduced: tuple) -> None:
+    run_dir, before, _ = reproduced
+    assert RUN_NAME.fullmatch(run_dir.name), run_dir
+    assert _files(original) == before
+    config = (run_dir / ".hydra" / "config.yaml").read_text()
+    assert config == (original / ".hydra" / "config.yaml").read_text()
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+
+
+@pytest.mark.slow
+def test_deterministic_rerun_logs_the_same_val_miou_to_the_last_digit(
+    original: Path, reproduced: tuple
+) -> None:
+    old, new = read_scalars(original), read_scalars(reproduced[0])
+    assert len(old["val/mIoU"]) == 2
+    assert new["val/mIoU"] == old["val/mIoU"]
+    assert {tag: new[tag] for tag in old if tag.startswith("val/")} == {
+        tag: points for tag, points in old.items() if tag.startswith("val/")
+    }
+
+
+@pytest.mark.slow
+def test_seglab_reproduce_prints_both_runs_and_says_identical(
+    original: Path, reproduced: tuple
+) -> None:
+    run_dir, _, out = reproduced
+    best = repr(max(value for _, value in read_scalars(original)["val/mIoU"]))
+    assert re.search(rf"best val/mIoU\s+{re.escape(best)}\s+{re.escape(best)}\s+0\.0", out)
+    assert "val/mIoU epoch 1" in out and "final val/loss" in out
+    assert f"original: {original}" in out and f"re-run:   {run_dir}" in out
+    assert out.rstrip().endswith("verdict: identical")
+
+
+def test_seglab_reproduce_of_a_path_that_is_no_run_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["seglab-reproduce", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_info:
+        reproduce_main()
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"seglab-reproduce: error: {tmp_path} is not")
+
+
+def test_compare_finds_the_largest_difference_and_missing_rows() -> None:
+    table, largest, where = compare(
+        {"best val/mIoU": 0.5, "val/mIoU epoch 0": 0.25},
+        {"best val/mIoU": 0.5, "val/mIoU epoch 0": 0.125},
+    )
+    assert (largest, where) == (0.125, "val/mIoU epoch 0")
+    assert "0.25" in table and "0.125" in table
+    _, largest, where = compare({"final val/loss": 1.0}, {})
+    assert (math.isinf(largest), where) == (True, "final val/loss")
