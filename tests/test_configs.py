@@ -147,13 +147,19 @@ def _check_search_space(cfg: DictConfig) -> None:
             assert OmegaConf.select(cfg, key) is not None, key
 
 
-@pytest.mark.parametrize(("group", "option"), _group_options(), ids="/".join)
+@pytest.mark.parametrize(
+    ("group", "option"), _group_options(), ids=[f"{g}={o}" for g, o in _group_options()]
+)
 def test_every_config_file_composes_and_instantiates(
     group: str, option: str, tmp_path: Path
 ) -> None:
     overrides = [f"{group}={option}"]
-    if group == "data" and option in FOLDER_LAYOUTS:
-        overrides.append(f"data.root={_tiny_folder(tmp_path / 'data', option)}")
+    data = option if group == "data" else None
+    if group == "experiment":  # a recipe on a folder dataset gets the tiny layout too
+        picked = OmegaConf.load(CONF / group / f"{option}.yaml").get("defaults", [])
+        data = next((d["override /data"] for d in picked if "override /data" in d), None)
+    if data in FOLDER_LAYOUTS:
+        overrides.append(f"data.root={_tiny_folder(tmp_path / 'data', data)}")
     hydra_node = group.startswith(("hydra", "hparams_search"))
     cfg = _compose(tmp_path, overrides=tuple(overrides), return_hydra_config=hydra_node)
     _instantiate_group(group, cfg, tmp_path)
