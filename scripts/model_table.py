@@ -59,20 +59,26 @@ def measure(model: torch.nn.Module, size: int, repeats: int) -> dict[str, float]
 
 
 _ATTENTION_PEAK = """
-import json, resource, sys, time
+import json, sys, time
 import torch
 from seglab.models import PixelSelfAttention
+
+def status(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field)) / 1024
+
 channels, size, reduction = map(int, sys.argv[1:])
 torch.manual_seed(0)
 block = PixelSelfAttention(channels, reduction=reduction).eval()
 x = torch.randn(1, channels, size, size)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # resets the peak (VmHWM) to the current resident size
+before = status("VmRSS:")
 start = time.perf_counter()
 with torch.inference_mode():
     block(x)
 seconds = time.perf_counter() - start
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"peak_increase_mib": (after - before) / 1024, "seconds": seconds}))
+print(json.dumps({"peak_increase_mib": status("VmHWM:") - before, "seconds": seconds}))
 """
 
 
@@ -82,7 +88,7 @@ def attention_memory(channels: int, size: int, reduction: int) -> dict[str, floa
     output = subprocess.run(
         [sys.executable, "-c", _ATTENTION_PEAK, *args], capture_output=True, text=True, check=True
     ).stdout
-    result = json.loads(output)  # ru_maxrss is in KiB on Linux
+    result = json.loads(output)
     queries = size * size
     keys = (-(-size // reduction)) ** 2
     result["full_matrix_mib"] = queries * keys * 4 / 2**20
@@ -110,7 +116,8 @@ def render(rows: list[dict], attention: dict | None, args: argparse.Namespace) -
         "",
         f"Made by `{command}` on {machine()}.",
         "",
-        "Every encoder x decoder in `conf/model/` (no attention, default options, 4 classes), "
+        "Every encoder x decoder in `conf/model/` (no attention, default options, so `timm` is "
+        "efficientnet_b0; 4 classes), "
         f"at a {args.size}x{args.size} input: parameters, GFLOPs (FLOPs counted by "
         "`torch.utils.flop_counter`, two per multiply-add) and CPU inference milliseconds per "
         f"image (batch 1, median of {args.repeats} after a warm-up).",
@@ -138,7 +145,8 @@ def render(rows: list[dict], attention: dict | None, args: argparse.Namespace) -
             f"reduction={args.attention_reduction})` on a 1x{args.attention_channels}x"
             f"{args.attention_size}x{args.attention_size} map (attention at full resolution, the "
             "worst case of `model.attention_at=decoder`), one forward in inference mode in a "
-            "fresh interpreter; peak resident memory measured with `getrusage` before and after.",
+            "fresh interpreter; the increase is the peak resident memory (`VmHWM`, reset just "
+            "before) over the resident memory before the forward.",
             "",
             f"- peak memory increase: {attention['peak_increase_mib']:.0f} MiB "
             f"(the input map itself is {attention['input_mib']:.0f} MiB)",
