@@ -32,6 +32,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from seglab.data import DatasetError, SegmentationDataModule
 from seglab.data.stats import class_statistics
+from seglab.inference import Inferer
 from seglab.runs import resume_checkpoint, resumed_run_dir
 from seglab.task import CHECKPOINT_KEY, SegmentationTask
 
@@ -126,17 +127,44 @@ def build_model(cfg: DictConfig) -> torch.nn.Module:
     return instantiate(cfg.model)
 
 
+def build_inferer(cfg: DictConfig, model: torch.nn.Module) -> Inferer | None:
+    """The sliding-window / test-time-augmentation inference ``cfg.inference`` asks for, or
+    None for whole images (also for checkpoints saved before the ``inference`` node existed).
+    """
+    node = cfg.get("inference")
+    if node is None:
+        return None
+    tta = node.get("tta") or {}
+    scales = list(tta.get("scales") or [1.0])
+    if node.get("tile") is None and not tta.get("hflip") and scales == [1.0]:
+        return None
+    try:
+        return Inferer(
+            model,
+            tile=node.get("tile"),
+            overlap=node.get("overlap", 0.25),
+            blend=node.get("blend", "gaussian"),
+            tile_batch_size=node.get("tile_batch_size", 4),
+            hflip=bool(tta.get("hflip", False)),
+            scales=scales,
+        )
+    except ValueError as error:
+        raise SeglabError(f"inference: {error}") from None
+
+
 def build_task(cfg: DictConfig, datamodule: SegmentationDataModule) -> SegmentationTask:
     cfg = resolve_class_weights(cfg, datamodule)
     scheduler = cfg.get("scheduler")
+    model = build_model(cfg)
     return SegmentationTask(
-        model=build_model(cfg),
+        model=model,
         loss=instantiate(cfg.loss),
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(scheduler) if scheduler is not None else None,
         classes=datamodule.classes,
         ignore_index=datamodule.ignore_index,
         config=OmegaConf.to_container(cfg, resolve=True),
+        inferer=build_inferer(cfg, model),
     )
 
 
@@ -382,6 +410,29 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not checkpoint[CHECKPOINT_KEY].get("config"):
         raise SeglabError(f"ckpt_path={path} carries no run configuration")
     return checkpoint
+
+
+def load_model(path: str | Path) -> tuple[torch.nn.Module, DictConfig]:
+    """The network of a seglab checkpoint with its trained weights, in eval mode, and its run
+    config: all that prediction and export need, without the run's data or loss.
+    """
+    checkpoint = load_checkpoint(path)
+    config = OmegaConf.create(checkpoint[CHECKPOINT_KEY]["config"])
+    # the checkpoint's weights replace the pretrained ones: neither download nor read them
+    untrained = copy.deepcopy(config)
+    for key in ("weights", "weights_path"):
+        if OmegaConf.select(untrained, f"model.encoder.{key}") is not None:
+            OmegaConf.update(untrained, f"model.encoder.{key}", None)
+    model = build_model(untrained)
+    prefix = "model."
+    model.load_state_dict(
+        {
+            key.removeprefix(prefix): value
+            for key, value in checkpoint["state_dict"].items()
+            if key.startswith(prefix)
+        }
+    )
+    return model.eval(), config
 
 
 def checkpoint_config(

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from seglab.inference import Inferer
 from seglab.metrics import confusion_matrix_metric, segmentation_scores
 
 CHECKPOINT_KEY = "seglab"
@@ -52,6 +53,9 @@ class SegmentationTask(pl.LightningModule):
         ignore_index: target value of void pixels, left out of the metrics.
         config: the resolved run configuration, stored in every checkpoint so that a
             checkpoint alone rebuilds its model and data.
+        inferer: how validation and test images run through ``model`` (sliding windows,
+            test-time augmentation; ``seglab.inference.Inferer`` around this same model);
+            None runs them whole, as training does.
     """
 
     def __init__(
@@ -63,6 +67,7 @@ class SegmentationTask(pl.LightningModule):
         classes: Sequence[str],
         ignore_index: int,
         config: dict[str, Any] | None = None,
+        inferer: Inferer | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -71,6 +76,7 @@ class SegmentationTask(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.classes = list(classes)
         self.config = config
+        self.inferer = inferer
         self.confmats = nn.ModuleDict(
             {
                 stage: confusion_matrix_metric(len(self.classes), ignore_index)
@@ -119,7 +125,8 @@ class SegmentationTask(pl.LightningModule):
 
     def _evaluation_step(self, stage: str, batch: tuple[Tensor, Tensor]) -> None:
         images, masks = batch
-        logits = upsample_to(self(images), masks)
+        logits = self(images) if self.inferer is None else self.inferer.logits(images)
+        logits = upsample_to(logits, masks)
         loss = self.loss(logits, masks)
         self.log(
             f"{stage}/loss",

@@ -14,10 +14,16 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from seglab.experiment import build_datamodule, build_task, build_trainer, config_dir
+from seglab.experiment import (
+    build_datamodule,
+    build_inferer,
+    build_task,
+    build_trainer,
+    config_dir,
+)
 
 CONF = config_dir()
-ENTRY_CONFIGS = {"train.yaml", "eval.yaml", "data_stats.yaml"}
+ENTRY_CONFIGS = {"train.yaml", "eval.yaml", "data_stats.yaml", "predict.yaml", "export.yaml"}
 # image and mask folders of the train split in the layout each folder dataset expects
 FOLDER_LAYOUTS = {
     "folder": ("train/images", "train/masks"),
@@ -128,6 +134,10 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
             assert get_class(cfg.hydra.launcher._target_) is not None
     elif top == "hparams_search":
         _check_search_space(cfg)
+    elif top == "inference":
+        model = instantiate(cfg.model).eval()
+        inferer = build_inferer(cfg, model)
+        assert inferer is None or inferer.model is model
     else:
         pytest.fail(f"conf/{group}/ is a config group this test does not know how to build")
 

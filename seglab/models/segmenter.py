@@ -91,11 +91,11 @@ class Segmenter(nn.Module):
             )
         # Pooling floors odd sizes, which would misalign features across scales: pad so that
         # every stride divides the size, by replicating the border rather than adding fake black.
+        # Padding by zero too, rather than branching on the size, keeps the size symbolic when
+        # the model is exported (seglab-export): a branch would fix it to the sample's.
         pad_h = -x.shape[-2] % self.size_multiple
         pad_w = -x.shape[-1] % self.size_multiple
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        return x
+        return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
 
     def _decode(self, x: torch.Tensor) -> list[torch.Tensor]:
         if self.uses_indices:

@@ -1,0 +1,118 @@
+"""``seglab-predict ckpt_path=<file> input=<file|dir|glob> output=<dir>``: masks for new images.
+
+Every image gets ``<stem>.png``, a palette PNG of class indices coloured like the dataset,
+and on request ``<stem>_overlay.jpg`` and ``<stem>_probs.npy``. An unreadable image is
+skipped and named at the end (exit code 1) so that one bad file does not cost the others.
+"""
+
+from __future__ import annotations
+
+import glob
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from seglab.data.folder import IMAGE_EXTENSIONS
+from seglab.experiment import SeglabError, config_dir
+from seglab.predictor import Predictor, load, read_image
+
+
+def input_images(pattern: str) -> list[Path]:
+    """The image files ``input`` names: one file, a folder's image files, or a glob's matches."""
+    path = Path(pattern)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise SeglabError(
+                f"input={pattern} holds no image files ({', '.join(IMAGE_EXTENSIONS)})"
+            )
+        return files
+    matches = sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_file())
+    if not matches:
+        raise SeglabError(f"input={pattern} is no file, folder or glob matching any file")
+    return matches
+
+
+def palette_image(mask: torch.Tensor, palette: Sequence[Sequence[int]]) -> Image.Image:
+    """A mode "P" PNG whose pixel values are the class indices and whose colours the palette's."""
+    image = Image.fromarray(mask.to(torch.uint8).numpy())  # mode "L"; a palette makes it "P"
+    image.putpalette([value for rgb in palette for value in rgb])
+    return image
+
+
+def overlay_image(path: Path, mask: Image.Image, alpha: float) -> Image.Image:
+    """The image with its mask's colours blended in at opacity ``alpha``."""
+    with Image.open(path) as image:
+        return Image.blend(image.convert("RGB"), mask.convert("RGB"), alpha)
+
+
+def predict_file(predictor: Predictor, path: Path, output: Path, cfg: DictConfig) -> None:
+    """Write the outputs of one image; ``OSError``/``ValueError`` if it cannot be read."""
+    pixels = read_image(path, channels=len(predictor.mean))
+    if cfg.save_probs:
+        probabilities = predictor.probabilities(pixels)
+        np.save(output / f"{path.stem}_probs.npy", probabilities.half().numpy())
+        mask = probabilities.argmax(dim=0)
+        del probabilities
+    else:
+        mask = predictor(pixels)
+    del pixels
+    coloured = palette_image(mask, predictor.palette)
+    coloured.save(output / f"{path.stem}.png")
+    if cfg.overlay:
+        overlay_image(path, coloured, cfg.overlay_alpha).save(output / f"{path.stem}_overlay.jpg")
+
+
+def predict(cfg: DictConfig) -> list[tuple[Path, str]]:
+    """Predict every input image; returns the files that could not be read, with why."""
+    device = cfg.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    files = input_images(str(cfg.input))
+    predictor = load(
+        cfg.ckpt_path,
+        device=device,
+        tile=cfg.tile,
+        overlap=cfg.overlap,
+        blend=cfg.blend,
+        tile_batch_size=cfg.tile_batch_size,
+        hflip=cfg.tta.hflip,
+        scales=list(cfg.tta.scales),
+    )
+    output = Path(cfg.output)
+    output.mkdir(parents=True, exist_ok=True)
+    failed = []
+    for path in tqdm(files, desc="seglab-predict", unit="image"):
+        try:
+            predict_file(predictor, path, output, cfg)
+        except (OSError, UnidentifiedImageError, ValueError) as error:
+            failed.append((path, f"{type(error).__name__}: {error}"))
+    return failed
+
+
+@hydra.main(config_path=str(config_dir()), config_name="predict", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        failed = predict(cfg)
+    except (SeglabError, ValueError) as error:
+        print(f"seglab-predict: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    if failed:
+        print(f"seglab-predict: {len(failed)} file(s) could not be read:", file=sys.stderr)
+        for path, reason in failed:
+            print(f"  {path}: {reason}", file=sys.stderr)
+        sys.exit(1)
+    print(f"masks written to {cfg.output}")
+
+
+if __name__ == "__main__":
+    main()
