@@ -8,10 +8,12 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+if TYPE_CHECKING:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 # keep every point: the defaults subsample long scalar series and keep only a few images
 _SIZE_GUIDANCE = {"scalars": 0, "images": 0, "tensors": 0}
@@ -111,6 +113,10 @@ def load_events(run_dir: str | Path) -> EventAccumulator:
     log_dir = Path(run_dir) / "tensorboard"
     if not any(log_dir.glob("events.out.tfevents.*")):
         raise FileNotFoundError(f"{log_dir} holds no TensorBoard event file")
+    # imported here: `import seglab` (every entry point) registers this module's resolvers and
+    # should not pay for TensorBoard's reader
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     return EventAccumulator(str(log_dir), size_guidance=_SIZE_GUIDANCE).Reload()
 
 
@@ -120,7 +126,7 @@ def read_scalars(run_dir: str | Path | EventAccumulator) -> dict[str, list[tuple
     Takes the events already loaded by :func:`load_events` too, so that a reader needing more
     than scalars decodes the event files once.
     """
-    events = run_dir if isinstance(run_dir, EventAccumulator) else load_events(run_dir)
+    events = load_events(run_dir) if isinstance(run_dir, str | os.PathLike) else run_dir
     return {
         tag: [(event.step, event.value) for event in events.Scalars(tag)]
         for tag in events.Tags()["scalars"]
