@@ -120,7 +120,6 @@ class SegmentationTask(pl.LightningModule):
                 batch_size=n,
                 sync_dist=True,
             )
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, batch_size=n)
         return loss
 
     def _evaluation_step(self, stage: str, batch: tuple[Tensor, Tensor]) -> None:
@@ -188,7 +187,8 @@ class SegmentationTask(pl.LightningModule):
         scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=total_steps)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+            # the name LearningRateMonitor logs the rate under, at the logging interval
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "train/lr"},
         }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
