@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 from PIL import Image, ImageDraw, ImageFont
+from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch import Tensor
 from torch.utils.tensorboard.summary import hparams
@@ -175,3 +176,25 @@ class RunSummary(pl.Callback):
         file_writer = writer._get_file_writer()
         for summary in (experiment, start, end):
             file_writer.add_summary(summary)
+
+
+class IntervalProgressBar(TQDMProgressBar):
+    """Lightning's TQDM bar that shows the training loss without reading it every step.
+
+    Lightning turns every ``prog_bar`` value into a Python number after every step, a host
+    synchronisation that stalls an accelerator; so the task logs ``train/loss`` for the logger
+    only, and this bar reads it from the callback metrics when it refreshes, every
+    ``refresh_rate`` steps (``build_trainer`` sets ``trainer.log_every_n_steps``).
+    """
+
+    def __init__(self, refresh_rate: int = 1, keys: tuple[str, ...] = ("train/loss",)) -> None:
+        super().__init__(refresh_rate=refresh_rate)
+        self.keys = keys
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
+        items = super().get_metrics(trainer, pl_module)
+        for key in self.keys:
+            value = trainer.callback_metrics.get(key)
+            if isinstance(value, Tensor) and value.numel() == 1:
+                items[key] = f"{value.item():.3g}"
+        return items

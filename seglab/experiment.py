@@ -26,10 +26,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from seglab.callbacks import IntervalProgressBar
 from seglab.data import DatasetError, SegmentationDataModule
 from seglab.data.stats import class_statistics
 from seglab.inference import Inferer
@@ -168,11 +170,65 @@ def build_task(cfg: DictConfig, datamodule: SegmentationDataModule) -> Segmentat
     )
 
 
+#: ``trainer`` keys that seglab applies itself; Lightning's Trainer gets the rest.
+PERFORMANCE_KEYS = ("channels_last", "compile", "float32_matmul_precision")
+_MATMUL_PRECISIONS = ("highest", "high", "medium")
+
+
+def lightning_trainer_config(trainer: DictConfig) -> DictConfig:
+    """``cfg.trainer`` without :data:`PERFORMANCE_KEYS`, ready for ``pl.Trainer``."""
+    node = copy.deepcopy(trainer)
+    with open_dict(node):
+        for key in PERFORMANCE_KEYS:
+            node.pop(key, None)
+    return node
+
+
+def apply_performance_options(cfg: DictConfig, task: SegmentationTask, training: bool) -> None:
+    """Memory format, compilation and matmul precision from ``cfg.trainer``.
+
+    They live beside ``precision`` and ``benchmark`` (which Lightning applies) so that one
+    trainer config, ``trainer=cpu`` or ``trainer=gpu``, carries the settings measured best for
+    its accelerator. Compilation is for training only: an evaluation is too short to repay it.
+    """
+    node = cfg.trainer
+    matmul = node.get("float32_matmul_precision")
+    if matmul is not None:
+        if matmul not in _MATMUL_PRECISIONS:
+            raise SeglabError(
+                f"trainer.float32_matmul_precision={matmul} is not one of: "
+                f"{', '.join(_MATMUL_PRECISIONS)} (or null to leave torch's setting)"
+            )
+        torch.set_float32_matmul_precision(matmul)
+    if node.get("channels_last"):
+        task.channels_last = True
+        task.model.to(memory_format=torch.channels_last)
+    options = node.get("compile")
+    if training and options:
+        if options is not True and not isinstance(options, DictConfig | dict):
+            raise SeglabError(
+                f"trainer.compile={options} must be false, true, or a dict of torch.compile "
+                "options such as {mode: max-autotune}"
+            )
+        kwargs = {} if options is True else OmegaConf.to_container(OmegaConf.create(options))
+        # in place: the parameters keep their names, so checkpoints load into plain models
+        task.model.compile(**kwargs)
+
+
 def build_trainer(cfg: DictConfig, purge_step: int | None = None) -> pl.Trainer:
     """The configured Trainer; ``purge_step`` (a resumed run's checkpoint step) makes TensorBoard
     drop what the interrupted run logged from that step on, since the resumed run logs it again.
+
+    The progress bar refreshes every ``log_every_n_steps`` steps rather than every step: each
+    refresh copies the step's loss to the host, which would stall an accelerator every step
+    (a progress bar given in ``callbacks`` is used as it is).
     """
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    if cfg.trainer.get("enable_progress_bar", True) and not any(
+        isinstance(c, ProgressBar) for c in callbacks
+    ):
+        interval = max(int(cfg.trainer.get("log_every_n_steps") or 1), 1)
+        callbacks.append(IntervalProgressBar(refresh_rate=interval))
     loggers = []
     for node in (cfg.get("logger") or {}).values():
         if not node:
@@ -181,7 +237,7 @@ def build_trainer(cfg: DictConfig, purge_step: int | None = None) -> pl.Trainer:
         loggers.append(instantiate(node, **({"purge_step": purge_step} if purge else {})))
     if not any(isinstance(logger, TensorBoardLogger) for logger in loggers):
         raise SeglabError("logger: every run logs to TensorBoard; keep logger=tensorboard")
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    return instantiate(lightning_trainer_config(cfg.trainer), callbacks=callbacks, logger=loggers)
 
 
 def _check_fresh_run_dir(run_dir: Path) -> None:
@@ -365,6 +421,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = build_datamodule(cfg)
     setup_data(datamodule, "fit")
     task = build_task(cfg, datamodule)
+    apply_performance_options(cfg, task, training=True)
     trainer = build_trainer(cfg, purge_step=resumed[2] if resumed else None)
     # a resume restores weights, optimizer, scheduler, loops and callbacks (best.ckpt's score)
     trainer.fit(
@@ -482,8 +539,9 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
     setup_data(datamodule, "validate" if cfg.split == "val" else "test")
     task = build_task(run_cfg, datamodule)
     task.load_state_dict(checkpoint["state_dict"])
+    apply_performance_options(run_cfg, task, training=False)
     trainer = instantiate(
-        run_cfg.trainer,
+        lightning_trainer_config(run_cfg.trainer),
         default_root_dir=cfg.paths.output_dir,
         logger=False,
         callbacks=[],

@@ -87,12 +87,21 @@ class SegmentationTask(pl.LightningModule):
         self.scores: dict[str, dict[str, Tensor]] = {}
         self.confusion: dict[str, Tensor] = {}
         self.best: dict[str, float] = {}
+        # set with the model's memory format (trainer.channels_last): images follow it
+        self.channels_last = False
 
     def forward(self, images: Tensor) -> Tensor:
         return self.model(images)
 
+    def _layout(self, images: Tensor) -> Tensor:
+        """Images in the model's memory format (a no-op when they already are)."""
+        if self.channels_last:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
+
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, masks = batch
+        images = self._layout(images)
         n = images.shape[0]
         aux_weight = float(getattr(self.model, "aux_weight", 0.0))
         if aux_weight > 0:
@@ -106,7 +115,8 @@ class SegmentationTask(pl.LightningModule):
             aux_loss = torch.stack([self.loss(aux, masks) for aux in aux_logits]).mean()
             terms["aux"] = aux_loss.detach()
             loss = loss + aux_weight * aux_loss
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
+        # not prog_bar: Lightning would copy it to the host every step (IntervalProgressBar)
+        self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=n)
         # epoch values average over every process of a distributed run (sync_dist)
         self.log(
             "train/loss_epoch", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True
@@ -124,6 +134,7 @@ class SegmentationTask(pl.LightningModule):
 
     def _evaluation_step(self, stage: str, batch: tuple[Tensor, Tensor]) -> None:
         images, masks = batch
+        images = self._layout(images)
         logits = self(images) if self.inferer is None else self.inferer.logits(images)
         logits = upsample_to(logits, masks)
         loss = self.loss(logits, masks)

@@ -15,11 +15,13 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from seglab.experiment import (
+    PERFORMANCE_KEYS,
     build_datamodule,
     build_inferer,
     build_task,
     build_trainer,
     config_dir,
+    lightning_trainer_config,
 )
 
 CONF = config_dir()
@@ -110,8 +112,10 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
             accelerator, precision = "cpu", "32-true"
         else:
             precision = cfg.trainer.precision
+        # seglab's own performance keys are applied to the task, not passed to Lightning
+        assert set(PERFORMANCE_KEYS) <= set(cfg.trainer)
         trainer = instantiate(
-            cfg.trainer,
+            lightning_trainer_config(cfg.trainer),
             accelerator=accelerator,
             precision=precision,
             logger=False,

@@ -1,0 +1,244 @@
+"""Performance options, the absence of per-step host synchronisation, and the benchmark script
+on a tiny setting (its numbers are never checked: they belong to docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import statistics
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from seglab.experiment import (
+    SeglabError,
+    apply_performance_options,
+    build_datamodule,
+    build_task,
+    build_trainer,
+    config_dir,
+    setup_data,
+)
+from seglab.task import SegmentationTask
+
+SCRIPT = Path(__file__).parents[1] / "scripts" / "benchmark.py"
+TINY = [
+    "data=synthetic",
+    "data.image_size=32",
+    "data.num_train=96",
+    "data.num_val=8",
+    "data.num_test=8",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "model.encoder.widths=[8,16,32]",
+    "trainer.enable_model_summary=false",
+]
+
+
+def _config(tmp_path: Path, *overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose("train", overrides=[f"paths.output_dir={tmp_path}", *TINY, *overrides])
+
+
+def _fit(cfg: DictConfig, *callbacks: pl.Callback) -> SegmentationTask:
+    datamodule = build_datamodule(cfg)
+    setup_data(datamodule, "fit")
+    task = build_task(cfg, datamodule)
+    apply_performance_options(cfg, task, training=True)
+    trainer = build_trainer(cfg)
+    trainer.callbacks.extend(callbacks)
+    trainer.fit(task, datamodule=datamodule)
+    return task
+
+
+#: every way a tensor's value reaches Python: on an accelerator each one waits for the device
+OPTIM_DIR = str(Path(torch.optim.__file__).parent)
+HOST_READS = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__")
+
+
+class HostReadCounter(pl.Callback):
+    """Counts host reads of tensors from the second training step to the end of the epoch."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.counting = False
+        self.counts: Counter[str] = Counter()
+        for name in HOST_READS:
+            original = getattr(torch.Tensor, name)
+
+            def counted(tensor: torch.Tensor, *args: Any, _name=name, _original=original) -> Any:
+                # torch's optimizers read their step counter, which stays in host memory
+                # (on an accelerator too), so those reads wait for nothing
+                caller = sys._getframe(1).f_code.co_filename
+                if self.counting and OPTIM_DIR not in caller:
+                    self.counts[_name] += 1
+                return _original(tensor, *args)
+
+            monkeypatch.setattr(torch.Tensor, name, counted)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *args: Any) -> None:
+        if trainer.global_step >= 1:
+            self.counting = True
+
+    def on_train_epoch_end(self, *args: Any) -> None:
+        self.counting = False
+
+
+@pytest.mark.parametrize("loss", ["ce_dice", "ce"])
+def test_training_steps_read_nothing_back_to_the_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loss: str
+) -> None:
+    """More steps must not mean more host reads: the loss, the epoch mean and the progress bar
+    stay on the device between logging intervals (here: none within the epoch)."""
+    counts = []
+    for steps in (4, 12):
+        counter = HostReadCounter(monkeypatch)
+        cfg = _config(
+            tmp_path / str(steps),
+            f"loss={loss}",
+            "trainer.max_epochs=1",
+            f"trainer.limit_train_batches={steps}",
+            "trainer.limit_val_batches=0",
+            "trainer.num_sanity_val_steps=0",
+            "trainer.log_every_n_steps=1000",
+            "trainer.enable_progress_bar=true",
+            # the data pipeline reads its random numbers on the host, in its worker process
+            "data.num_workers=1",
+        )
+        _fit(cfg, counter)
+        counts.append(counter.counts)
+        monkeypatch.undo()
+    assert counts[0] == counts[1]
+
+
+def test_a_per_step_progress_bar_would_be_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The counter above can fail: a progress bar refreshed every step reads the loss each time
+    (so does Lightning for every value logged with ``prog_bar=True``)."""
+    counts = []
+    for steps in (4, 12):
+        counter = HostReadCounter(monkeypatch)
+        cfg = _config(
+            tmp_path / str(steps),
+            "trainer.max_epochs=1",
+            f"trainer.limit_train_batches={steps}",
+            "trainer.limit_val_batches=0",
+            "trainer.num_sanity_val_steps=0",
+            "trainer.log_every_n_steps=1000",
+            "+callbacks.progress._target_=seglab.callbacks.IntervalProgressBar",
+            "+callbacks.progress.refresh_rate=1",
+            "data.num_workers=1",
+        )
+        _fit(cfg, counter)
+        counts.append(sum(counter.counts.values()))
+        monkeypatch.undo()
+    assert counts[1] > counts[0]
+
+
+def test_channels_last_puts_weights_and_images_in_nhwc(tmp_path: Path) -> None:
+    seen = []
+
+    class Layout(pl.Callback):
+        def on_train_batch_start(self, trainer: pl.Trainer, module: Any, *_: Any) -> None:
+            forward = module.model.forward
+
+            def recording(images: torch.Tensor) -> torch.Tensor:
+                seen.append(images.is_contiguous(memory_format=torch.channels_last))
+                return forward(images)
+
+            module.model.forward = recording
+
+    cfg = _config(
+        tmp_path,
+        "trainer.channels_last=true",
+        "trainer.fast_dev_run=2",
+        "trainer.enable_progress_bar=false",
+    )
+    task = _fit(cfg, Layout())
+    assert seen and all(seen)
+    convs = [m.weight for m in task.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+
+
+def test_compile_wraps_the_model_in_place_and_checkpoints_keep_plain_names(
+    tmp_path: Path,
+) -> None:
+    cfg = _config(
+        tmp_path,
+        # the eager backend runs the compiled graph without generating code: fast to test
+        "trainer.compile={backend: eager}",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "trainer.num_sanity_val_steps=0",
+        "trainer.enable_progress_bar=false",
+    )
+    task = _fit(cfg)
+    assert task.model._compiled_call_impl is not None
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert not any("_orig_mod" in key for key in checkpoint["state_dict"])
+    assert any(key.startswith("model.encoder.") for key in checkpoint["state_dict"])
+
+
+def test_compile_is_for_training_only(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, "trainer.compile=true")
+    task = build_task(cfg, build_datamodule(cfg))
+    apply_performance_options(cfg, task, training=False)
+    assert task.model._compiled_call_impl is None
+
+
+def test_matmul_precision_is_applied_and_checked(tmp_path: Path) -> None:
+    before = torch.get_float32_matmul_precision()
+    cfg = _config(tmp_path, "trainer.float32_matmul_precision=high")
+    task = build_task(cfg, build_datamodule(cfg))
+    try:
+        apply_performance_options(cfg, task, training=False)
+        assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision(before)
+    cfg = _config(tmp_path, "trainer.float32_matmul_precision=fast")
+    with pytest.raises(SeglabError, match="trainer.float32_matmul_precision=fast"):
+        apply_performance_options(cfg, task, training=False)
+
+
+def test_bad_compile_value_is_refused(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, "trainer.compile=max")
+    task = build_task(cfg, build_datamodule(cfg))
+    with pytest.raises(SeglabError, match="trainer.compile=max"):
+        apply_performance_options(cfg, task, training=True)
+
+
+def test_benchmark_measures_every_part_on_a_tiny_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    output = tmp_path / "benchmark.json"
+    arguments = ["--steps", "3", "--warmup", "1", "--repeats", "2", "--workers", "0", "1"]
+    arguments += ["--data-batches", "2", "--inference-batches", "2"]
+    arguments += ["--variant", "trainer.channels_last=true", "--output", str(output)]
+    overrides = [o for o in TINY if o != "trainer.enable_model_summary=false"]
+    arguments += [*overrides, "trainer.enable_progress_bar=false"]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *arguments])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    assert exit_info.value.code == 0
+    results = json.loads(output.read_text())
+    train = results["train"]
+    assert len(train["seglab_images_per_s"]) == len(train["plain_images_per_s"]) == 2
+    assert train["ratio"] == pytest.approx(
+        statistics.median(train["seglab_images_per_s"])
+        / statistics.median(train["plain_images_per_s"])
+    )
+    assert set(results["variants"]) == {"trainer.channels_last=true"}
+    assert set(results["data_images_per_s"]) == {"0", "1"}
+    values = [*train["seglab_images_per_s"], *train["plain_images_per_s"]]
+    values += [*results["variants"].values(), *results["data_images_per_s"].values()]
+    assert all(value > 0 for value in [*values, results["inference_images_per_s"]])
+    assert results["machine"]["torch_threads"] >= 1
