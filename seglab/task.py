@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from seglab.data.base import Batch
 from seglab.inference import Inferer
 from seglab.metrics import confusion_matrix_metric, segmentation_scores
 
@@ -91,8 +92,8 @@ class SegmentationTask(pl.LightningModule):
     def forward(self, images: Tensor) -> Tensor:
         return self.model(images)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        images, masks = batch
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
+        images, masks, names = batch
         n = images.shape[0]
         aux_weight = float(getattr(self.model, "aux_weight", 0.0))
         if aux_weight > 0:
@@ -123,8 +124,8 @@ class SegmentationTask(pl.LightningModule):
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, batch_size=n)
         return loss
 
-    def _evaluation_step(self, stage: str, batch: tuple[Tensor, Tensor]) -> None:
-        images, masks = batch
+    def _evaluation_step(self, stage: str, batch: Batch) -> None:
+        images, masks, _ = batch
         logits = self(images) if self.inferer is None else self.inferer.logits(images)
         logits = upsample_to(logits, masks)
         loss = self.loss(logits, masks)
@@ -138,10 +139,10 @@ class SegmentationTask(pl.LightningModule):
         )
         self.confmats[stage].update(logits, masks)
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluation_step("val", batch)
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluation_step("test", batch)
 
     def on_validation_epoch_start(self) -> None:

@@ -1,6 +1,6 @@
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from seglab.losses import CrossEntropyLoss
 from seglab.models import ConvEncoder, Segmenter, UNetDecoder
@@ -26,6 +26,7 @@ def test_training_loss_adds_the_weighted_mean_of_the_aux_losses() -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(task, DataLoader(TensorDataset(images, masks), batch_size=4))
+    samples = [(images[i], masks[i], f"{i}.png") for i in range(len(images))]
+    trainer.fit(task, DataLoader(samples, batch_size=4))
     torch.testing.assert_close(trainer.callback_metrics["train/loss"], expected)
     torch.testing.assert_close(trainer.callback_metrics["train/loss/aux"], aux_loss)

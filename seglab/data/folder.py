@@ -21,7 +21,13 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
-from seglab.data.base import IMAGENET_MEAN, IMAGENET_STD, DatasetError, SegmentationDataModule
+from seglab.data.base import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DatasetError,
+    Sample,
+    SegmentationDataModule,
+)
 from seglab.data.scan import ScanResult, scan_pairs
 from seglab.data.transforms import eval_transform, pad_collate, train_transform
 
@@ -173,13 +179,13 @@ class SegmentationFolder(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+    def __getitem__(self, index: int) -> Sample:
         image_path, mask_path = self.pairs[index]
         with Image.open(image_path) as image:
             pixels = TF.pil_to_tensor(image.convert(self.mode))
         mask = torch.from_numpy(self.read_mask(mask_path))
         image, mask = self.transform(tv_tensors.Image(pixels), tv_tensors.Mask(mask))
-        return image.as_subclass(Tensor), mask.as_subclass(Tensor)
+        return image.as_subclass(Tensor), mask.as_subclass(Tensor), str(image_path)
 
 
 class FolderDataModule(SegmentationDataModule):
