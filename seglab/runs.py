@@ -83,13 +83,22 @@ def resume_checkpoint(ckpt_path: str | None, resume: bool | str | None) -> Path 
     return None
 
 
+def fallback_checkpoint(checkpoint: Path) -> Path | None:
+    """``best.ckpt`` beside a ``last.ckpt``: where a resume goes when ``last.ckpt`` is missing
+    or unreadable (a crash before the first one was written, a damaged disk). None otherwise."""
+    best = checkpoint.with_name("best.ckpt")
+    return best if checkpoint.name == "last.ckpt" and best.is_file() else None
+
+
 def resumed_run_dir(ckpt_path: str | None, resume: bool | str | None) -> Path | None:
     """The run directory a resume writes into: the one holding the checkpoint in its
-    ``checkpoints/``. None for a fresh run, and for a checkpoint that is missing or lies
-    elsewhere, so that Hydra never creates files in a directory that is not a run's
-    (seglab-train then says what is wrong)."""
+    ``checkpoints/``. None for a fresh run, and for a checkpoint that is missing (with no
+    `fallback_checkpoint`) or lies elsewhere, so that Hydra never creates files in a directory
+    that is not a run's (seglab-train then says what is wrong)."""
     checkpoint = resume_checkpoint(ckpt_path, resume)
-    if checkpoint is None or not checkpoint.is_file() or checkpoint.parent.name != "checkpoints":
+    if checkpoint is None or checkpoint.parent.name != "checkpoints":
+        return None
+    if not checkpoint.is_file() and fallback_checkpoint(checkpoint) is None:
         return None
     return Path(os.path.abspath(checkpoint)).parent.parent
 

@@ -183,6 +183,14 @@ class SegmentationDataModule(pl.LightningDataModule):
         """
         return None
 
+    def training_size(self) -> tuple[str, Any, tuple[int, int]] | None:
+        """The config key and value that fix the size of every training image, with that
+        ``(height, width)``; None when training images keep their own sizes.
+
+        Lets a run check the size against the model before reading any data.
+        """
+        return None
+
     def class_pixel_counts(self, split: str) -> tuple[Tensor, Tensor]:
         """Per image of ``split``: labelled pixels of each class, and all its pixels.
 

@@ -301,6 +301,10 @@ class FolderDataModule(SegmentationDataModule):
     def _folder(self, template: str, split: str) -> Path:
         return self.root / template.format(split=self.split_names[split])
 
+    def training_size(self) -> tuple[str, Any, tuple[int, int]] | None:
+        crop = self.train_options["crop_size"]
+        return None if crop is None else ("data.crop_size", crop, (crop[0], crop[1]))
+
     def split_unavailable(self, split: str) -> str | None:
         if split not in self.split_names:
             return f"data.split_names={self.split_names} has no {split!r} split"

@@ -363,6 +363,10 @@ class SyntheticShapesDataModule(SegmentationDataModule):
             "seed": int(seed),
         }
 
+    def training_size(self) -> tuple[str, Any, tuple[int, int]] | None:
+        size = self.generator_options["image_size"]
+        return "data.image_size", size, (size, size)
+
     def _build_dataset(self, split: str) -> SyntheticShapes:
         return SyntheticShapes(
             self.num_samples[split],
