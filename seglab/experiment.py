@@ -12,6 +12,7 @@ import logging
 import math
 import pickle
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -524,14 +525,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         # plain data and tensors only: a pickled object that would run code is refused unrun
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        # torch's reason is the line naming what the file asked to import
-        reason = next((line for line in lines if "WeightsUnpickler error" in line), lines[0])
+        # torch names what the file asked to import as "GLOBAL <module>.<name>"
+        named = re.search(r"GLOBAL (\S+)", str(error))
+        reason = f"it refers to {named.group(1).rstrip('.')}" if named else "it is not plain data"
         raise SeglabError(
-            f"ckpt_path={path} holds pickled objects that are not tensors or plain data, and "
-            f"seglab does not run code from a checkpoint ({reason}); use a checkpoint written "
-            "by seglab-train, and do not load this one with torch.load(weights_only=False) "
-            "unless you trust its source"
+            f"ckpt_path={path} holds pickled objects that are not tensors or plain data "
+            f"({reason}), and seglab does not run code from a checkpoint; use a checkpoint "
+            "written by seglab-train, and load this one with torch.load(weights_only=False) "
+            "only if you trust its source"
         ) from None
     except Exception as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""

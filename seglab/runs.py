@@ -1,16 +1,19 @@
-"""Run directories: naming multirun jobs, and reading finished runs back through TensorBoard's
-own event reader."""
+"""Run directories: choosing and guarding them, naming multirun jobs, and reading finished runs
+back through TensorBoard's own event reader."""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omegaconf import OmegaConf
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 
 if TYPE_CHECKING:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -103,8 +106,32 @@ def resumed_run_dir(ckpt_path: str | None, resume: bool | str | None) -> Path | 
     return Path(os.path.abspath(checkpoint)).parent.parent
 
 
+# fresh run directories this process created, by the name they were asked for
+_claimed: dict[str, str] = {}
+
+
+def claim_run_dir(wanted: str) -> str:
+    """``wanted``, else ``wanted-1``, ``wanted-2``...: the first one this call creates.
+
+    Creating the directory is what claims it, so two runs that start in the same microsecond
+    (the jobs of a job array) never share one. Hydra reads ``hydra.run.dir`` more than once per
+    run; every read after the first gets the directory the first one created.
+    """
+    if wanted not in _claimed:
+        Path(wanted).parent.mkdir(parents=True, exist_ok=True)
+        for attempt in itertools.count():
+            candidate = wanted if attempt == 0 else f"{wanted}-{attempt}"
+            try:
+                os.mkdir(candidate)
+            except FileExistsError:
+                continue
+            _claimed[wanted] = candidate
+            break
+    return _claimed[wanted]
+
+
 def _run_dir(ckpt_path: str | None, resume: bool | str | None, fresh_dir: str) -> str:
-    return str(resumed_run_dir(ckpt_path, resume) or fresh_dir)
+    return str(resumed_run_dir(ckpt_path, resume) or claim_run_dir(fresh_dir))
 
 
 def _hydra_subdir(ckpt_path: str | None, resume: bool | str | None, time: str) -> str:
@@ -115,6 +142,45 @@ def _hydra_subdir(ckpt_path: str | None, resume: bool | str | None, time: str) -
 # conf/hydra/default.yaml: hydra.run.dir and hydra.output_subdir
 OmegaConf.register_new_resolver("seglab.run_dir", _run_dir, replace=True)
 OmegaConf.register_new_resolver("seglab.hydra_subdir", _hydra_subdir, replace=True)
+
+#: The command each task is run by, for its error messages.
+_COMMANDS = {"data_stats": "seglab-data"}
+
+
+class RunDirGuard(Callback):
+    """Refuses a run directory that holds another run's files, before Hydra writes into it.
+
+    Hydra saves the job's ``.hydra/*.yaml`` into ``hydra.run.dir`` before the job starts, so a
+    ``hydra.run.dir`` naming an existing run would lose that run's record even though
+    seglab-train then refuses to train there. Resuming a run into its own directory is allowed;
+    so are runs that record nothing (``hydra.output_subdir: null``, as the other ranks of a DDP
+    run are started).
+
+    Args:
+        markers: the entries that make a directory another run's.
+    """
+
+    def __init__(self, markers: Sequence[str] = (".hydra", "checkpoints", "tensorboard")) -> None:
+        self.markers = list(markers)
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.output_subdir is None:
+            return
+        run_dir = Path(os.path.abspath(config.hydra.run.dir))
+        resumed = resumed_run_dir(config.get("ckpt_path"), config.get("resume"))
+        if config.get("task_name") == "train" and resumed == run_dir:
+            return
+        held = [name for name in self.markers if (run_dir / name).exists()]
+        if held:
+            task = str(config.get("task_name"))
+            command = _COMMANDS.get(task, f"seglab-{task}")
+            print(
+                f"{command}: error: run directory {run_dir} already holds {', '.join(held)} of "
+                "another run; choose a new hydra.run.dir (a run is continued with "
+                "ckpt_path=<run>/checkpoints/last.ckpt)",
+                file=sys.stderr,
+            )
+            sys.exit(2)
 
 
 def load_events(run_dir: str | Path) -> EventAccumulator:

@@ -80,7 +80,8 @@ class SegmentationTask(pl.LightningModule):
         on_nonfinite: ``stop`` raises `NonFiniteLossError` for the first NaN or infinite
             training loss, naming its step and samples, before any later checkpoint is
             written; the losses are read back in one transfer per ``log_every_n_steps`` steps
-            (every step on the CPU), so an accelerator never waits for them. ``skip`` leaves
+            (when Lightning reads the logged values too), so a GPU never waits for one step's
+            loss. ``skip`` leaves
             such a batch out of the update, which needs the loss on the host before the
             optimizer step: one synchronisation per step.
     """
@@ -150,7 +151,7 @@ class SegmentationTask(pl.LightningModule):
             self._unchecked.append(
                 (loss.detach(), self.global_step, self.current_epoch, batch_idx, list(names))
             )
-            if loss.device.type == "cpu" or len(self._unchecked) >= self.trainer.log_every_n_steps:
+            if len(self._unchecked) >= self.trainer.log_every_n_steps:
                 self.check_losses()
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
         # epoch values average over every process of a distributed run (sync_dist)

@@ -3,68 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from tiny import TINY, cli, run_module
 
 from seglab.eval import main as eval_main
 from seglab.runs import load_events, read_hparams, read_scalars
 from seglab.train import main as train_main
 
-TINY = [
-    "data.image_size=32",
-    "data.num_train=32",
-    "data.num_val=16",
-    "data.num_test=16",
-    "data.batch_size=8",
-    "model.encoder.widths=[8,16,32]",
-    "trainer.max_epochs=2",
-    "trainer.log_every_n_steps=1",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-]
-
-
-def _run(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def _cli(
-    main: Callable[[], None],
-    *args: str,
-    cwd: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> tuple[int, str, str]:
-    """Run a console entry point in this process (no interpreter start-up): exit code, out, err."""
-    monkeypatch.chdir(cwd)
-    monkeypatch.setattr(sys, "argv", ["seglab", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("runs")
-    result = _run("seglab.train", *TINY, f"paths.output_root={root}", cwd=root)
+    result = run_module("seglab.train", *TINY, f"paths.output_root={root}", cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (root / "train").iterdir()
     return run_dir
@@ -108,7 +62,7 @@ def test_eval_reproduces_the_best_logged_val_miou(
     trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     ckpt = trained_run / "checkpoints" / "best.ckpt"
-    code, out, err = _cli(
+    code, out, err = cli(
         eval_main,
         f"ckpt_path={ckpt}",
         "split=val",
@@ -132,7 +86,7 @@ def test_eval_overrides_apply_on_top_of_the_checkpoint(
     trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     ckpt = trained_run / "checkpoints" / "best.ckpt"
-    code, _, err = _cli(
+    code, _, err = cli(
         eval_main,
         f"ckpt_path={ckpt}",
         "split=test",
@@ -151,7 +105,7 @@ def test_eval_overrides_apply_on_top_of_the_checkpoint(
 def test_eval_of_a_missing_checkpoint_fails_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    code, _, err = _cli(
+    code, _, err = cli(
         eval_main,
         "ckpt_path=nowhere.ckpt",
         f"paths.output_root={tmp_path}",
@@ -167,7 +121,7 @@ def test_eval_of_a_foreign_checkpoint_says_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
-    code, _, err = _cli(
+    code, _, err = cli(
         eval_main,
         "ckpt_path=other.ckpt",
         f"paths.output_root={tmp_path}",
@@ -183,7 +137,7 @@ def test_eval_of_a_foreign_checkpoint_says_why(
 def test_train_rejects_an_unknown_group_option(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    code, _, err = _cli(
+    code, _, err = cli(
         train_main,
         "model/encoder=no_such_encoder",
         cwd=tmp_path,
@@ -229,7 +183,7 @@ def _binary_folder(root: Path) -> Path:
 @pytest.mark.slow
 def test_folder_dataset_with_binary_masks_trains_from_overrides(tmp_path: Path) -> None:
     root = _binary_folder(tmp_path / "cells")
-    result = _run(
+    result = run_module(
         "seglab.train",
         "data=folder",
         f"data.root={root}",
@@ -263,7 +217,7 @@ def test_data_stats_writes_class_stats_json(
     from seglab.data_stats import main
 
     root = _binary_folder(tmp_path / "cells")
-    code, out, err = _cli(
+    code, out, err = cli(
         main,
         "stats",
         "data=folder",
@@ -309,7 +263,7 @@ def camvid_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def camvid_run(tmp_path_factory: pytest.TempPathFactory, camvid_cache: Path) -> Path:
     root = tmp_path_factory.mktemp("camvid_runs")
-    result = _run(
+    result = run_module(
         "seglab.train",
         "data=camvid",
         "data.crop_size=[64,64]",
@@ -347,7 +301,7 @@ def test_camvid_trains_one_short_epoch(camvid_run: Path) -> None:
 def test_eval_on_an_absent_split_fails_in_one_line(
     camvid_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    code, _, err = _cli(
+    code, _, err = cli(
         eval_main,
         f"ckpt_path={camvid_run / 'checkpoints' / 'best.ckpt'}",
         "split=test",

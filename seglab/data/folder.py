@@ -28,7 +28,7 @@ from seglab.data.base import (
     Sample,
     SegmentationDataModule,
 )
-from seglab.data.scan import ScanResult, scan_pairs
+from seglab.data.scan import READ_ERRORS, ScanResult, scan_pairs
 from seglab.data.transforms import eval_transform, pad_collate, train_transform
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -152,6 +152,15 @@ class MaskDecoder:
         )
 
 
+def _changed_since_scan(path: Path, kind: str, error: Exception) -> DatasetError:
+    """A file that read at setup (`scan_pairs`) and fails in training: named, with the way out."""
+    return DatasetError(
+        f"{path}: unreadable {kind} ({type(error).__name__}: {error}); it passed the check at "
+        "setup, so it changed or became unreachable since: restore or remove it (and its "
+        "pair), then resume from the run's last.ckpt"
+    )
+
+
 class SegmentationFolder(Dataset):
     """Image/mask pairs read from disk and transformed together.
 
@@ -181,9 +190,17 @@ class SegmentationFolder(Dataset):
 
     def __getitem__(self, index: int) -> Sample:
         image_path, mask_path = self.pairs[index]
-        with Image.open(image_path) as image:
-            pixels = TF.pil_to_tensor(image.convert(self.mode))
-        mask = torch.from_numpy(self.read_mask(mask_path))
+        try:
+            with Image.open(image_path) as image:
+                pixels = TF.pil_to_tensor(image.convert(self.mode))
+        except READ_ERRORS as error:
+            raise _changed_since_scan(image_path, "image", error) from error
+        try:
+            mask = torch.from_numpy(self.read_mask(mask_path))
+        except DatasetError:
+            raise
+        except READ_ERRORS as error:
+            raise _changed_since_scan(mask_path, "mask", error) from error
         image, mask = self.transform(tv_tensors.Image(pixels), tv_tensors.Mask(mask))
         return image.as_subclass(Tensor), mask.as_subclass(Tensor), str(image_path)
 
