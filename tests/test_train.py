@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -149,6 +150,55 @@ def test_train_rejects_an_unknown_group_option(
     assert not (tmp_path / "outputs").exists()
 
 
+# --- a config checked before any work -----------------------------------------------------
+
+BAD_VALUES = {
+    "batch size": (["data.batch_size=0"], "data.batch_size=0 must be positive"),
+    "classes of the data": (
+        ["data.num_classes=5"],
+        "data.num_classes=5 but the shapes generator draws 4 classes",
+    ),
+    "classes of the model": (
+        ["model.num_classes=3"],
+        "model.num_classes=3 differs from data.num_classes=4",
+    ),
+    "ignore index": (["data.ignore_index=2"], "data.ignore_index=2 is a valid class index"),
+    "size under the stride": (
+        ["data.image_size=16", "model.encoder.widths=[8,16,32,64,128,256]"],
+        "data.image_size=16 gives 16x16 training images, smaller than the model's stride 32",
+    ),
+    "data folder": (
+        ["data=folder", "data.root=/no/such/folder"],
+        "data.root=/no/such/folder is not a folder",
+    ),
+    "weights file": (
+        ["model/encoder=resnet18", "model.encoder.weights_path=/no/such.pth"],
+        "model.encoder: ResNetEncoder: weights_path='/no/such.pth' is not a file",
+    ),
+    "on_nonfinite": (["on_nonfinite=maybe"], "on_nonfinite=maybe must be one of: stop, skip"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_VALUES))
+def test_a_bad_config_value_stops_the_run_in_one_line_before_any_work(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    overrides, message = BAD_VALUES[case]
+    code, _, err = cli(
+        train_main,
+        *overrides,
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"seglab-train: error: {message}"), line
+    (run_dir,) = (tmp_path / "train").iterdir()
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "tensorboard").exists()
+
+
 # --- real data: image/mask folders and CamVid ---------------------------------------------
 
 CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
@@ -209,6 +259,50 @@ def test_folder_dataset_with_binary_masks_trains_from_overrides(tmp_path: Path) 
     assert len(weights) == 2 and weights[0] < weights[1]
     assert "val/mIoU" in read_scalars(run_dir)
     assert not any(path.suffix == ".pt" for path in root.rglob("*"))
+
+
+def test_an_image_that_breaks_after_the_setup_check_stops_training_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from seglab.data import FolderDataModule
+
+    root = _binary_folder(tmp_path / "cells")
+    cache = tmp_path / "cache"
+    options = {"classes": ["background", "cell"], "mask_values": [0, 255]}
+    datamodule = FolderDataModule(root=root, cache_dir=cache, **options)
+    for split in ("train", "val"):  # what an earlier run left in the cache
+        datamodule.scan(split)
+    # the file goes bad with its size and time unchanged: the cached scan still trusts it
+    image = root / "train" / "images" / "3.jpg"
+    stat = image.stat()
+    image.write_bytes(bytes(stat.st_size))
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    code, _, err = cli(
+        train_main,
+        "data=folder",
+        f"data.root={root}",
+        "data.classes=[background,cell]",
+        "data.mask_values=[0,255]",
+        "data.crop_size=[16,16]",
+        "data.batch_size=4",
+        # read in a worker process, as real runs read
+        "data.num_workers=1",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "model.encoder.widths=[8,16]",
+        f"paths.cache_dir={cache}",
+        f"paths.output_root={tmp_path / 'runs'}",
+        cwd=tmp_path,
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"seglab-train: error: {image}: unreadable image (UnidentifiedImageError: cannot "
+        f"identify image file '{image}'); it passed the check at setup, so it changed or became "
+        "unreachable since: restore or remove it (and its pair), then resume from the run's "
+        "last.ckpt"
+    ]
 
 
 def test_data_stats_writes_class_stats_json(
