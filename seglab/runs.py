@@ -4,7 +4,6 @@ back through TensorBoard's own event reader."""
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import re
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 if TYPE_CHECKING:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -106,32 +105,25 @@ def resumed_run_dir(ckpt_path: str | None, resume: bool | str | None) -> Path | 
     return Path(os.path.abspath(checkpoint)).parent.parent
 
 
-# fresh run directories this process created, by the name they were asked for
-_claimed: dict[str, str] = {}
-
-
 def claim_run_dir(wanted: str) -> str:
     """``wanted``, else ``wanted-1``, ``wanted-2``...: the first one this call creates.
 
     Creating the directory is what claims it, so two runs that start in the same microsecond
-    (the jobs of a job array) never share one. Hydra reads ``hydra.run.dir`` more than once per
-    run; every read after the first gets the directory the first one created.
+    (the jobs of a job array) never share one: the second finds it taken and takes the next.
     """
-    if wanted not in _claimed:
-        Path(wanted).parent.mkdir(parents=True, exist_ok=True)
-        for attempt in itertools.count():
-            candidate = wanted if attempt == 0 else f"{wanted}-{attempt}"
-            try:
-                os.mkdir(candidate)
-            except FileExistsError:
-                continue
-            _claimed[wanted] = candidate
-            break
-    return _claimed[wanted]
+    Path(wanted).parent.mkdir(parents=True, exist_ok=True)
+    candidate, attempt = wanted, 0
+    while True:
+        try:
+            os.mkdir(candidate)
+            return candidate
+        except FileExistsError:
+            attempt += 1
+            candidate = f"{wanted}-{attempt}"
 
 
 def _run_dir(ckpt_path: str | None, resume: bool | str | None, fresh_dir: str) -> str:
-    return str(resumed_run_dir(ckpt_path, resume) or claim_run_dir(fresh_dir))
+    return str(resumed_run_dir(ckpt_path, resume) or fresh_dir)
 
 
 def _hydra_subdir(ckpt_path: str | None, resume: bool | str | None, time: str) -> str:
@@ -148,13 +140,15 @@ _COMMANDS = {"data_stats": "seglab-data"}
 
 
 class RunDirGuard(Callback):
-    """Refuses a run directory that holds another run's files, before Hydra writes into it.
+    """Gives a run a directory of its own before Hydra writes into it.
 
-    Hydra saves the job's ``.hydra/*.yaml`` into ``hydra.run.dir`` before the job starts, so a
-    ``hydra.run.dir`` naming an existing run would lose that run's record even though
-    seglab-train then refuses to train there. Resuming a run into its own directory is allowed;
-    so are runs that record nothing (``hydra.output_subdir: null``, as the other ranks of a DDP
-    run are started).
+    A directory named by the time (``${now:...}`` in ``hydra.run.dir``) is claimed by creating
+    it (`claim_run_dir`): a run that finds its name taken moves to the next free one. A
+    directory the user named is refused if it holds another run's files: Hydra saves the job's
+    ``.hydra/*.yaml`` there before the job starts, so the other run's record would be lost even
+    though seglab-train then refuses to train there. Resuming a run into its own directory is
+    allowed; so are runs that record nothing (``hydra.output_subdir: null``, as the other ranks
+    of a DDP run are started), which share their rank 0's directory.
 
     Args:
         markers: the entries that make a directory another run's.
@@ -169,6 +163,12 @@ class RunDirGuard(Callback):
         run_dir = Path(os.path.abspath(config.hydra.run.dir))
         resumed = resumed_run_dir(config.get("ckpt_path"), config.get("resume"))
         if config.get("task_name") == "train" and resumed == run_dir:
+            return
+        if "${now:" in str(OmegaConf.to_container(config.hydra.run)["dir"]):
+            claimed = claim_run_dir(str(run_dir))
+            if claimed != str(run_dir):
+                with open_dict(config.hydra.run), read_write(config.hydra.run):
+                    config.hydra.run.dir = claimed
             return
         held = [name for name in self.markers if (run_dir / name).exists()]
         if held:
