@@ -103,6 +103,31 @@ def test_a_run_whose_checkpoint_write_fails_stops_and_keeps_the_previous_one(
     assert not _partials(run_dir / "checkpoints")
 
 
+def test_last_checkpoint_is_written_every_epoch_whatever_the_metric_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    saved: list[tuple[str, int]] = []
+    save = AtomicCheckpointIO.save_checkpoint
+
+    def recording_save(self, checkpoint: dict, path, storage_options=None) -> None:
+        saved.append((Path(path).name, checkpoint["epoch"]))
+        save(self, checkpoint, path, storage_options)
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", recording_save)
+    # a metric that never improves on its first value: best.ckpt is written once
+    ranked_by_epoch = (
+        "callbacks.model_checkpoint.monitor=epoch",
+        "callbacks.model_checkpoint.mode=min",
+    )
+    args = (*TINY, *ranked_by_epoch, "trainer.max_epochs=3", "test_after_fit=false")
+    code, _, err = cli(
+        train_main, *args, f"paths.output_root={tmp_path}", cwd=tmp_path, **_io(monkeypatch, capsys)
+    )
+    assert code == 0, err[-3000:]
+    assert [epoch for name, epoch in saved if name == "last.ckpt"] == [0, 1, 2]
+    assert [epoch for name, epoch in saved if name == "best.ckpt"] == [0]
+
+
 def _io(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> dict:
     return {"monkeypatch": monkeypatch, "capsys": capsys}
 
