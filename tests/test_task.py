@@ -76,6 +76,7 @@ def _finite(checkpoint: dict) -> bool:
     return all(torch.isfinite(value).all() for value in checkpoint["state_dict"].values())
 
 
+@pytest.mark.slow
 def test_a_nonfinite_loss_stops_the_run_naming_its_step_and_samples(
     nan_at_step: list[list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
@@ -98,6 +99,7 @@ def test_a_nonfinite_loss_stops_the_run_naming_its_step_and_samples(
         assert checkpoint["epoch"] == 0 and _finite(checkpoint), name
 
 
+@pytest.mark.slow
 def test_skip_leaves_a_nonfinite_batch_out_of_the_update(
     nan_at_step: list[list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

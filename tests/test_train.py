@@ -261,6 +261,7 @@ def test_folder_dataset_with_binary_masks_trains_from_overrides(tmp_path: Path) 
     assert not any(path.suffix == ".pt" for path in root.rglob("*"))
 
 
+@pytest.mark.slow
 def test_an_image_that_breaks_after_the_setup_check_stops_training_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

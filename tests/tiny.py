@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -29,21 +30,26 @@ TINY = [
 ]
 
 #: A run long enough to be interrupted inside a chosen epoch: 24 batches an epoch, each one
-#: logged and flushed, 4 epochs.
+#: logged and flushed, `EPOCHS` epochs.
 EPOCHS = 4
 BATCHES = 24
-INTERRUPTIBLE = [
-    "data.image_size=32",
-    f"data.num_train={BATCHES * 4}",
-    "data.num_val=8",
-    "data.num_test=8",
-    "data.batch_size=4",
-    "model.encoder.widths=[8,16,32]",
-    f"trainer.max_epochs={EPOCHS}",
-    "trainer.log_every_n_steps=1",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-]
+
+
+def interruptible(epochs: int = EPOCHS) -> list[str]:
+    return [
+        "data.image_size=32",
+        f"data.num_train={BATCHES * 4}",
+        "data.num_val=8",
+        "data.num_test=8",
+        "data.batch_size=4",
+        "model.encoder.widths=[8,16,32]",
+        f"trainer.max_epochs={epochs}",
+        "trainer.log_every_n_steps=1",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+    ]
+
+
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
 
 
@@ -66,14 +72,29 @@ def cli(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> tuple[int, str, str]:
-    """Run a console entry point in this process (no interpreter start-up): exit code, out, err."""
+    """Run a console entry point in this process (no interpreter start-up): exit code, out, err.
+
+    Hydra points the root logger at this test's captured streams; they close with the test, so
+    the logger gets its own handlers back, or later tests' log records would hit closed files.
+    """
     monkeypatch.chdir(cwd)
     monkeypatch.setattr(sys, "argv", ["seglab", *args])
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     code = 0
     try:
         main()
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
+                handler.close()
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(level)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -114,15 +135,16 @@ def wait_for(condition: Callable[[], bool], process: subprocess.Popen, what: str
         time.sleep(0.05)
 
 
-def in_third_epoch(root: Path, process: subprocess.Popen) -> Path:
-    """Wait until the only run below ``root`` has written last.ckpt of its second epoch and
-    logged some of the third; returns its directory."""
+def inside_epoch(root: Path, process: subprocess.Popen, epoch: int) -> Path:
+    """Wait until the only run below ``root`` has written last.ckpt of the epoch before
+    ``epoch`` (counted from 1) and logged some of ``epoch``; returns its directory."""
     wait_for(lambda: any((root / "train").glob("*/checkpoints")), process, "a run dir")
     (run_dir,) = (root / "train").iterdir()
     wait_for(
-        lambda: (last_checkpoint(run_dir) or {}).get("epoch") == 1,
+        lambda: (last_checkpoint(run_dir) or {}).get("epoch") == epoch - 2,
         process,
-        "last.ckpt of epoch 2",
+        f"last.ckpt of epoch {epoch - 1}",
     )
-    wait_for(lambda: max(train_steps(run_dir), default=0) > 2 * BATCHES, process, "epoch 3")
+    steps_before = (epoch - 1) * BATCHES
+    wait_for(lambda: max(train_steps(run_dir), default=0) > steps_before, process, f"epoch {epoch}")
     return run_dir
