@@ -71,12 +71,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise CheckpointWriteError(
                 f"could not write checkpoint {target} ({type(error).__name__}: {error}); {kept}"
             ) from error
-        # the rename itself reaches the disk only with its directory
-        directory = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        # the rename itself reaches the disk only with its directory (POSIX opens directories)
+        if os.name == "posix":
+            directory = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
 
 
 class RunInterrupted(Exception):
