@@ -134,7 +134,7 @@ def plain_training(cfg: DictConfig, steps: int, warmup: int) -> float:
     memory_format = torch.channels_last if task.channels_last else torch.contiguous_format
     times = []
     loader = datamodule.train_dataloader()
-    for step, (images, masks) in enumerate(loader):
+    for step, (images, masks, _) in enumerate(loader):
         if step == steps:
             break
         images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
@@ -176,7 +176,7 @@ def inference_throughput(cfg: DictConfig, batches: int, warmup: int) -> float:
     apply_performance_options(cfg, task, training=False)
     model = task.model.eval()
     loader = iter(datamodule.val_dataloader())
-    images, masks = next(loader)
+    images, masks, _ = next(loader)
     memory_format = torch.channels_last if task.channels_last else torch.contiguous_format
     images = images.contiguous(memory_format=memory_format)
     times = []

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.errors import InstantiationException
 from torch.utils.flop_counter import FlopCounterMode
 
-from seglab.experiment import build_model, config_dir
+from seglab.experiment import SeglabError, build_model, config_dir
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "models.md"
 
@@ -129,7 +128,7 @@ def render(rows: list[dict], attention: dict | None, args: argparse.Namespace) -
         if "error" in row:
             lines.append(
                 f"| {row['encoder']} | {row['decoder']} | cannot be built: "
-                f"{row['error'].split(';')[0].removeprefix('Segmenter: ')} | | |"
+                f"{row['error'].split(';')[0].removeprefix('model: Segmenter: ')} | | |"
             )
             continue
         lines.append(
@@ -176,9 +175,9 @@ def main() -> None:
         for decoder in args.decoders or options("decoder"):
             try:
                 model = compose_model(encoder, decoder, args.overrides)
-            except InstantiationException as error:
+            except SeglabError as error:
                 # combinations that cannot exist, such as unpooling without pooling indices
-                rows.append({"encoder": encoder, "decoder": decoder, "error": str(error.__cause__)})
+                rows.append({"encoder": encoder, "decoder": decoder, "error": str(error)})
                 continue
             row = {
                 "encoder": encoder,

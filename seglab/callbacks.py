@@ -21,6 +21,7 @@ from torch.utils.tensorboard.summary import hparams
 from torchvision.transforms.functional import pil_to_tensor
 from torchvision.utils import make_grid
 
+from seglab.data.base import Batch
 from seglab.task import SegmentationTask, upsample_to
 
 VOID_COLOUR = (0, 0, 0)
@@ -65,7 +66,7 @@ class PredictionGrid(pl.Callback):
         if num_samples < 1:
             raise ValueError(f"callbacks.prediction_grid.num_samples={num_samples} must be >= 1")
         self.num_samples = num_samples
-        self._batch: tuple[Tensor, Tensor] | None = None
+        self._batch: Batch | None = None
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         writer = _writer(trainer)
@@ -76,7 +77,7 @@ class PredictionGrid(pl.Callback):
             dataset = datamodule.dataset("val")
             samples = [dataset[i] for i in range(min(self.num_samples, len(dataset)))]
             self._batch = datamodule.collate_fn(samples)
-        images, masks = self._batch
+        images, masks, _ = self._batch
         was_training = pl_module.training
         pl_module.eval()
         with torch.no_grad():

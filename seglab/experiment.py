@@ -10,7 +10,9 @@ import copy
 import json
 import logging
 import math
+import pickle
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -26,17 +28,19 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
+from lightning_fabric.plugins import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from seglab.callbacks import IntervalProgressBar
+from seglab.checkpoints import AtomicCheckpointIO, CheckpointWriteError
 from seglab.data import DatasetError, SegmentationDataModule
 from seglab.data.stats import class_statistics
 from seglab.inference import Inferer
-from seglab.runs import resume_checkpoint, resumed_run_dir
-from seglab.task import CHECKPOINT_KEY, SegmentationTask
+from seglab.runs import fallback_checkpoint, resume_checkpoint, resumed_run_dir
+from seglab.task import CHECKPOINT_KEY, NONFINITE_ACTIONS, NonFiniteLossError, SegmentationTask
 
 log = logging.getLogger(__name__)
 # the value of a loss's `class_weights` that asks for weights computed from the train split
@@ -45,6 +49,32 @@ MEDIAN_FREQUENCY = "median_frequency"
 
 class SeglabError(Exception):
     """A problem with the user's input, reported as one line without a traceback."""
+
+
+class UnreadableCheckpointError(SeglabError):
+    """A checkpoint file that is truncated or otherwise not a checkpoint at all."""
+
+
+class MissingCheckpointError(SeglabError):
+    """A checkpoint path with no file."""
+
+
+def _instantiation_error(error: InstantiationException) -> SeglabError | None:
+    """The one-line error of a constructor that refused a config value, or None for a bug.
+
+    Constructors name the key and value in their ``ValueError``s (a missing file is a
+    ``FileNotFoundError``); Hydra wraps those in a multi-line report ending with the node's
+    ``full_key``, which is added when the message does not already start with it.
+    """
+    cause = error.__cause__
+    if not isinstance(cause, ValueError | FileNotFoundError):
+        return None
+    message = str(cause)
+    node = next(
+        (line.split(":", 1)[1].strip() for line in str(error).splitlines() if "full_key:" in line),
+        "",
+    )
+    return SeglabError(message if not node or message.startswith(node) else f"{node}: {message}")
 
 
 def config_dir() -> Path:
@@ -60,9 +90,10 @@ def build_datamodule(cfg: DictConfig) -> SegmentationDataModule:
     try:
         datamodule = instantiate(cfg.data)
     except InstantiationException as error:
-        if isinstance(error.__cause__, DatasetError):
-            raise SeglabError(str(error.__cause__)) from None
-        raise
+        reported = _instantiation_error(error)
+        if reported is None:
+            raise
+        raise reported from None
     if not isinstance(datamodule, SegmentationDataModule):
         raise SeglabError(
             f"data._target_={cfg.data.get('_target_')} does not build a SegmentationDataModule"
@@ -126,7 +157,41 @@ def build_model(cfg: DictConfig) -> torch.nn.Module:
             f"model.encoder.in_channels={model_channels} differs from data.in_channels="
             f"{data_channels}; set both to the same value"
         )
-    return instantiate(cfg.model)
+    try:
+        return instantiate(cfg.model)
+    except InstantiationException as error:
+        reported = _instantiation_error(error)
+        if reported is None:
+            raise
+        raise reported from None
+
+
+def check_training_size(datamodule: SegmentationDataModule, model: torch.nn.Module) -> None:
+    """Refuse training images smaller than the model's stride, before any data is read.
+
+    A Segmenter pads its input to a multiple of its stride: a crop smaller than the stride
+    leaves the coarsest features with nothing but padding to see. Other crops are only padded,
+    which costs the padded pixels' compute, so they are reported and allowed.
+    """
+    size = datamodule.training_size()
+    stride = getattr(model, "size_multiple", None)
+    if size is None or stride is None:
+        return
+    key, value, (height, width) = size
+    if min(height, width) < stride:
+        raise SeglabError(
+            f"{key}={value} gives {height}x{width} training images, smaller than the model's "
+            f"stride {stride} (model.encoder): give every side at least {stride} pixels"
+        )
+    if height % stride or width % stride:
+        log.info(
+            "%s=%s: training images of %dx%d are padded to a multiple of the model's stride %d",
+            key,
+            value,
+            height,
+            width,
+            stride,
+        )
 
 
 def build_inferer(cfg: DictConfig, model: torch.nn.Module) -> Inferer | None:
@@ -154,10 +219,13 @@ def build_inferer(cfg: DictConfig, model: torch.nn.Module) -> Inferer | None:
         raise SeglabError(f"inference: {error}") from None
 
 
-def build_task(cfg: DictConfig, datamodule: SegmentationDataModule) -> SegmentationTask:
+def build_task(
+    cfg: DictConfig, datamodule: SegmentationDataModule, model: torch.nn.Module | None = None
+) -> SegmentationTask:
+    """The task of ``cfg`` around ``model`` (built from ``cfg`` when not given)."""
     cfg = resolve_class_weights(cfg, datamodule)
     scheduler = cfg.get("scheduler")
-    model = build_model(cfg)
+    model = build_model(cfg) if model is None else model
     return SegmentationTask(
         model=model,
         loss=instantiate(cfg.loss),
@@ -167,6 +235,8 @@ def build_task(cfg: DictConfig, datamodule: SegmentationDataModule) -> Segmentat
         ignore_index=datamodule.ignore_index,
         config=OmegaConf.to_container(cfg, resolve=True),
         inferer=build_inferer(cfg, model),
+        # checkpoints older than the option stop, as training then did
+        on_nonfinite=cfg.get("on_nonfinite", "stop"),
     )
 
 
@@ -237,7 +307,13 @@ def build_trainer(cfg: DictConfig, purge_step: int | None = None) -> pl.Trainer:
         loggers.append(instantiate(node, **({"purge_step": purge_step} if purge else {})))
     if not any(isinstance(logger, TensorBoardLogger) for logger in loggers):
         raise SeglabError("logger: every run logs to TensorBoard; keep logger=tensorboard")
-    return instantiate(lightning_trainer_config(cfg.trainer), callbacks=callbacks, logger=loggers)
+    trainer = instantiate(
+        lightning_trainer_config(cfg.trainer), callbacks=callbacks, logger=loggers
+    )
+    # a checkpoint plugin of the user's own (trainer.plugins) is kept
+    if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+        trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+    return trainer
 
 
 def _check_fresh_run_dir(run_dir: Path) -> None:
@@ -356,12 +432,25 @@ def _resume(cfg: DictConfig, run_dir: Path) -> tuple[DictConfig, Path, int] | No
         raise SeglabError(
             f"ckpt_path={ckpt_path} and resume={resume} both name a run to continue; give one"
         )
-    if resume and not path.is_file():
+    fallback = fallback_checkpoint(path)
+    if resume and not path.is_file() and fallback is None:
         raise SeglabError(
             f"no checkpoint to resume: {path} does not exist; resume=true works from inside a "
             "run directory of seglab-train, resume=<run dir> from anywhere"
         )
-    checkpoint = load_checkpoint(path)
+    try:
+        checkpoint = load_checkpoint(path)
+    except (UnreadableCheckpointError, MissingCheckpointError) as error:
+        if fallback is None:
+            raise
+        checkpoint = load_checkpoint(fallback)
+        log.warning(
+            "%s; resuming from %s instead (epoch %d): the epochs after it are trained again",
+            error,
+            fallback,
+            checkpoint["epoch"],
+        )
+        path = fallback
     owner = resumed_run_dir(ckpt_path, resume)
     if owner is None:
         raise SeglabError(
@@ -408,6 +497,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         raise
     if resumed is not None:
         cfg = resumed[0]
+    on_nonfinite = cfg.get("on_nonfinite", "stop")
+    if on_nonfinite not in NONFINITE_ACTIONS:
+        raise SeglabError(
+            f"on_nonfinite={on_nonfinite} must be one of: {', '.join(NONFINITE_ACTIONS)}"
+        )
     # other ranks of a distributed run join rank 0's directory (Lightning pins them to it)
     if rank_zero_only.rank == 0:
         if resumed is None:
@@ -418,15 +512,38 @@ def train(cfg: DictConfig) -> dict[str, float]:
     seed = pl.seed_everything(cfg.seed, workers=True)
     if rank_zero_only.rank == 0:  # other ranks are relaunched with hydra.output_subdir=null
         _write_environment(record_dir, seed)
+    # every check of the config comes before the first file is read
     datamodule = build_datamodule(cfg)
-    setup_data(datamodule, "fit")
-    task = build_task(cfg, datamodule)
-    apply_performance_options(cfg, task, training=True)
+    model = build_model(cfg)
+    check_training_size(datamodule, model)
     trainer = build_trainer(cfg, purge_step=resumed[2] if resumed else None)
+    if on_nonfinite == "skip" and trainer.world_size > 1:
+        raise SeglabError(
+            f"on_nonfinite=skip runs on one device only ({trainer.world_size} processes here): "
+            "Lightning cannot skip a batch on some processes of a distributed run; use "
+            "on_nonfinite=stop"
+        )
+    setup_data(datamodule, "fit")
+    task = build_task(cfg, datamodule, model)
+    apply_performance_options(cfg, task, training=True)
     # a resume restores weights, optimizer, scheduler, loops and callbacks (best.ckpt's score)
-    trainer.fit(
-        task, datamodule=datamodule, ckpt_path=resumed[1] if resumed else None, weights_only=True
-    )
+    try:
+        trainer.fit(
+            task,
+            datamodule=datamodule,
+            ckpt_path=resumed[1] if resumed else None,
+            weights_only=True,
+        )
+    except NonFiniteLossError as error:
+        raise SeglabError(
+            f"{error}; the run stopped there (on_nonfinite=stop) and kept the checkpoints "
+            f"written before it in {run_dir / 'checkpoints'}; resume from one once the cause is "
+            "found, or skip such batches with on_nonfinite=skip"
+        ) from None
+    except CheckpointWriteError as error:
+        raise SeglabError(str(error)) from None
+    except DatasetError as error:
+        raise SeglabError(_worker_message(error)) from None
     metrics = {
         name: float(value) for name, value in trainer.callback_metrics.items() if value.numel() == 1
     }
@@ -435,7 +552,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         log.warning("skipping the test phase after fit: %s", missing_test)
     elif cfg.get("test_after_fit") and not trainer.interrupted:
         setup_data(datamodule, "test")
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        # the checkpoint callback that ranks by a metric (the other one keeps last.ckpt)
+        ranking = [c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)]
+        best = ranking[0].best_model_path if ranking else ""
         trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update(
             {
@@ -447,16 +566,36 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def _worker_message(error: Exception) -> str:
+    """The message of an error, without the traceback a dataloader worker wraps it in."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Caught "):
+        # the last line is "<module>.<ErrorType>: <message>"
+        return lines[-1].split(": ", 1)[-1]
+    return str(error)
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a seglab checkpoint without running any pickled code in it."""
     path = Path(path)
     if not path.is_file():
-        raise SeglabError(f"ckpt_path={path} does not exist")
+        raise MissingCheckpointError(f"ckpt_path={path} does not exist")
     try:
+        # plain data and tensors only: a pickled object that would run code is refused unrun
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch names what the file asked to import as "GLOBAL <module>.<name>"
+        named = re.search(r"GLOBAL (\S+)", str(error))
+        reason = f"it refers to {named.group(1).rstrip('.')}" if named else "it is not plain data"
+        raise SeglabError(
+            f"ckpt_path={path} holds pickled objects that are not tensors or plain data "
+            f"({reason}), and seglab does not run code from a checkpoint; use a checkpoint "
+            "written by seglab-train, and load this one with torch.load(weights_only=False) "
+            "only if you trust its source"
+        ) from None
     except Exception as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise SeglabError(
+        raise UnreadableCheckpointError(
             f"ckpt_path={path} is not a loadable checkpoint ({type(error).__name__}: {first_line})"
         ) from None
     if not isinstance(checkpoint, dict) or CHECKPOINT_KEY not in checkpoint:

@@ -1,16 +1,18 @@
-"""Run directories: naming multirun jobs, and reading finished runs back through TensorBoard's
-own event reader."""
+"""Run directories: choosing and guarding them, naming multirun jobs, and reading finished runs
+back through TensorBoard's own event reader."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omegaconf import OmegaConf
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 if TYPE_CHECKING:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -83,15 +85,41 @@ def resume_checkpoint(ckpt_path: str | None, resume: bool | str | None) -> Path 
     return None
 
 
+def fallback_checkpoint(checkpoint: Path) -> Path | None:
+    """``best.ckpt`` beside a ``last.ckpt``: where a resume goes when ``last.ckpt`` is missing
+    or unreadable (a crash before the first one was written, a damaged disk). None otherwise."""
+    best = checkpoint.with_name("best.ckpt")
+    return best if checkpoint.name == "last.ckpt" and best.is_file() else None
+
+
 def resumed_run_dir(ckpt_path: str | None, resume: bool | str | None) -> Path | None:
     """The run directory a resume writes into: the one holding the checkpoint in its
-    ``checkpoints/``. None for a fresh run, and for a checkpoint that is missing or lies
-    elsewhere, so that Hydra never creates files in a directory that is not a run's
-    (seglab-train then says what is wrong)."""
+    ``checkpoints/``. None for a fresh run, and for a checkpoint that is missing (with no
+    `fallback_checkpoint`) or lies elsewhere, so that Hydra never creates files in a directory
+    that is not a run's (seglab-train then says what is wrong)."""
     checkpoint = resume_checkpoint(ckpt_path, resume)
-    if checkpoint is None or not checkpoint.is_file() or checkpoint.parent.name != "checkpoints":
+    if checkpoint is None or checkpoint.parent.name != "checkpoints":
+        return None
+    if not checkpoint.is_file() and fallback_checkpoint(checkpoint) is None:
         return None
     return Path(os.path.abspath(checkpoint)).parent.parent
+
+
+def claim_run_dir(wanted: str) -> str:
+    """``wanted``, else ``wanted-1``, ``wanted-2``...: the first one this call creates.
+
+    Creating the directory is what claims it, so two runs that start in the same microsecond
+    (the jobs of a job array) never share one: the second finds it taken and takes the next.
+    """
+    Path(wanted).parent.mkdir(parents=True, exist_ok=True)
+    candidate, attempt = wanted, 0
+    while True:
+        try:
+            os.mkdir(candidate)
+            return candidate
+        except FileExistsError:
+            attempt += 1
+            candidate = f"{wanted}-{attempt}"
 
 
 def _run_dir(ckpt_path: str | None, resume: bool | str | None, fresh_dir: str) -> str:
@@ -106,6 +134,53 @@ def _hydra_subdir(ckpt_path: str | None, resume: bool | str | None, time: str) -
 # conf/hydra/default.yaml: hydra.run.dir and hydra.output_subdir
 OmegaConf.register_new_resolver("seglab.run_dir", _run_dir, replace=True)
 OmegaConf.register_new_resolver("seglab.hydra_subdir", _hydra_subdir, replace=True)
+
+#: The command each task is run by, for its error messages.
+_COMMANDS = {"data_stats": "seglab-data"}
+
+
+class RunDirGuard(Callback):
+    """Gives a run a directory of its own before Hydra writes into it.
+
+    A directory named by the time (``${now:...}`` in ``hydra.run.dir``) is claimed by creating
+    it (`claim_run_dir`): a run that finds its name taken moves to the next free one. A
+    directory the user named is refused if it holds another run's files: Hydra saves the job's
+    ``.hydra/*.yaml`` there before the job starts, so the other run's record would be lost even
+    though seglab-train then refuses to train there. Resuming a run into its own directory is
+    allowed; so are runs that record nothing (``hydra.output_subdir: null``, as the other ranks
+    of a DDP run are started), which share their rank 0's directory.
+
+    Args:
+        markers: the entries that make a directory another run's.
+    """
+
+    def __init__(self, markers: Sequence[str] = (".hydra", "checkpoints", "tensorboard")) -> None:
+        self.markers = list(markers)
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.output_subdir is None:
+            return
+        run_dir = Path(os.path.abspath(config.hydra.run.dir))
+        resumed = resumed_run_dir(config.get("ckpt_path"), config.get("resume"))
+        if config.get("task_name") == "train" and resumed == run_dir:
+            return
+        if "${now:" in str(OmegaConf.to_container(config.hydra.run)["dir"]):
+            claimed = claim_run_dir(str(run_dir))
+            if claimed != str(run_dir):
+                with open_dict(config.hydra.run), read_write(config.hydra.run):
+                    config.hydra.run.dir = claimed
+            return
+        held = [name for name in self.markers if (run_dir / name).exists()]
+        if held:
+            task = str(config.get("task_name"))
+            command = _COMMANDS.get(task, f"seglab-{task}")
+            print(
+                f"{command}: error: run directory {run_dir} already holds {', '.join(held)} of "
+                "another run; choose a new hydra.run.dir (a run is continued with "
+                "ckpt_path=<run>/checkpoints/last.ckpt)",
+                file=sys.stderr,
+            )
+            sys.exit(2)
 
 
 def load_events(run_dir: str | Path) -> EventAccumulator:

@@ -7,6 +7,7 @@ accumulates one confusion matrix per evaluation split and logs what it derives f
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,10 +19,30 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from seglab.data.base import Batch
 from seglab.inference import Inferer
 from seglab.metrics import confusion_matrix_metric, segmentation_scores
 
 CHECKPOINT_KEY = "seglab"
+#: What a NaN or infinite training loss does (``on_nonfinite``): stop the run, or skip the batch.
+NONFINITE_ACTIONS = ("stop", "skip")
+# how many sample names a report of a bad batch lists before it only counts the rest
+_MAX_LISTED_NAMES = 8
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """A training loss was NaN or infinite and ``on_nonfinite`` is ``stop``."""
+
+
+def _describe_batch(loss: float, step: int, epoch: int, batch_idx: int, names: list[str]) -> str:
+    listed = ", ".join(names[:_MAX_LISTED_NAMES])
+    more = len(names) - _MAX_LISTED_NAMES
+    return (
+        f"training loss is {loss} at step {step} (epoch {epoch}, batch {batch_idx}) of the "
+        f"samples [{listed}{f', and {more} more' if more > 0 else ''}]"
+    )
 
 
 def upsample_to(logits: Tensor, masks: Tensor) -> Tensor:
@@ -56,6 +77,13 @@ class SegmentationTask(pl.LightningModule):
         inferer: how validation and test images run through ``model`` (sliding windows,
             test-time augmentation; ``seglab.inference.Inferer`` around this same model);
             None runs them whole, as training does.
+        on_nonfinite: ``stop`` raises `NonFiniteLossError` for the first NaN or infinite
+            training loss, naming its step and samples, before any later checkpoint is
+            written; the losses are read back in one transfer per ``log_every_n_steps`` steps
+            (when Lightning reads the logged values too), so a GPU never waits for one step's
+            loss. ``skip`` leaves
+            such a batch out of the update, which needs the loss on the host before the
+            optimizer step: one synchronisation per step.
     """
 
     def __init__(
@@ -68,8 +96,13 @@ class SegmentationTask(pl.LightningModule):
         ignore_index: int,
         config: dict[str, Any] | None = None,
         inferer: Inferer | None = None,
+        on_nonfinite: str = "stop",
     ) -> None:
         super().__init__()
+        if on_nonfinite not in NONFINITE_ACTIONS:
+            raise ValueError(
+                f"on_nonfinite={on_nonfinite} must be one of: {', '.join(NONFINITE_ACTIONS)}"
+            )
         self.model = model
         self.loss = loss
         self.optimizer_factory = optimizer
@@ -77,6 +110,9 @@ class SegmentationTask(pl.LightningModule):
         self.classes = list(classes)
         self.config = config
         self.inferer = inferer
+        self.on_nonfinite = on_nonfinite
+        # stop mode: (loss, step, epoch, batch index, sample names) of steps not yet checked
+        self._unchecked: list[tuple[Tensor, int, int, int, list[str]]] = []
         self.confmats = nn.ModuleDict(
             {
                 stage: confusion_matrix_metric(len(self.classes), ignore_index)
@@ -99,8 +135,8 @@ class SegmentationTask(pl.LightningModule):
             return images.contiguous(memory_format=torch.channels_last)
         return images
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        images, masks = batch
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
+        images, masks, names = batch
         images = self._layout(images)
         n = images.shape[0]
         aux_weight = float(getattr(self.model, "aux_weight", 0.0))
@@ -115,6 +151,17 @@ class SegmentationTask(pl.LightningModule):
             aux_loss = torch.stack([self.loss(aux, masks) for aux in aux_logits]).mean()
             terms["aux"] = aux_loss.detach()
             loss = loss + aux_weight * aux_loss
+        if self.on_nonfinite == "skip":
+            if not bool(torch.isfinite(loss)):  # the one host synchronisation of skip mode
+                where = (self.global_step, self.current_epoch, batch_idx, list(names))
+                log.warning("skipping the batch: %s", _describe_batch(loss.item(), *where))
+                return None
+        else:
+            self._unchecked.append(
+                (loss.detach(), self.global_step, self.current_epoch, batch_idx, list(names))
+            )
+            if len(self._unchecked) >= self.trainer.log_every_n_steps:
+                self.check_losses()
         # not prog_bar: Lightning would copy it to the host every step (IntervalProgressBar)
         self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=n)
         # epoch values average over every process of a distributed run (sync_dist)
@@ -132,8 +179,23 @@ class SegmentationTask(pl.LightningModule):
             )
         return loss
 
-    def _evaluation_step(self, stage: str, batch: tuple[Tensor, Tensor]) -> None:
-        images, masks = batch
+    def check_losses(self) -> None:
+        """Raise `NonFiniteLossError` for the first NaN or infinite loss of the steps trained
+        since the last check; called before anything is validated or saved."""
+        if not self._unchecked:
+            return
+        pending, self._unchecked = self._unchecked, []
+        losses = torch.stack([loss for loss, *_ in pending]).cpu()
+        bad = (~torch.isfinite(losses)).nonzero()
+        if len(bad):
+            index = int(bad[0])
+            raise NonFiniteLossError(_describe_batch(float(losses[index]), *pending[index][1:]))
+
+    def on_train_end(self) -> None:
+        self.check_losses()
+
+    def _evaluation_step(self, stage: str, batch: Batch) -> None:
+        images, masks, _ = batch
         images = self._layout(images)
         logits = self(images) if self.inferer is None else self.inferer.logits(images)
         logits = upsample_to(logits, masks)
@@ -148,13 +210,15 @@ class SegmentationTask(pl.LightningModule):
         )
         self.confmats[stage].update(logits, masks)
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluation_step("val", batch)
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluation_step("test", batch)
 
     def on_validation_epoch_start(self) -> None:
+        # no metric, and so no best checkpoint, from weights a non-finite loss has spoilt
+        self.check_losses()
         self.confmats["val"].reset()
 
     def on_test_epoch_start(self) -> None:
@@ -203,6 +267,8 @@ class SegmentationTask(pl.LightningModule):
         }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # raised here, the error leaves the checkpoint on disk as it was
+        self.check_losses()
         checkpoint[CHECKPOINT_KEY] = {
             "config": self.config,
             "classes": self.classes,

@@ -12,6 +12,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from seglab.checkpoints import RunInterrupted
 from seglab.experiment import SeglabError, SweepError, config_dir, train
 from seglab.reproduce import register_search_path
 from seglab.runs import SWEPT_KEYS_ENV
@@ -25,7 +26,8 @@ def _main(cfg: DictConfig) -> float | None:
     """Return the optimised metric so that Hydra sweepers (e.g. Optuna) can read it.
 
     In a multirun a failure is raised, not turned into an exit: Hydra then records the job as
-    failed and an Optuna search goes on with its next trial.
+    failed and an Optuna search goes on with its next trial. A signal stops the whole command,
+    with the shell's exit status for it (128 + its number: 143 for SIGTERM, 130 for SIGINT).
     """
     if HydraConfig.get().mode != RunMode.MULTIRUN:
         try:
@@ -33,6 +35,8 @@ def _main(cfg: DictConfig) -> float | None:
         except SeglabError as error:
             print(f"seglab-train: error: {error}", file=sys.stderr)
             sys.exit(2)
+        except RunInterrupted as interrupted:
+            _exit_interrupted(interrupted)
         return metrics.get(cfg.get("optimized_metric"))
     share_machine(cfg)
     try:
@@ -40,9 +44,21 @@ def _main(cfg: DictConfig) -> float | None:
     except SweepError as error:
         print(f"seglab-train: error: {error}", file=sys.stderr)
         sys.exit(2)
+    except RunInterrupted as interrupted:
+        _exit_interrupted(interrupted)
     except Exception as error:
         log.error("job %s failed: %s: %s", HydraConfig.get().job.num, type(error).__name__, error)
         raise
+
+
+def _exit_interrupted(interrupted: RunInterrupted) -> None:
+    resume = (
+        f"; continue with: seglab-train ckpt_path={interrupted.checkpoint}"
+        if interrupted.checkpoint
+        else ""
+    )
+    print(f"seglab-train: {interrupted}{resume}", file=sys.stderr)
+    sys.exit(128 + interrupted.signum)
 
 
 def swept_keys(args: list[str]) -> list[str]:

@@ -10,6 +10,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
+from hydra.experimental.callback import Callback as HydraCallback
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
@@ -85,7 +86,7 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
     if top == "data":
         _small_data(cfg)
         datamodule = build_datamodule(cfg)
-        image, mask = datamodule.dataset("train")[0]
+        image, mask, _ = datamodule.dataset("train")[0]
         assert image.ndim == 3 and mask.ndim == 2
     elif top == "model":
         model = instantiate(cfg.model).eval()
@@ -136,6 +137,9 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
         assert cfg.paths.output_dir == str(tmp_path)
         if group == "hydra/launcher":
             assert get_class(cfg.hydra.launcher._target_) is not None
+        if top == "hydra":
+            callbacks = [instantiate(node) for node in cfg.hydra.callbacks.values()]
+            assert callbacks and all(isinstance(c, HydraCallback) for c in callbacks)
     elif top == "hparams_search":
         _check_search_space(cfg)
     elif top == "inference":

@@ -68,8 +68,8 @@ def test_splits_share_no_sample():
 
 def test_items_have_documented_shapes_and_dtypes():
     dataset = SyntheticShapes(4, image_size=24)
-    image, mask = dataset[1]
-    assert len(dataset) == 4
+    image, mask, name = dataset[1]
+    assert len(dataset) == 4 and name == "synthetic train sample 1"
     assert image.shape == (3, 24, 24) and image.dtype == torch.float32
     assert mask.shape == (24, 24) and mask.dtype == torch.int64
 
@@ -192,18 +192,19 @@ def test_dataloaders_yield_expected_batches():
     datamodule = _datamodule(eval_batch_size=16)
     datamodule.setup("fit")
     train = list(datamodule.train_dataloader())
-    assert [images.shape for images, _ in train] == [(8, 3, 32, 32)] * 2  # 20 // 8, last dropped
-    assert all(masks.shape == (8, 32, 32) and masks.dtype == torch.int64 for _, masks in train)
-    assert [len(images) for images, _ in datamodule.val_dataloader()] == [16, 4]
-    assert [len(images) for images, _ in datamodule.test_dataloader()] == [8]
+    assert [images.shape for images, _, _ in train] == [(8, 3, 32, 32)] * 2  # 20 // 8, last dropped
+    assert all(masks.shape == (8, 32, 32) and masks.dtype == torch.int64 for _, masks, _ in train)
+    assert all(len(names) == 8 for _, _, names in train)
+    assert [len(images) for images, _, _ in datamodule.val_dataloader()] == [16, 4]
+    assert [len(images) for images, _, _ in datamodule.test_dataloader()] == [8]
 
 
 def test_train_dataloader_shuffles_and_eval_dataloaders_do_not():
     datamodule = _datamodule(num_train=64, batch_size=64)
     torch.manual_seed(0)
-    images, _ = next(iter(datamodule.train_dataloader()))
+    images, _, _ = next(iter(datamodule.train_dataloader()))
     assert not torch.equal(images, datamodule.dataset("train").images)
-    images, _ = next(iter(datamodule.val_dataloader()))
+    images, _, _ = next(iter(datamodule.val_dataloader()))
     assert torch.equal(images, datamodule.dataset("val").images)
 
 
@@ -309,7 +310,7 @@ def test_config_builds_the_datamodule_with_the_class_defaults():
     datamodule = instantiate(cfg)
     assert isinstance(datamodule, SyntheticShapesDataModule)
     assert datamodule.classes == list(CLASSES) and datamodule.ignore_index == 255
-    image, mask = datamodule.dataset("train")[0]
+    image, mask, _ = datamodule.dataset("train")[0]
     assert image.shape == (3, cfg.image_size, cfg.image_size) and mask.shape == image.shape[1:]
     # The yaml restates the constructor's defaults, so Python and CLI users get the same data.
     defaults = SyntheticShapesDataModule(num_train=16, num_val=4, num_test=4)

@@ -55,7 +55,8 @@ def make(root: Path, cache_dir: Path | None = None, **options) -> FolderDataModu
 def test_binary_masks_read_as_class_indices(binary_root: Path) -> None:
     datamodule = make(binary_root)
     datamodule.setup("fit")
-    image, mask = datamodule.dataset("val")[0]
+    image, mask, name = datamodule.dataset("val")[0]
+    assert name == str(binary_root / "val" / "images" / "val0.png")
     assert image.shape == (3, 12, 16) and image.dtype == torch.float32
     assert mask.dtype == torch.int64
     assert torch.equal(mask, torch.from_numpy(binary_mask(top=0) // 255).long())
@@ -67,23 +68,26 @@ def test_binary_masks_read_as_class_indices(binary_root: Path) -> None:
 def test_training_crop_pads_with_void_and_batches_have_one_size(binary_root: Path) -> None:
     datamodule = make(binary_root, crop_size=[16, 20], scale_range=[0.5, 1.5])
     datamodule.setup("fit")
-    images, masks = next(iter(datamodule.train_dataloader()))
+    images, masks, names = next(iter(datamodule.train_dataloader()))
     assert images.shape == (2, 3, 16, 20) and masks.shape == (2, 16, 20)
+    assert len(set(names)) == 2
+    assert set(names) <= {str(image) for image, _ in datamodule.pairs("train")}
     assert set(masks.unique().tolist()) <= {0, 1, 255}
 
 
 def test_eval_scale_resizes_images_and_keeps_masks(binary_root: Path) -> None:
     datamodule = make(binary_root, eval_scale=0.5)
-    image, mask = datamodule.dataset("val")[0]
+    image, mask, _ = datamodule.dataset("val")[0]
     assert image.shape == (3, 6, 8) and mask.shape == (12, 16)
 
 
 def test_pad_collate_pads_masks_with_void() -> None:
     samples = [
-        (torch.ones(3, 2, 3), torch.zeros(4, 6, dtype=torch.long)),
-        (torch.ones(3, 3, 2), torch.ones(6, 4, dtype=torch.long)),
+        (torch.ones(3, 2, 3), torch.zeros(4, 6, dtype=torch.long), "a.png"),
+        (torch.ones(3, 3, 2), torch.ones(6, 4, dtype=torch.long), "b.png"),
     ]
-    images, masks = pad_collate(samples, ignore_index=255)
+    images, masks, names = pad_collate(samples, ignore_index=255)
+    assert names == ["a.png", "b.png"]
     assert images.shape == (2, 3, 3, 3) and masks.shape == (2, 6, 6)
     assert (
         images[0, :, 2].eq(0).all() and masks[0, 4:].eq(255).all() and masks[1, :, 4:].eq(255).all()
@@ -124,7 +128,7 @@ def test_images_are_converted_to_the_input_channels(
         root / "val" / "images" / "a.png"
     )
     stats = {"mean": [0.5] * channels, "std": [0.5] * channels}
-    image, _ = make(root, in_channels=channels, **stats).dataset("val")[0]
+    image, _, _ = make(root, in_channels=channels, **stats).dataset("val")[0]
     assert image.shape == (channels, 12, 16)
 
 
@@ -261,6 +265,6 @@ def test_camvid_layout_and_void(tmp_path: Path) -> None:
         Image.new("RGB", (8, 6)).save(root / split / "f.jpg")
         Image.fromarray(np.full((6, 8), 11, np.uint8)).save(root / f"{split}annot" / "f.png")
     datamodule = CamVidDataModule(root=root, batch_size=1)
-    _, mask = datamodule.dataset("val")[0]
+    _, mask, _ = datamodule.dataset("val")[0]
     assert datamodule.num_classes == 11 and mask.eq(11).all()
     assert "test split folder" in datamodule.split_unavailable("test")

@@ -11,7 +11,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from test_train import _cli
+from tiny import cli
 
 from seglab.experiment import config_dir, load_model
 from seglab.export import main as export_main
@@ -52,7 +52,7 @@ def _export(
     capsys: pytest.CaptureFixture[str],
     *args: str,
 ) -> tuple[int, str, str]:
-    return _cli(
+    return cli(
         export_main,
         *args,
         f"paths.output_root={tmp_path / 'outputs'}",

@@ -12,12 +12,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
+from tiny import cli
 
 import seglab
 from seglab.experiment import build_datamodule, build_model, build_task, config_dir
 from seglab.predict import main as predict_main
 from seglab.task import CHECKPOINT_KEY
-from tests.test_train import _cli
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_MODEL = ["model.encoder.widths=[8,16,32]"]
@@ -113,7 +113,7 @@ def test_predict_writes_palette_masks_and_lists_unreadable_files(
     Image.fromarray(_image(20, 24)).save(images / "b.jpg")
     (images / "broken.png").write_bytes(b"not an image")
     out = tmp_path / "out"
-    code, _, err = _cli(
+    code, _, err = cli(
         predict_main,
         f"ckpt_path={checkpoint}",
         f"input={images}",
@@ -160,7 +160,7 @@ def test_predict_reports_a_bad_path_in_one_line(
     Image.fromarray(_image()).save(tmp_path / "a.png")
     arguments = [arg.format(ckpt=checkpoint) for arg in arguments]
     arguments.append(f"output={tmp_path / 'out'}")
-    code, _, err = _cli(
+    code, _, err = cli(
         predict_main, *arguments, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
     )
     assert code == 2

@@ -2,117 +2,61 @@
 
 from __future__ import annotations
 
-import os
+import hashlib
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from tiny import (
+    BATCHES,
+    EPOCHS,
+    cli,
+    inside_epoch,
+    interruptible,
+    last_checkpoint,
+    run_module,
+    start_training,
+    train_steps,
+)
 
 from seglab.experiment import load_checkpoint
 from seglab.runs import load_events, read_scalars
 from seglab.train import main as train_main
-
-EPOCHS = 4
-# 24 batches an epoch, each one logged and flushed: the kill has time to land inside an epoch
-BATCHES = 24
-TINY = [
-    "data.image_size=32",
-    f"data.num_train={BATCHES * 4}",
-    "data.num_val=8",
-    "data.num_test=8",
-    "data.batch_size=4",
-    "model.encoder.widths=[8,16,32]",
-    f"trainer.max_epochs={EPOCHS}",
-    "trainer.log_every_n_steps=1",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-]
-ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-
-
-def _last_checkpoint(run_dir: Path) -> dict | None:
-    """last.ckpt once it is whole (it may be read while being written)."""
-    try:
-        return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
-    except Exception:
-        return None
-
-
-def _train_steps(run_dir: Path) -> list[int]:
-    try:
-        return [step for step, _ in read_scalars(run_dir).get("train/loss", [])]
-    except Exception:  # no event file yet, or one being written
-        return []
-
-
-def _wait(condition: Callable[[], bool], process: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + 240
-    while not condition():
-        assert process.poll() is None, f"training ended (code {process.returncode}) before {what}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def _cli(
     *args: str, cwd: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, str]:
     """seglab-train in this process: exit code and stderr."""
-    monkeypatch.chdir(cwd)
-    monkeypatch.setattr(sys, "argv", ["seglab-train", *args])
-    code = 0
-    try:
-        train_main()
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    return code, capsys.readouterr().err
+    code, _, err = cli(train_main, *args, cwd=cwd, monkeypatch=monkeypatch, capsys=capsys)
+    return code, err
 
 
 @pytest.fixture(scope="module")
 def resumed_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A run killed (SIGKILL) during its third epoch, then resumed from its last.ckpt alone."""
     root = tmp_path_factory.mktemp("resume")
-    with open(root / "killed.log", "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "seglab.train", *TINY, f"paths.output_root={root}"],
-            cwd=root,
-            env=ENV,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait(lambda: any((root / "train").glob("*/checkpoints")), process, "a run dir")
-            (run_dir,) = (root / "train").iterdir()
-            _wait(
-                lambda: (_last_checkpoint(run_dir) or {}).get("epoch") == 1,
-                process,
-                "last.ckpt of epoch 2",
-            )
-            # some of epoch 3 reaches TensorBoard, to be dropped and logged again on resume
-            _wait(lambda: max(_train_steps(run_dir), default=0) > 2 * BATCHES, process, "epoch 3")
-        finally:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
+    process = start_training(
+        *interruptible(), f"paths.output_root={root}", cwd=root, log=root / "log"
+    )
+    try:
+        # some of epoch 3 reaches TensorBoard, to be dropped and logged again on resume
+        run_dir = inside_epoch(root, process, 3)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    best = run_dir / "checkpoints" / "best.ckpt"
     killed = {
-        "checkpoint": _last_checkpoint(run_dir),
-        "train_steps": _train_steps(run_dir),
+        "checkpoint": last_checkpoint(run_dir),
+        "train_steps": train_steps(run_dir),
         "records": {
             name: (run_dir / ".hydra" / name).read_text()
             for name in ("config.yaml", "config_resolved.yaml", "environment.json")
         },
+        "best": (hashlib.sha256(best.read_bytes()).hexdigest(), load_checkpoint(best)),
     }
-    resumed = subprocess.run(
-        [sys.executable, "-m", "seglab.train", f"ckpt_path={run_dir}/checkpoints/last.ckpt"],
-        cwd=root,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    resumed = run_module("seglab.train", f"ckpt_path={run_dir}/checkpoints/last.ckpt", cwd=root)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     return {"root": root, "run_dir": run_dir, "killed": killed}
 
@@ -136,9 +80,22 @@ def test_killed_run_resumes_in_place_without_repeated_or_missing_epochs(resumed_
     images = [event.step for event in load_events(run_dir).Images("val/predictions")]
     assert images == val_steps
 
+    # every epoch trained and validated once, none twice
+    assert len(set(val_steps)) == EPOCHS
+    trained = {int(epoch) for step, epoch in scalars["epoch"] if step < EPOCHS * BATCHES}
+    assert sorted(trained) == list(range(EPOCHS))
+
     assert load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["epoch"] == EPOCHS - 1
     best_ckpt = load_checkpoint(run_dir / "checkpoints" / "best.ckpt")
     assert best_ckpt["seglab"]["best"]["mIoU"] == pytest.approx(best)
+    # best.ckpt survived the kill: the same file, unless a resumed epoch beat it
+    digest, at_kill = killed["best"]
+    resumed_best = max(value for step, value in scalars["val/mIoU"] if step >= 2 * BATCHES)
+    if resumed_best > at_kill["seglab"]["best"]["mIoU"]:
+        assert best_ckpt["epoch"] >= 2
+    else:
+        best_file = run_dir / "checkpoints" / "best.ckpt"
+        assert hashlib.sha256(best_file.read_bytes()).hexdigest() == digest
     for name, text in killed["records"].items():
         assert (run_dir / ".hydra" / name).read_text() == text, f"{name} of the run was kept"
     (record,) = (run_dir / ".hydra").glob("resume-*")
@@ -178,7 +135,7 @@ def test_a_fresh_run_still_refuses_a_run_directory(
         f"hydra.run.dir={run_dir}", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
     )
     assert code == 2
-    assert f"run directory {run_dir} already holds checkpoints, tensorboard" in err
+    assert f"run directory {run_dir} already holds .hydra, checkpoints, tensorboard" in err
 
 
 def test_resume_without_a_checkpoint_names_the_missing_file(

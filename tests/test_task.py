@@ -1,10 +1,21 @@
+"""SegmentationTask: its training loss, and what it does when that loss is not finite."""
+
+import math
+from pathlib import Path
+
+import pytest
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from tiny import TINY, cli
+from torch import nn
+from torch.utils.data import DataLoader
 
-from seglab.losses import CrossEntropyLoss
+from seglab.experiment import load_checkpoint
+from seglab.losses import CrossEntropyLoss, WeightedSumLoss
 from seglab.models import ConvEncoder, Segmenter, UNetDecoder
+from seglab.runs import read_scalars
 from seglab.task import SegmentationTask
+from seglab.train import main as train_main
 
 
 def test_training_loss_adds_the_weighted_mean_of_the_aux_losses() -> None:
@@ -26,6 +37,89 @@ def test_training_loss_adds_the_weighted_mean_of_the_aux_losses() -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(task, DataLoader(TensorDataset(images, masks), batch_size=4))
+    samples = [(images[i], masks[i], f"{i}.png") for i in range(len(images))]
+    trainer.fit(task, DataLoader(samples, batch_size=4))
     torch.testing.assert_close(trainer.callback_metrics["train/loss"], expected)
     torch.testing.assert_close(trainer.callback_metrics["train/loss/aux"], aux_loss)
+
+
+# --- non-finite training losses -------------------------------------------------------------
+
+# the injected NaN: the first batch of the second epoch (4 batches an epoch in TINY)
+BAD_STEP = 4
+
+
+@pytest.fixture
+def nan_at_step(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Make the training loss NaN at `BAD_STEP`; returns the sample names of every training
+    step, as the task saw them."""
+    names: list[list[str]] = []
+    training_step = SegmentationTask.training_step
+    forward = WeightedSumLoss.forward
+
+    def recording_step(self, batch, batch_idx):
+        names.append(list(batch[2]))
+        return training_step(self, batch, batch_idx)
+
+    def nan_forward(self, logits, target):
+        loss = forward(self, logits, target)
+        # validation runs without gradients
+        bad = torch.is_grad_enabled() and len(names) == BAD_STEP + 1
+        return loss * float("nan") if bad else loss
+
+    monkeypatch.setattr(SegmentationTask, "training_step", recording_step)
+    monkeypatch.setattr(WeightedSumLoss, "forward", nan_forward)
+    return names
+
+
+def _finite(checkpoint: dict) -> bool:
+    return all(torch.isfinite(value).all() for value in checkpoint["state_dict"].values())
+
+
+@pytest.mark.slow
+def test_a_nonfinite_loss_stops_the_run_naming_its_step_and_samples(
+    nan_at_step: list[list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    # losses are read back every 3 steps: the run notices step 4 at step 6
+    args = (*TINY, "trainer.log_every_n_steps=3", f"paths.output_root={tmp_path}")
+    code, _, err = cli(train_main, *args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2
+    (run_dir,) = (tmp_path / "train").iterdir()
+    assert err.strip().splitlines() == [
+        f"seglab-train: error: training loss is nan at step {BAD_STEP} (epoch 1, batch 0) of the "
+        f"samples [{', '.join(nan_at_step[BAD_STEP])}]; the run stopped there "
+        f"(on_nonfinite=stop) and kept the checkpoints written before it in "
+        f"{run_dir / 'checkpoints'}; resume from one once the cause is found, or skip such "
+        "batches with on_nonfinite=skip"
+    ]
+    assert len(nan_at_step) == BAD_STEP + 3
+    assert all(name.startswith("synthetic train sample ") for name in nan_at_step[BAD_STEP])
+    for name in ("best.ckpt", "last.ckpt"):
+        checkpoint = load_checkpoint(run_dir / "checkpoints" / name)
+        assert checkpoint["epoch"] == 0 and _finite(checkpoint), name
+
+
+@pytest.mark.slow
+def test_skip_leaves_a_nonfinite_batch_out_of_the_update(
+    nan_at_step: list[list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    args = (*TINY, "on_nonfinite=skip", "test_after_fit=false", f"paths.output_root={tmp_path}")
+    code, out, err = cli(train_main, *args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err[-3000:]
+    (warning,) = [line for line in (out + err).splitlines() if "skipping the batch" in line]
+    assert warning.endswith(
+        f"skipping the batch: training loss is nan at step {BAD_STEP} (epoch 1, batch 0) of the "
+        f"samples [{', '.join(nan_at_step[BAD_STEP])}]"
+    )
+    (run_dir,) = (tmp_path / "train").iterdir()
+    # a NaN gradient would have made every weight NaN; the skipped step logged no loss
+    assert _finite(load_checkpoint(run_dir / "checkpoints" / "last.ckpt"))
+    losses = [value for _, value in read_scalars(run_dir)["train/loss"]]
+    assert len(losses) == 7 and all(math.isfinite(value) for value in losses)
+
+
+def test_on_nonfinite_takes_stop_or_skip() -> None:
+    with pytest.raises(ValueError, match="on_nonfinite=maybe must be one of: stop, skip"):
+        SegmentationTask(
+            nn.Identity(), nn.Identity(), torch.optim.SGD, None, ["a"], 255, on_nonfinite="maybe"
+        )

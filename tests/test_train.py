@@ -4,67 +4,22 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from tiny import TINY, cli, run_module
 
 from seglab.eval import main as eval_main
 from seglab.runs import load_events, read_hparams, read_scalars
 from seglab.train import main as train_main
 
-TINY = [
-    "data.image_size=32",
-    "data.num_train=32",
-    "data.num_val=16",
-    "data.num_test=16",
-    "data.batch_size=8",
-    "model.encoder.widths=[8,16,32]",
-    "trainer.max_epochs=2",
-    "trainer.log_every_n_steps=1",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-]
-
-
-def _run(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def _cli(
-    main: Callable[[], None],
-    *args: str,
-    cwd: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> tuple[int, str, str]:
-    """Run a console entry point in this process (no interpreter start-up): exit code, out, err."""
-    monkeypatch.chdir(cwd)
-    monkeypatch.setattr(sys, "argv", ["seglab", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("runs")
-    result = _run("seglab.train", *TINY, f"paths.output_root={root}", cwd=root)
+    result = run_module("seglab.train", *TINY, f"paths.output_root={root}", cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (root / "train").iterdir()
     return run_dir
@@ -108,7 +63,7 @@ def test_eval_reproduces_the_best_logged_val_miou(
     trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     ckpt = trained_run / "checkpoints" / "best.ckpt"
-    code, out, err = _cli(
+    code, out, err = cli(
         eval_main,
         f"ckpt_path={ckpt}",
         "split=val",
@@ -132,7 +87,7 @@ def test_eval_overrides_apply_on_top_of_the_checkpoint(
     trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     ckpt = trained_run / "checkpoints" / "best.ckpt"
-    code, _, err = _cli(
+    code, _, err = cli(
         eval_main,
         f"ckpt_path={ckpt}",
         "split=test",
@@ -151,7 +106,7 @@ def test_eval_overrides_apply_on_top_of_the_checkpoint(
 def test_eval_of_a_missing_checkpoint_fails_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    code, _, err = _cli(
+    code, _, err = cli(
         eval_main,
         "ckpt_path=nowhere.ckpt",
         f"paths.output_root={tmp_path}",
@@ -167,7 +122,7 @@ def test_eval_of_a_foreign_checkpoint_says_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
-    code, _, err = _cli(
+    code, _, err = cli(
         eval_main,
         "ckpt_path=other.ckpt",
         f"paths.output_root={tmp_path}",
@@ -183,7 +138,7 @@ def test_eval_of_a_foreign_checkpoint_says_why(
 def test_train_rejects_an_unknown_group_option(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    code, _, err = _cli(
+    code, _, err = cli(
         train_main,
         "model/encoder=no_such_encoder",
         cwd=tmp_path,
@@ -193,6 +148,55 @@ def test_train_rejects_an_unknown_group_option(
     assert code != 0
     assert "no_such_encoder" in err
     assert not (tmp_path / "outputs").exists()
+
+
+# --- a config checked before any work -----------------------------------------------------
+
+BAD_VALUES = {
+    "batch size": (["data.batch_size=0"], "data.batch_size=0 must be positive"),
+    "classes of the data": (
+        ["data.num_classes=5"],
+        "data.num_classes=5 but the shapes generator draws 4 classes",
+    ),
+    "classes of the model": (
+        ["model.num_classes=3"],
+        "model.num_classes=3 differs from data.num_classes=4",
+    ),
+    "ignore index": (["data.ignore_index=2"], "data.ignore_index=2 is a valid class index"),
+    "size under the stride": (
+        ["data.image_size=16", "model.encoder.widths=[8,16,32,64,128,256]"],
+        "data.image_size=16 gives 16x16 training images, smaller than the model's stride 32",
+    ),
+    "data folder": (
+        ["data=folder", "data.root=/no/such/folder"],
+        "data.root=/no/such/folder is not a folder",
+    ),
+    "weights file": (
+        ["model/encoder=resnet18", "model.encoder.weights_path=/no/such.pth"],
+        "model.encoder: ResNetEncoder: weights_path='/no/such.pth' is not a file",
+    ),
+    "on_nonfinite": (["on_nonfinite=maybe"], "on_nonfinite=maybe must be one of: stop, skip"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_VALUES))
+def test_a_bad_config_value_stops_the_run_in_one_line_before_any_work(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    overrides, message = BAD_VALUES[case]
+    code, _, err = cli(
+        train_main,
+        *overrides,
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"seglab-train: error: {message}"), line
+    (run_dir,) = (tmp_path / "train").iterdir()
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "tensorboard").exists()
 
 
 # --- real data: image/mask folders and CamVid ---------------------------------------------
@@ -229,7 +233,7 @@ def _binary_folder(root: Path) -> Path:
 @pytest.mark.slow
 def test_folder_dataset_with_binary_masks_trains_from_overrides(tmp_path: Path) -> None:
     root = _binary_folder(tmp_path / "cells")
-    result = _run(
+    result = run_module(
         "seglab.train",
         "data=folder",
         f"data.root={root}",
@@ -257,13 +261,58 @@ def test_folder_dataset_with_binary_masks_trains_from_overrides(tmp_path: Path) 
     assert not any(path.suffix == ".pt" for path in root.rglob("*"))
 
 
+@pytest.mark.slow
+def test_an_image_that_breaks_after_the_setup_check_stops_training_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from seglab.data import FolderDataModule
+
+    root = _binary_folder(tmp_path / "cells")
+    cache = tmp_path / "cache"
+    options = {"classes": ["background", "cell"], "mask_values": [0, 255]}
+    datamodule = FolderDataModule(root=root, cache_dir=cache, **options)
+    for split in ("train", "val"):  # what an earlier run left in the cache
+        datamodule.scan(split)
+    # the file goes bad with its size and time unchanged: the cached scan still trusts it
+    image = root / "train" / "images" / "3.jpg"
+    stat = image.stat()
+    image.write_bytes(bytes(stat.st_size))
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    code, _, err = cli(
+        train_main,
+        "data=folder",
+        f"data.root={root}",
+        "data.classes=[background,cell]",
+        "data.mask_values=[0,255]",
+        "data.crop_size=[16,16]",
+        "data.batch_size=4",
+        # read in a worker process, as real runs read
+        "data.num_workers=1",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "model.encoder.widths=[8,16]",
+        f"paths.cache_dir={cache}",
+        f"paths.output_root={tmp_path / 'runs'}",
+        cwd=tmp_path,
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"seglab-train: error: {image}: unreadable image (UnidentifiedImageError: cannot "
+        f"identify image file '{image}'); it passed the check at setup, so it changed or became "
+        "unreachable since: restore or remove it (and its pair), then resume from the run's "
+        "last.ckpt"
+    ]
+
+
 def test_data_stats_writes_class_stats_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     from seglab.data_stats import main
 
     root = _binary_folder(tmp_path / "cells")
-    code, out, err = _cli(
+    code, out, err = cli(
         main,
         "stats",
         "data=folder",
@@ -309,7 +358,7 @@ def camvid_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def camvid_run(tmp_path_factory: pytest.TempPathFactory, camvid_cache: Path) -> Path:
     root = tmp_path_factory.mktemp("camvid_runs")
-    result = _run(
+    result = run_module(
         "seglab.train",
         "data=camvid",
         "data.crop_size=[64,64]",
@@ -347,7 +396,7 @@ def test_camvid_trains_one_short_epoch(camvid_run: Path) -> None:
 def test_eval_on_an_absent_split_fails_in_one_line(
     camvid_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    code, _, err = _cli(
+    code, _, err = cli(
         eval_main,
         f"ckpt_path={camvid_run / 'checkpoints' / 'best.ckpt'}",
         "split=test",

@@ -15,6 +15,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+#: What every dataset item is: ``(image, mask, name)``; the name says where the sample comes
+#: from (a file path, or a generator index), so that an error in training can point at it.
+Sample = tuple[Tensor, Tensor, str]
+#: What every dataloader yields: the stacked images and masks and the samples' names.
+Batch = tuple[Tensor, Tensor, list[str]]
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SPLITS = ("train", "val", "test")
@@ -55,9 +61,9 @@ def default_palette(num_classes: int) -> list[list[int]]:
 class SegmentationDataModule(pl.LightningDataModule):
     """Class metadata, normalisation and dataloaders shared by all segmentation datasets.
 
-    Items of every split are ``(image, mask)``: a float32 ``(in_channels, H, W)`` image
-    normalised with ``mean``/``std`` and an int64 ``(H, W)`` mask of class indices,
-    ``ignore_index`` on void.
+    Items of every split are ``(image, mask, name)``: a float32 ``(in_channels, H, W)`` image
+    normalised with ``mean``/``std``, an int64 ``(H, W)`` mask of class indices,
+    ``ignore_index`` on void, and the sample's name (its image file, for files on disk).
 
     Args:
         classes: class names, index ``i`` naming class ``i``; used for per-class metrics.
@@ -174,6 +180,14 @@ class SegmentationDataModule(pl.LightningDataModule):
 
         Lets training skip a test split that a dataset does not ship, saying why, instead of
         failing after the fit or silently testing on another split.
+        """
+        return None
+
+    def training_size(self) -> tuple[str, Any, tuple[int, int]] | None:
+        """The config key and value that fix the size of every training image, with that
+        ``(height, width)``; None when training images keep their own sizes.
+
+        Lets a run check the size against the model before reading any data.
         """
         return None
 

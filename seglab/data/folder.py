@@ -21,8 +21,14 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
-from seglab.data.base import IMAGENET_MEAN, IMAGENET_STD, DatasetError, SegmentationDataModule
-from seglab.data.scan import ScanResult, scan_pairs
+from seglab.data.base import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    DatasetError,
+    Sample,
+    SegmentationDataModule,
+)
+from seglab.data.scan import READ_ERRORS, ScanResult, scan_pairs
 from seglab.data.transforms import eval_transform, pad_collate, train_transform
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -146,6 +152,15 @@ class MaskDecoder:
         )
 
 
+def _changed_since_scan(path: Path, kind: str, error: Exception) -> DatasetError:
+    """A file that read at setup (`scan_pairs`) and fails in training: named, with the way out."""
+    return DatasetError(
+        f"{path}: unreadable {kind} ({type(error).__name__}: {error}); it passed the check at "
+        "setup, so it changed or became unreachable since: restore or remove it (and its "
+        "pair), then resume from the run's last.ckpt"
+    )
+
+
 class SegmentationFolder(Dataset):
     """Image/mask pairs read from disk and transformed together.
 
@@ -173,13 +188,21 @@ class SegmentationFolder(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+    def __getitem__(self, index: int) -> Sample:
         image_path, mask_path = self.pairs[index]
-        with Image.open(image_path) as image:
-            pixels = TF.pil_to_tensor(image.convert(self.mode))
-        mask = torch.from_numpy(self.read_mask(mask_path))
+        try:
+            with Image.open(image_path) as image:
+                pixels = TF.pil_to_tensor(image.convert(self.mode))
+        except READ_ERRORS as error:
+            raise _changed_since_scan(image_path, "image", error) from error
+        try:
+            mask = torch.from_numpy(self.read_mask(mask_path))
+        except DatasetError:
+            raise
+        except READ_ERRORS as error:
+            raise _changed_since_scan(mask_path, "mask", error) from error
         image, mask = self.transform(tv_tensors.Image(pixels), tv_tensors.Mask(mask))
-        return image.as_subclass(Tensor), mask.as_subclass(Tensor)
+        return image.as_subclass(Tensor), mask.as_subclass(Tensor), str(image_path)
 
 
 class FolderDataModule(SegmentationDataModule):
@@ -294,6 +317,10 @@ class FolderDataModule(SegmentationDataModule):
 
     def _folder(self, template: str, split: str) -> Path:
         return self.root / template.format(split=self.split_names[split])
+
+    def training_size(self) -> tuple[str, Any, tuple[int, int]] | None:
+        crop = self.train_options["crop_size"]
+        return None if crop is None else ("data.crop_size", crop, (crop[0], crop[1]))
 
     def split_unavailable(self, split: str) -> str | None:
         if split not in self.split_names:

@@ -31,7 +31,8 @@ SCAN_VERSION = 1
 PROGRESS_MIN_PAIRS = 200
 # how many problems an error lists before it only counts the rest
 MAX_LISTED_PROBLEMS = 5
-_READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+#: What PIL raises for a file it cannot decode.
+READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def scan_pairs(
     for index, (image_path, mask_path) in enumerate(progress):
         try:
             width, height = read_image_size(image_path)
-        except _READ_ERRORS as error:
+        except READ_ERRORS as error:
             problems.append(f"{image_path}: unreadable or truncated image ({error})")
             continue
         try:
@@ -112,7 +113,7 @@ def scan_pairs(
         except DatasetError as error:
             problems.append(str(error))
             continue
-        except _READ_ERRORS as error:
+        except READ_ERRORS as error:
             problems.append(f"{mask_path}: unreadable or truncated mask ({error})")
             continue
         if mask.shape != (height, width):

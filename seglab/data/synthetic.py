@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from seglab.data.base import SegmentationDataModule
+from seglab.data.base import Sample, SegmentationDataModule
 
 CLASSES = ("background", "ellipse", "rectangle", "triangle")
 ELLIPSE, RECTANGLE, TRIANGLE = 1, 2, 3
@@ -285,8 +285,8 @@ class SyntheticShapes(Dataset):
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        return self.images[index], self.masks[index]
+    def __getitem__(self, index: int) -> Sample:
+        return self.images[index], self.masks[index], f"synthetic {self.split} sample {index}"
 
 
 class SyntheticShapesDataModule(SegmentationDataModule):
@@ -362,6 +362,10 @@ class SyntheticShapesDataModule(SegmentationDataModule):
             "noise": float(noise),
             "seed": int(seed),
         }
+
+    def training_size(self) -> tuple[str, Any, tuple[int, int]] | None:
+        size = self.generator_options["image_size"]
+        return "data.image_size", size, (size, size)
 
     def _build_dataset(self, split: str) -> SyntheticShapes:
         return SyntheticShapes(

@@ -133,8 +133,10 @@ def eval_transform(mean: Sequence[float], std: Sequence[float], scale: float = 1
     return v2.Compose(steps + _to_normalised_float(mean, std))
 
 
-def pad_collate(samples: list[tuple[Tensor, Tensor]], ignore_index: int) -> tuple[Tensor, Tensor]:
-    """Stack ``(image, mask)`` samples of different sizes, padding at the bottom and right.
+def pad_collate(
+    samples: list[tuple[Tensor, Tensor, str]], ignore_index: int
+) -> tuple[Tensor, Tensor, list[str]]:
+    """Stack ``(image, mask, name)`` samples of different sizes, padding at the bottom and right.
 
     Images are padded with 0 (the mean colour once normalised) and masks with
     ``ignore_index``, so the padding counts in neither the loss nor the metrics. Images and
@@ -146,10 +148,11 @@ def pad_collate(samples: list[tuple[Tensor, Tensor]], ignore_index: int) -> tupl
             tensor, (0, width - tensor.shape[-1], 0, height - tensor.shape[-2]), value=value
         )
 
-    images, masks = zip(*samples, strict=True)
+    images, masks, names = zip(*samples, strict=True)
     image_h, image_w = (max(image.shape[dim] for image in images) for dim in (-2, -1))
     mask_h, mask_w = (max(mask.shape[dim] for mask in masks) for dim in (-2, -1))
     return (
         torch.stack([pad(image, image_h, image_w, 0.0) for image in images]),
         torch.stack([pad(mask, mask_h, mask_w, ignore_index) for mask in masks]),
+        list(names),
     )

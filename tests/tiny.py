@@ -1,0 +1,150 @@
+"""Tiny seglab runs for the end-to-end tests: overrides and ways to run the entry points."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from seglab.runs import read_scalars
+
+#: A run of a few seconds on the synthetic data: 4 batches an epoch, 2 epochs.
+TINY = [
+    "data.image_size=32",
+    "data.num_train=32",
+    "data.num_val=16",
+    "data.num_test=16",
+    "data.batch_size=8",
+    "model.encoder.widths=[8,16,32]",
+    "trainer.max_epochs=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+
+#: A run long enough to be interrupted inside a chosen epoch: 24 batches an epoch, each one
+#: logged and flushed, `EPOCHS` epochs.
+EPOCHS = 4
+BATCHES = 24
+
+
+def interruptible(epochs: int = EPOCHS) -> list[str]:
+    return [
+        "data.image_size=32",
+        f"data.num_train={BATCHES * 4}",
+        "data.num_val=8",
+        "data.num_test=8",
+        "data.batch_size=4",
+        "model.encoder.widths=[8,16,32]",
+        f"trainer.max_epochs={epochs}",
+        "trainer.log_every_n_steps=1",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+    ]
+
+
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+
+
+def run_module(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m <module> <args>`` in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def cli(
+    main: Callable[[], None],
+    *args: str,
+    cwd: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> tuple[int, str, str]:
+    """Run a console entry point in this process (no interpreter start-up): exit code, out, err.
+
+    Hydra points the root logger at this test's captured streams; they close with the test, so
+    the logger gets its own handlers back, or later tests' log records would hit closed files.
+    """
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", ["seglab", *args])
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    code = 0
+    try:
+        main()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
+                handler.close()
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(level)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def start_training(*args: str, cwd: Path, log: Path) -> subprocess.Popen:
+    """seglab-train in the background, its output going to ``log``."""
+    with open(log, "w") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "seglab.train", *args],
+            cwd=cwd,
+            env=ENV,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def last_checkpoint(run_dir: Path) -> dict | None:
+    """last.ckpt once it is whole (it may be read while being written)."""
+    try:
+        return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    except Exception:
+        return None
+
+
+def train_steps(run_dir: Path) -> list[int]:
+    """The steps of the run's logged train/loss points so far."""
+    try:
+        return [step for step, _ in read_scalars(run_dir).get("train/loss", [])]
+    except Exception:  # no event file yet, or one being written
+        return []
+
+
+def wait_for(condition: Callable[[], bool], process: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 240
+    while not condition():
+        assert process.poll() is None, f"training ended (code {process.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def inside_epoch(root: Path, process: subprocess.Popen, epoch: int) -> Path:
+    """Wait until the only run below ``root`` has written last.ckpt of the epoch before
+    ``epoch`` (counted from 1) and logged some of ``epoch``; returns its directory."""
+    wait_for(lambda: any((root / "train").glob("*/checkpoints")), process, "a run dir")
+    (run_dir,) = (root / "train").iterdir()
+    wait_for(
+        lambda: (last_checkpoint(run_dir) or {}).get("epoch") == epoch - 2,
+        process,
+        f"last.ckpt of epoch {epoch - 1}",
+    )
+    steps_before = (epoch - 1) * BATCHES
+    wait_for(lambda: max(train_steps(run_dir), default=0) > steps_before, process, f"epoch {epoch}")
+    return run_dir
