@@ -1,16 +1,17 @@
 """Training, data and inference throughput of a seglab config, against a hand-written loop.
 
-    python scripts/benchmark.py [--steps 20 --warmup 3 --repeats 2 --workers 0 1 2]
+    python scripts/benchmark.py [--steps 40 --warmup 5 --repeats 4 --workers 0 1 2]
         [--variant trainer.channels_last=true ...] [--output outputs/benchmark.json]
         [config overrides, default experiment=camvid_cpu]
 
 (a) ``train``: images/s of seglab's own training path (the builders behind ``seglab-train``,
 with its callbacks, loggers and progress bar) and of a plain PyTorch loop over the same
-Segmenter, loss, optimizer, schedule and data loader, alternated ``--repeats`` times; the
-ratio compares their medians. Each ``--variant`` (overrides added to the config, e.g. a
-precision or memory format) is timed through seglab's path too. (b) ``data``: images/s of the
-training data loader alone, per worker count. (c) ``inference``: images/s of the model on
-batches of the val split at evaluation resolution, logits upsampled to the labels and argmaxed.
+Segmenter, loss, optimizer, schedule and data loader, alternated ``--repeats`` times (in
+ABBA order); the ratio compares their medians. Each ``--variant`` (overrides added to the
+config, e.g. a precision or memory format) is timed through seglab's path too. (b) ``data``:
+images/s of the training data loader alone, per worker count. (c) ``inference``: images/s of
+the model on batches of the val split at evaluation resolution, logits upsampled to the labels
+and argmaxed.
 
 Images/s count the steps after ``--warmup``, from the end of the last warm-up step to the end
 of the last step, data loading included. Prints a table and writes the results as JSON.
@@ -22,6 +23,7 @@ import argparse
 import copy
 import json
 import platform
+import shlex
 import statistics
 import sys
 import tempfile
@@ -207,9 +209,9 @@ def machine() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20, help="training steps per measurement")
-    parser.add_argument("--warmup", type=int, default=3, help="steps left out of each timing")
-    parser.add_argument("--repeats", type=int, default=2, help="alternations seglab/plain loop")
+    parser.add_argument("--steps", type=int, default=40, help="training steps per measurement")
+    parser.add_argument("--warmup", type=int, default=5, help="steps left out of each timing")
+    parser.add_argument("--repeats", type=int, default=4, help="alternations seglab/plain loop")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--data-batches", type=int, default=10)
     parser.add_argument("--inference-batches", type=int, default=5)
@@ -229,16 +231,21 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         cfg = load_config(args.overrides, Path(folder))
         results: dict[str, Any] = {
-            "command": " ".join(["python", "scripts/benchmark.py", *(argv or sys.argv[1:])]),
+            "command": shlex.join(["python", "scripts/benchmark.py", *(argv or sys.argv[1:])]),
             "overrides": args.overrides,
             "machine": machine(),
             "batch_size": cfg.data.batch_size,
-            "data": OmegaConf.to_container(cfg.data),
+            "data": OmegaConf.to_container(cfg.data, resolve=True),
         }
         seglab_runs, plain_runs = [], []
-        for _ in range(args.repeats):
-            plain_runs.append(plain_training(cfg, args.steps, args.warmup))
-            seglab_runs.append(seglab_training(cfg, args.steps, args.warmup))
+        for repeat in range(args.repeats):
+            # plain, seglab, seglab, plain, ...: a machine that speeds up or slows down during
+            # the benchmark favours neither side
+            for side in ("plain", "seglab") if repeat % 2 == 0 else ("seglab", "plain"):
+                if side == "plain":
+                    plain_runs.append(plain_training(cfg, args.steps, args.warmup))
+                else:
+                    seglab_runs.append(seglab_training(cfg, args.steps, args.warmup))
         results["train"] = {
             "seglab_images_per_s": seglab_runs,
             "plain_images_per_s": plain_runs,
