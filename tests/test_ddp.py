@@ -9,24 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import tiny
 
 from seglab.eval import main as eval_main
 from seglab.runs import SWEPT_KEYS_ENV, read_scalars
 from seglab.train import main as train_main
 
-TINY = [
-    "data.image_size=32",
-    "data.num_train=32",
-    # divisible by the 2 ranks, so the distributed sampler pads with no duplicate images
-    "data.num_val=16",
-    "data.num_test=16",
-    "data.batch_size=8",
-    "data.eval_batch_size=4",
-    "model.encoder.widths=[8,16,32]",
-    "trainer.max_epochs=2",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-]
+# tiny.TINY's 16 val and test images are divisible by the 2 ranks, so the distributed sampler
+# pads with no duplicate images
+TINY = [*tiny.TINY, "data.eval_batch_size=4"]
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

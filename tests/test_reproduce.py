@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import tiny
 import torch
 
 import seglab
@@ -26,20 +27,7 @@ from seglab.reproduce import compare
 from seglab.reproduce import main as reproduce_main
 from seglab.runs import read_scalars
 
-TINY = [
-    "data.image_size=32",
-    "data.num_train=32",
-    "data.num_val=16",
-    "data.num_test=16",
-    "data.batch_size=8",
-    "model.encoder.widths=[8,16,32]",
-    "trainer.max_epochs=2",
-    "trainer.log_every_n_steps=1",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "trainer.deterministic=true",
-    "seed=7",
-]
+TINY = [*tiny.TINY, "trainer.deterministic=true", "seed=7"]
 RUN_NAME = re.compile(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d{6}")
 
 
