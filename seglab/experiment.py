@@ -59,6 +59,17 @@ class MissingCheckpointError(SeglabError):
     """A checkpoint path with no file."""
 
 
+def _instantiate(node: DictConfig) -> Any:
+    """``instantiate(node)``, with a constructor's refusal of a value as one-line SeglabError."""
+    try:
+        return instantiate(node)
+    except InstantiationException as error:
+        reported = _instantiation_error(error)
+        if reported is None:
+            raise
+        raise reported from None
+
+
 def _instantiation_error(error: InstantiationException) -> SeglabError | None:
     """The one-line error of a constructor that refused a config value, or None for a bug.
 
@@ -87,13 +98,7 @@ def config_dir() -> Path:
 
 
 def build_datamodule(cfg: DictConfig) -> SegmentationDataModule:
-    try:
-        datamodule = instantiate(cfg.data)
-    except InstantiationException as error:
-        reported = _instantiation_error(error)
-        if reported is None:
-            raise
-        raise reported from None
+    datamodule = _instantiate(cfg.data)
     if not isinstance(datamodule, SegmentationDataModule):
         raise SeglabError(
             f"data._target_={cfg.data.get('_target_')} does not build a SegmentationDataModule"
@@ -157,13 +162,7 @@ def build_model(cfg: DictConfig) -> torch.nn.Module:
             f"model.encoder.in_channels={model_channels} differs from data.in_channels="
             f"{data_channels}; set both to the same value"
         )
-    try:
-        return instantiate(cfg.model)
-    except InstantiationException as error:
-        reported = _instantiation_error(error)
-        if reported is None:
-            raise
-        raise reported from None
+    return _instantiate(cfg.model)
 
 
 def check_training_size(datamodule: SegmentationDataModule, model: torch.nn.Module) -> None:

@@ -81,9 +81,8 @@ class SegmentationTask(pl.LightningModule):
             training loss, naming its step and samples, before any later checkpoint is
             written; the losses are read back in one transfer per ``log_every_n_steps`` steps
             (when Lightning reads the logged values too), so a GPU never waits for one step's
-            loss. ``skip`` leaves
-            such a batch out of the update, which needs the loss on the host before the
-            optimizer step: one synchronisation per step.
+            loss. ``skip`` leaves such a batch out of the update, which needs the loss on the
+            host before the optimizer step: one synchronisation per step.
     """
 
     def __init__(
@@ -129,7 +128,7 @@ class SegmentationTask(pl.LightningModule):
     def forward(self, images: Tensor) -> Tensor:
         return self.model(images)
 
-    def _layout(self, images: Tensor) -> Tensor:
+    def layout(self, images: Tensor) -> Tensor:
         """Images in the model's memory format (a no-op when they already are)."""
         if self.channels_last:
             return images.contiguous(memory_format=torch.channels_last)
@@ -137,7 +136,7 @@ class SegmentationTask(pl.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
         images, masks, names = batch
-        images = self._layout(images)
+        images = self.layout(images)
         n = images.shape[0]
         aux_weight = float(getattr(self.model, "aux_weight", 0.0))
         if aux_weight > 0:
@@ -196,7 +195,7 @@ class SegmentationTask(pl.LightningModule):
 
     def _evaluation_step(self, stage: str, batch: Batch) -> None:
         images, masks, _ = batch
-        images = self._layout(images)
+        images = self.layout(images)
         logits = self(images) if self.inferer is None else self.inferer.logits(images)
         logits = upsample_to(logits, masks)
         loss = self.loss(logits, masks)
