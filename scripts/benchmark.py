@@ -36,6 +36,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from seglab.data import SegmentationDataModule
 from seglab.experiment import (
     apply_performance_options,
     build_datamodule,
@@ -44,7 +45,7 @@ from seglab.experiment import (
     config_dir,
     setup_data,
 )
-from seglab.task import upsample_to
+from seglab.task import SegmentationTask, upsample_to
 
 
 def load_config(overrides: list[str], output_dir: Path) -> DictConfig:
@@ -71,9 +72,11 @@ class StepClock(pl.Callback):
 
 def images_per_second(times: list[float], warmup: int, batch_size: int) -> float:
     """Throughput between the end of step ``warmup`` and the end of the last step."""
-    if len(times) <= warmup:
+    # the clock starts at the end of a step, so the first step is never counted
+    start = max(warmup, 1)
+    if len(times) <= start:
         raise ValueError(f"{len(times)} steps timed; need more than --warmup={warmup}")
-    return (len(times) - warmup) * batch_size / (times[-1] - times[warmup - 1 if warmup else 0])
+    return (len(times) - start) * batch_size / (times[-1] - times[start - 1])
 
 
 def _bench_cfg(cfg: DictConfig, steps: int) -> DictConfig:
@@ -89,16 +92,22 @@ def _bench_cfg(cfg: DictConfig, steps: int) -> DictConfig:
     return cfg
 
 
+def _prepared(cfg: DictConfig, training: bool) -> tuple[SegmentationDataModule, SegmentationTask]:
+    """The datamodule and task of ``cfg`` as ``seglab-train`` (or ``seglab-eval``) builds them."""
+    datamodule = build_datamodule(cfg)
+    setup_data(datamodule, "fit")
+    task = build_task(cfg, datamodule)
+    apply_performance_options(cfg, task, training=training)
+    return datamodule, task
+
+
 def seglab_training(cfg: DictConfig, steps: int, warmup: int) -> float:
     """Images/s of the path ``seglab-train`` takes: builders, callbacks, loggers, Trainer.fit."""
     cfg = _bench_cfg(cfg, steps)
     # every measurement writes its checkpoint and events to a directory of its own
     cfg.paths.output_dir = tempfile.mkdtemp(prefix="seglab-", dir=cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = build_datamodule(cfg)
-    setup_data(datamodule, "fit")
-    task = build_task(cfg, datamodule)
-    apply_performance_options(cfg, task, training=True)
+    datamodule, task = _prepared(cfg, training=True)
     trainer = build_trainer(cfg)
     clock = StepClock()
     trainer.callbacks.append(clock)
@@ -114,10 +123,7 @@ def plain_training(cfg: DictConfig, steps: int, warmup: int) -> float:
     """
     cfg = _bench_cfg(cfg, steps)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = build_datamodule(cfg)
-    setup_data(datamodule, "fit")
-    task = build_task(cfg, datamodule)
-    apply_performance_options(cfg, task, training=True)
+    datamodule, task = _prepared(cfg, training=True)
     model, loss_fn = task.model, task.loss
     accelerator = cfg.trainer.accelerator
     use_cuda = accelerator in ("gpu", "cuda") or (
@@ -133,13 +139,12 @@ def plain_training(cfg: DictConfig, steps: int, warmup: int) -> float:
     precision = str(cfg.trainer.precision)
     dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
-    memory_format = torch.channels_last if task.channels_last else torch.contiguous_format
     times = []
     loader = datamodule.train_dataloader()
     for step, (images, masks, _) in enumerate(loader):
         if step == steps:
             break
-        images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+        images = task.layout(images.to(device, non_blocking=True))
         masks = masks.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             loss = loss_fn(model(images), masks)
@@ -172,15 +177,10 @@ def data_throughput(cfg: DictConfig, workers: int, batches: int) -> float:
 
 def inference_throughput(cfg: DictConfig, batches: int, warmup: int) -> float:
     """Images/s of the model on val batches already in memory: forward, upsample, argmax."""
-    datamodule = build_datamodule(cfg)
-    setup_data(datamodule, "fit")
-    task = build_task(cfg, datamodule)
-    apply_performance_options(cfg, task, training=False)
+    datamodule, task = _prepared(cfg, training=False)
     model = task.model.eval()
-    loader = iter(datamodule.val_dataloader())
-    images, masks, _ = next(loader)
-    memory_format = torch.channels_last if task.channels_last else torch.contiguous_format
-    images = images.contiguous(memory_format=memory_format)
+    images, masks, _ = next(iter(datamodule.val_dataloader()))
+    images = task.layout(images)
     times = []
     with torch.inference_mode():
         for _ in range(batches + warmup):
