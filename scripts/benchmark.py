@@ -36,15 +36,15 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from seglab.data import SegmentationDataModule
-from seglab.experiment import (
+from seglab.build import (
     apply_performance_options,
     build_datamodule,
     build_task,
     build_trainer,
-    config_dir,
     setup_data,
 )
+from seglab.configs import config_dir
+from seglab.data import SegmentationDataModule
 from seglab.task import SegmentationTask, upsample_to
 
 

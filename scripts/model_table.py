@@ -24,7 +24,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from torch.utils.flop_counter import FlopCounterMode
 
-from seglab.experiment import SeglabError, build_model, config_dir
+from seglab.build import build_model
+from seglab.configs import config_dir
+from seglab.errors import SeglabError
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "models.md"
 

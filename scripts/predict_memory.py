@@ -25,8 +25,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
 
-from seglab.experiment import build_model, config_dir
-from seglab.task import CHECKPOINT_KEY
+from seglab.build import build_model
+from seglab.checkpoints import CHECKPOINT_KEY
+from seglab.configs import config_dir
 
 
 def write_checkpoint(path: Path, overrides: list[str]) -> None:
@@ -64,7 +65,7 @@ def main() -> int:
             f"ckpt_path={ckpt}",
             f"input={work / 'large.png'}",
             f"output={work / 'out'}",
-            f"tile={args.tile}",
+            f"inference.tile={args.tile}",
             "device=cpu",
         ]
         start = time.perf_counter()

@@ -1,17 +1,21 @@
-"""Checkpoints that a crash cannot spoil and that a signal leaves behind.
+"""Checkpoints: written so that a crash cannot spoil them and a signal leaves one behind, and
+read back without running code.
 
 Lightning writes a checkpoint by truncating the file and streaming into it: a job killed, or a
 disk filled, in between leaves neither the old checkpoint nor the new one. `AtomicCheckpointIO`
 writes beside the target and renames the finished file onto it, so the target is always the
 previous checkpoint or the new one, whole. `StopOnSignal` turns SIGTERM (how schedulers announce
 preemption) and SIGINT (Ctrl+C) into a stop at the next batch boundary with ``last.ckpt``
-written, from which the run resumes where it stopped.
+written, from which the run resumes where it stopped. `load_checkpoint` reads tensors and plain
+data only, so a checkpoint from anywhere can be opened without running code from it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import pickle
+import re
 import secrets
 import signal
 import threading
@@ -23,7 +27,12 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins import TorchCheckpointIO
 
+from seglab.errors import MissingCheckpointError, SeglabError, UnreadableCheckpointError
+
 log = logging.getLogger(__name__)
+#: The entry of a Lightning checkpoint that holds seglab's own record: the run's resolved config
+#: and the best scores so far.
+CHECKPOINT_KEY = "seglab"
 
 
 class CheckpointWriteError(OSError):
@@ -172,3 +181,46 @@ class StopOnSignal(pl.Callback):
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._restore()
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a seglab checkpoint without running any pickled code in it."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingCheckpointError(f"ckpt_path={path} does not exist")
+    try:
+        # plain data and tensors only: a pickled object that would run code is refused unrun
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch names what the file asked to import as "GLOBAL <module>.<name>"
+        named = re.search(r"GLOBAL (\S+)", str(error))
+        reason = f"it refers to {named.group(1).rstrip('.')}" if named else "it is not plain data"
+        raise SeglabError(
+            f"ckpt_path={path} holds pickled objects that are not tensors or plain data "
+            f"({reason}), and seglab does not run code from a checkpoint; use a checkpoint "
+            "written by seglab-train, and load this one with torch.load(weights_only=False) "
+            "only if you trust its source"
+        ) from None
+    except Exception as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise UnreadableCheckpointError(
+            f"ckpt_path={path} is not a loadable checkpoint ({type(error).__name__}: {first_line})"
+        ) from None
+    if not isinstance(checkpoint, dict) or CHECKPOINT_KEY not in checkpoint:
+        raise SeglabError(
+            f"ckpt_path={path} is not a seglab checkpoint (it has no '{CHECKPOINT_KEY}' entry); "
+            "use a file from <run>/checkpoints/"
+        )
+    if not checkpoint[CHECKPOINT_KEY].get("config"):
+        raise SeglabError(f"ckpt_path={path} carries no run configuration")
+    return checkpoint
+
+
+def model_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The Segmenter's weights in a checkpoint of the whole task (``model.`` keys)."""
+    prefix = "model."
+    return {
+        key.removeprefix(prefix): value
+        for key, value in checkpoint["state_dict"].items()
+        if key.startswith(prefix)
+    }

@@ -13,7 +13,6 @@ import io
 import json
 import math
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
+from seglab.errors import SeglabError, reported
 from seglab.runs import load_events, read_scalars, wall_time
 
 PROG = "seglab-compare"
@@ -33,7 +33,7 @@ _MISSING = object()
 _RESOLVER_CALL = re.compile(r"\$\{[\w.]+:")
 
 
-class CompareError(Exception):
+class CompareError(SeglabError):
     """A problem with the command line or the runs found, reported as one line."""
 
 
@@ -376,14 +376,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--format", choices=("table", "csv", "markdown"), default="table")
     parser.add_argument("--plot", type=Path, metavar="OUT.png", help="draw the metric's curves")
     args = parser.parse_args(argv)
-    try:
+    with reported(PROG):
         runs, table = compare(args.path, args.metric, args.mode)
         print(render(table, args.format))
         if args.plot is not None:
             plot(runs, args.metric, args.plot)
-    except CompareError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from seglab.build import build_datamodule
+from seglab.configs import config_dir
 from seglab.data import DatasetError
 from seglab.data.stats import class_statistics, format_statistics
-from seglab.experiment import SeglabError, build_datamodule, config_dir
+from seglab.errors import SeglabError, reported
 
 COMMANDS = ("stats",)
 USAGE = "usage: seglab-data stats data=<name> [split=train|val|test] [overrides]"
@@ -45,11 +47,8 @@ def stats(cfg: DictConfig) -> Path:
 
 @hydra.main(config_path=str(config_dir()), config_name="data_stats", version_base="1.3")
 def _stats_app(cfg: DictConfig) -> None:
-    try:
+    with reported("seglab-data"):
         stats(cfg)
-    except SeglabError as error:
-        print(f"seglab-data: error: {error}", file=sys.stderr)
-        sys.exit(2)
 
 
 def main() -> None:

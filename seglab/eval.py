@@ -5,21 +5,28 @@ from __future__ import annotations
 import sys
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from seglab.experiment import SeglabError, config_dir, evaluate, format_report
+from seglab.configs import config_dir, mount_checkpoint
+from seglab.errors import reported
+from seglab.evaluation import evaluate, format_report
+
+PROG = "seglab-eval"
 
 
 @hydra.main(config_path=str(config_dir()), config_name="eval", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    try:
-        report = evaluate(cfg, list(HydraConfig.get().overrides.task))
-    except SeglabError as error:
-        print(f"seglab-eval: error: {error}", file=sys.stderr)
-        sys.exit(2)
+def _main(cfg: DictConfig) -> None:
+    with reported(PROG):
+        report = evaluate(cfg)
     print(format_report(report))
     print(f"metrics written to {cfg.paths.output_dir}/metrics.json")
+
+
+def main() -> None:
+    # the checkpoint's config is what the command line is composed onto
+    with reported(PROG):
+        mount_checkpoint(sys.argv[1:])
+    _main()
 
 
 if __name__ == "__main__":

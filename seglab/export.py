@@ -22,7 +22,10 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from seglab.experiment import SeglabError, config_dir, load_model
+from seglab.build import trained_model
+from seglab.checkpoints import load_checkpoint
+from seglab.configs import config_dir, mount_checkpoint
+from seglab.errors import SeglabError, reported
 
 FORMATS = ("onnx", "torchscript")
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -132,9 +135,8 @@ def export(cfg: DictConfig) -> list[tuple[tuple[int, int, int, int], float]]:
     ``cfg.tolerance`` (else SystemExit 1), so a file at ``output`` always matches PyTorch.
     """
     output, sizes = _check_options(cfg)
-    model, run_cfg = load_model(cfg.ckpt_path)
-    model.to(cfg.device)
-    channels = model.in_channels or OmegaConf.select(run_cfg, "data.in_channels", default=3)
+    model = trained_model(cfg, load_checkpoint(cfg.ckpt_path)).to(cfg.device)
+    channels = model.in_channels or OmegaConf.select(cfg, "data.in_channels", default=3)
     # a batch of 2 at export and 1 afterwards: neither batch size can be taken as a constant
     shapes = [(2 if i == 0 else 1, channels, h, w) for i, (h, w) in enumerate(sizes)]
     sample = torch.zeros(shapes[0], device=cfg.device)
@@ -187,13 +189,16 @@ def _export_failure(model: torch.nn.Module, kind: str, error: Exception) -> str:
 
 
 @hydra.main(config_path=str(config_dir()), config_name="export", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    try:
+def _main(cfg: DictConfig) -> None:
+    with reported("seglab-export"):
         export(cfg)
-    except SeglabError as error:
-        print(f"seglab-export: error: {error}", file=sys.stderr)
-        sys.exit(2)
     print(f"{cfg.format} model written to {Path(cfg.output).expanduser()}")
+
+
+def main() -> None:
+    with reported("seglab-export"):
+        mount_checkpoint(sys.argv[1:])
+    _main()
 
 
 if __name__ == "__main__":

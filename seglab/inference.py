@@ -4,13 +4,15 @@ A model trained on crops may see a large image whole (memory grows with the imag
 context differs from training) or window by window. Windows run in small batches and their
 logits are added, weighted, into one preallocated ``(C, H, W)`` buffer, so memory is bounded
 by the window and batch size plus the output, not by a forward pass over the full image.
-``seglab-eval`` (``inference:`` in the config) and ``seglab-predict`` share this code.
+Validation, ``seglab-eval`` and ``seglab-predict`` all build it from the ``inference`` node of
+the run's config (``conf/inference/default.yaml``), so its options have one home.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +47,26 @@ def blend_weights(height: int, width: int, blend: str) -> Tensor:
     return bump(height)[:, None] * bump(width)[None, :]
 
 
+@dataclass(frozen=True)
+class TTA:
+    """Test-time augmentation: the passes whose softmax probabilities an `Inferer` averages.
+
+    Args:
+        hflip: also run the mirrored image and mirror its output back.
+        scales: run the image rescaled by each factor (windows keep their size, so they cover
+            more or less of the scene); the outputs are resized back to the image.
+    """
+
+    hflip: bool = False
+    scales: Sequence[float] = (1.0,)
+
+    def __post_init__(self) -> None:
+        scales = tuple(float(s) for s in self.scales)
+        if not scales or min(scales) <= 0:
+            raise ValueError(f"tta.scales={list(scales)} must list positive factors, e.g. [1.0]")
+        object.__setattr__(self, "scales", scales)
+
+
 class Inferer:
     """Logits or class probabilities of a model for whole images, however large.
 
@@ -59,11 +81,13 @@ class Inferer:
         blend: ``gaussian`` weights each window's logits towards its centre, ``uniform``
             averages them; see ``blend_weights``.
         tile_batch_size: windows run together in one forward pass; bounds memory.
-        hflip: test-time augmentation: also run the mirrored image and mirror its output back.
-        scales: test-time augmentation: run the image rescaled by each factor (windows keep
-            their size, so they cover more or less of the scene); the outputs are resized
-            back to the image. With several passes (scales or ``hflip``) their softmax
-            probabilities are averaged.
+        tta: test-time augmentation; with several passes (scales or ``hflip``) their softmax
+            probabilities are averaged. None runs the image once, as it is.
+        image_scale: factor every image is resized by before the model sees it, for a model
+            that was validated on rescaled images (``data.eval_scale``) and now gets them at
+            their own size; it multiplies each of ``tta.scales``.
+
+    The defaults are those of ``conf/inference/default.yaml``, the options' home.
     """
 
     def __init__(
@@ -73,8 +97,8 @@ class Inferer:
         overlap: float = 0.25,
         blend: str = "gaussian",
         tile_batch_size: int = 4,
-        hflip: bool = False,
-        scales: Sequence[float] = (1.0,),
+        tta: TTA | None = None,
+        image_scale: float = 1.0,
     ) -> None:
         if tile is not None:
             size = [int(tile)] * 2 if isinstance(tile, int | float) else [int(t) for t in tile]
@@ -87,15 +111,19 @@ class Inferer:
             raise ValueError(f"blend={blend!r} is not one of {', '.join(BLENDS)}")
         if tile_batch_size < 1:
             raise ValueError(f"tile_batch_size={tile_batch_size} must be positive")
-        scales = [float(s) for s in scales]
-        if not scales or min(scales) <= 0:
-            raise ValueError(f"tta.scales={scales} must list positive factors, e.g. [1.0]")
+        if image_scale <= 0:
+            raise ValueError(f"image_scale={image_scale} must be positive")
+        tta = tta or TTA()
         self.model = model
         self.tile = tile
         self.overlap = float(overlap)
         self.blend = blend
         self.tile_batch_size = int(tile_batch_size)
-        self.passes = [(scale, flip) for scale in scales for flip in (False, True)[: 1 + hflip]]
+        self.passes = [
+            (scale * image_scale, flip)
+            for scale in tta.scales
+            for flip in (False, True)[: 1 + tta.hflip]
+        ]
 
     @torch.no_grad()
     def logits(self, images: Tensor) -> Tensor:
@@ -104,6 +132,8 @@ class Inferer:
         if len(self.passes) > 1:
             return self.probabilities(images).clamp_min_(1e-12).log_()
         scale, flip = self.passes[0]
+        if self.tile is None and (scale, flip) == (1.0, False):
+            return self.model(images)
         return torch.stack([self._pass(image, scale, flip) for image in images])
 
     @torch.no_grad()

@@ -19,9 +19,13 @@ from omegaconf import DictConfig
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from seglab.checkpoints import load_checkpoint
+from seglab.configs import config_dir, mount_checkpoint
 from seglab.data.folder import IMAGE_EXTENSIONS
-from seglab.experiment import SeglabError, config_dir
-from seglab.predictor import Predictor, load, read_image
+from seglab.errors import SeglabError, reported
+from seglab.predictor import Predictor, build_predictor, read_image
+
+PROG = "seglab-predict"
 
 
 def input_images(pattern: str) -> list[Path]:
@@ -78,16 +82,7 @@ def predict(cfg: DictConfig) -> list[tuple[Path, str]]:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     files = input_images(str(cfg.input))
-    predictor = load(
-        cfg.ckpt_path,
-        device=device,
-        tile=cfg.tile,
-        overlap=cfg.overlap,
-        blend=cfg.blend,
-        tile_batch_size=cfg.tile_batch_size,
-        hflip=cfg.tta.hflip,
-        scales=list(cfg.tta.scales),
-    )
+    predictor = build_predictor(cfg, load_checkpoint(cfg.ckpt_path), device)
     output = Path(cfg.output)
     output.mkdir(parents=True, exist_ok=True)
     failed = []
@@ -100,18 +95,21 @@ def predict(cfg: DictConfig) -> list[tuple[Path, str]]:
 
 
 @hydra.main(config_path=str(config_dir()), config_name="predict", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    try:
+def _main(cfg: DictConfig) -> None:
+    with reported(PROG, ValueError):
         failed = predict(cfg)
-    except (SeglabError, ValueError) as error:
-        print(f"seglab-predict: error: {error}", file=sys.stderr)
-        sys.exit(2)
     if failed:
-        print(f"seglab-predict: {len(failed)} file(s) could not be read:", file=sys.stderr)
+        print(f"{PROG}: {len(failed)} file(s) could not be read:", file=sys.stderr)
         for path, reason in failed:
             print(f"  {path}: {reason}", file=sys.stderr)
         sys.exit(1)
     print(f"masks written to {cfg.output}")
+
+
+def main() -> None:
+    with reported(PROG):
+        mount_checkpoint(sys.argv[1:])
+    _main()
 
 
 if __name__ == "__main__":

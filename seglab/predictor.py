@@ -1,6 +1,6 @@
 """A trained checkpoint as a function from an image to its mask: ``seglab.load(ckpt_path)``.
 
-The model is rebuilt from the config the checkpoint carries (``seglab.experiment``), and
+The model is rebuilt from the config the checkpoint carries (``seglab.build``), and
 images are read and normalised as the datamodules read them, so predictions match what
 ``seglab-eval`` scores.
 """
@@ -13,10 +13,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from torch import Tensor, nn
 
+from seglab.build import build_inferer, trained_model
+from seglab.checkpoints import CHECKPOINT_KEY, load_checkpoint
 from seglab.data.base import IMAGENET_MEAN, IMAGENET_STD, default_palette
+from seglab.errors import SeglabError
 from seglab.inference import Inferer
 
 #: What a predictor accepts as an image.
@@ -97,38 +101,18 @@ class Predictor:
         return self.inferer.probabilities(self._normalised(image))[0].cpu()
 
 
-def load(
-    ckpt_path: str | Path,
-    device: str | torch.device = "cpu",
-    tile: int | Sequence[int] | None = None,
-    overlap: float = 0.25,
-    blend: str = "gaussian",
-    tile_batch_size: int = 4,
-    hflip: bool = False,
-    scales: Sequence[float] = (1.0,),
+def build_predictor(
+    cfg: DictConfig, checkpoint: dict[str, Any], device: str | torch.device = "cpu"
 ) -> Predictor:
-    """The predictor of a seglab checkpoint; the inference options are ``Inferer``'s.
+    """The predictor of a checkpoint whose run config (with any overrides) is ``cfg``.
 
-    A data config that runs the model on rescaled images (``data.eval_scale``) rescales
-    every image (and each of ``scales``) by the same factor here. Raises ``SeglabError``
-    naming the file for a missing or foreign checkpoint.
+    A data config that runs the model on rescaled images (``data.eval_scale``) rescales every
+    image by the same factor here, as validation did.
     """
-    from seglab.experiment import load_model
-
-    model, config = load_model(ckpt_path)
     device = torch.device(device)
-    model.to(device)
-    data: Any = config.data
-    eval_scale = float(data.get("eval_scale", 1.0))
-    inferer = Inferer(
-        model,
-        tile=tile,
-        overlap=overlap,
-        blend=blend,
-        tile_batch_size=tile_batch_size,
-        hflip=hflip,
-        scales=[scale * eval_scale for scale in scales],
-    )
+    model = trained_model(cfg, checkpoint).to(device)
+    data: Any = cfg.data
+    inferer = build_inferer(cfg, model, image_scale=float(data.get("eval_scale", 1.0)))
     classes = list(data.classes)
     return Predictor(
         model,
@@ -139,3 +123,25 @@ def load(
         palette=data.get("palette") or default_palette(len(classes)),
         device=device,
     )
+
+
+def load(ckpt_path: str | Path, device: str | torch.device = "cpu", **inference: Any) -> Predictor:
+    """The predictor of a seglab checkpoint.
+
+    ``inference`` overrides the checkpoint's ``inference`` options (those of
+    ``conf/inference/default.yaml``), e.g. ``load(path, tile=512, tta={"hflip": True})``.
+    Raises ``SeglabError`` naming the file for a missing or foreign checkpoint, and naming
+    the option for an unknown one.
+    """
+    checkpoint = load_checkpoint(ckpt_path)
+    cfg = OmegaConf.create(checkpoint[CHECKPOINT_KEY]["config"])
+    if "inference" not in cfg:
+        cfg.inference = {}
+    unknown = set(inference) - {"tile", "overlap", "blend", "tile_batch_size", "tta"}
+    if unknown:
+        raise SeglabError(
+            f"seglab.load: {', '.join(sorted(unknown))} is not an inference option; use tile, "
+            "overlap, blend, tile_batch_size or tta (conf/inference/default.yaml)"
+        )
+    cfg.inference = OmegaConf.merge(cfg.inference, inference)
+    return build_predictor(cfg, checkpoint, device)

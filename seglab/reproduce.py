@@ -11,12 +11,10 @@ config`` re-runs a run as well, and this command is that re-run plus the compari
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import subprocess
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_search_path import ConfigSearchPath
@@ -24,10 +22,13 @@ from hydra.core.plugins import Plugins
 from hydra.errors import HydraException
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
-from seglab.experiment import config_dir
+from seglab.configs import config_dir
+from seglab.environment import environment_changes
+from seglab.errors import fail
 from seglab.runs import read_scalars
 
 # holds hydra/env/default.yaml, the hook Hydra composes into its own settings
+PROG = "seglab-reproduce"
 _RERUN_CONF = Path(__file__).resolve().parent / "rerun_conf"
 
 
@@ -108,14 +109,9 @@ def _cell(value: float | None) -> str:
     return "-" if value is None else repr(value)
 
 
-def _fail(message: str) -> NoReturn:
-    print(f"seglab-reproduce: error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
-        prog="seglab-reproduce",
+        prog=PROG,
         description="Train a run again from its .hydra/config.yaml into a new run directory and "
         "compare the metrics of both. Exit status: 0 identical, 1 different, 2 bad input.",
     )
@@ -126,25 +122,26 @@ def main() -> None:
     args = parser.parse_args()
     saved = args.run_dir.resolve() / ".hydra"
     if not is_saved_config_dir(saved):
-        _fail(
+        fail(
+            PROG,
             f"{args.run_dir} is not a run directory: it has no .hydra/config.yaml and "
-            ".hydra/hydra.yaml; give one such as outputs/train/<run>"
+            ".hydra/hydra.yaml; give one such as outputs/train/<run>",
         )
     try:
         original = summary(read_scalars(args.run_dir))
     except FileNotFoundError as error:
-        _fail(f"{args.run_dir} has no metrics to compare with: {error}")
+        fail(PROG, f"{args.run_dir} has no metrics to compare with: {error}")
     try:
         run_dir = new_run_dir(saved, args.overrides)
     except HydraException as error:
-        _fail(f"cannot compose the re-run of {args.run_dir}: {error}")
+        fail(PROG, f"cannot compose the re-run of {args.run_dir}: {error}")
     # pinned to the directory computed above, so that the comparison reads this very re-run
     pinned = "'" + str(run_dir).replace("\\", "\\\\").replace("'", "\\'") + "'"
     command = [sys.executable, "-m", "seglab.train", "--config-path", str(saved)]
     command += ["--config-name", "config", *args.overrides, f"hydra.run.dir={pinned}"]
     print(f"re-running {args.run_dir} into {run_dir}", flush=True)
     if subprocess.run(command).returncode != 0:
-        _fail(f"the re-run of {args.run_dir} failed (its output is above); nothing to compare")
+        fail(PROG, f"the re-run of {args.run_dir} failed (its output is above); nothing to compare")
     table, largest, where = compare(original, summary(read_scalars(run_dir)))
     print(table)
     print(f"original: {args.run_dir.resolve()}\nre-run:   {run_dir}")
@@ -152,25 +149,5 @@ def main() -> None:
         print("verdict: identical")
         sys.exit(0)
     print(f"verdict: differs (largest difference {largest!r}, in {where})")
-    print(_environment_changes(saved, run_dir / ".hydra"))
+    print(environment_changes(saved, run_dir / ".hydra"))
     sys.exit(1)
-
-
-def _environment_changes(saved: Path, rerun: Path) -> str:
-    """What differs between the runs' environment.json files: the usual cause of a difference."""
-    try:
-        old, new = (json.loads((path / "environment.json").read_text()) for path in (saved, rerun))
-    except FileNotFoundError as error:
-        return f"environment: cannot compare, {error.filename} does not exist"
-
-    def flat(info: dict) -> dict[str, object]:
-        keys = ("git_commit", "git_dirty", "python", "cuda", "hostname")
-        packages = {f"packages.{name}": version for name, version in info["packages"].items()}
-        return {**{key: info.get(key) for key in keys}, **packages}
-
-    old, new = flat(old), flat(new)
-    changed = [key for key in {**old, **new} if old.get(key) != new.get(key)]
-    if not changed:
-        return "environment: the same commit, packages, python and host"
-    lines = [f"  {key}: {old.get(key)} -> {new.get(key)}" for key in changed]
-    return "environment changes:\n" + "\n".join(lines)

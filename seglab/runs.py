@@ -6,13 +6,15 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from seglab.errors import SeglabError, fail
+from seglab.resume import resumed_run_dir
 
 if TYPE_CHECKING:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -68,41 +70,6 @@ def job_name(
 
 
 OmegaConf.register_new_resolver("seglab.job_name", job_name, replace=True)
-
-
-def resume_checkpoint(ckpt_path: str | None, resume: bool | str | None) -> Path | None:
-    """The checkpoint a ``seglab-train`` command continues from; None for a fresh run.
-
-    ``ckpt_path`` names it; ``resume=<run dir>`` (``resume=true``: the working directory)
-    stands for that run's ``checkpoints/last.ckpt``.
-    """
-    if ckpt_path:
-        return Path(ckpt_path)
-    if resume is True:
-        return Path.cwd() / "checkpoints" / "last.ckpt"
-    if isinstance(resume, str) and resume:
-        return Path(resume) / "checkpoints" / "last.ckpt"
-    return None
-
-
-def fallback_checkpoint(checkpoint: Path) -> Path | None:
-    """``best.ckpt`` beside a ``last.ckpt``: where a resume goes when ``last.ckpt`` is missing
-    or unreadable (a crash before the first one was written, a damaged disk). None otherwise."""
-    best = checkpoint.with_name("best.ckpt")
-    return best if checkpoint.name == "last.ckpt" and best.is_file() else None
-
-
-def resumed_run_dir(ckpt_path: str | None, resume: bool | str | None) -> Path | None:
-    """The run directory a resume writes into: the one holding the checkpoint in its
-    ``checkpoints/``. None for a fresh run, and for a checkpoint that is missing (with no
-    `fallback_checkpoint`) or lies elsewhere, so that Hydra never creates files in a directory
-    that is not a run's (seglab-train then says what is wrong)."""
-    checkpoint = resume_checkpoint(ckpt_path, resume)
-    if checkpoint is None or checkpoint.parent.name != "checkpoints":
-        return None
-    if not checkpoint.is_file() and fallback_checkpoint(checkpoint) is None:
-        return None
-    return Path(os.path.abspath(checkpoint)).parent.parent
 
 
 def claim_run_dir(wanted: str) -> str:
@@ -173,14 +140,22 @@ class RunDirGuard(Callback):
         held = [name for name in self.markers if (run_dir / name).exists()]
         if held:
             task = str(config.get("task_name"))
-            command = _COMMANDS.get(task, f"seglab-{task}")
-            print(
-                f"{command}: error: run directory {run_dir} already holds {', '.join(held)} of "
-                "another run; choose a new hydra.run.dir (a run is continued with "
+            fail(
+                _COMMANDS.get(task, f"seglab-{task}"),
+                f"run directory {run_dir} already holds {', '.join(held)} of another run; "
+                "choose a new hydra.run.dir (a run is continued with "
                 "ckpt_path=<run>/checkpoints/last.ckpt)",
-                file=sys.stderr,
             )
-            sys.exit(2)
+
+
+def check_fresh_run_dir(run_dir: Path) -> None:
+    """A run never writes into another run's results."""
+    taken = [name for name in ("checkpoints", "tensorboard") if (run_dir / name).exists()]
+    if taken:
+        raise SeglabError(
+            f"run directory {run_dir} already holds {', '.join(taken)} of another run; "
+            "choose a new hydra.run.dir"
+        )
 
 
 def load_events(run_dir: str | Path) -> EventAccumulator:

@@ -13,9 +13,10 @@ from typing import Any
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 
-from seglab.experiment import SeglabError
+from seglab.errors import SeglabError, SweepError
 
 log = logging.getLogger(__name__)
 
@@ -96,3 +97,21 @@ def share_machine(cfg: DictConfig) -> None:
         threads,
         cfg.trainer.get("devices"),
     )
+
+
+#: Strategies whose launcher re-executes the command line for the other ranks.
+_RELAUNCHING_STRATEGIES = ("ddp", "ddp_find_unused_parameters_true", "deepspeed", "fsdp")
+
+
+def check_strategy(cfg: DictConfig) -> None:
+    """A relaunched multirun command would run the whole sweep again in every rank."""
+    strategy = OmegaConf.select(cfg, "trainer.strategy")
+    if not isinstance(strategy, str) or strategy not in _RELAUNCHING_STRATEGIES:
+        return
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise SweepError(
+            f"trainer.strategy={strategy} relaunches the command for every rank, which in a "
+            "multirun would start the whole sweep again in each of them; use "
+            "trainer.strategy=ddp_spawn for sweeps, run one job per node with "
+            "hydra/launcher=slurm, or train single runs with trainer=ddp"
+        )

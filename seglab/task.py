@@ -1,7 +1,7 @@
 """The LightningModule that trains, validates and tests a Segmenter.
 
 The model, loss, optimizer and scheduler arrive already built (or as partials) from
-``seglab.experiment``, so the task holds no knowledge of configs: it only runs steps,
+``seglab.build``, so the task holds no knowledge of configs: it only runs steps,
 accumulates one confusion matrix per evaluation split and logs what it derives from it.
 """
 
@@ -19,11 +19,11 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from seglab.checkpoints import CHECKPOINT_KEY
 from seglab.data.base import Batch
 from seglab.inference import Inferer
 from seglab.metrics import confusion_matrix_metric, segmentation_scores
 
-CHECKPOINT_KEY = "seglab"
 #: What a NaN or infinite training loss does (``on_nonfinite``): stop the run, or skip the batch.
 NONFINITE_ACTIONS = ("stop", "skip")
 # how many sample names a report of a bad batch lists before it only counts the rest

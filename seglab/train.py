@@ -13,12 +13,15 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from seglab.checkpoints import RunInterrupted
-from seglab.experiment import SeglabError, SweepError, config_dir, train
+from seglab.configs import config_dir
+from seglab.errors import SweepError, fail, reported
 from seglab.reproduce import register_search_path
 from seglab.runs import SWEPT_KEYS_ENV
 from seglab.sweeps import objective, share_machine
+from seglab.training import train
 
 log = logging.getLogger(__name__)
+PROG = "seglab-train"
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
@@ -31,10 +34,8 @@ def _main(cfg: DictConfig) -> float | None:
     """
     if HydraConfig.get().mode != RunMode.MULTIRUN:
         try:
-            metrics = train(cfg)
-        except SeglabError as error:
-            print(f"seglab-train: error: {error}", file=sys.stderr)
-            sys.exit(2)
+            with reported(PROG):
+                metrics = train(cfg)
         except RunInterrupted as interrupted:
             _exit_interrupted(interrupted)
         return metrics.get(cfg.get("optimized_metric"))
@@ -42,8 +43,7 @@ def _main(cfg: DictConfig) -> float | None:
     try:
         return objective(train(cfg), cfg.get("optimized_metric"))
     except SweepError as error:
-        print(f"seglab-train: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        fail(PROG, str(error))
     except RunInterrupted as interrupted:
         _exit_interrupted(interrupted)
     except Exception as error:
@@ -57,7 +57,7 @@ def _exit_interrupted(interrupted: RunInterrupted) -> None:
         if interrupted.checkpoint
         else ""
     )
-    print(f"seglab-train: {interrupted}{resume}", file=sys.stderr)
+    print(f"{PROG}: {interrupted}{resume}", file=sys.stderr)
     sys.exit(128 + interrupted.signum)
 
 

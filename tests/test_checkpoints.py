@@ -22,8 +22,13 @@ from tiny import (
 )
 
 import seglab
-from seglab.checkpoints import AtomicCheckpointIO, CheckpointWriteError, StopOnSignal
-from seglab.experiment import SeglabError, load_checkpoint
+from seglab.checkpoints import (
+    AtomicCheckpointIO,
+    CheckpointWriteError,
+    StopOnSignal,
+    load_checkpoint,
+)
+from seglab.errors import SeglabError
 from seglab.export import main as export_main
 from seglab.runs import read_scalars
 from seglab.train import main as train_main

@@ -15,15 +15,16 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from seglab.experiment import (
+from seglab.build import (
     PERFORMANCE_KEYS,
     build_datamodule,
     build_inferer,
     build_task,
     build_trainer,
-    config_dir,
     lightning_trainer_config,
 )
+from seglab.configs import config_dir, mount_checkpoint_config, refuse_group_overrides
+from seglab.errors import SeglabError
 
 CONF = config_dir()
 ENTRY_CONFIGS = {"train.yaml", "eval.yaml", "data_stats.yaml", "predict.yaml", "export.yaml"}
@@ -145,7 +146,7 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
     elif top == "inference":
         model = instantiate(cfg.model).eval()
         inferer = build_inferer(cfg, model)
-        assert inferer is None or inferer.model is model
+        assert inferer.model is model
     else:
         pytest.fail(f"conf/{group}/ is a config group this test does not know how to build")
 
@@ -199,11 +200,31 @@ def test_default_train_config_builds_a_task_and_trainer(tmp_path: Path) -> None:
     assert build_trainer(cfg).max_epochs == cfg.trainer.max_epochs
 
 
-def test_eval_config_composes_on_top_of_train(tmp_path: Path) -> None:
-    cfg = _compose(tmp_path, config="eval", overrides=("ckpt_path=x.ckpt", "split=val"))
-    assert cfg.task_name == "eval"
-    assert cfg.ckpt_path == "x.ckpt"
-    assert "model" in cfg and "data" in cfg
+@pytest.mark.parametrize("entry", ["eval", "predict", "export"])
+def test_entry_configs_compose_the_command_line_onto_the_checkpoint_config(
+    tmp_path: Path, entry: str
+) -> None:
+    run = _compose(tmp_path, overrides=("data=camvid", "data.eval_scale=0.5"))
+    mount_checkpoint_config(OmegaConf.to_container(run, resolve=True))
+    required = {"eval": ["split=val"], "predict": ["input=x"], "export": ["output=x.onnx"]}
+    cfg = _compose(
+        tmp_path,
+        config=entry,
+        overrides=("ckpt_path=x.ckpt", "data.root=/elsewhere", *required[entry]),
+    )
+    assert cfg.task_name == entry and cfg.ckpt_path == "x.ckpt"
+    # a key the entry config's own defaults never had, and the run's settings kept around it
+    assert cfg.data.root == "/elsewhere"
+    assert cfg.data.eval_scale == 0.5 and cfg.data.num_classes == 11
+    assert cfg.model == run.model and cfg.inference == run.inference
+    assert cfg.paths.output_dir == str(tmp_path)
+
+
+@pytest.mark.parametrize("override", ["data=camvid", "model/encoder=resnet18", "loss=ce"])
+def test_a_group_override_on_a_checkpoint_is_refused_naming_it(override: str) -> None:
+    with pytest.raises(SeglabError, match=f"^{override}: the checkpoint's"):
+        refuse_group_overrides(["ckpt_path=x.ckpt", override, "data.root=/x"])
+    refuse_group_overrides(["ckpt_path=x.ckpt", "data.root=/x", "~data.crop_size"])
 
 
 def test_unknown_group_option_names_it(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import torch
 from omegaconf import DictConfig
 
 import seglab.train
-from seglab.experiment import train
+from seglab.training import train
 
 CONF_DIR = Path(__file__).parents[1] / "conf"
 CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"

@@ -13,9 +13,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from tiny import cli
 
-from seglab.experiment import config_dir, load_model
+import seglab
+from seglab.checkpoints import CHECKPOINT_KEY
+from seglab.configs import config_dir
 from seglab.export import main as export_main
-from seglab.task import CHECKPOINT_KEY
 
 # sizes the export command does not check itself: other batch sizes, odd heights and widths
 SHAPES = [(3, 3, 45, 70), (1, 3, 128, 33)]
@@ -63,7 +64,7 @@ def _export(
 
 
 def _largest_differences(ckpt: Path, run) -> list[float]:
-    model, _ = load_model(ckpt)
+    model = seglab.load(ckpt).model
     differences = []
     for shape in SHAPES:
         image = torch.randn(shape)

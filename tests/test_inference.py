@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from seglab.inference import Inferer, blend_weights, window_starts
+from seglab.inference import TTA, Inferer, blend_weights, window_starts
 
 
 def _model(kernel: int = 3) -> nn.Module:
@@ -75,14 +75,14 @@ def test_hflip_tta_averages_the_mirrored_probabilities() -> None:
     with torch.no_grad():
         plain = model(images).softmax(dim=1)
         mirrored = model(images.flip(-1)).flip(-1).softmax(dim=1)
-    inferer = Inferer(model, hflip=True)
+    inferer = Inferer(model, tta=TTA(hflip=True))
     torch.testing.assert_close(inferer.probabilities(images), (plain + mirrored) / 2)
     torch.testing.assert_close(inferer.logits(images).exp(), (plain + mirrored) / 2)
 
 
 def test_multiscale_tta_returns_probabilities_at_the_image_size() -> None:
     model, images = _model(), torch.randn(2, 3, 30, 41)
-    inferer = Inferer(model, tile=16, scales=[0.75, 1.0, 1.25], hflip=True)
+    inferer = Inferer(model, tile=16, tta=TTA(hflip=True, scales=[0.75, 1.0, 1.25]))
     probabilities = inferer.probabilities(images)
     assert probabilities.shape == (2, 4, 30, 41)
     torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(2, 30, 41))
@@ -95,9 +95,15 @@ def test_multiscale_tta_returns_probabilities_at_the_image_size() -> None:
         ({"overlap": 1.0}, "overlap=1.0"),
         ({"blend": "box"}, "blend='box'"),
         ({"tile_batch_size": 0}, "tile_batch_size=0"),
-        ({"scales": []}, "scales"),
+        ({"image_scale": 0}, "image_scale=0"),
     ],
 )
 def test_bad_options_name_the_key(options: dict, key: str) -> None:
     with pytest.raises(ValueError, match=key.replace("[", r"\[")):
         Inferer(_model(), **options)
+
+
+def test_tta_refuses_no_scales_or_a_nonpositive_one() -> None:
+    for scales in ([], [1.0, 0.0]):
+        with pytest.raises(ValueError, match=r"tta.scales="):
+            TTA(scales=scales)

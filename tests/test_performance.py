@@ -17,15 +17,15 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from seglab.experiment import (
-    SeglabError,
+from seglab.build import (
     apply_performance_options,
     build_datamodule,
     build_task,
     build_trainer,
-    config_dir,
     setup_data,
 )
+from seglab.configs import config_dir
+from seglab.errors import SeglabError
 from seglab.task import SegmentationTask
 
 SCRIPT = Path(__file__).parents[1] / "scripts" / "benchmark.py"

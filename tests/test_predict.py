@@ -15,9 +15,10 @@ from PIL import Image
 from tiny import cli
 
 import seglab
-from seglab.experiment import build_datamodule, build_model, build_task, config_dir
+from seglab.build import build_datamodule, build_model, build_task
+from seglab.checkpoints import CHECKPOINT_KEY
+from seglab.configs import config_dir
 from seglab.predict import main as predict_main
-from seglab.task import CHECKPOINT_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_MODEL = ["model.encoder.widths=[8,16,32]"]
@@ -92,7 +93,9 @@ def test_predictor_normalises_with_the_checkpoint_data_config(checkpoint: Path) 
 
 
 def test_sliding_predictor_keeps_the_image_size(checkpoint: Path) -> None:
-    predictor = seglab.load(checkpoint, tile=16, overlap=0.5, hflip=True, scales=[0.75, 1.0])
+    predictor = seglab.load(
+        checkpoint, tile=16, overlap=0.5, tta={"hflip": True, "scales": [0.75, 1.0]}
+    )
     assert predictor(_image(37, 50)).shape == (37, 50)
 
 
@@ -120,7 +123,7 @@ def test_predict_writes_palette_masks_and_lists_unreadable_files(
         f"output={out}",
         "overlay=true",
         "save_probs=true",
-        "tile=16",
+        "inference.tile=16",
         "device=cpu",
         cwd=tmp_path,
         monkeypatch=monkeypatch,
@@ -179,7 +182,7 @@ def test_evaluation_runs_through_the_configured_sliding_window(tmp_path: Path) -
     task.eval()
     task._evaluation_step("val", next(iter(datamodule.val_dataloader())))
     assert calls == [(4, 3, 32, 32)]
-    assert build_task(_config(tmp_path), datamodule).inferer is None
+    assert build_task(_config(tmp_path), datamodule).inferer.tile is None
 
 
 def test_peak_memory_script_on_a_moderate_image() -> None:

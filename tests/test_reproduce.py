@@ -22,7 +22,7 @@ import tiny
 import torch
 
 import seglab
-from seglab.experiment import _git_state
+from seglab.environment import git_state
 from seglab.reproduce import compare
 from seglab.reproduce import main as reproduce_main
 from seglab.runs import read_scalars
@@ -96,9 +96,9 @@ def test_environment_json_records_what_the_config_does_not(original: Path) -> No
 def test_git_state_is_none_outside_a_checkout_or_without_git(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert _git_state(tmp_path) == (None, None)
+    assert git_state(tmp_path) == (None, None)
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert _git_state(Path(seglab.__file__).resolve().parents[1]) == (None, None)
+    assert git_state(Path(seglab.__file__).resolve().parents[1]) == (None, None)
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from tiny import (
     train_steps,
 )
 
-from seglab.experiment import load_checkpoint
+from seglab.checkpoints import load_checkpoint
 from seglab.runs import load_events, read_scalars
 from seglab.train import main as train_main
 

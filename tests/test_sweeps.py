@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from seglab.experiment import SeglabError
+from seglab.errors import SeglabError
 from seglab.runs import job_name
 from seglab.sweeps import job_share, objective
 

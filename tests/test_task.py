@@ -10,7 +10,7 @@ from tiny import TINY, cli
 from torch import nn
 from torch.utils.data import DataLoader
 
-from seglab.experiment import load_checkpoint
+from seglab.checkpoints import load_checkpoint
 from seglab.losses import CrossEntropyLoss, WeightedSumLoss
 from seglab.models import ConvEncoder, Segmenter, UNetDecoder
 from seglab.runs import read_scalars

@@ -35,7 +35,7 @@ _STAGE_SPLITS = {
 class DatasetError(ValueError):
     """A problem with the files of a dataset (missing, unreadable, inconsistent), found at setup.
 
-    Its message names the file or folder and what to do; ``seglab.experiment`` reports it as a
+    Its message names the file or folder and what to do; ``seglab.build`` reports it as a
     one-line error before training starts.
     """
 

@@ -1,0 +1,104 @@
+"""Where seglab's configs live, and how a checkpoint's stored config becomes the config that
+``seglab-eval``, ``seglab-predict`` and ``seglab-export`` compose their command line onto.
+
+A checkpoint carries the resolved config of its run. Mounted under the command's own config
+(``conf/eval.yaml`` and the others name ``checkpoint_run`` in their defaults), it is what
+Hydra checks and applies the command line against, so every key of the run is overridable
+with ``key=value``, exactly as in the run that saved it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from seglab.errors import SeglabError
+
+#: The name under which the checkpoint's config is offered to Hydra (see the module docstring).
+CHECKPOINT_RUN = "checkpoint_run"
+#: The groups of conf/train.yaml that a stored config holds as whole nodes.
+_RUN_GROUPS = (
+    "data",
+    "model",
+    "loss",
+    "optimizer",
+    "scheduler",
+    "trainer",
+    "logger",
+    "callbacks",
+    "inference",
+    "experiment",
+)
+#: Keys of a stored config that describe the run that saved it, not the command reading it.
+_RUN_ONLY = ("paths", "task_name", "ckpt_path", "resume", "hparams_search")
+
+
+def config_dir() -> Path:
+    """``conf/`` shipped inside an installed wheel, else the one beside the package source."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "conf", package.parent / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return candidate
+    raise SeglabError(f"no conf/train.yaml found in {package} or {package.parent}")
+
+
+def command_line_value(args: list[str], key: str) -> str | None:
+    """The value ``key=<value>`` takes on a Hydra command line (the last one wins), else None."""
+    value = None
+    for arg in args:
+        name, equals, rest = arg.partition("=")
+        if equals and name.lstrip("+") == key:
+            value = rest
+    return value
+
+
+def refuse_group_overrides(args: list[str]) -> None:
+    """A group override (``data=camvid``) would replace the checkpoint's node with the group's
+    defaults, silently changing how the run is scored: refuse it, naming the keys to use."""
+    overrides = [arg for arg in args if "=" in arg and not arg.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:  # Hydra reports a malformed override itself, with its own message
+        return
+    for override in parsed:
+        group = override.key_or_group
+        if override.is_delete() or group.split("/")[0] not in _RUN_GROUPS:
+            continue
+        if "/" in group or group in _RUN_GROUPS:
+            key = group.replace("/", ".")
+            raise SeglabError(
+                f"{override.input_line}: the checkpoint's {key} settings are used as they were "
+                f"trained; change single keys instead (e.g. {key}.<key>=<value>), since a group "
+                "override would replace all of them with the group's defaults"
+            )
+
+
+def mount_checkpoint(args: list[str]) -> None:
+    """Offer the config of the checkpoint that ``ckpt_path=`` on the command line ``args``
+    names to Hydra as ``checkpoint_run`` (an empty one without it, so that the command itself
+    reports the missing key), after refusing group overrides."""
+    refuse_group_overrides(args)
+    path = command_line_value(args, "ckpt_path")
+    config = None
+    if path not in (None, "", "???", "null"):
+        # imported here: `seglab.reproduce` reads config_dir and should not load the model stack
+        from seglab.checkpoints import CHECKPOINT_KEY, load_checkpoint
+
+        config = load_checkpoint(path)[CHECKPOINT_KEY]["config"]
+    mount_checkpoint_config(config)
+
+
+def mount_checkpoint_config(config: dict[str, Any] | None) -> None:
+    """Offer ``config`` (a checkpoint's stored run config, None for none) to Hydra as
+    ``checkpoint_run``, without the keys that only describe where and how the run ran."""
+    node = OmegaConf.create(config or {})
+    for key in _RUN_ONLY:
+        node.pop(key, None)
+    if config and "inference" not in node:
+        # checkpoints saved before the inference node existed ran whole images
+        node.inference = OmegaConf.load(config_dir() / "inference" / "default.yaml")
+    ConfigStore.instance().store(name=CHECKPOINT_RUN, node=node)

@@ -1,0 +1,97 @@
+"""Scoring a checkpoint on one split: ``seglab-eval``'s report and its ``metrics.json``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from seglab.build import (
+    apply_performance_options,
+    build_datamodule,
+    build_task,
+    lightning_trainer_config,
+    setup_data,
+    untrained,
+)
+from seglab.checkpoints import load_checkpoint
+from seglab.errors import SeglabError
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Score a checkpoint on one split; writes metrics.json to the run dir and returns it.
+
+    ``cfg`` is the checkpoint's run config with the command line on top
+    (``seglab.configs.mount_checkpoint``), so the data and model are the run's own.
+    """
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise SeglabError(
+            "ckpt_path is required: seglab-eval ckpt_path=<run>/checkpoints/best.ckpt"
+        )
+    if cfg.split not in ("val", "test"):
+        raise SeglabError(f"split={cfg.split} is not one of: val, test")
+    checkpoint = load_checkpoint(cfg.ckpt_path)
+    datamodule = build_datamodule(cfg)
+    missing = datamodule.split_unavailable(cfg.split)
+    if missing is not None:
+        raise SeglabError(f"cannot evaluate split={cfg.split}: {missing}")
+    setup_data(datamodule, "validate" if cfg.split == "val" else "test")
+    task = build_task(untrained(cfg), datamodule)
+    task.load_state_dict(checkpoint["state_dict"])
+    apply_performance_options(cfg, task, training=False)
+    trainer = instantiate(
+        lightning_trainer_config(cfg.trainer),
+        default_root_dir=cfg.paths.output_dir,
+        logger=False,
+        callbacks=[],
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        devices=1,
+    )
+    if cfg.split == "val":
+        trainer.validate(task, dataloaders=datamodule.val_dataloader(), verbose=False)
+    else:
+        trainer.test(task, dataloaders=datamodule.test_dataloader(), verbose=False)
+    scores = task.scores[cfg.split]
+    report = {
+        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "split": cfg.split,
+        "mIoU": _number(scores["mIoU"]),
+        "mDice": _number(scores["mDice"]),
+        "pixel_accuracy": _number(scores["pixel_accuracy"]),
+        "per_class": {
+            name: {"IoU": _number(scores["IoU"][i]), "Dice": _number(scores["Dice"][i])}
+            for i, name in enumerate(task.classes)
+        },
+    }
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _number(value: torch.Tensor) -> float | None:
+    """JSON has no NaN: a class absent from the split is reported as null."""
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """Per-class table followed by the split means, as printed by ``seglab-eval``."""
+    width = max(len("class"), *(len(name) for name in report["per_class"]))
+    lines = [f"{'class':<{width}}  {'IoU':>7}  {'Dice':>7}"]
+
+    def cell(value: float | None) -> str:
+        return f"{value:7.4f}" if value is not None else f"{'absent':>7}"
+
+    for name, values in report["per_class"].items():
+        lines.append(f"{name:<{width}}  {cell(values['IoU'])}  {cell(values['Dice'])}")
+    lines.append("-" * len(lines[0]))
+    lines.append(f"{'mean':<{width}}  {cell(report['mIoU'])}  {cell(report['mDice'])}")
+    lines.append(f"pixel accuracy: {report['pixel_accuracy']:.4f}   split: {report['split']}")
+    return "\n".join(lines)

@@ -1,0 +1,126 @@
+"""Training a run and continuing one: ``seglab-train``'s work, from a composed config to the
+fitted and tested checkpoints and the metrics a sweeper optimises."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+from seglab.build import (
+    apply_performance_options,
+    build_datamodule,
+    build_model,
+    build_task,
+    build_trainer,
+    check_training_size,
+    setup_data,
+)
+from seglab.checkpoints import CheckpointWriteError
+from seglab.data import DatasetError
+from seglab.environment import write_environment
+from seglab.errors import SeglabError
+from seglab.resume import resume
+from seglab.runs import check_fresh_run_dir
+from seglab.sweeps import check_strategy
+from seglab.task import NONFINITE_ACTIONS, NonFiniteLossError
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit, then test the best checkpoint; returns the final metrics (for sweepers too)."""
+    run_dir = Path(cfg.paths.output_dir)
+    check_strategy(cfg)
+    # .hydra/ of a fresh run, .hydra/resume-<time>/ of a resume (conf/hydra/default.yaml)
+    record_dir = run_dir / (HydraConfig.get().output_subdir or ".hydra")
+    try:
+        resumed = resume(cfg, run_dir, list(HydraConfig.get().overrides.task))
+    except SeglabError:
+        # a refused resume leaves the run as it was: no record of a command that did nothing
+        if record_dir.parent == run_dir / ".hydra" and record_dir.name.startswith("resume-"):
+            shutil.rmtree(record_dir, ignore_errors=True)
+        raise
+    if resumed is not None:
+        cfg = resumed.config
+    on_nonfinite = cfg.get("on_nonfinite", "stop")
+    if on_nonfinite not in NONFINITE_ACTIONS:
+        raise SeglabError(
+            f"on_nonfinite={on_nonfinite} must be one of: {', '.join(NONFINITE_ACTIONS)}"
+        )
+    # other ranks of a distributed run join rank 0's directory (Lightning pins them to it)
+    if rank_zero_only.rank == 0:
+        if resumed is None:
+            check_fresh_run_dir(run_dir)
+        record_dir.mkdir(parents=True, exist_ok=True)
+        # .hydra/config.yaml keeps ${now:} and ${oc.env:} unresolved; this copy is what ran
+        OmegaConf.save(cfg, record_dir / "config_resolved.yaml", resolve=True)
+    seed = pl.seed_everything(cfg.seed, workers=True)
+    if rank_zero_only.rank == 0:  # other ranks are relaunched with hydra.output_subdir=null
+        write_environment(record_dir, seed)
+    # every check of the config comes before the first file is read
+    datamodule = build_datamodule(cfg)
+    model = build_model(cfg)
+    check_training_size(datamodule, model)
+    trainer = build_trainer(cfg, purge_step=resumed.step if resumed else None)
+    if on_nonfinite == "skip" and trainer.world_size > 1:
+        raise SeglabError(
+            f"on_nonfinite=skip runs on one device only ({trainer.world_size} processes here): "
+            "Lightning cannot skip a batch on some processes of a distributed run; use "
+            "on_nonfinite=stop"
+        )
+    setup_data(datamodule, "fit")
+    task = build_task(cfg, datamodule, model)
+    apply_performance_options(cfg, task, training=True)
+    # a resume restores weights, optimizer, scheduler, loops and callbacks (best.ckpt's score)
+    try:
+        trainer.fit(
+            task,
+            datamodule=datamodule,
+            ckpt_path=resumed.checkpoint if resumed else None,
+            weights_only=True,
+        )
+    except NonFiniteLossError as error:
+        raise SeglabError(
+            f"{error}; the run stopped there (on_nonfinite=stop) and kept the checkpoints "
+            f"written before it in {run_dir / 'checkpoints'}; resume from one once the cause is "
+            "found, or skip such batches with on_nonfinite=skip"
+        ) from None
+    except CheckpointWriteError as error:
+        raise SeglabError(str(error)) from None
+    except DatasetError as error:
+        raise SeglabError(_worker_message(error)) from None
+    metrics = {
+        name: float(value) for name, value in trainer.callback_metrics.items() if value.numel() == 1
+    }
+    missing_test = datamodule.split_unavailable("test")
+    if cfg.get("test_after_fit") and not trainer.interrupted and missing_test is not None:
+        log.warning("skipping the test phase after fit: %s", missing_test)
+    elif cfg.get("test_after_fit") and not trainer.interrupted:
+        setup_data(datamodule, "test")
+        # the checkpoint callback that ranks by a metric (the other one keeps last.ckpt)
+        ranking = [c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)]
+        best = ranking[0].best_model_path if ranking else ""
+        trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        metrics.update(
+            {
+                name: float(value)
+                for name, value in trainer.callback_metrics.items()
+                if name.startswith("test/") and value.numel() == 1
+            }
+        )
+    return metrics
+
+
+def _worker_message(error: Exception) -> str:
+    """The message of an error, without the traceback a dataloader worker wraps it in."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Caught "):
+        # the last line is "<module>.<ErrorType>: <message>"
+        return lines[-1].split(": ", 1)[-1]
+    return str(error)
