@@ -6,11 +6,12 @@ import math
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, RandomSampler
 
 from seglab.data import SegmentationDataModule, SyntheticShapes, SyntheticShapesDataModule
 from seglab.data.synthetic import CLASSES, ELLIPSE, RECTANGLE, TRIANGLE, Shapes, render
@@ -206,6 +207,44 @@ def test_train_dataloader_shuffles_and_eval_dataloaders_do_not():
     assert not torch.equal(images, datamodule.dataset("train").images)
     images, _, _ = next(iter(datamodule.val_dataloader()))
     assert torch.equal(images, datamodule.dataset("val").images)
+
+
+def _rank_of_two(rank: int, monkeypatch: pytest.MonkeyPatch) -> pl.Trainer:
+    """A trainer as process ``rank`` of a 2-process DDP run sees itself (nothing launched)."""
+    monkeypatch.setenv("LOCAL_RANK", str(rank))
+    return pl.Trainer(accelerator="cpu", strategy="ddp", devices=2, logger=False)
+
+
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_distributed_processes_share_an_odd_eval_split_without_repeats(
+    split: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    datamodule = _datamodule(num_val=5, num_test=5, eval_batch_size=2)
+    shares = []
+    for rank in (0, 1):
+        datamodule.trainer = _rank_of_two(rank, monkeypatch)
+        loader = getattr(datamodule, f"{split}_dataloader")()
+        shares.append([list(names) for _, _, names in loader])
+    expected = [datamodule.dataset(split)[index][2] for index in range(5)]
+    # images 0, 2, 4 in two batches and 1, 3 in one: every image once, no padding
+    assert shares == [[expected[0:3:2], expected[4:5]], [expected[1:4:2]]]
+
+
+def test_distributed_training_split_is_left_to_lightning(monkeypatch: pytest.MonkeyPatch) -> None:
+    datamodule = _datamodule()
+    datamodule.trainer = _rank_of_two(0, monkeypatch)
+    assert isinstance(datamodule.train_dataloader().sampler, RandomSampler)
+
+
+def test_eval_split_smaller_than_the_processes_is_rejected(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    datamodule = _datamodule(num_test=1)
+    datamodule.trainer = _rank_of_two(0, monkeypatch)
+    with pytest.raises(
+        ValueError, match="the test split has 1 images but the distributed run has 2"
+    ):
+        datamodule.test_dataloader()
 
 
 def test_setup_builds_only_the_splits_a_stage_needs():

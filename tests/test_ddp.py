@@ -9,19 +9,48 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import tiny
+import torch
 
 from seglab.eval import main as eval_main
+from seglab.experiment import build_datamodule, load_model
 from seglab.runs import SWEPT_KEYS_ENV, read_scalars
 from seglab.train import main as train_main
 
-# tiny.TINY's 16 val and test images are divisible by the 2 ranks, so the distributed sampler
-# pads with no duplicate images
-TINY = [*tiny.TINY, "data.eval_batch_size=4"]
+# 5 val and 5 test images on 2 ranks: a padding sampler would score one image twice, and with
+# 2 images a batch the first rank runs one batch more than the second
+TINY = [*tiny.TINY, "data.num_val=5", "data.num_test=5", "data.eval_batch_size=2"]
+
+
+class SaveConfusion(pl.Callback):
+    """Writes each rank's confusion matrix of the last evaluation epoch of each stage to
+    ``<directory>/<stage>-rank<rank>.pt``, for a test to compare with one counted by hand."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = Path(directory)
+
+    def _save(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{stage}-rank{trainer.global_rank}.pt"
+        torch.save(pl_module.confusion[stage], path)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._save(trainer, pl_module, "val")
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._save(trainer, pl_module, "test")
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    # the ranks import SaveConfusion from this file
+    tests = str(Path(__file__).parent)
+    env = {
+        **os.environ,
+        "PYTHONWARNINGS": "ignore",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")])),
+    }
     return subprocess.run(
         [sys.executable, "-m", *args],
         cwd=cwd,
@@ -32,8 +61,11 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.slow
-def test_two_process_ddp_on_cpu_logs_metrics_of_the_whole_split(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-process CPU fit and test; returns its root (the run is in ``train/``, the confusion
+    matrices in ``confusion/``)."""
+    root = tmp_path_factory.mktemp("ddp")
     result = _run(
         "seglab.train",
         "trainer=ddp",
@@ -41,11 +73,35 @@ def test_two_process_ddp_on_cpu_logs_metrics_of_the_whole_split(tmp_path: Path) 
         "trainer.devices=2",
         "trainer.sync_batchnorm=false",
         *TINY,
-        f"paths.output_root={tmp_path}",
-        cwd=tmp_path,
+        "+callbacks.save_confusion._target_=test_ddp.SaveConfusion",
+        f"+callbacks.save_confusion.directory={root / 'confusion'}",
+        f"paths.output_root={root}",
+        cwd=root,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    (run_dir,) = (tmp_path / "train").iterdir()  # both ranks wrote into one run directory
+    return root
+
+
+def _confusion_by_hand(ckpt_path: Path, split: str) -> torch.Tensor:
+    """The checkpoint's confusion matrix over ``split``, one image at a time in one process."""
+    model, config = load_model(ckpt_path)
+    datamodule = build_datamodule(config)
+    dataset = datamodule.dataset(split)
+    num_classes = datamodule.num_classes
+    counts = torch.zeros(num_classes * num_classes, dtype=torch.int64)
+    with torch.no_grad():
+        for index in range(len(dataset)):
+            image, mask, _ = dataset[index]
+            prediction = model(image[None]).argmax(dim=1)[0]
+            labelled = (mask >= 0) & (mask < num_classes)
+            pairs = mask[labelled] * num_classes + prediction[labelled]
+            counts += torch.bincount(pairs, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes)
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu_logs_metrics_of_the_whole_split(ddp_run: Path) -> None:
+    (run_dir,) = (ddp_run / "train").iterdir()  # both ranks wrote into one run directory
     logged = read_scalars(run_dir)["val/mIoU"]
     assert len(logged) == 2
     # a single process scoring the whole val split must find what the two ranks logged
@@ -58,14 +114,28 @@ def test_two_process_ddp_on_cpu_logs_metrics_of_the_whole_split(tmp_path: Path) 
                 "seglab-eval",
                 f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
                 "split=val",
-                f"paths.output_root={tmp_path / 'eval'}",
+                f"paths.output_root={ddp_run / 'eval'}",
                 "trainer.enable_progress_bar=false",
             ],
         )
         eval_main()
-    (eval_dir,) = (tmp_path / "eval" / "eval").iterdir()
+    (eval_dir,) = (ddp_run / "eval" / "eval").iterdir()
     report = json.loads((eval_dir / "metrics.json").read_text())
     assert report["mIoU"] == pytest.approx(logged[-1][1], abs=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("split", "checkpoint"), [("val", "last"), ("test", "best")])
+def test_two_process_ddp_counts_every_image_of_an_odd_split_once(
+    ddp_run: Path, split: str, checkpoint: str
+) -> None:
+    (run_dir,) = (ddp_run / "train").iterdir()
+    # the last validation ran the weights of last.ckpt; the test after fit those of best.ckpt
+    expected = _confusion_by_hand(run_dir / "checkpoints" / f"{checkpoint}.ckpt", split)
+    assert int(expected.sum()) == 5 * 32 * 32  # synthetic masks have no void pixels
+    for rank in (0, 1):
+        counted = torch.load(ddp_run / "confusion" / f"{split}-rank{rank}.pt")
+        assert torch.equal(counted.to(torch.int64), expected)
 
 
 def test_multirun_with_a_relaunching_strategy_fails_fast(

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 #: What every dataset item is: ``(image, mask, name)``; the name says where the sample comes
 #: from (a file path, or a generator index), so that an error in training can point at it.
@@ -231,13 +232,46 @@ class SegmentationDataModule(pl.LightningDataModule):
         return self._dataloader(dataset, self.batch_size, shuffle=True, drop_last=self.drop_last)
 
     def val_dataloader(self) -> DataLoader:
-        return self._dataloader(self.dataset("val"), self.eval_batch_size)
+        return self._evaluation_dataloader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._dataloader(self.dataset("test"), self.eval_batch_size)
+        return self._evaluation_dataloader("test")
+
+    def _evaluation_dataloader(self, split: str) -> DataLoader:
+        """The loader of ``split``, which each process of a distributed run scores a share of.
+
+        Lightning's own distributed sampler pads a split whose size the number of processes
+        does not divide with repeats of its first images, which would then count twice in the
+        confusion matrix summed over the processes. Process ``r`` of ``n`` gets images ``r``,
+        ``r + n``, ... instead, none repeated, so one process may run a batch more than
+        another: DistributedDataParallel syncs buffers on the first evaluation batch only, and
+        the metric states are summed once, when the epoch ends, so no process waits for a
+        batch that never comes (a process with no image at all would leave the others waiting
+        at that first sync, hence the error for a split smaller than the number of processes).
+        The split is sharded even with ``trainer.use_distributed_sampler=false``, whose every
+        process would otherwise score the whole split, counting it once per process.
+        """
+        dataset = self.dataset(split)
+        sampler: Sampler | None = None
+        # the trainer this datamodule is attached to; None when its loaders are used alone
+        shards = self.trainer.distributed_sampler_kwargs if self.trainer is not None else None
+        if shards and shards["num_replicas"] > 1:
+            if len(dataset) < shards["num_replicas"]:
+                raise ValueError(
+                    f"the {split} split has {len(dataset)} images but the distributed run has "
+                    f"{shards['num_replicas']} processes, each of which needs one; use fewer "
+                    "processes (trainer.devices, trainer.num_nodes) or more images"
+                )
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False, **shards)
+        return self._dataloader(dataset, self.eval_batch_size, sampler=sampler)
 
     def _dataloader(
-        self, dataset: Dataset, batch_size: int, shuffle: bool = False, drop_last: bool = False
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        sampler: Sampler | None = None,
     ) -> DataLoader:
         workers = {}
         if self.num_workers > 0:
@@ -247,6 +281,7 @@ class SegmentationDataModule(pl.LightningDataModule):
             dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             drop_last=drop_last,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
