@@ -40,6 +40,7 @@ from seglab.data import DatasetError, SegmentationDataModule
 from seglab.data.stats import class_statistics
 from seglab.inference import Inferer
 from seglab.runs import fallback_checkpoint, resume_checkpoint, resumed_run_dir
+from seglab.tables import text_table
 from seglab.task import CHECKPOINT_KEY, NONFINITE_ACTIONS, NonFiniteLossError, SegmentationTask
 
 log = logging.getLogger(__name__)
@@ -717,15 +718,14 @@ def _number(value: torch.Tensor) -> float | None:
 
 def format_report(report: dict[str, Any]) -> str:
     """Per-class table followed by the split means, as printed by ``seglab-eval``."""
-    width = max(len("class"), *(len(name) for name in report["per_class"]))
-    lines = [f"{'class':<{width}}  {'IoU':>7}  {'Dice':>7}"]
 
     def cell(value: float | None) -> str:
-        return f"{value:7.4f}" if value is not None else f"{'absent':>7}"
+        return f"{value:.4f}" if value is not None else "absent"
 
-    for name, values in report["per_class"].items():
-        lines.append(f"{name:<{width}}  {cell(values['IoU'])}  {cell(values['Dice'])}")
-    lines.append("-" * len(lines[0]))
-    lines.append(f"{'mean':<{width}}  {cell(report['mIoU'])}  {cell(report['mDice'])}")
-    lines.append(f"pixel accuracy: {report['pixel_accuracy']:.4f}   split: {report['split']}")
-    return "\n".join(lines)
+    rows = [
+        [name, cell(values["IoU"]), cell(values["Dice"])]
+        for name, values in report["per_class"].items()
+    ]
+    mean = [["mean", cell(report["mIoU"]), cell(report["mDice"])]]
+    table = text_table(["class", "IoU", "Dice"], rows, "<>>", footer=mean)
+    return f"{table}\npixel accuracy: {report['pixel_accuracy']:.4f}   split: {report['split']}"
