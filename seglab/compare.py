@@ -23,6 +23,7 @@ from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from seglab.errors import SeglabError, reported
 from seglab.runs import load_events, read_scalars, wall_time
+from seglab.tables import markdown_table, text_table
 
 PROG = "seglab-compare"
 DICE = "val/mDice"
@@ -256,22 +257,10 @@ def render(table: Table, fmt: str) -> str:
         [_cell(value, table.decimals.get(i, 4)) for i, value in enumerate(row)]
         for row in table.rows
     ]
+    align = "".join(">" if i in table.decimals else "<" for i in range(len(table.header)))
     if fmt == "markdown":
-        lines = [table.header, ["---"] * len(table.header), *cells]
-        return "\n".join(
-            "| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in lines
-        )
-    widths = [
-        max(len(line[i]) for line in [table.header, *cells]) for i in range(len(table.header))
-    ]
-
-    def line(values: list[str]) -> str:
-        return "  ".join(
-            value.rjust(width) if i in table.decimals else value.ljust(width)
-            for i, (value, width) in enumerate(zip(values, widths, strict=True))
-        ).rstrip()
-
-    return "\n".join([line(table.header), *(line(row) for row in cells)])
+        return markdown_table(table.header, cells, align)
+    return text_table(table.header, cells, align)
 
 
 def has_epochs(run: Run, metric: str) -> bool:

@@ -21,6 +21,7 @@ from seglab.build import (
 )
 from seglab.checkpoints import load_checkpoint
 from seglab.errors import SeglabError
+from seglab.tables import text_table
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -83,15 +84,14 @@ def _number(value: torch.Tensor) -> float | None:
 
 def format_report(report: dict[str, Any]) -> str:
     """Per-class table followed by the split means, as printed by ``seglab-eval``."""
-    width = max(len("class"), *(len(name) for name in report["per_class"]))
-    lines = [f"{'class':<{width}}  {'IoU':>7}  {'Dice':>7}"]
 
     def cell(value: float | None) -> str:
-        return f"{value:7.4f}" if value is not None else f"{'absent':>7}"
+        return f"{value:.4f}" if value is not None else "absent"
 
-    for name, values in report["per_class"].items():
-        lines.append(f"{name:<{width}}  {cell(values['IoU'])}  {cell(values['Dice'])}")
-    lines.append("-" * len(lines[0]))
-    lines.append(f"{'mean':<{width}}  {cell(report['mIoU'])}  {cell(report['mDice'])}")
-    lines.append(f"pixel accuracy: {report['pixel_accuracy']:.4f}   split: {report['split']}")
-    return "\n".join(lines)
+    rows = [
+        [name, cell(values["IoU"]), cell(values["Dice"])]
+        for name, values in report["per_class"].items()
+    ]
+    mean = [["mean", cell(report["mIoU"]), cell(report["mDice"])]]
+    table = text_table(["class", "IoU", "Dice"], rows, "<>>", footer=mean)
+    return f"{table}\npixel accuracy: {report['pixel_accuracy']:.4f}   split: {report['split']}"

@@ -26,6 +26,7 @@ from seglab.configs import config_dir
 from seglab.environment import environment_changes
 from seglab.errors import fail
 from seglab.runs import read_scalars
+from seglab.tables import text_table
 
 # holds hydra/env/default.yaml, the hook Hydra composes into its own settings
 PROG = "seglab-reproduce"
@@ -91,8 +92,7 @@ def compare(original: dict[str, float], rerun: dict[str, float]) -> tuple[str, f
     A row only one run has counts as an infinite difference.
     """
     names = list(original) + [name for name in rerun if name not in original]
-    width = max(len("metric"), *(len(name) for name in names))
-    lines = [f"{'metric':<{width}}  {'original':>22}  {'re-run':>22}  difference"]
+    rows = []
     largest, where = 0.0, ""
     for name in names:
         old, new = original.get(name), rerun.get(name)
@@ -100,8 +100,9 @@ def compare(original: dict[str, float], rerun: dict[str, float]) -> tuple[str, f
         if difference > largest:
             largest, where = difference, name
         shown = "missing" if difference == math.inf else _cell(difference)
-        lines.append(f"{name:<{width}}  {_cell(old):>22}  {_cell(new):>22}  {shown}")
-    return "\n".join(lines), largest, where
+        rows.append([name, _cell(old), _cell(new), shown])
+    header = ["metric", "original", "re-run", "difference"]
+    return text_table(header, rows, "<>>>"), largest, where
 
 
 def _cell(value: float | None) -> str:

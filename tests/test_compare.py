@@ -140,7 +140,8 @@ def test_markdown_is_a_github_table(sweep: Path, capsys: pytest.CaptureFixture[s
     lines = run_cli(capsys, sweep, "--format", "markdown").splitlines()
     assert len(lines) == 2 + 4
     assert lines[0].startswith("| model.decoder | optimizer.lr | best val/mIoU |")
-    assert lines[1] == "| " + " | ".join(["---"] * 8) + " |"
+    # the five result columns hold numbers: right-aligned
+    assert lines[1] == "| " + " | ".join(["---"] * 2 + ["---:"] * 5 + ["---"]) + " |"
     for line in lines:
         assert line.startswith("| ") and line.endswith(" |")
         assert line.count(" | ") == 7

@@ -12,7 +12,7 @@ from PIL import Image
 from seglab.data import CamVidDataModule, DatasetError, FolderDataModule, MaskDecoder
 from seglab.data import camvid as camvid_module
 from seglab.data import scan as scan_module
-from seglab.data.stats import class_statistics
+from seglab.data.stats import ClassStatistics, class_statistics, format_statistics
 from seglab.data.transforms import pad_collate
 
 BINARY = {"classes": ["background", "cell"], "mask_values": [0, 255]}
@@ -238,6 +238,20 @@ def test_class_statistics_follow_median_frequency_balancing() -> None:
 def test_absent_class_gets_weight_zero() -> None:
     stats = class_statistics(["a", "b", "c"], torch.tensor([[3, 1, 0]]), torch.tensor([4]))
     assert stats.median_frequency_weights == pytest.approx([(0.75 + 0.25) / 2 / 0.75, 2.0, 0.0])
+
+
+def test_statistics_print_as_an_aligned_table() -> None:
+    stats = ClassStatistics(
+        classes=["road", "sky"],
+        pixel_count=[300, 100],
+        pixel_frequency=[0.75, 0.25],
+        median_frequency_weights=[0.5, 1.5],
+    )
+    assert format_statistics(stats).splitlines() == [
+        "class  pixels  frequency  median-freq weight",
+        "road      300     0.7500              0.5000",
+        "sky       100     0.2500              1.5000",
+    ]
 
 
 def test_folder_counts_come_from_the_files(binary_root: Path, tmp_path: Path) -> None:

@@ -152,6 +152,14 @@ def test_compare_finds_the_largest_difference_and_missing_rows() -> None:
         {"best val/mIoU": 0.5, "val/mIoU epoch 0": 0.125},
     )
     assert (largest, where) == (0.125, "val/mIoU epoch 0")
-    assert "0.25" in table and "0.125" in table
-    _, largest, where = compare({"final val/loss": 1.0}, {})
+    assert table.splitlines() == [
+        "metric            original  re-run  difference",
+        "best val/mIoU          0.5     0.5         0.0",
+        "val/mIoU epoch 0      0.25   0.125       0.125",
+    ]
+    table, largest, where = compare({"final val/loss": 1.0}, {})
     assert (math.isinf(largest), where) == (True, "final val/loss")
+    assert table.splitlines() == [
+        "metric          original  re-run  difference",
+        "final val/loss       1.0       -     missing",
+    ]

@@ -12,6 +12,7 @@ import torch
 from tiny import TINY, cli, run_module
 
 from seglab.eval import main as eval_main
+from seglab.evaluation import format_report
 from seglab.runs import load_events, read_hparams, read_scalars
 from seglab.train import main as train_main
 
@@ -81,6 +82,27 @@ def test_eval_reproduces_the_best_logged_val_miou(
     assert set(report["per_class"]["triangle"]) == {"IoU", "Dice"}
     best = max(value for _, value in read_scalars(trained_run)["val/mIoU"])
     assert report["mIoU"] == pytest.approx(best, abs=1e-4)
+
+
+def test_eval_report_prints_classes_then_the_means_below_a_rule() -> None:
+    report = {
+        "per_class": {
+            "road": {"IoU": 0.5, "Dice": 0.66666},
+            "bicyclist": {"IoU": None, "Dice": None},
+        },
+        "mIoU": 0.5,
+        "mDice": 0.66666,
+        "pixel_accuracy": 0.9,
+        "split": "val",
+    }
+    assert format_report(report).splitlines() == [
+        "class         IoU    Dice",
+        "road       0.5000  0.6667",
+        "bicyclist  absent  absent",
+        "-------------------------",
+        "mean       0.5000  0.6667",
+        "pixel accuracy: 0.9000   split: val",
+    ]
 
 
 def test_eval_overrides_apply_on_top_of_the_checkpoint(

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
+from seglab.tables import text_table
+
 
 @dataclass(frozen=True)
 class ClassStatistics:
@@ -63,14 +65,15 @@ def class_statistics(
 
 def format_statistics(stats: ClassStatistics) -> str:
     """A table of the statistics, as ``seglab-data stats`` prints it."""
-    width = max(len("class"), *(len(name) for name in stats.classes))
-    lines = [f"{'class':<{width}}  {'pixels':>12}  {'frequency':>9}  {'median-freq weight':>18}"]
-    for name, count, frequency, weight in zip(
-        stats.classes,
-        stats.pixel_count,
-        stats.pixel_frequency,
-        stats.median_frequency_weights,
-        strict=True,
-    ):
-        lines.append(f"{name:<{width}}  {count:>12}  {frequency:>9.4f}  {weight:>18.4f}")
-    return "\n".join(lines)
+    rows = [
+        [name, str(count), f"{frequency:.4f}", f"{weight:.4f}"]
+        for name, count, frequency, weight in zip(
+            stats.classes,
+            stats.pixel_count,
+            stats.pixel_frequency,
+            stats.median_frequency_weights,
+            strict=True,
+        )
+    ]
+    header = ["class", "pixels", "frequency", "median-freq weight"]
+    return text_table(header, rows, "<>>>")
