@@ -12,9 +12,11 @@ import pytest
 import pytorch_lightning as pl
 import tiny
 import torch
+from omegaconf import OmegaConf
 
+from seglab.build import build_datamodule, trained_model
+from seglab.checkpoints import CHECKPOINT_KEY, load_checkpoint
 from seglab.eval import main as eval_main
-from seglab.experiment import build_datamodule, load_model
 from seglab.runs import SWEPT_KEYS_ENV, read_scalars
 from seglab.train import main as train_main
 
@@ -84,7 +86,9 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _confusion_by_hand(ckpt_path: Path, split: str) -> torch.Tensor:
     """The checkpoint's confusion matrix over ``split``, one image at a time in one process."""
-    model, config = load_model(ckpt_path)
+    checkpoint = load_checkpoint(ckpt_path)
+    config = OmegaConf.create(checkpoint[CHECKPOINT_KEY]["config"])
+    model = trained_model(config, checkpoint)
     datamodule = build_datamodule(config)
     dataset = datamodule.dataset(split)
     num_classes = datamodule.num_classes
