@@ -9,6 +9,8 @@ with ``key=value``, exactly as in the run that saved it.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from seglab.errors import SeglabError
+from seglab.errors import SeglabError, reported
 
 #: The name under which the checkpoint's config is offered to Hydra (see the module docstring).
 CHECKPOINT_RUN = "checkpoint_run"
@@ -102,3 +104,11 @@ def mount_checkpoint_config(config: dict[str, Any] | None) -> None:
         # checkpoints saved before the inference node existed ran whole images
         node.inference = OmegaConf.load(config_dir() / "inference" / "default.yaml")
     ConfigStore.instance().store(name=CHECKPOINT_RUN, node=node)
+
+
+def on_checkpoint(prog: str, app: Callable[[], None]) -> None:
+    """Run the Hydra ``app`` of a command that works on a checkpoint (``seglab-eval``,
+    ``-predict``, ``-export``) with that checkpoint's config mounted under its own."""
+    with reported(prog):
+        mount_checkpoint(sys.argv[1:])
+    app()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from seglab.configs import config_dir, mount_checkpoint
+from seglab.configs import config_dir, on_checkpoint
 from seglab.errors import reported
 from seglab.evaluation import evaluate, format_report
 
@@ -23,10 +21,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    # the checkpoint's config is what the command line is composed onto
-    with reported(PROG):
-        mount_checkpoint(sys.argv[1:])
-    _main()
+    on_checkpoint(PROG, _main)
 
 
 if __name__ == "__main__":

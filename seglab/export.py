@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seglab.build import trained_model
 from seglab.checkpoints import load_checkpoint
-from seglab.configs import config_dir, mount_checkpoint
+from seglab.configs import config_dir, on_checkpoint
 from seglab.errors import SeglabError, reported
 
 FORMATS = ("onnx", "torchscript")
@@ -196,9 +196,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    with reported("seglab-export"):
-        mount_checkpoint(sys.argv[1:])
-    _main()
+    on_checkpoint("seglab-export", _main)
 
 
 if __name__ == "__main__":

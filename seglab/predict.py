@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from seglab.checkpoints import load_checkpoint
-from seglab.configs import config_dir, mount_checkpoint
+from seglab.configs import config_dir, on_checkpoint
 from seglab.data.folder import IMAGE_EXTENSIONS
 from seglab.errors import SeglabError, reported
 from seglab.predictor import Predictor, build_predictor, read_image
@@ -107,9 +107,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    with reported(PROG):
-        mount_checkpoint(sys.argv[1:])
-    _main()
+    on_checkpoint(PROG, _main)
 
 
 if __name__ == "__main__":
