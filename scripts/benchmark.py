@@ -96,9 +96,8 @@ def images_per_second(
     start = max(warmup, 1)
     if len(times) <= start:
         raise ValueError(f"{len(times)} steps timed; need more than --warmup={warmup}")
-    return (
-        (len(times) - start) * batch_size / ((times[-1] if end is None else end) - times[start - 1])
-    )
+    stop = times[-1] if end is None else end
+    return (len(times) - start) * batch_size / (stop - times[start - 1])
 
 
 def spread(values: list[float]) -> dict[str, float]:
