@@ -4,17 +4,26 @@
         [--variant trainer.channels_last=true ...] [--output outputs/benchmark.json]
         [config overrides, default experiment=camvid_cpu]
 
-(a) ``train``: images/s of seglab's own training path (the builders behind ``seglab-train``,
-with its callbacks, loggers and progress bar) and of a plain PyTorch loop over the same
-Segmenter, loss, optimizer, schedule and data loader, alternated ``--repeats`` times (in
-ABBA order); the ratio compares their medians. Each ``--variant`` (overrides added to the
-config, e.g. a precision or memory format) is timed through seglab's path too. (b) ``data``:
-images/s of the training data loader alone, per worker count. (c) ``inference``: images/s of
-the model on batches of the val split at evaluation resolution, logits upsampled to the labels
-and argmaxed.
+(a) ``train``: images/s of a training epoch as ``seglab-train`` runs it, against a plain
+PyTorch loop doing the same work. The epoch is ``--steps`` training steps followed by what
+ends every epoch of a run: a validation over the whole val split, best.ckpt and last.ckpt.
+seglab's side is the builders behind ``seglab-train`` with every callback and logger of the
+config (the prediction-grid and confusion-matrix images, TensorBoard scalars, the progress
+bar, atomic checkpoint writes). The plain loop trains the same Segmenter with the same loss,
+optimizer, schedule and data loader, then validates as the task does (same autocast, logits
+upsampled to the labels, the loss and one confusion matrix over the split, its scores) and
+saves model, optimizer and schedule with ``torch.save`` as best.ckpt and last.ckpt; it logs
+nothing, so the ratio includes the cost of seglab's logging. The two alternate ``--repeats``
+times (in ABBA order); the ratio compares their medians, and the spread of the repeats, per
+side, says how far to trust it. Each ``--variant`` (overrides added to the config, e.g. a
+precision or memory format) is timed through seglab's path too. (b) ``data``: images/s of the
+training data loader alone, per worker count. (c) ``inference``: images/s of the model on
+batches of the val split at evaluation resolution, logits upsampled to the labels and argmaxed.
 
-Images/s count the steps after ``--warmup``, from the end of the last warm-up step to the end
-of the last step, data loading included. Prints a table and writes the results as JSON.
+Training images/s count the steps after ``--warmup``, from the end of the last warm-up step to
+the end of the epoch (its validation and checkpoints included), data loading included. Set-up
+before the first step and the test after training are left out of both sides. Prints a table
+and writes the results as JSON.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import shlex
 import statistics
@@ -34,7 +44,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seglab.build import (
     apply_performance_options,
@@ -45,6 +55,7 @@ from seglab.build import (
 )
 from seglab.configs import config_dir
 from seglab.data import SegmentationDataModule
+from seglab.metrics import segmentation_scores
 from seglab.task import SegmentationTask, upsample_to
 
 
@@ -60,32 +71,62 @@ def _synchronize(device: torch.device) -> None:
 
 
 class StepClock(pl.Callback):
-    """Wall time at the end of every training step (synchronised only there, on a GPU)."""
+    """Wall time at the end of every training step and at the end of training, after the last
+    validation and checkpoints (synchronised only there, on a GPU)."""
 
     def __init__(self) -> None:
         self.times: list[float] = []
+        self.end: float | None = None
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
         _synchronize(trainer.strategy.root_device)
         self.times.append(time.perf_counter())
 
+    def on_train_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        _synchronize(trainer.strategy.root_device)
+        self.end = time.perf_counter()
 
-def images_per_second(times: list[float], warmup: int, batch_size: int) -> float:
-    """Throughput between the end of step ``warmup`` and the end of the last step."""
+
+def images_per_second(
+    times: list[float], warmup: int, batch_size: int, end: float | None = None
+) -> float:
+    """Throughput between the end of step ``warmup`` and ``end`` (by default the end of the
+    last step) of the steps after ``warmup``."""
     # the clock starts at the end of a step, so the first step is never counted
     start = max(warmup, 1)
     if len(times) <= start:
         raise ValueError(f"{len(times)} steps timed; need more than --warmup={warmup}")
-    return (len(times) - start) * batch_size / (times[-1] - times[start - 1])
+    stop = times[-1] if end is None else end
+    return (len(times) - start) * batch_size / (stop - times[start - 1])
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median and extremes of repeated measurements, and their relative spread
+    ``(max - min) / median``."""
+    median = statistics.median(values)
+    return {
+        "median": median,
+        "min": min(values),
+        "max": max(values),
+        "relative_spread": (max(values) - min(values)) / median,
+    }
 
 
 def _bench_cfg(cfg: DictConfig, steps: int) -> DictConfig:
-    """The run config limited to ``steps`` training batches and no evaluation."""
+    """The run config limited to one epoch of ``steps`` training batches, which ends, as every
+    epoch of a run does, with a validation over the whole val split and its checkpoints."""
     cfg = copy.deepcopy(cfg)
     cfg.trainer.max_epochs = 1
     cfg.trainer.max_time = None
     cfg.trainer.limit_train_batches = steps
-    cfg.trainer.limit_val_batches = 0
+    cfg.trainer.limit_val_batches = None
+    # at the end of the epoch, whatever the config's schedule (a time-based val_check_interval
+    # would not come round in a run this short)
+    cfg.trainer.check_val_every_n_epoch = 1
+    with open_dict(cfg.trainer):
+        cfg.trainer.val_check_interval = 1.0
+    # the sanity check runs before the clock starts, and would start the val loader's workers
+    # untimed on seglab's side only
     cfg.trainer.num_sanity_val_steps = 0
     cfg.trainer.fast_dev_run = False
     cfg.test_after_fit = False
@@ -102,9 +143,10 @@ def _prepared(cfg: DictConfig, training: bool) -> tuple[SegmentationDataModule, 
 
 
 def seglab_training(cfg: DictConfig, steps: int, warmup: int) -> float:
-    """Images/s of the path ``seglab-train`` takes: builders, callbacks, loggers, Trainer.fit."""
+    """Images/s of the path ``seglab-train`` takes: builders, callbacks, loggers, Trainer.fit,
+    until the epoch's validation, images and checkpoints are done."""
     cfg = _bench_cfg(cfg, steps)
-    # every measurement writes its checkpoint and events to a directory of its own
+    # every measurement writes its checkpoints and events to a directory of its own
     cfg.paths.output_dir = tempfile.mkdtemp(prefix="seglab-", dir=cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, task = _prepared(cfg, training=True)
@@ -112,14 +154,47 @@ def seglab_training(cfg: DictConfig, steps: int, warmup: int) -> float:
     clock = StepClock()
     trainer.callbacks.append(clock)
     trainer.fit(task, datamodule=datamodule)
-    return images_per_second(clock.times, warmup, cfg.data.batch_size)
+    return images_per_second(clock.times, warmup, cfg.data.batch_size, end=clock.end)
+
+
+def plain_validation(
+    task: SegmentationTask,
+    datamodule: SegmentationDataModule,
+    device: torch.device,
+    autocast: torch.autocast,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss and confusion matrix (rows: truth) over the val split, computed the way the
+    task's validation computes them, with the confusion matrix counted by hand as in
+    torchvision's segmentation references."""
+    model, loss_fn = task.model, task.loss
+    num_classes, ignore_index = len(task.classes), datamodule.ignore_index
+    confmat = torch.zeros(num_classes, num_classes, dtype=torch.long, device=device)
+    loss_sum, count = torch.zeros((), device=device), 0
+    model.eval()
+    with torch.inference_mode(), autocast:
+        for images, masks, _ in datamodule.val_dataloader():
+            images = task.layout(images.to(device, non_blocking=True))
+            masks = masks.to(device, non_blocking=True)
+            logits = model(images) if task.inferer is None else task.inferer.logits(images)
+            logits = upsample_to(logits, masks)
+            loss_sum += loss_fn(logits, masks) * images.shape[0]
+            count += images.shape[0]
+            valid = masks != ignore_index
+            cells = masks[valid] * num_classes + logits.argmax(1)[valid]
+            confmat += torch.bincount(cells, minlength=num_classes**2).view(
+                num_classes, num_classes
+            )
+    model.train()
+    return loss_sum / count, confmat
 
 
 def plain_training(cfg: DictConfig, steps: int, warmup: int) -> float:
-    """Images/s of a hand-written loop over the same model, loss, optimizer, schedule and data.
+    """Images/s of a hand-written epoch over the same model, loss, optimizer, schedule and data:
+    training steps, a validation of the val split, best.ckpt and last.ckpt.
 
     The model, loss and optimizer come from the same builders so that both paths train the same
-    network; everything around them (device placement, autocast, the step) is written out.
+    network; everything around them (device placement, autocast, the step, the validation and
+    the checkpoints) is written out.
     """
     cfg = _bench_cfg(cfg, steps)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -139,6 +214,11 @@ def plain_training(cfg: DictConfig, steps: int, warmup: int) -> float:
     precision = str(cfg.trainer.precision)
     dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
+
+    def autocast() -> torch.autocast:
+        return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+    checkpoints = Path(tempfile.mkdtemp(prefix="plain-", dir=cfg.paths.output_dir))
     times = []
     loader = datamodule.train_dataloader()
     for step, (images, masks, _) in enumerate(loader):
@@ -146,7 +226,7 @@ def plain_training(cfg: DictConfig, steps: int, warmup: int) -> float:
             break
         images = task.layout(images.to(device, non_blocking=True))
         masks = masks.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast():
             loss = loss_fn(model(images), masks)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -156,7 +236,21 @@ def plain_training(cfg: DictConfig, steps: int, warmup: int) -> float:
             scheduler.step()
         _synchronize(device)
         times.append(time.perf_counter())
-    return images_per_second(times, warmup, cfg.data.batch_size)
+    val_loss, confmat = plain_validation(task, datamodule, device, autocast())
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "step": steps,
+        "val_loss": float(val_loss),
+        "val_mIoU": float(segmentation_scores(confmat)["mIoU"]),
+        "confusion_matrix": confmat.cpu(),
+    }
+    # the first validation of a run is always its best so far
+    torch.save(state, checkpoints / "best.ckpt")
+    torch.save(state, checkpoints / "last.ckpt")
+    _synchronize(device)
+    return images_per_second(times, warmup, cfg.data.batch_size, end=time.perf_counter())
 
 
 def data_throughput(cfg: DictConfig, workers: int, batches: int) -> float:
@@ -189,22 +283,42 @@ def inference_throughput(cfg: DictConfig, batches: int, warmup: int) -> float:
     return images_per_second(times, warmup, images.shape[0])
 
 
+#: CPU features that decide how fast bf16 autocast runs (without them bf16 is emulated)
+CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
+    flags: list[str] = []
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                flags = [flag for flag in CPU_FLAGS if flag in present]
                 break
     except OSError:
         pass
     return {
         "cpu": cpu,
+        "cpu_flags": flags,
+        "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
+
+
+def _repeats(values: list[float], summary: dict[str, float]) -> str:
+    """A table cell: the median, each repeat, and how far the repeats spread."""
+    listed = ", ".join(f"{value:.2f}" for value in values)
+    return (
+        f"median {summary['median']:.2f} of {listed} "
+        f"(min {summary['min']:.2f}, max {summary['max']:.2f}, "
+        f"spread {summary['relative_spread']:.1%})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,8 +361,12 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     seglab_runs.append(seglab_training(cfg, args.steps, args.warmup))
         results["train"] = {
+            "steps": args.steps,
+            "warmup": args.warmup,
             "seglab_images_per_s": seglab_runs,
             "plain_images_per_s": plain_runs,
+            "seglab": spread(seglab_runs),
+            "plain": spread(plain_runs),
             "ratio": statistics.median(seglab_runs) / statistics.median(plain_runs),
         }
         variants = {}
@@ -264,10 +382,15 @@ def main(argv: list[str] | None = None) -> int:
             cfg, args.inference_batches, warmup=1
         )
 
+    train = results["train"]
     rows = [
-        ("train, seglab", "median of " + ", ".join(f"{v:.2f}" for v in seglab_runs)),
-        ("train, plain loop", "median of " + ", ".join(f"{v:.2f}" for v in plain_runs)),
-        ("train, seglab / plain (ratio)", f"{results['train']['ratio']:.3f}"),
+        ("train, seglab", _repeats(seglab_runs, train["seglab"])),
+        ("train, plain loop", _repeats(plain_runs, train["plain"])),
+        (
+            "train, seglab / plain (ratio)",
+            f"{train['ratio']:.3f} (repeats spread: seglab {train['seglab']['relative_spread']:.1%}"
+            f", plain {train['plain']['relative_spread']:.1%})",
+        ),
         *((f"train, seglab, {name}", f"{value:.2f}") for name, value in variants.items()),
         *(
             (f"data, {workers} workers", f"{value:.1f}")

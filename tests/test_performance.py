@@ -1,5 +1,6 @@
 """Performance options, the absence of per-step host synchronisation, and the benchmark script
-on a tiny setting (its numbers are never checked: they belong to docs/benchmarks.md)."""
+on a tiny setting (its numbers are never checked: they belong to docs/benchmarks.md; what it
+reports and what each measurement does are)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from seglab.build import (
 )
 from seglab.configs import config_dir
 from seglab.errors import SeglabError
+from seglab.runs import load_events
 from seglab.task import SegmentationTask
 
 SCRIPT = Path(__file__).parents[1] / "scripts" / "benchmark.py"
@@ -216,7 +218,7 @@ def test_bad_compile_value_is_refused(tmp_path: Path) -> None:
 
 
 def test_benchmark_measures_every_part_on_a_tiny_setting(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = tmp_path / "benchmark.json"
     arguments = ["--steps", "3", "--warmup", "1", "--repeats", "2", "--workers", "0", "1"]
@@ -231,14 +233,53 @@ def test_benchmark_measures_every_part_on_a_tiny_setting(
     assert exit_info.value.code == 0
     results = json.loads(output.read_text())
     train = results["train"]
-    assert len(train["seglab_images_per_s"]) == len(train["plain_images_per_s"]) == 2
-    assert train["ratio"] == pytest.approx(
-        statistics.median(train["seglab_images_per_s"])
-        / statistics.median(train["plain_images_per_s"])
-    )
+    assert (train["steps"], train["warmup"]) == (3, 1)
+    for side in ("seglab", "plain"):
+        runs = train[f"{side}_images_per_s"]
+        assert len(runs) == 2
+        assert train[side] == {
+            "median": pytest.approx(statistics.median(runs)),
+            "min": min(runs),
+            "max": max(runs),
+            "relative_spread": pytest.approx((max(runs) - min(runs)) / statistics.median(runs)),
+        }
+    assert train["ratio"] == pytest.approx(train["seglab"]["median"] / train["plain"]["median"])
     assert set(results["variants"]) == {"trainer.channels_last=true"}
     assert set(results["data_images_per_s"]) == {"0", "1"}
     values = [*train["seglab_images_per_s"], *train["plain_images_per_s"]]
     values += [*results["variants"].values(), *results["data_images_per_s"].values()]
     assert all(value > 0 for value in [*values, results["inference_images_per_s"]])
-    assert results["machine"]["torch_threads"] >= 1
+    machine = results["machine"]
+    assert machine["torch_threads"] >= 1 and machine["cpu_count"] >= 1
+    assert set(machine["cpu_flags"]) <= {"avx512_bf16", "amx_bf16", "amx_tile"}
+    # the printed table gives each side's spread next to the ratio
+    table = {line.split("  ")[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "spread" in table["train, seglab"] and "spread" in table["train, plain loop"]
+    assert "seglab" in table["train, seglab / plain (ratio)"].split("spread")[1]
+    assert "plain" in table["train, seglab / plain (ratio)"].split("spread")[1]
+
+
+def test_both_sides_of_the_training_benchmark_validate_and_checkpoint(tmp_path: Path) -> None:
+    """A timed epoch is what a run's epoch is: training, a validation of the whole val split,
+    best.ckpt and last.ckpt, and (seglab's side) the TensorBoard images."""
+    benchmark = runpy.run_path(str(SCRIPT))
+    # two val batches, so that a validation cut short shows
+    cfg = _config(tmp_path, "trainer.enable_progress_bar=false", "data.eval_batch_size=4")
+    benchmark["seglab_training"](cfg, 3, 1)
+    benchmark["plain_training"](cfg, 3, 1)
+    (seglab_run,) = tmp_path.glob("seglab-*")
+    (plain_run,) = tmp_path.glob("plain-*")
+    assert {p.name for p in (seglab_run / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
+    assert {p.name for p in plain_run.iterdir()} == {"best.ckpt", "last.ckpt"}
+    events = load_events(seglab_run)
+    assert set(events.Tags()["images"]) >= {"val/predictions", "val/confusion_matrix"}
+    assert "val/mIoU" in events.Tags()["scalars"]
+    # the plain loop's confusion matrix counts every labelled pixel of the val split
+    datamodule = build_datamodule(cfg)
+    setup_data(datamodule, "fit")
+    labelled = sum(
+        int((masks != datamodule.ignore_index).sum()) for _, masks, _ in datamodule.val_dataloader()
+    )
+    checkpoint = torch.load(plain_run / "best.ckpt", weights_only=True)
+    assert int(checkpoint["confusion_matrix"].sum()) == labelled
+    assert set(checkpoint) >= {"model", "optimizer", "scheduler"}
