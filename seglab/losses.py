@@ -143,16 +143,15 @@ class WeightedSumLoss(nn.Module):
 
     Args:
         losses: name -> loss module, each called as ``loss(logits, target)``.
-        weights: name -> weight of that term; names left out weigh 1.0. Naming a loss that is
-            not in ``losses`` is an error, since a typo would otherwise silently keep weight 1.
+        weights: name -> weight of that term; names left out (all of them for None) weigh
+            1.0. Naming a loss that is not in ``losses`` is an error, since a typo would
+            otherwise silently keep weight 1.
 
     After each forward, ``last_terms`` holds every unweighted term, detached and on the device,
     so a caller can log them without a host sync.
     """
 
-    def __init__(
-        self, losses: dict[str, nn.Module], weights: dict[str, float] | None = None
-    ) -> None:
+    def __init__(self, losses: dict[str, nn.Module], weights: dict[str, float] | None) -> None:
         super().__init__()
         if not losses:
             raise ValueError("expected at least one loss")

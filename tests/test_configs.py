@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,8 +14,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
 from hydra.experimental.callback import Callback as HydraCallback
-from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import get_class, get_object, instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from PIL import Image
 
 from seglab.build import (
@@ -182,6 +185,72 @@ def test_every_config_file_composes_and_instantiates(
     hydra_node = group.startswith(("hydra", "hparams_search"))
     cfg = _compose(tmp_path, overrides=tuple(overrides), return_hydra_config=hydra_node)
     _instantiate_group(group, cfg, tmp_path)
+
+
+def _targets(node: DictConfig, path: str = "") -> Iterator[tuple[str, DictConfig]]:
+    """Every node of one config file that names a seglab ``_target_``, with its dotted path."""
+    if str(node.get("_target_", "")).startswith("seglab."):
+        yield path, node
+    for key in node:
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and key != "defaults":
+            yield from _targets(child, f"{path}.{key}" if path else str(key))
+
+
+def _parameters(target: Any) -> dict[str, inspect.Parameter]:
+    """The named arguments ``target`` takes, following ``**kwargs`` into its base classes."""
+    if not inspect.isclass(target):
+        return dict(inspect.signature(target).parameters)
+    parameters: dict[str, inspect.Parameter] = {}
+    for cls in target.__mro__:
+        if "__init__" not in vars(cls):
+            continue
+        own = inspect.signature(cls.__init__).parameters
+        for name, parameter in own.items():
+            parameters.setdefault(name, parameter)
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own.values()):
+            break
+    return parameters
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, so that a Python default compares with a config's list."""
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def test_python_defaults_never_restate_a_config_value_differently() -> None:
+    """A value set in a conf/ file lives there; the argument it goes to has no Python default
+    or the same one, so that Python callers and configs never build different things. Values
+    wired from elsewhere (interpolations) and nested objects have nothing to restate."""
+    differing = []
+    for path in sorted(CONF.rglob("*.yaml")):
+        for where, node in _targets(OmegaConf.load(path)):
+            target = node._get_node("_target_")._value()
+            parameters = _parameters(get_object(target))
+            for key in node:
+                child = node._get_node(key)
+                parameter = parameters.get(str(key))
+                if (
+                    parameter is None
+                    or parameter.default is inspect.Parameter.empty
+                    or OmegaConf.is_interpolation(node, str(key))
+                    or (isinstance(child, DictConfig) and "_target_" in child)
+                ):
+                    continue
+                value = (
+                    OmegaConf.to_container(child)
+                    if isinstance(child, DictConfig | ListConfig)
+                    else child._value()
+                )
+                if _plain(parameter.default) != value:
+                    name = f"{where}.{key}" if where else key
+                    differing.append(
+                        f"{path.relative_to(CONF)}: {name}={value!r} but {target} defaults "
+                        f"to {parameter.default!r}"
+                    )
+    assert not differing, "\n".join(differing)
 
 
 def test_data_stats_config_composes_data_and_paths(tmp_path: Path) -> None:

@@ -3,26 +3,46 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from tiny import data_options
 from torch import Tensor
 from torch.utils.data import Dataset, RandomSampler
 
 from seglab.data import SegmentationDataModule, SyntheticShapes, SyntheticShapesDataModule
-from seglab.data.synthetic import CLASSES, ELLIPSE, RECTANGLE, TRIANGLE, Shapes, render
+from seglab.data.synthetic import (
+    CLASSES,
+    ELLIPSE,
+    RECTANGLE,
+    TRIANGLE,
+    Shapes,
+    ShapesOptions,
+    render,
+)
 
 SMALL = {"image_size": 32, "max_shapes": 3}
-CONF = Path(__file__).resolve().parents[1] / "conf" / "data" / "synthetic.yaml"
+CONFIG = data_options("synthetic")
+# what the base class needs besides the class metadata: conf/data/synthetic.yaml's values
+BASE = {
+    key: CONFIG[key]
+    for key in ("mean", "std", "batch_size", "eval_batch_size", "num_workers", "pin_memory")
+    + ("persistent_workers", "drop_last")
+}
+BASE["in_channels"] = 3
 
 
 def _datamodule(**overrides) -> SyntheticShapesDataModule:
-    options = {"num_train": 20, "num_val": 20, "num_test": 8, "batch_size": 8, **SMALL}
-    return SyntheticShapesDataModule(**{**options, **overrides})
+    small = {"num_train": 20, "num_val": 20, "num_test": 8, "batch_size": 8, **SMALL}
+    return SyntheticShapesDataModule(**{**CONFIG, **small, **overrides})
+
+
+def _shapes(num_samples: int, split: str = "train", **overrides) -> SyntheticShapes:
+    """Scenes of conf/data/synthetic.yaml's generator, ``overrides`` replacing some options."""
+    values = {**CONFIG, **overrides}
+    options = ShapesOptions(**{key: values[key] for key in ShapesOptions._fields})
+    return SyntheticShapes(num_samples, split, options, values["mean"], values["std"])
 
 
 def _one_shape(kind: int, size: float, aspect: float = 1.0, angle: float = 0.0) -> Tensor:
@@ -42,33 +62,33 @@ def _one_shape(kind: int, size: float, aspect: float = 1.0, angle: float = 0.0) 
 
 
 def test_same_seed_gives_identical_samples():
-    a, b = SyntheticShapes(20, seed=3, **SMALL), SyntheticShapes(20, seed=3, **SMALL)
+    a, b = _shapes(20, seed=3, **SMALL), _shapes(20, seed=3, **SMALL)
     assert torch.equal(a.images, b.images)
     assert torch.equal(a.masks, b.masks)
 
 
 def test_different_seeds_give_different_samples():
-    a, b = SyntheticShapes(20, seed=0, **SMALL), SyntheticShapes(20, seed=1, **SMALL)
+    a, b = _shapes(20, seed=0, **SMALL), _shapes(20, seed=1, **SMALL)
     assert not torch.equal(a.masks, b.masks)
     assert not torch.equal(a.images, b.images)
 
 
 def test_sample_does_not_depend_on_split_size():
-    short, long = SyntheticShapes(5, **SMALL), SyntheticShapes(150, **SMALL)
+    short, long = _shapes(5, **SMALL), _shapes(150, **SMALL)
     assert torch.equal(short.images, long.images[:5])
     assert torch.equal(short.masks, long.masks[:5])
 
 
 def test_splits_share_no_sample():
-    train = SyntheticShapes(40, split="train", **SMALL)
-    val = SyntheticShapes(40, split="val", **SMALL)
+    train = _shapes(40, split="train", **SMALL)
+    val = _shapes(40, split="val", **SMALL)
     # Largest pixel difference between every train image and every val image.
     difference = (train.images[:, None] - val.images[None]).abs().flatten(2).amax(-1)
     assert difference.min() > 0.1
 
 
 def test_items_have_documented_shapes_and_dtypes():
-    dataset = SyntheticShapes(4, image_size=24)
+    dataset = _shapes(4, image_size=24)
     image, mask, name = dataset[1]
     assert len(dataset) == 4 and name == "synthetic train sample 1"
     assert image.shape == (3, 24, 24) and image.dtype == torch.float32
@@ -76,7 +96,7 @@ def test_items_have_documented_shapes_and_dtypes():
 
 
 def test_every_class_appears_and_masks_hold_class_indices():
-    masks = SyntheticShapes(30, **SMALL).masks
+    masks = _shapes(30, **SMALL).masks
     counts = torch.bincount(masks.flatten(), minlength=len(CLASSES))
     assert len(counts) == len(CLASSES)
     assert (counts > 0).all()
@@ -84,8 +104,8 @@ def test_every_class_appears_and_masks_hold_class_indices():
 
 
 def test_images_are_normalised_with_mean_and_std():
-    raw = SyntheticShapes(6, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), **SMALL).images
-    normalised = SyntheticShapes(6, mean=(0.5, 0.4, 0.3), std=(0.2, 0.3, 0.4), **SMALL).images
+    raw = _shapes(6, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), **SMALL).images
+    normalised = _shapes(6, mean=(0.5, 0.4, 0.3), std=(0.2, 0.3, 0.4), **SMALL).images
     assert raw.min() >= 0 and raw.max() <= 1
     expected = (raw - torch.tensor([0.5, 0.4, 0.3])[:, None, None]) / torch.tensor([0.2, 0.3, 0.4])[
         :, None, None
@@ -95,8 +115,8 @@ def test_images_are_normalised_with_mean_and_std():
 
 def test_noise_is_per_pixel_gaussian_of_the_given_std():
     options = {"mean": (0.0,) * 3, "std": (1.0,) * 3, "seed": 5, **SMALL}
-    clean = SyntheticShapes(8, noise=0.0, **options)
-    noisy = SyntheticShapes(8, noise=0.02, **options)
+    clean = _shapes(8, noise=0.0, **options)
+    noisy = _shapes(8, noise=0.02, **options)
     assert torch.equal(clean.masks, noisy.masks)
     difference = noisy.images - clean.images
     inside = (clean.images > 0.1) & (clean.images < 0.9)  # away from clamping
@@ -270,9 +290,9 @@ def test_persistent_workers_only_reach_the_loader_with_workers():
 
 
 def test_denormalize_inverts_the_normalisation():
-    options = {"num_train": 8, "num_val": 8, "num_test": 8, **SMALL}
-    raw = SyntheticShapesDataModule(mean=[0.0] * 3, std=[1.0] * 3, **options).dataset("val")
-    datamodule = SyntheticShapesDataModule(mean=[0.4, 0.5, 0.6], std=[0.2, 0.25, 0.3], **options)
+    options = {"num_train": 8, "num_val": 8, "num_test": 8}
+    raw = _datamodule(mean=[0.0] * 3, std=[1.0] * 3, **options).dataset("val")
+    datamodule = _datamodule(mean=[0.4, 0.5, 0.6], std=[0.2, 0.25, 0.3], **options)
     images = datamodule.dataset("val").images
     torch.testing.assert_close(datamodule.denormalize(images), raw.images)
     torch.testing.assert_close(datamodule.denormalize(images[0]), raw.images[0])
@@ -288,11 +308,11 @@ def test_metadata_defaults():
 def test_default_palette_is_distinct_and_fixed():
     class Blank(SegmentationDataModule):
         def _build_dataset(self, split: str) -> Dataset:
-            return SyntheticShapes(4)
+            return _shapes(4)
 
     classes = [f"class{i}" for i in range(30)]
-    palette = Blank(classes, num_classes=30, ignore_index=255).palette
-    assert palette == Blank(classes, num_classes=30, ignore_index=255).palette
+    palette = Blank(classes, num_classes=30, ignore_index=255, palette=None, **BASE).palette
+    assert palette == Blank(classes, 30, 255, None, **BASE).palette
     assert len({tuple(rgb) for rgb in palette}) == 30
     assert palette[0] == [0, 0, 0]
     assert all(len(rgb) == 3 and all(0 <= v <= 255 for v in rgb) for rgb in palette)
@@ -300,11 +320,11 @@ def test_default_palette_is_distinct_and_fixed():
 
 def test_base_class_checks_class_count():
     with pytest.raises(ValueError, match=r"data\.num_classes=5 but data\.classes lists 4 names"):
-        SegmentationDataModule(["a", "b", "c", "d"], num_classes=5, ignore_index=255)
+        SegmentationDataModule(["a", "b", "c", "d"], 5, 255, None, **BASE)
 
 
 def test_base_class_needs_build_dataset():
-    datamodule = SegmentationDataModule(["a", "b"], num_classes=2, ignore_index=255)
+    datamodule = SegmentationDataModule(["a", "b"], 2, 255, None, **BASE)
     with pytest.raises(NotImplementedError, match="_build_dataset"):
         datamodule.dataset("train")
 
@@ -342,17 +362,18 @@ def test_batch_larger_than_the_training_split_is_rejected():
         _datamodule(batch_size=32).train_dataloader()
 
 
-def test_config_builds_the_datamodule_with_the_class_defaults():
-    cfg = OmegaConf.load(CONF)
-    assert cfg.num_classes == len(cfg.classes)
-    cfg.num_train, cfg.num_val, cfg.num_test = 16, 4, 4
-    datamodule = instantiate(cfg)
-    assert isinstance(datamodule, SyntheticShapesDataModule)
-    assert datamodule.classes == list(CLASSES) and datamodule.ignore_index == 255
+def test_config_builds_the_datamodule_with_its_own_values():
+    datamodule = SyntheticShapesDataModule(**{**CONFIG, "num_train": 16, "num_val": 4})
+    assert datamodule.classes == list(CONFIG["classes"]) == list(CLASSES)
+    assert datamodule.num_classes == len(CLASSES) and datamodule.ignore_index == 255
+    assert datamodule.generator_options == ShapesOptions(
+        **{key: CONFIG[key] for key in ShapesOptions._fields}
+    )
     image, mask, _ = datamodule.dataset("train")[0]
-    assert image.shape == (3, cfg.image_size, cfg.image_size) and mask.shape == image.shape[1:]
-    # The yaml restates the constructor's defaults, so Python and CLI users get the same data.
-    defaults = SyntheticShapesDataModule(num_train=16, num_val=4, num_test=4)
-    assert datamodule.generator_options == defaults.generator_options
-    assert (datamodule.mean, datamodule.std) == (defaults.mean, defaults.std)
-    assert datamodule.palette == defaults.palette and datamodule.batch_size == defaults.batch_size
+    assert image.shape == (3, 32, 32) and mask.shape == image.shape[1:]
+
+
+def test_a_generator_option_the_config_lacks_is_refused_not_defaulted():
+    options = {key: value for key, value in CONFIG.items() if key != "min_aspect"}
+    with pytest.raises(TypeError, match="min_aspect"):
+        SyntheticShapesDataModule(**options)

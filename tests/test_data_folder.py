@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny import data_options
 
 from seglab.data import CamVidDataModule, DatasetError, FolderDataModule, MaskDecoder
 from seglab.data import camvid as camvid_module
@@ -45,8 +46,12 @@ def binary_root(tmp_path: Path) -> Path:
 
 
 def make(root: Path, cache_dir: Path | None = None, **options) -> FolderDataModule:
-    defaults = {"batch_size": 2, "num_workers": 0, "hflip": 0.0, **BINARY}
-    return FolderDataModule(root=root, cache_dir=cache_dir, **{**defaults, **options})
+    """conf/data/folder.yaml's datamodule on ``root``, without augmentation or workers."""
+    plain = {"batch_size": 2, "eval_batch_size": None, "num_workers": 0, **BINARY}
+    plain |= {"crop_size": None, "scale_range": None, "hflip": 0.0, "color_jitter": None}
+    values = {**data_options("folder"), **plain, **options}
+    values["num_classes"] = len(values["classes"])
+    return FolderDataModule(**{**values, "root": root, "cache_dir": cache_dir})
 
 
 # --- layout and decoding ------------------------------------------------------------------
@@ -278,7 +283,7 @@ def test_camvid_layout_and_void(tmp_path: Path) -> None:
         (root / f"{split}annot").mkdir()
         Image.new("RGB", (8, 6)).save(root / split / "f.jpg")
         Image.fromarray(np.full((6, 8), 11, np.uint8)).save(root / f"{split}annot" / "f.png")
-    datamodule = CamVidDataModule(root=root, batch_size=1)
+    datamodule = CamVidDataModule(**{**data_options("camvid"), "root": root, "cache_dir": None})
     _, mask, _ = datamodule.dataset("val")[0]
     assert datamodule.num_classes == 11 and mask.eq(11).all()
     assert "test split folder" in datamodule.split_unavailable("test")

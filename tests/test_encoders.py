@@ -14,7 +14,6 @@ import torchvision
 from huggingface_hub import constants as hf_constants
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from torch import nn
 
 from seglab.models import MobileNetV3Encoder, ResNetEncoder, Segmenter, TimmEncoder
@@ -33,8 +32,10 @@ LAYOUTS = {
 
 
 def _encoder(config: str, **overrides: object) -> nn.Module:
-    cfg = OmegaConf.load(CONF_DIR / "model" / "encoder" / f"{config}.yaml")
-    return instantiate(cfg, **overrides).eval()
+    """The encoder ``model/encoder=<config>`` composes, its defaults list included."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="model/segmenter", overrides=[f"model/encoder={config}"])
+    return instantiate(cfg.model.encoder, **overrides).eval()
 
 
 def _features(encoder: nn.Module, channels: int = 3) -> list[torch.Tensor]:
@@ -59,6 +60,16 @@ def _compose_model(*overrides: str) -> Segmenter:
 def test_channels_strides_and_feature_shapes(config: str) -> None:
     torch.manual_seed(0)
     _check_layout(_encoder(config), *LAYOUTS[config])
+
+
+# Residual blocks per stage in the ResNet paper's table 1.
+RESNET_BLOCKS = {"resnet18": [2, 2, 2, 2], "resnet34": [3, 4, 6, 3], "resnet50": [3, 4, 6, 3]}
+
+
+@pytest.mark.parametrize("config", sorted(RESNET_BLOCKS))
+def test_resnet_configs_build_their_own_depth(config: str) -> None:
+    encoder = _encoder(config)
+    assert [len(stage) for stage in encoder._stages()] == RESNET_BLOCKS[config]
 
 
 @pytest.mark.parametrize("config", ["resnet18", "mobilenetv3_large", "timm"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny import TINY, cli, run_module
+from tiny import TINY, cli, data_options, run_module
 
 from seglab.eval import main as eval_main
 from seglab.evaluation import format_report
@@ -292,7 +292,8 @@ def test_an_image_that_breaks_after_the_setup_check_stops_training_naming_it(
     root = _binary_folder(tmp_path / "cells")
     cache = tmp_path / "cache"
     options = {"classes": ["background", "cell"], "mask_values": [0, 255]}
-    datamodule = FolderDataModule(root=root, cache_dir=cache, **options)
+    values = {**data_options("folder"), **options, "num_classes": 2}
+    datamodule = FolderDataModule(**{**values, "root": root, "cache_dir": cache})
     for split in ("train", "val"):  # what an earlier run left in the cache
         datamodule.scan(split)
     # the file goes bad with its size and time unchanged: the cached scan still trusts it
@@ -441,7 +442,7 @@ def test_camvid_stats_match_its_published_pixel_counts(camvid_cache: Path) -> No
 
     readme_counts = [10682767, 14750079, 623349, 20076880, 2845085, 6166762, 743859, 714595]
     readme_counts += [3719877, 405385, 184967]
-    datamodule = CamVidDataModule(cache_dir=camvid_cache)
+    datamodule = CamVidDataModule(**{**data_options("camvid"), "cache_dir": camvid_cache})
     stats = class_statistics(datamodule.classes, *datamodule.class_pixel_counts("train"))
     assert stats.pixel_count == readme_counts
     assert stats.pixel_frequency == pytest.approx([c / sum(readme_counts) for c in readme_counts])

@@ -1,7 +1,10 @@
-"""Tiny seglab runs for the end-to-end tests: overrides and ways to run the entry points."""
+"""Tiny seglab runs for the end-to-end tests: overrides, ways to run the entry points, and the
+values a data config hands its datamodule."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import logging
 import os
 import subprocess
@@ -9,11 +12,17 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
+import seglab.data  # noqa: F401  (registers the resolvers the data configs use)
 from seglab.runs import read_scalars
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 #: A run of a few seconds on the synthetic data: 4 batches an epoch, 2 epochs.
 TINY = [
@@ -148,3 +157,21 @@ def inside_epoch(root: Path, process: subprocess.Popen, epoch: int) -> Path:
     steps_before = (epoch - 1) * BATCHES
     wait_for(lambda: max(train_steps(run_dir), default=0) > steps_before, process, f"epoch {epoch}")
     return run_dir
+
+
+@functools.cache
+def _data_options(option: str) -> dict[str, Any]:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"data={option}"])
+    options = OmegaConf.to_container(cfg.data, resolve=True)
+    del options["_target_"]
+    return options
+
+
+def data_options(option: str) -> dict[str, Any]:
+    """The arguments ``seglab-train data=<option>`` builds its datamodule with, resolved.
+
+    Tests build datamodules from these, changing only what they are about, because the
+    datamodules take every value from their config and restate none.
+    """
+    return copy.deepcopy(_data_options(option))

@@ -22,6 +22,7 @@ Sample = tuple[Tensor, Tensor, str]
 #: What every dataloader yields: the stacked images and masks and the samples' names.
 Batch = tuple[Tensor, Tensor, list[str]]
 
+# ImageNet's normalisation: what a checkpoint whose data config names no mean/std was using
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SPLITS = ("train", "val", "test")
@@ -66,6 +67,9 @@ class SegmentationDataModule(pl.LightningDataModule):
     normalised with ``mean``/``std``, an int64 ``(H, W)`` mask of class indices,
     ``ignore_index`` on void, and the sample's name (its image file, for files on disk).
 
+    No argument has a default: each dataset's file in ``conf/data/`` holds the values, with
+    their comments, and its subclass hands them over, so none is taken silently from here.
+
     Args:
         classes: class names, index ``i`` naming class ``i``; used for per-class metrics.
         num_classes: number of classes; kept next to ``classes`` so that configs can
@@ -94,16 +98,16 @@ class SegmentationDataModule(pl.LightningDataModule):
         classes: Sequence[str],
         num_classes: int,
         ignore_index: int,
-        palette: Sequence[Sequence[int]] | None = None,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-        in_channels: int = 3,
-        batch_size: int = 16,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        persistent_workers: bool = False,
-        drop_last: bool = True,
+        palette: Sequence[Sequence[int]] | None,
+        mean: Sequence[float],
+        std: Sequence[float],
+        in_channels: int,
+        batch_size: int,
+        eval_batch_size: int | None,
+        num_workers: int,
+        pin_memory: bool,
+        persistent_workers: bool,
+        drop_last: bool,
     ) -> None:
         super().__init__()
         # Hydra hands ListConfig/DictConfig nodes over; plain Python values keep the

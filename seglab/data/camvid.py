@@ -1,46 +1,17 @@
-"""CamVid road scenes (11 classes, void 11) in the SegNet layout.
+"""CamVid road scenes in the SegNet layout, found where the project expects them.
 
 ``<root>/{train,val,test}/`` hold the frames and ``<root>/{train,val,test}annot/`` the label
 maps (single-channel PNGs of class indices). ``scripts/download_camvid.py`` fetches them.
+The class names, colours, void index and layout are written once, in ``conf/data/camvid.yaml``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from seglab.data.base import DatasetError
 from seglab.data.folder import FolderDataModule
-
-CLASSES = (
-    "Sky",
-    "Building",
-    "Pole",
-    "Road",
-    "Pavement",
-    "Tree",
-    "SignSymbol",
-    "Fence",
-    "Car",
-    "Pedestrian",
-    "Bicyclist",
-)
-VOID = 11
-# the colours SegNet draws the classes in
-PALETTE = (
-    (128, 128, 128),
-    (128, 0, 0),
-    (192, 192, 128),
-    (128, 64, 128),
-    (60, 40, 222),
-    (128, 128, 0),
-    (192, 128, 128),
-    (64, 64, 128),
-    (64, 0, 128),
-    (64, 64, 0),
-    (0, 128, 192),
-)
 
 
 def project_root() -> Path | None:
@@ -63,24 +34,19 @@ def default_root() -> Path | None:
 
 
 class CamVidDataModule(FolderDataModule):
-    """CamVid with its class names, colours and void index; every other option as in the base.
+    """`FolderDataModule` that finds CamVid next to the project when no root is given.
+
+    Everything else, CamVid's classes, palette, void index and folder layout included, comes
+    from ``conf/data/camvid.yaml`` (build it with ``seglab-train data=camvid`` or by composing
+    that config), so that the values live in one place.
 
     Args:
         root: the dataset folder; None takes `default_root` and fails, naming ``data.root``
             and the download script, when it does not exist.
-        **options: any option of `FolderDataModule` (crop, flips, loaders, ...).
+        **options: the options of `FolderDataModule` (classes, palette, crop, loaders, ...).
     """
 
-    def __init__(
-        self,
-        root: str | Path | None = None,
-        classes: Sequence[str] = CLASSES,
-        ignore_index: int = VOID,
-        image_dir: str = "{split}",
-        mask_dir: str = "{split}annot",
-        palette: Sequence[Sequence[int]] | None = PALETTE,
-        **options: Any,
-    ) -> None:
+    def __init__(self, root: str | Path | None = None, **options: Any) -> None:
         if root is None:
             root = default_root()
             if root is None:
@@ -89,12 +55,4 @@ class CamVidDataModule(FolderDataModule):
                     "(next to the project) does not exist; run `python scripts/download_camvid.py"
                     " --root <folder>` and set data.root=<folder>"
                 )
-        super().__init__(
-            root=root,
-            classes=classes,
-            ignore_index=ignore_index,
-            image_dir=image_dir,
-            mask_dir=mask_dir,
-            palette=palette,
-            **options,
-        )
+        super().__init__(root=root, **options)

@@ -21,18 +21,12 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
-from seglab.data.base import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    DatasetError,
-    Sample,
-    SegmentationDataModule,
-)
+from seglab.data.base import DatasetError, Sample, SegmentationDataModule
 from seglab.data.scan import READ_ERRORS, ScanResult, scan_pairs
 from seglab.data.transforms import eval_transform, pad_collate, train_transform
 
+# the image files seglab-predict picks from a folder
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-DEFAULT_SPLIT_NAMES = {"train": "train", "val": "val", "test": "test"}
 # how many unmatched files an error names before it only counts the rest
 _MAX_LISTED_FILES = 5
 
@@ -208,6 +202,9 @@ class SegmentationFolder(Dataset):
 class FolderDataModule(SegmentationDataModule):
     """Datamodule of image files with one mask file per image, in any folder layout.
 
+    No argument has a default: ``conf/data/folder.yaml`` holds the values with their comments
+    (``conf/data/camvid.yaml`` changes some for CamVid).
+
     Args:
         root: dataset folder; the folders below are relative to it.
         classes: class names in index order; their count is the number of classes.
@@ -247,32 +244,32 @@ class FolderDataModule(SegmentationDataModule):
         self,
         root: str | Path,
         classes: Sequence[str],
-        num_classes: int | None = None,
-        ignore_index: int = 255,
-        image_dir: str = "{split}/images",
-        mask_dir: str = "{split}/masks",
-        split_names: Mapping[str, str] | None = None,
-        split_files: Mapping[str, str] | None = None,
-        image_extensions: Sequence[str] = IMAGE_EXTENSIONS,
-        mask_extension: str = ".png",
-        mask_values: Sequence[int] | None = None,
-        palette: Sequence[Sequence[int]] | None = None,
-        void_colours: Sequence[Sequence[int]] = (),
-        crop_size: Sequence[int] | None = None,
-        scale_range: Sequence[float] | None = None,
-        hflip: float = 0.5,
-        vflip: float = 0.0,
-        color_jitter: Mapping[str, float] | None = None,
-        eval_scale: float = 1.0,
-        cache_dir: str | Path | None = None,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-        in_channels: int = 3,
+        num_classes: int,
+        ignore_index: int,
+        image_dir: str,
+        mask_dir: str,
+        split_names: Mapping[str, str],
+        split_files: Mapping[str, str] | None,
+        image_extensions: Sequence[str],
+        mask_extension: str,
+        mask_values: Sequence[int] | None,
+        palette: Sequence[Sequence[int]] | None,
+        void_colours: Sequence[Sequence[int]],
+        crop_size: Sequence[int] | None,
+        scale_range: Sequence[float] | None,
+        hflip: float,
+        vflip: float,
+        color_jitter: Mapping[str, float] | None,
+        eval_scale: float,
+        cache_dir: str | Path | None,
+        mean: Sequence[float],
+        std: Sequence[float],
+        in_channels: int,
         **loader_options: Any,
     ) -> None:
         super().__init__(
             classes=classes,
-            num_classes=len(classes) if num_classes is None else num_classes,
+            num_classes=num_classes,
             ignore_index=ignore_index,
             palette=palette,
             mean=mean,
@@ -285,7 +282,7 @@ class FolderDataModule(SegmentationDataModule):
             raise DatasetError(f"data.root={root} is not a folder")
         self.image_dir = str(image_dir)
         self.mask_dir = str(mask_dir)
-        self.split_names = dict(DEFAULT_SPLIT_NAMES if split_names is None else split_names)
+        self.split_names = dict(split_names)
         self.split_files = dict(split_files or {})
         self.image_extensions = {ext.lower() for ext in image_extensions}
         self.mask_extension = mask_extension.lower()

@@ -20,12 +20,9 @@ from torch.utils.data import Dataset
 
 from seglab.data.base import Sample, SegmentationDataModule
 
+# What the generator draws, in class-index order; configs may rename the classes, not add any.
 CLASSES = ("background", "ellipse", "rectangle", "triangle")
 ELLIPSE, RECTANGLE, TRIANGLE = 1, 2, 3
-PALETTE = ((0, 0, 0), (230, 25, 75), (60, 180, 75), (0, 130, 200))
-# Measured over generated scenes, so that normalised images are roughly zero-mean, unit-std.
-MEAN = (0.5, 0.5, 0.5)
-STD = (0.25, 0.25, 0.25)
 
 # Squared ratio between a kind's major half-axis and the radius of the disk of equal area (for
 # aspect 1): the rectangle's half-side is sqrt(pi / 4) r and the triangle's circumradius
@@ -163,37 +160,10 @@ def block_seed(seed: int, split: str, block: int) -> int:
     return int.from_bytes(digest.digest(), "little") & (2**63 - 1)
 
 
-def check_options(
-    image_size: int,
-    max_shapes: int,
-    min_size: float,
-    max_size: float,
-    min_aspect: float,
-    noise: float,
-    prefix: str,
-) -> None:
-    """Reject generator options that would give empty or degenerate scenes."""
-    if image_size < 8:
-        raise ValueError(f"{prefix}image_size={image_size} must be at least 8 pixels")
-    if max_shapes < 1:
-        raise ValueError(f"{prefix}max_shapes={max_shapes} must be at least 1")
-    if not 0 < min_size <= max_size <= 1:
-        raise ValueError(
-            f"{prefix}min_size={min_size} and {prefix}max_size={max_size} must satisfy "
-            "0 < min_size <= max_size <= 1 (fractions of image_size)"
-        )
-    if not 0 < min_aspect <= 1:
-        raise ValueError(f"{prefix}min_aspect={min_aspect} must be in (0, 1]")
-    if noise < 0:
-        raise ValueError(f"{prefix}noise={noise} must be >= 0")
+class ShapesOptions(NamedTuple):
+    """What the generator draws. ``conf/data/synthetic.yaml`` holds their values and comments.
 
-
-class SyntheticShapes(Dataset):
-    """One split of shapes scenes, generated in memory when built.
-
-    Args:
-        num_samples: number of scenes.
-        split: name of the split; it selects the seed stream, so splits never share scenes.
+    Attributes:
         image_size: height and width of the square images.
         max_shapes: each scene holds between 1 and ``max_shapes`` shapes.
         min_size: smallest shape, as the diameter of its equal-area disk over ``image_size``.
@@ -202,6 +172,40 @@ class SyntheticShapes(Dataset):
             equilateral triangles.
         noise: standard deviation of the Gaussian pixel noise, on the [0, 1] scale.
         seed: base seed; the same ``(seed, split, index)`` always gives the same scene.
+    """
+
+    image_size: int
+    max_shapes: int
+    min_size: float
+    max_size: float
+    min_aspect: float
+    noise: float
+    seed: int
+
+    def check(self, prefix: str) -> None:
+        """Reject options that would give empty or degenerate scenes, naming ``prefix + key``."""
+        if self.image_size < 8:
+            raise ValueError(f"{prefix}image_size={self.image_size} must be at least 8 pixels")
+        if self.max_shapes < 1:
+            raise ValueError(f"{prefix}max_shapes={self.max_shapes} must be at least 1")
+        if not 0 < self.min_size <= self.max_size <= 1:
+            raise ValueError(
+                f"{prefix}min_size={self.min_size} and {prefix}max_size={self.max_size} must "
+                "satisfy 0 < min_size <= max_size <= 1 (fractions of image_size)"
+            )
+        if not 0 < self.min_aspect <= 1:
+            raise ValueError(f"{prefix}min_aspect={self.min_aspect} must be in (0, 1]")
+        if self.noise < 0:
+            raise ValueError(f"{prefix}noise={self.noise} must be >= 0")
+
+
+class SyntheticShapes(Dataset):
+    """One split of shapes scenes, generated in memory when built.
+
+    Args:
+        num_samples: number of scenes.
+        split: name of the split; it selects the seed stream, so splits never share scenes.
+        options: what the generator draws.
         mean: per-channel mean the images are normalised with.
         std: per-channel standard deviation the images are normalised with.
     """
@@ -209,43 +213,31 @@ class SyntheticShapes(Dataset):
     def __init__(
         self,
         num_samples: int,
-        split: str = "train",
-        image_size: int = 32,
-        max_shapes: int = 2,
-        min_size: float = 0.35,
-        max_size: float = 0.65,
-        min_aspect: float = 0.75,
-        noise: float = 0.05,
-        seed: int = 0,
-        mean: Sequence[float] = MEAN,
-        std: Sequence[float] = STD,
+        split: str,
+        options: ShapesOptions,
+        mean: Sequence[float],
+        std: Sequence[float],
     ) -> None:
-        check_options(image_size, max_shapes, min_size, max_size, min_aspect, noise, prefix="")
+        options.check(prefix="")
         if num_samples < 1:
             raise ValueError(f"num_samples={num_samples} must be at least 1")
         self.split = split
-        self.image_size = image_size
-        self.max_shapes = max_shapes
-        self.min_size = min_size
-        self.max_size = max_size
-        self.min_aspect = min_aspect
-        self.noise = noise
-        self.seed = seed
+        self.options = options
         blocks = [
-            self._draw_block(torch.Generator().manual_seed(block_seed(seed, split, block)))
+            self._draw_block(torch.Generator().manual_seed(block_seed(options.seed, split, block)))
             for block in range(-(-num_samples // BLOCK_SIZE))
         ]
         backgrounds, shapes, noise_maps = zip(*blocks, strict=True)
         shapes = Shapes(*(torch.cat(field)[:num_samples] for field in zip(*shapes, strict=True)))
         images, self.masks = render(shapes, torch.cat(backgrounds)[:num_samples])
-        images.add_(torch.cat(noise_maps)[:num_samples], alpha=noise).clamp_(0.0, 1.0)
+        images.add_(torch.cat(noise_maps)[:num_samples], alpha=options.noise).clamp_(0.0, 1.0)
         mean_t = torch.tensor([float(m) for m in mean])[:, None, None]
         std_t = torch.tensor([float(s) for s in std])[:, None, None]
         self.images = images.sub_(mean_t).div_(std_t)
 
     def _draw_block(self, generator: torch.Generator) -> tuple[Tensor, Shapes, Tensor]:
         """Backgrounds, shape parameters and noise of `BLOCK_SIZE` scenes."""
-        n, size, k = BLOCK_SIZE, self.image_size, self.max_shapes
+        n, size, k = BLOCK_SIZE, self.options.image_size, self.options.max_shapes
 
         def uniform(low: float, high: float, *shape: int) -> Tensor:
             return low + (high - low) * torch.rand(*shape, generator=generator)
@@ -273,8 +265,8 @@ class SyntheticShapes(Dataset):
         center = _pick_spread(
             uniform(0.1 * size, 0.9 * size, n, k, _CENTRE_CANDIDATES, 2), torch.empty(n, 0, 2)
         )
-        diameter = uniform(self.min_size * size, self.max_size * size, n, k)
-        aspect = uniform(self.min_aspect, 1.0, n, k)
+        diameter = uniform(self.options.min_size * size, self.options.max_size * size, n, k)
+        aspect = uniform(self.options.min_aspect, 1.0, n, k)
         angle = uniform(0.0, 2 * math.pi, n, k)
         # Each fill is the candidate farthest from the background colours and the fills below
         # it, so that every edge stays visible.
@@ -292,19 +284,17 @@ class SyntheticShapes(Dataset):
 class SyntheticShapesDataModule(SegmentationDataModule):
     """Datamodule of `SyntheticShapes`: the default ``data`` of ``seglab-train``.
 
+    Every argument is required: ``conf/data/synthetic.yaml`` holds the values, with the
+    comments that say what they do, so that Python and command-line runs share one set.
+
     Args:
-        image_size: height and width of the square images.
+        image_size, max_shapes, min_size, max_size, min_aspect, noise, seed: the
+            `ShapesOptions` of all three splits.
         num_train: scenes in the training split.
         num_val: scenes in the validation split.
         num_test: scenes in the test split.
-        max_shapes: each scene holds between 1 and ``max_shapes`` shapes.
-        min_size: smallest shape, as the diameter of its equal-area disk over ``image_size``.
-        max_size: largest shape, in the same unit.
-        min_aspect: smallest minor/major axis ratio; 1 gives only disks, squares and
-            equilateral triangles.
-        noise: standard deviation of the Gaussian pixel noise, on the [0, 1] scale.
-        seed: base seed of all three splits.
-        classes: names of the generator's four classes; they may be renamed, not added.
+        classes: names of the generator's four classes (`CLASSES` in index order); they may
+            be renamed, not added.
         num_classes: must be 4.
         ignore_index: mask value for void (the generator draws none).
         palette: RGB colours for drawing masks.
@@ -316,22 +306,22 @@ class SyntheticShapesDataModule(SegmentationDataModule):
 
     def __init__(
         self,
-        image_size: int = 32,
-        num_train: int = 2000,
-        num_val: int = 200,
-        num_test: int = 200,
-        max_shapes: int = 2,
-        min_size: float = 0.35,
-        max_size: float = 0.65,
-        min_aspect: float = 0.75,
-        noise: float = 0.05,
-        seed: int = 0,
-        classes: Sequence[str] = CLASSES,
-        num_classes: int = len(CLASSES),
-        ignore_index: int = 255,
-        palette: Sequence[Sequence[int]] | None = PALETTE,
-        mean: Sequence[float] = MEAN,
-        std: Sequence[float] = STD,
+        image_size: int,
+        num_train: int,
+        num_val: int,
+        num_test: int,
+        max_shapes: int,
+        min_size: float,
+        max_size: float,
+        min_aspect: float,
+        noise: float,
+        seed: int,
+        classes: Sequence[str],
+        num_classes: int,
+        ignore_index: int,
+        palette: Sequence[Sequence[int]] | None,
+        mean: Sequence[float],
+        std: Sequence[float],
         **loader_options: Any,
     ) -> None:
         if num_classes != len(CLASSES):
@@ -346,32 +336,29 @@ class SyntheticShapesDataModule(SegmentationDataModule):
             palette=palette,
             mean=mean,
             std=std,
+            in_channels=3,
             **loader_options,
         )
-        check_options(image_size, max_shapes, min_size, max_size, min_aspect, noise, prefix="data.")
+        self.generator_options = ShapesOptions(
+            image_size=int(image_size),
+            max_shapes=int(max_shapes),
+            min_size=float(min_size),
+            max_size=float(max_size),
+            min_aspect=float(min_aspect),
+            noise=float(noise),
+            seed=int(seed),
+        )
+        self.generator_options.check(prefix="data.")
         for key, count in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
             if count < 1:
                 raise ValueError(f"data.{key}={count} must be at least 1")
         self.num_samples = {"train": int(num_train), "val": int(num_val), "test": int(num_test)}
-        self.generator_options = {
-            "image_size": int(image_size),
-            "max_shapes": int(max_shapes),
-            "min_size": float(min_size),
-            "max_size": float(max_size),
-            "min_aspect": float(min_aspect),
-            "noise": float(noise),
-            "seed": int(seed),
-        }
 
     def training_size(self) -> tuple[str, Any, tuple[int, int]] | None:
-        size = self.generator_options["image_size"]
+        size = self.generator_options.image_size
         return "data.image_size", size, (size, size)
 
     def _build_dataset(self, split: str) -> SyntheticShapes:
         return SyntheticShapes(
-            self.num_samples[split],
-            split=split,
-            mean=self.mean,
-            std=self.std,
-            **self.generator_options,
+            self.num_samples[split], split, self.generator_options, self.mean, self.std
         )
