@@ -45,7 +45,8 @@ from seglab.build import (
 )
 from seglab.configs import config_dir
 from seglab.data import SegmentationDataModule
-from seglab.task import SegmentationTask, upsample_to
+from seglab.models.layers import resize
+from seglab.task import SegmentationTask
 
 
 def load_config(overrides: list[str], output_dir: Path) -> DictConfig:
@@ -184,7 +185,7 @@ def inference_throughput(cfg: DictConfig, batches: int, warmup: int) -> float:
     times = []
     with torch.inference_mode():
         for _ in range(batches + warmup):
-            upsample_to(model(images), masks).argmax(1)
+            resize(model(images), masks.shape[-2:]).argmax(1)
             times.append(time.perf_counter())
     return images_per_second(times, warmup, images.shape[0])
 

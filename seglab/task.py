@@ -14,7 +14,6 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
@@ -23,6 +22,7 @@ from seglab.checkpoints import CHECKPOINT_KEY
 from seglab.data.base import Batch
 from seglab.inference import Inferer
 from seglab.metrics import confusion_matrix_metric, segmentation_scores
+from seglab.models.layers import resize
 
 #: What a NaN or infinite training loss does (``on_nonfinite``): stop the run, or skip the batch.
 NONFINITE_ACTIONS = ("stop", "skip")
@@ -43,18 +43,6 @@ def _describe_batch(loss: float, step: int, epoch: int, batch_idx: int, names: l
         f"training loss is {loss} at step {step} (epoch {epoch}, batch {batch_idx}) of the "
         f"samples [{listed}{f', and {more} more' if more > 0 else ''}]"
     )
-
-
-def upsample_to(logits: Tensor, masks: Tensor) -> Tensor:
-    """Bilinearly resize ``(N, C, h, w)`` logits to the ``(N, H, W)`` masks' size.
-
-    Data configs may run the model below the labels' resolution (``data.eval_scale``); the
-    metrics are still those of the labels, so the logits, not the masks, are resampled, and
-    before the argmax.
-    """
-    if logits.shape[-2:] == masks.shape[-2:]:
-        return logits
-    return F.interpolate(logits, size=masks.shape[-2:], mode="bilinear", align_corners=False)
 
 
 class SegmentationTask(pl.LightningModule):
@@ -197,7 +185,10 @@ class SegmentationTask(pl.LightningModule):
         images, masks, _ = batch
         images = self.layout(images)
         logits = self(images) if self.inferer is None else self.inferer.logits(images)
-        logits = upsample_to(logits, masks)
+        # data configs may run the model below the labels' resolution (data.eval_scale); the
+        # metrics are still those of the labels, so the logits, not the masks, are resampled,
+        # and before the argmax
+        logits = resize(logits, masks.shape[-2:])
         loss = self.loss(logits, masks)
         self.log(
             f"{stage}/loss",
