@@ -145,7 +145,7 @@ def plain_training(cfg: DictConfig, steps: int, warmup: int) -> float:
     for step, (images, masks, _) in enumerate(loader):
         if step == steps:
             break
-        images = task.layout(images.to(device, non_blocking=True))
+        images = task.in_model_format(images.to(device, non_blocking=True))
         masks = masks.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             loss = loss_fn(model(images), masks)
@@ -181,7 +181,7 @@ def inference_throughput(cfg: DictConfig, batches: int, warmup: int) -> float:
     datamodule, task = _prepared(cfg, training=False)
     model = task.model.eval()
     images, masks, _ = next(iter(datamodule.val_dataloader()))
-    images = task.layout(images)
+    images = task.in_model_format(images)
     times = []
     with torch.inference_mode():
         for _ in range(batches + warmup):

@@ -131,7 +131,7 @@ class ConfusionMatrixImage(pl.Callback):
         if writer is None or trainer.sanity_checking:
             return
         assert isinstance(pl_module, SegmentationTask)
-        confmat = pl_module.confusion.get("val")
+        confmat = pl_module.last_confusion.get("val")
         if confmat is None:
             return
         image = draw_confusion_matrix(confmat, pl_module.classes)

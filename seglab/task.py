@@ -100,7 +100,8 @@ class SegmentationTask(pl.LightningModule):
         self.on_nonfinite = on_nonfinite
         # stop mode: (loss, step, epoch, batch index, sample names) of steps not yet checked
         self._unchecked: list[tuple[Tensor, int, int, int, list[str]]] = []
-        self.confmats = nn.ModuleDict(
+        # accumulated over an evaluation epoch, per stage
+        self.confusion_metrics = nn.ModuleDict(
             {
                 stage: confusion_matrix_metric(len(self.classes), ignore_index)
                 for stage in ("val", "test")
@@ -108,7 +109,7 @@ class SegmentationTask(pl.LightningModule):
         )
         # results of the last finished evaluation epoch, per stage: read by callbacks and eval
         self.scores: dict[str, dict[str, Tensor]] = {}
-        self.confusion: dict[str, Tensor] = {}
+        self.last_confusion: dict[str, Tensor] = {}
         self.best: dict[str, float] = {}
         # set with the model's memory format (trainer.channels_last): images follow it
         self.channels_last = False
@@ -116,7 +117,7 @@ class SegmentationTask(pl.LightningModule):
     def forward(self, images: Tensor) -> Tensor:
         return self.model(images)
 
-    def layout(self, images: Tensor) -> Tensor:
+    def in_model_format(self, images: Tensor) -> Tensor:
         """Images in the model's memory format (a no-op when they already are)."""
         if self.channels_last:
             return images.contiguous(memory_format=torch.channels_last)
@@ -124,7 +125,7 @@ class SegmentationTask(pl.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
         images, masks, names = batch
-        images = self.layout(images)
+        images = self.in_model_format(images)
         n = images.shape[0]
         aux_weight = float(getattr(self.model, "aux_weight", 0.0))
         if aux_weight > 0:
@@ -183,7 +184,7 @@ class SegmentationTask(pl.LightningModule):
 
     def _evaluation_step(self, stage: str, batch: Batch) -> None:
         images, masks, _ = batch
-        images = self.layout(images)
+        images = self.in_model_format(images)
         logits = self(images) if self.inferer is None else self.inferer.logits(images)
         # data configs may run the model below the labels' resolution (data.eval_scale); the
         # metrics are still those of the labels, so the logits, not the masks, are resampled,
@@ -198,7 +199,7 @@ class SegmentationTask(pl.LightningModule):
             batch_size=images.shape[0],
             sync_dist=True,
         )
-        self.confmats[stage].update(logits, masks)
+        self.confusion_metrics[stage].update(logits, masks)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluation_step("val", batch)
@@ -209,10 +210,10 @@ class SegmentationTask(pl.LightningModule):
     def on_validation_epoch_start(self) -> None:
         # no metric, and so no best checkpoint, from weights a non-finite loss has spoilt
         self.check_losses()
-        self.confmats["val"].reset()
+        self.confusion_metrics["val"].reset()
 
     def on_test_epoch_start(self) -> None:
-        self.confmats["test"].reset()
+        self.confusion_metrics["test"].reset()
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_scores("val")
@@ -222,10 +223,10 @@ class SegmentationTask(pl.LightningModule):
 
     def _log_epoch_scores(self, stage: str) -> None:
         """Derive every metric from the split's one confusion matrix, once per epoch."""
-        confmat = self.confmats[stage].compute()
-        self.confmats[stage].reset()
+        confmat = self.confusion_metrics[stage].compute()
+        self.confusion_metrics[stage].reset()
         scores = segmentation_scores(confmat)
-        self.confusion[stage] = confmat.detach().cpu()
+        self.last_confusion[stage] = confmat.detach().cpu()
         self.scores[stage] = {k: v.detach().cpu() for k, v in scores.items()}
         # the confusion matrix is already summed over every process, so scores agree on all
         self.log(f"{stage}/mIoU", scores["mIoU"], prog_bar=True, sync_dist=True)
