@@ -180,7 +180,8 @@ def build_inferer(cfg: DictConfig, model: torch.nn.Module, image_scale: float = 
 def build_task(
     cfg: DictConfig, datamodule: SegmentationDataModule, model: torch.nn.Module | None = None
 ) -> SegmentationTask:
-    """The task of ``cfg`` around ``model`` (built from ``cfg`` when not given)."""
+    """The task of ``cfg`` around ``model`` (built from ``cfg`` when not given), the model in
+    the memory format of ``cfg.trainer.channels_last``."""
     cfg = resolve_class_weights(cfg, datamodule)
     scheduler = cfg.get("scheduler")
     model = build_model(cfg) if model is None else model
@@ -195,6 +196,7 @@ def build_task(
         inferer=build_inferer(cfg, model),
         # checkpoints older than the option stop, as training then did
         on_nonfinite=cfg.get("on_nonfinite", "stop"),
+        channels_last=bool(cfg.trainer.get("channels_last")),
     )
 
 
@@ -213,7 +215,8 @@ def lightning_trainer_config(trainer: DictConfig) -> DictConfig:
 
 
 def apply_performance_options(cfg: DictConfig, task: SegmentationTask, training: bool) -> None:
-    """Memory format, compilation and matmul precision from ``cfg.trainer``.
+    """Matmul precision and compilation from ``cfg.trainer`` (its ``channels_last`` is the
+    task's, from `build_task`).
 
     They live beside ``precision`` and ``benchmark`` (which Lightning applies) so that one
     trainer config, ``trainer=cpu`` or ``trainer=gpu``, carries the settings measured best for
@@ -228,9 +231,6 @@ def apply_performance_options(cfg: DictConfig, task: SegmentationTask, training:
                 f"{', '.join(_MATMUL_PRECISIONS)} (or null to leave torch's setting)"
             )
         torch.set_float32_matmul_precision(matmul)
-    if node.get("channels_last"):
-        task.channels_last = True
-        task.model.to(memory_format=torch.channels_last)
     options = node.get("compile")
     if training and options:
         if options is not True and not isinstance(options, DictConfig | dict):
