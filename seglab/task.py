@@ -7,7 +7,6 @@ accumulates one confusion matrix per evaluation split and logs what it derives f
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,26 +22,7 @@ from seglab.data.base import Batch
 from seglab.inference import Inferer
 from seglab.metrics import confusion_matrix_metric, segmentation_scores
 from seglab.models.layers import resize
-
-#: What a NaN or infinite training loss does (``on_nonfinite``): stop the run, or skip the batch.
-NONFINITE_ACTIONS = ("stop", "skip")
-# how many sample names a report of a bad batch lists before it only counts the rest
-_MAX_LISTED_NAMES = 8
-
-log = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(RuntimeError):
-    """A training loss was NaN or infinite and ``on_nonfinite`` is ``stop``."""
-
-
-def _describe_batch(loss: float, step: int, epoch: int, batch_idx: int, names: list[str]) -> str:
-    listed = ", ".join(names[:_MAX_LISTED_NAMES])
-    more = len(names) - _MAX_LISTED_NAMES
-    return (
-        f"training loss is {loss} at step {step} (epoch {epoch}, batch {batch_idx}) of the "
-        f"samples [{listed}{f', and {more} more' if more > 0 else ''}]"
-    )
+from seglab.nonfinite import NonFiniteGuard, TrainingStep
 
 
 class SegmentationTask(pl.LightningModule):
@@ -65,12 +45,10 @@ class SegmentationTask(pl.LightningModule):
         inferer: how validation and test images run through ``model`` (sliding windows,
             test-time augmentation; ``seglab.inference.Inferer`` around this same model);
             None runs them whole, as training does.
-        on_nonfinite: ``stop`` raises `NonFiniteLossError` for the first NaN or infinite
-            training loss, naming its step and samples, before any later checkpoint is
-            written; the losses are read back in one transfer per ``log_every_n_steps`` steps
-            (when Lightning reads the logged values too), so a GPU never waits for one step's
-            loss. ``skip`` leaves such a batch out of the update, which needs the loss on the
-            host before the optimizer step: one synchronisation per step.
+        nonfinite: what a NaN or infinite training loss does (``on_nonfinite``); None stops
+            the run. The task checks the pending losses before anything is validated or saved,
+            and lets them gather for ``log_every_n_steps`` steps (when Lightning reads the
+            logged values too), so that a GPU never waits for one step's loss.
         channels_last: put the model's weights, and the images it is given, in NHWC memory
             format (``trainer.channels_last``), which convolutions of recent CPUs and GPUs
             run faster.
@@ -86,16 +64,12 @@ class SegmentationTask(pl.LightningModule):
         ignore_index: int,
         config: dict[str, Any] | None = None,
         inferer: Inferer | None = None,
-        on_nonfinite: str = "stop",
+        nonfinite: NonFiniteGuard | None = None,
         channels_last: bool = False,
     ) -> None:
         super().__init__()
         if channels_last:
             model.to(memory_format=torch.channels_last)
-        if on_nonfinite not in NONFINITE_ACTIONS:
-            raise ValueError(
-                f"on_nonfinite={on_nonfinite} must be one of: {', '.join(NONFINITE_ACTIONS)}"
-            )
         self.model = model
         self.loss = loss
         self.optimizer_factory = optimizer
@@ -103,10 +77,8 @@ class SegmentationTask(pl.LightningModule):
         self.classes = list(classes)
         self.config = config
         self.inferer = inferer
-        self.on_nonfinite = on_nonfinite
+        self.nonfinite = NonFiniteGuard() if nonfinite is None else nonfinite
         self.channels_last = channels_last
-        # stop mode: (loss, step, epoch, batch index, sample names) of steps not yet checked
-        self._unchecked: list[tuple[Tensor, int, int, int, list[str]]] = []
         # accumulated over an evaluation epoch, per stage
         self.confusion_metrics = nn.ModuleDict(
             {
@@ -144,17 +116,9 @@ class SegmentationTask(pl.LightningModule):
             aux_loss = torch.stack([self.loss(aux, masks) for aux in aux_logits]).mean()
             terms["aux"] = aux_loss.detach()
             loss = loss + aux_weight * aux_loss
-        if self.on_nonfinite == "skip":
-            if not bool(torch.isfinite(loss)):  # the one host synchronisation of skip mode
-                where = (self.global_step, self.current_epoch, batch_idx, list(names))
-                log.warning("skipping the batch: %s", _describe_batch(loss.item(), *where))
-                return None
-        else:
-            self._unchecked.append(
-                (loss.detach(), self.global_step, self.current_epoch, batch_idx, list(names))
-            )
-            if len(self._unchecked) >= self.trainer.log_every_n_steps:
-                self.check_losses()
+        origin = TrainingStep(self.global_step, self.current_epoch, batch_idx, list(names))
+        if not self.nonfinite.admit(loss, origin, self.trainer.log_every_n_steps):
+            return None
         # not prog_bar: Lightning would copy it to the host every step (IntervalProgressBar)
         self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=n)
         # epoch values average over every process of a distributed run (sync_dist)
@@ -172,20 +136,8 @@ class SegmentationTask(pl.LightningModule):
             )
         return loss
 
-    def check_losses(self) -> None:
-        """Raise `NonFiniteLossError` for the first NaN or infinite loss of the steps trained
-        since the last check; called before anything is validated or saved."""
-        if not self._unchecked:
-            return
-        pending, self._unchecked = self._unchecked, []
-        losses = torch.stack([loss for loss, *_ in pending]).cpu()
-        bad = (~torch.isfinite(losses)).nonzero()
-        if len(bad):
-            index = int(bad[0])
-            raise NonFiniteLossError(_describe_batch(float(losses[index]), *pending[index][1:]))
-
     def on_train_end(self) -> None:
-        self.check_losses()
+        self.nonfinite.check()
 
     def _evaluation_step(self, stage: str, batch: Batch) -> None:
         images, masks, _ = batch
@@ -214,7 +166,7 @@ class SegmentationTask(pl.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         # no metric, and so no best checkpoint, from weights a non-finite loss has spoilt
-        self.check_losses()
+        self.nonfinite.check()
         self.confusion_metrics["val"].reset()
 
     def on_test_epoch_start(self) -> None:
@@ -264,7 +216,7 @@ class SegmentationTask(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # raised here, the error leaves the checkpoint on disk as it was
-        self.check_losses()
+        self.nonfinite.check()
         checkpoint[CHECKPOINT_KEY] = {
             "config": self.config,
             "classes": self.classes,
