@@ -56,7 +56,8 @@ from seglab.build import (
 from seglab.configs import config_dir
 from seglab.data import SegmentationDataModule
 from seglab.metrics import segmentation_scores
-from seglab.task import SegmentationTask, upsample_to
+from seglab.models.layers import resize
+from seglab.task import SegmentationTask
 
 
 def load_config(overrides: list[str], output_dir: Path) -> DictConfig:
@@ -173,10 +174,10 @@ def plain_validation(
     model.eval()
     with torch.inference_mode(), autocast:
         for images, masks, _ in datamodule.val_dataloader():
-            images = task.layout(images.to(device, non_blocking=True))
+            images = task.in_model_format(images.to(device, non_blocking=True))
             masks = masks.to(device, non_blocking=True)
             logits = model(images) if task.inferer is None else task.inferer.logits(images)
-            logits = upsample_to(logits, masks)
+            logits = resize(logits, masks.shape[-2:])
             loss_sum += loss_fn(logits, masks) * images.shape[0]
             count += images.shape[0]
             valid = masks != ignore_index
@@ -224,7 +225,7 @@ def plain_training(cfg: DictConfig, steps: int, warmup: int) -> float:
     for step, (images, masks, _) in enumerate(loader):
         if step == steps:
             break
-        images = task.layout(images.to(device, non_blocking=True))
+        images = task.in_model_format(images.to(device, non_blocking=True))
         masks = masks.to(device, non_blocking=True)
         with autocast():
             loss = loss_fn(model(images), masks)
@@ -274,11 +275,11 @@ def inference_throughput(cfg: DictConfig, batches: int, warmup: int) -> float:
     datamodule, task = _prepared(cfg, training=False)
     model = task.model.eval()
     images, masks, _ = next(iter(datamodule.val_dataloader()))
-    images = task.layout(images)
+    images = task.in_model_format(images)
     times = []
     with torch.inference_mode():
         for _ in range(batches + warmup):
-            upsample_to(model(images), masks).argmax(1)
+            resize(model(images), masks.shape[-2:]).argmax(1)
             times.append(time.perf_counter())
     return images_per_second(times, warmup, images.shape[0])
 

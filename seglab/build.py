@@ -27,6 +27,7 @@ from seglab.data import DatasetError, SegmentationDataModule
 from seglab.data.stats import class_statistics
 from seglab.errors import SeglabError
 from seglab.inference import Inferer
+from seglab.nonfinite import NonFiniteGuard
 from seglab.task import SegmentationTask
 
 log = logging.getLogger(__name__)
@@ -177,10 +178,23 @@ def build_inferer(cfg: DictConfig, model: torch.nn.Module, image_scale: float = 
         raise SeglabError(f"inference: {cause}") from None
 
 
+def build_nonfinite_guard(cfg: DictConfig) -> NonFiniteGuard:
+    """What a NaN or infinite training loss does: ``cfg.on_nonfinite``, which a checkpoint
+    older than the option lacks; those runs stopped, as the default still does."""
+    try:
+        return NonFiniteGuard(cfg.get("on_nonfinite", "stop"))
+    except ValueError as error:
+        raise SeglabError(str(error)) from None
+
+
 def build_task(
-    cfg: DictConfig, datamodule: SegmentationDataModule, model: torch.nn.Module | None = None
+    cfg: DictConfig,
+    datamodule: SegmentationDataModule,
+    model: torch.nn.Module | None = None,
+    nonfinite: NonFiniteGuard | None = None,
 ) -> SegmentationTask:
-    """The task of ``cfg`` around ``model`` (built from ``cfg`` when not given)."""
+    """The task of ``cfg`` around ``model`` and ``nonfinite`` (each built from ``cfg`` when not
+    given), the model in the memory format of ``cfg.trainer.channels_last``."""
     cfg = resolve_class_weights(cfg, datamodule)
     scheduler = cfg.get("scheduler")
     model = build_model(cfg) if model is None else model
@@ -193,8 +207,8 @@ def build_task(
         ignore_index=datamodule.ignore_index,
         config=OmegaConf.to_container(cfg, resolve=True),
         inferer=build_inferer(cfg, model),
-        # checkpoints older than the option stop, as training then did
-        on_nonfinite=cfg.get("on_nonfinite", "stop"),
+        nonfinite=build_nonfinite_guard(cfg) if nonfinite is None else nonfinite,
+        channels_last=bool(cfg.trainer.get("channels_last")),
     )
 
 
@@ -213,7 +227,8 @@ def lightning_trainer_config(trainer: DictConfig) -> DictConfig:
 
 
 def apply_performance_options(cfg: DictConfig, task: SegmentationTask, training: bool) -> None:
-    """Memory format, compilation and matmul precision from ``cfg.trainer``.
+    """Matmul precision and compilation from ``cfg.trainer`` (its ``channels_last`` is the
+    task's, from `build_task`).
 
     They live beside ``precision`` and ``benchmark`` (which Lightning applies) so that one
     trainer config, ``trainer=cpu`` or ``trainer=gpu``, carries the settings measured best for
@@ -228,9 +243,6 @@ def apply_performance_options(cfg: DictConfig, task: SegmentationTask, training:
                 f"{', '.join(_MATMUL_PRECISIONS)} (or null to leave torch's setting)"
             )
         torch.set_float32_matmul_precision(matmul)
-    if node.get("channels_last"):
-        task.channels_last = True
-        task.model.to(memory_format=torch.channels_last)
     options = node.get("compile")
     if training and options:
         if options is not True and not isinstance(options, DictConfig | dict):

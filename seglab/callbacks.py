@@ -11,7 +11,6 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from omegaconf import OmegaConf
 from PIL import Image, ImageDraw, ImageFont
 from pytorch_lightning.callbacks import TQDMProgressBar
@@ -22,7 +21,8 @@ from torchvision.transforms.functional import pil_to_tensor
 from torchvision.utils import make_grid
 
 from seglab.data.base import Batch
-from seglab.task import SegmentationTask, upsample_to
+from seglab.models.layers import resize
+from seglab.task import SegmentationTask
 
 VOID_COLOUR = (0, 0, 0)
 # metrics the HPARAMS tab shows next to each run's config values
@@ -81,14 +81,11 @@ class PredictionGrid(pl.Callback):
         was_training = pl_module.training
         pl_module.eval()
         with torch.no_grad():
-            logits = upsample_to(pl_module(images.to(pl_module.device)), masks)
-            predictions = logits.argmax(1).cpu()
+            logits = pl_module(images.to(pl_module.device))
+            predictions = resize(logits, masks.shape[-2:]).argmax(1).cpu()
         pl_module.train(was_training)
         # images may run below the labels' resolution (data.eval_scale); draw all at the latter
-        if images.shape[-2:] != masks.shape[-2:]:
-            images = F.interpolate(
-                images, size=masks.shape[-2:], mode="bilinear", align_corners=False
-            )
+        images = resize(images, masks.shape[-2:])
         tiles = []
         for image, mask, prediction in zip(
             datamodule.denormalize(images).clamp(0, 1), masks, predictions, strict=True
@@ -134,7 +131,7 @@ class ConfusionMatrixImage(pl.Callback):
         if writer is None or trainer.sanity_checking:
             return
         assert isinstance(pl_module, SegmentationTask)
-        confmat = pl_module.confusion.get("val")
+        confmat = pl_module.last_confusion.get("val")
         if confmat is None:
             return
         image = draw_confusion_matrix(confmat, pl_module.classes)

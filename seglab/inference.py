@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from seglab.models.layers import resize
 
 BLENDS = ("gaussian", "uniform")
 
@@ -154,18 +155,14 @@ class Inferer:
         height, width = image.shape[-2:]
         if scale != 1:
             size = [max(1, round(height * scale)), max(1, round(width * scale))]
-            image = F.interpolate(
-                image[None], size=size, mode="bilinear", align_corners=False, antialias=scale < 1
-            )[0]
+            image = resize(image[None], size, antialias=scale < 1)[0]
         if flip:
             image = image.flip(-1)
         logits = self._windows(image)
         if flip:
             logits = logits.flip(-1)
         if scale != 1:
-            logits = F.interpolate(
-                logits[None], size=(height, width), mode="bilinear", align_corners=False
-            )[0]
+            logits = resize(logits[None], (height, width))[0]
         return logits
 
     def _windows(self, image: Tensor) -> Tensor:

@@ -7,14 +7,12 @@ accumulates one confusion matrix per evaluation split and logs what it derives f
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
@@ -23,38 +21,8 @@ from seglab.checkpoints import CHECKPOINT_KEY
 from seglab.data.base import Batch
 from seglab.inference import Inferer
 from seglab.metrics import confusion_matrix_metric, segmentation_scores
-
-#: What a NaN or infinite training loss does (``on_nonfinite``): stop the run, or skip the batch.
-NONFINITE_ACTIONS = ("stop", "skip")
-# how many sample names a report of a bad batch lists before it only counts the rest
-_MAX_LISTED_NAMES = 8
-
-log = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(RuntimeError):
-    """A training loss was NaN or infinite and ``on_nonfinite`` is ``stop``."""
-
-
-def _describe_batch(loss: float, step: int, epoch: int, batch_idx: int, names: list[str]) -> str:
-    listed = ", ".join(names[:_MAX_LISTED_NAMES])
-    more = len(names) - _MAX_LISTED_NAMES
-    return (
-        f"training loss is {loss} at step {step} (epoch {epoch}, batch {batch_idx}) of the "
-        f"samples [{listed}{f', and {more} more' if more > 0 else ''}]"
-    )
-
-
-def upsample_to(logits: Tensor, masks: Tensor) -> Tensor:
-    """Bilinearly resize ``(N, C, h, w)`` logits to the ``(N, H, W)`` masks' size.
-
-    Data configs may run the model below the labels' resolution (``data.eval_scale``); the
-    metrics are still those of the labels, so the logits, not the masks, are resampled, and
-    before the argmax.
-    """
-    if logits.shape[-2:] == masks.shape[-2:]:
-        return logits
-    return F.interpolate(logits, size=masks.shape[-2:], mode="bilinear", align_corners=False)
+from seglab.models.layers import resize
+from seglab.nonfinite import NonFiniteGuard, TrainingStep
 
 
 class SegmentationTask(pl.LightningModule):
@@ -77,12 +45,13 @@ class SegmentationTask(pl.LightningModule):
         inferer: how validation and test images run through ``model`` (sliding windows,
             test-time augmentation; ``seglab.inference.Inferer`` around this same model);
             None runs them whole, as training does.
-        on_nonfinite: ``stop`` raises `NonFiniteLossError` for the first NaN or infinite
-            training loss, naming its step and samples, before any later checkpoint is
-            written; the losses are read back in one transfer per ``log_every_n_steps`` steps
-            (when Lightning reads the logged values too), so a GPU never waits for one step's
-            loss. ``skip`` leaves such a batch out of the update, which needs the loss on the
-            host before the optimizer step: one synchronisation per step.
+        nonfinite: what a NaN or infinite training loss does (``on_nonfinite``); None stops
+            the run. The task checks the pending losses before anything is validated or saved,
+            and lets them gather for ``log_every_n_steps`` steps (when Lightning reads the
+            logged values too), so that a GPU never waits for one step's loss.
+        channels_last: put the model's weights, and the images it is given, in NHWC memory
+            format (``trainer.channels_last``), which convolutions of recent CPUs and GPUs
+            run faster.
     """
 
     def __init__(
@@ -95,13 +64,12 @@ class SegmentationTask(pl.LightningModule):
         ignore_index: int,
         config: dict[str, Any] | None = None,
         inferer: Inferer | None = None,
-        on_nonfinite: str = "stop",
+        nonfinite: NonFiniteGuard | None = None,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
-        if on_nonfinite not in NONFINITE_ACTIONS:
-            raise ValueError(
-                f"on_nonfinite={on_nonfinite} must be one of: {', '.join(NONFINITE_ACTIONS)}"
-            )
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
         self.model = model
         self.loss = loss
         self.optimizer_factory = optimizer
@@ -109,10 +77,10 @@ class SegmentationTask(pl.LightningModule):
         self.classes = list(classes)
         self.config = config
         self.inferer = inferer
-        self.on_nonfinite = on_nonfinite
-        # stop mode: (loss, step, epoch, batch index, sample names) of steps not yet checked
-        self._unchecked: list[tuple[Tensor, int, int, int, list[str]]] = []
-        self.confmats = nn.ModuleDict(
+        self.nonfinite = NonFiniteGuard() if nonfinite is None else nonfinite
+        self.channels_last = channels_last
+        # accumulated over an evaluation epoch, per stage
+        self.confusion_metrics = nn.ModuleDict(
             {
                 stage: confusion_matrix_metric(len(self.classes), ignore_index)
                 for stage in ("val", "test")
@@ -120,15 +88,13 @@ class SegmentationTask(pl.LightningModule):
         )
         # results of the last finished evaluation epoch, per stage: read by callbacks and eval
         self.scores: dict[str, dict[str, Tensor]] = {}
-        self.confusion: dict[str, Tensor] = {}
+        self.last_confusion: dict[str, Tensor] = {}
         self.best: dict[str, float] = {}
-        # set with the model's memory format (trainer.channels_last): images follow it
-        self.channels_last = False
 
     def forward(self, images: Tensor) -> Tensor:
         return self.model(images)
 
-    def layout(self, images: Tensor) -> Tensor:
+    def in_model_format(self, images: Tensor) -> Tensor:
         """Images in the model's memory format (a no-op when they already are)."""
         if self.channels_last:
             return images.contiguous(memory_format=torch.channels_last)
@@ -136,7 +102,7 @@ class SegmentationTask(pl.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
         images, masks, names = batch
-        images = self.layout(images)
+        images = self.in_model_format(images)
         n = images.shape[0]
         aux_weight = float(getattr(self.model, "aux_weight", 0.0))
         if aux_weight > 0:
@@ -150,17 +116,9 @@ class SegmentationTask(pl.LightningModule):
             aux_loss = torch.stack([self.loss(aux, masks) for aux in aux_logits]).mean()
             terms["aux"] = aux_loss.detach()
             loss = loss + aux_weight * aux_loss
-        if self.on_nonfinite == "skip":
-            if not bool(torch.isfinite(loss)):  # the one host synchronisation of skip mode
-                where = (self.global_step, self.current_epoch, batch_idx, list(names))
-                log.warning("skipping the batch: %s", _describe_batch(loss.item(), *where))
-                return None
-        else:
-            self._unchecked.append(
-                (loss.detach(), self.global_step, self.current_epoch, batch_idx, list(names))
-            )
-            if len(self._unchecked) >= self.trainer.log_every_n_steps:
-                self.check_losses()
+        origin = TrainingStep(self.global_step, self.current_epoch, batch_idx, list(names))
+        if not self.nonfinite.admit(loss, origin, self.trainer.log_every_n_steps):
+            return None
         # not prog_bar: Lightning would copy it to the host every step (IntervalProgressBar)
         self.log("train/loss", loss, on_step=True, on_epoch=False, batch_size=n)
         # epoch values average over every process of a distributed run (sync_dist)
@@ -178,26 +136,17 @@ class SegmentationTask(pl.LightningModule):
             )
         return loss
 
-    def check_losses(self) -> None:
-        """Raise `NonFiniteLossError` for the first NaN or infinite loss of the steps trained
-        since the last check; called before anything is validated or saved."""
-        if not self._unchecked:
-            return
-        pending, self._unchecked = self._unchecked, []
-        losses = torch.stack([loss for loss, *_ in pending]).cpu()
-        bad = (~torch.isfinite(losses)).nonzero()
-        if len(bad):
-            index = int(bad[0])
-            raise NonFiniteLossError(_describe_batch(float(losses[index]), *pending[index][1:]))
-
     def on_train_end(self) -> None:
-        self.check_losses()
+        self.nonfinite.check()
 
     def _evaluation_step(self, stage: str, batch: Batch) -> None:
         images, masks, _ = batch
-        images = self.layout(images)
+        images = self.in_model_format(images)
         logits = self(images) if self.inferer is None else self.inferer.logits(images)
-        logits = upsample_to(logits, masks)
+        # data configs may run the model below the labels' resolution (data.eval_scale); the
+        # metrics are still those of the labels, so the logits, not the masks, are resampled,
+        # and before the argmax
+        logits = resize(logits, masks.shape[-2:])
         loss = self.loss(logits, masks)
         self.log(
             f"{stage}/loss",
@@ -207,7 +156,7 @@ class SegmentationTask(pl.LightningModule):
             batch_size=images.shape[0],
             sync_dist=True,
         )
-        self.confmats[stage].update(logits, masks)
+        self.confusion_metrics[stage].update(logits, masks)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluation_step("val", batch)
@@ -217,11 +166,11 @@ class SegmentationTask(pl.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         # no metric, and so no best checkpoint, from weights a non-finite loss has spoilt
-        self.check_losses()
-        self.confmats["val"].reset()
+        self.nonfinite.check()
+        self.confusion_metrics["val"].reset()
 
     def on_test_epoch_start(self) -> None:
-        self.confmats["test"].reset()
+        self.confusion_metrics["test"].reset()
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_scores("val")
@@ -231,10 +180,10 @@ class SegmentationTask(pl.LightningModule):
 
     def _log_epoch_scores(self, stage: str) -> None:
         """Derive every metric from the split's one confusion matrix, once per epoch."""
-        confmat = self.confmats[stage].compute()
-        self.confmats[stage].reset()
+        confmat = self.confusion_metrics[stage].compute()
+        self.confusion_metrics[stage].reset()
         scores = segmentation_scores(confmat)
-        self.confusion[stage] = confmat.detach().cpu()
+        self.last_confusion[stage] = confmat.detach().cpu()
         self.scores[stage] = {k: v.detach().cpu() for k, v in scores.items()}
         # the confusion matrix is already summed over every process, so scores agree on all
         self.log(f"{stage}/mIoU", scores["mIoU"], prog_bar=True, sync_dist=True)
@@ -267,7 +216,7 @@ class SegmentationTask(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # raised here, the error leaves the checkpoint on disk as it was
-        self.check_losses()
+        self.nonfinite.check()
         checkpoint[CHECKPOINT_KEY] = {
             "config": self.config,
             "classes": self.classes,

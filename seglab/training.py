@@ -16,6 +16,7 @@ from seglab.build import (
     apply_performance_options,
     build_datamodule,
     build_model,
+    build_nonfinite_guard,
     build_task,
     build_trainer,
     check_training_size,
@@ -25,10 +26,10 @@ from seglab.checkpoints import CheckpointWriteError
 from seglab.data import DatasetError
 from seglab.environment import write_environment
 from seglab.errors import SeglabError
+from seglab.nonfinite import NonFiniteLossError
 from seglab.resume import resume
 from seglab.runs import check_fresh_run_dir
 from seglab.sweeps import check_strategy
-from seglab.task import NONFINITE_ACTIONS, NonFiniteLossError
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         raise
     if resumed is not None:
         cfg = resumed.config
-    on_nonfinite = cfg.get("on_nonfinite", "stop")
-    if on_nonfinite not in NONFINITE_ACTIONS:
-        raise SeglabError(
-            f"on_nonfinite={on_nonfinite} must be one of: {', '.join(NONFINITE_ACTIONS)}"
-        )
+    nonfinite = build_nonfinite_guard(cfg)
     # other ranks of a distributed run join rank 0's directory (Lightning pins them to it)
     if rank_zero_only.rank == 0:
         if resumed is None:
@@ -68,14 +65,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model = build_model(cfg)
     check_training_size(datamodule, model)
     trainer = build_trainer(cfg, purge_step=resumed.step if resumed else None)
-    if on_nonfinite == "skip" and trainer.world_size > 1:
+    if nonfinite.action == "skip" and trainer.world_size > 1:
         raise SeglabError(
             f"on_nonfinite=skip runs on one device only ({trainer.world_size} processes here): "
             "Lightning cannot skip a batch on some processes of a distributed run; use "
             "on_nonfinite=stop"
         )
     setup_data(datamodule, "fit")
-    task = build_task(cfg, datamodule, model)
+    task = build_task(cfg, datamodule, model, nonfinite)
     apply_performance_options(cfg, task, training=True)
     # a resume restores weights, optimizer, scheduler, loops and callbacks (best.ckpt's score)
     try:

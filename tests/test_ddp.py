@@ -35,7 +35,7 @@ class SaveConfusion(pl.Callback):
     def _save(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{stage}-rank{trainer.global_rank}.pt"
-        torch.save(pl_module.confusion[stage], path)
+        torch.save(pl_module.last_confusion[stage], path)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._save(trainer, pl_module, "val")

@@ -118,8 +118,14 @@ def test_skip_leaves_a_nonfinite_batch_out_of_the_update(
     assert len(losses) == 7 and all(math.isfinite(value) for value in losses)
 
 
-def test_on_nonfinite_takes_stop_or_skip() -> None:
-    with pytest.raises(ValueError, match="on_nonfinite=maybe must be one of: stop, skip"):
-        SegmentationTask(
-            nn.Identity(), nn.Identity(), torch.optim.SGD, None, ["a"], 255, on_nonfinite="maybe"
-        )
+def test_channels_last_puts_the_weights_and_the_images_in_nhwc() -> None:
+    model = Segmenter(ConvEncoder(widths=[4, 8]), UNetDecoder, 3)
+    task = SegmentationTask(model, CrossEntropyLoss(), torch.optim.SGD, None, ["a", "b", "c"], 255)
+    images = torch.randn(2, 3, 8, 8)
+    assert task.in_model_format(images) is images
+    task = SegmentationTask(
+        model, CrossEntropyLoss(), torch.optim.SGD, None, ["a", "b", "c"], 255, channels_last=True
+    )
+    convs = [m.weight for m in task.model.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert task.in_model_format(images).is_contiguous(memory_format=torch.channels_last)

@@ -1,4 +1,5 @@
-"""Building blocks shared by encoders, decoders and attention, so one option means one thing."""
+"""Building blocks shared by encoders, decoders, attention and the models' users, so one option
+means one thing."""
 
 from collections.abc import Sequence
 
@@ -56,8 +57,14 @@ def conv_stack(
     return nn.Sequential(*layers)
 
 
-def resize_to(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Bilinearly resize ``x`` to the spatial size of ``reference`` (a no-op when equal)."""
-    if x.shape[-2:] == reference.shape[-2:]:
+def resize(x: torch.Tensor, size: Sequence[int], antialias: bool = False) -> torch.Tensor:
+    """Bilinearly resize ``(N, C, h, w)`` features, logits or images to ``size`` (H, W); a no-op
+    when they have it already.
+
+    Every resize of the project goes through here, so features, logits and images are sampled
+    the same way: pixel centres aligned (``align_corners=False``, as convolutions see pixels),
+    and ``antialias`` for shrinking images, which would otherwise alias.
+    """
+    if tuple(x.shape[-2:]) == tuple(size):
         return x
-    return F.interpolate(x, size=reference.shape[-2:], mode="bilinear", align_corners=False)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=antialias)

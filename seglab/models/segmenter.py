@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seglab.models.layers import resize
+
 ATTENTION_SITES = ("bottleneck", "decoder")
 
 
@@ -109,11 +111,7 @@ class Segmenter(nn.Module):
     def _to_input_size(
         logits: torch.Tensor, padded: torch.Tensor, height: int, width: int
     ) -> torch.Tensor:
-        if logits.shape[-2:] != padded.shape[-2:]:
-            logits = F.interpolate(
-                logits, size=padded.shape[-2:], mode="bilinear", align_corners=False
-            )
-        return logits[..., :height, :width]
+        return resize(logits, padded.shape[-2:])[..., :height, :width]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, num_classes, H, W) for an image batch (N, in_channels, H, W) of any size."""

@@ -12,7 +12,7 @@ from seglab.models.layers import (
     check_option,
     conv_norm_act,
     conv_stack,
-    resize_to,
+    resize,
 )
 
 
@@ -116,5 +116,5 @@ class DeepLabV3PlusDecoder(Decoder):
         context = torch.cat([*(branch(x) for branch in self.aspp), pooled], dim=1)
         context = self.attend(0, self.project(context))
         low_level = self.low_level_project(features[self.low_level])
-        merged = torch.cat([resize_to(context, low_level), low_level], dim=1)
+        merged = torch.cat([resize(context, low_level.shape[-2:]), low_level], dim=1)
         return [context, self.attend(1, self.refine(merged))]

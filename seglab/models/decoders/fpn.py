@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from seglab.models.decoders.base import Decoder, first_used_level
-from seglab.models.layers import ACTIVATIONS, NORMS, check_option, conv_norm_act, resize_to
+from seglab.models.layers import ACTIVATIONS, NORMS, check_option, conv_norm_act, resize
 
 
 class FPNDecoder(Decoder):
@@ -75,10 +75,10 @@ class FPNDecoder(Decoder):
         ):
             x = lateral(feature)
             if top_down is not None:
-                x = x + resize_to(top_down, x)
+                x = x + resize(top_down, x.shape[-2:])
             top_down = x
             outputs.append(self.attend(i, smooth(x)))
-        levels = [resize_to(level, outputs[-1]) for level in outputs]
+        levels = [resize(level, outputs[-1].shape[-2:]) for level in outputs]
         merged = torch.stack(levels).sum(dim=0) if self.merge == "add" else torch.cat(levels, 1)
         outputs.append(self.attend(len(levels), self.fuse(merged)))
         return outputs

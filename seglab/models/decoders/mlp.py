@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from seglab.models.decoders.base import Decoder, first_used_level
-from seglab.models.layers import ACTIVATIONS, NORMS, check_option, conv_norm_act, resize_to
+from seglab.models.layers import ACTIVATIONS, NORMS, check_option, conv_norm_act, resize
 
 
 class MLPDecoder(Decoder):
@@ -61,5 +61,5 @@ class MLPDecoder(Decoder):
             embed(feature)
             for embed, feature in zip(self.embeds, features[self.first :], strict=True)
         ]
-        merged = torch.cat([resize_to(e, embedded[0]) for e in embedded], dim=1)
+        merged = torch.cat([resize(e, embedded[0].shape[-2:]) for e in embedded], dim=1)
         return [self.attend(0, self.dropout(self.fuse(merged)))]

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from seglab.models.decoders.base import Decoder, step_widths
-from seglab.models.layers import ACTIVATIONS, NORMS, check_option, norm_act, resize_to
+from seglab.models.layers import ACTIVATIONS, NORMS, check_option, norm_act, resize
 
 
 class TransposedConvDecoder(Decoder):
@@ -78,5 +78,5 @@ class TransposedConvDecoder(Decoder):
             x = self.attend(i, step(x))
             outputs.append(x)
         # an odd input size leaves the doubled map a pixel off the finest feature's size
-        outputs[-1] = resize_to(outputs[-1], features[0])
+        outputs[-1] = resize(outputs[-1], features[0].shape[-2:])
         return outputs

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from seglab.models.decoders.base import Decoder, step_widths
-from seglab.models.layers import ACTIVATIONS, NORMS, check_option, conv_stack, resize_to
+from seglab.models.layers import ACTIVATIONS, NORMS, check_option, conv_stack, resize
 
 
 class UNetDecoder(Decoder):
@@ -74,7 +74,7 @@ class UNetDecoder(Decoder):
             zip(self.upsamples, self.convs, skips, strict=True)
         ):
             # odd input sizes can leave the upsampled map a pixel off its skip
-            x = resize_to(upsample(x), skip)
+            x = resize(upsample(x), skip.shape[-2:])
             x = self.attend(i, convs(torch.cat([x, skip], dim=1)))
             outputs.append(x)
         return outputs
