@@ -10,14 +10,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
-from tiny import cli
 
 from seglab.build import build_model
 from seglab.checkpoints import CHECKPOINT_KEY
-from seglab.configs import config_dir
 from seglab.eval import main as eval_main
 from seglab.export import main as export_main
 from seglab.predict import main as predict_main
@@ -37,27 +34,24 @@ def _camvid_like(root: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def camvid_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def camvid_checkpoint(tmp_path_factory: pytest.TempPathFactory, compose) -> tuple[Path, Path]:
     """A checkpoint of a data=camvid run whose dataset has since moved; the new folder."""
     folder = tmp_path_factory.mktemp("camvid_ckpt")
     trained_on = folder / "was_here"
     _camvid_like(trained_on)
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                f"paths.output_dir={folder}",
-                f"paths.cache_dir={folder / 'cache'}",
-                "data=camvid",
-                f"data.root={trained_on}",
-                "data.eval_scale=0.5",
-                "data.batch_size=2",
-                "data.num_workers=0",
-                "model.encoder.widths=[8,16,32]",
-                "trainer.accelerator=cpu",
-                "trainer.precision=32-true",
-            ],
-        )
+    cfg = compose(
+        "train",
+        f"paths.output_dir={folder}",
+        f"paths.cache_dir={folder / 'cache'}",
+        "data=camvid",
+        f"data.root={trained_on}",
+        "data.eval_scale=0.5",
+        "data.batch_size=2",
+        "data.num_workers=0",
+        "model.encoder.widths=[8,16,32]",
+        "trainer.accelerator=cpu",
+        "trainer.precision=32-true",
+    )
     torch.manual_seed(0)
     model = build_model(cfg)
     path = folder / "best.ckpt"
@@ -73,19 +67,17 @@ def camvid_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, P
     return path, moved
 
 
-def _run(main, *args: str, tmp_path: Path, monkeypatch, capsys) -> tuple[int, str, str]:
+def _run(main, *args: str, tmp_path: Path, cli) -> tuple[int, str, str]:
     return cli(
         main,
         *args,
         f"paths.output_root={tmp_path / 'outputs'}",
         cwd=tmp_path,
-        monkeypatch=monkeypatch,
-        capsys=capsys,
     )
 
 
 def test_eval_takes_a_moved_dataset_and_keeps_the_run_data_settings(
-    camvid_checkpoint: tuple[Path, Path], tmp_path: Path, monkeypatch, capsys
+    camvid_checkpoint: tuple[Path, Path], tmp_path: Path, cli
 ) -> None:
     ckpt, moved = camvid_checkpoint
     code, out, err = _run(
@@ -94,8 +86,6 @@ def test_eval_takes_a_moved_dataset_and_keeps_the_run_data_settings(
         "split=test",
         f"data.root={moved}",
         tmp_path=tmp_path,
-        monkeypatch=monkeypatch,
-        capsys=capsys,
     )
     assert code == 0, err
     (run_dir,) = (tmp_path / "outputs" / "eval").iterdir()
@@ -108,7 +98,7 @@ def test_eval_takes_a_moved_dataset_and_keeps_the_run_data_settings(
 
 
 def test_eval_without_the_new_root_names_the_missing_folder(
-    camvid_checkpoint: tuple[Path, Path], tmp_path: Path, monkeypatch, capsys
+    camvid_checkpoint: tuple[Path, Path], tmp_path: Path, cli
 ) -> None:
     ckpt, _ = camvid_checkpoint
     code, _, err = _run(
@@ -116,8 +106,6 @@ def test_eval_without_the_new_root_names_the_missing_folder(
         f"ckpt_path={ckpt}",
         "split=test",
         tmp_path=tmp_path,
-        monkeypatch=monkeypatch,
-        capsys=capsys,
     )
     assert code == 2
     assert err.startswith("seglab-eval: error: ") and "was_here" in err
@@ -126,7 +114,7 @@ def test_eval_without_the_new_root_names_the_missing_folder(
 
 @pytest.mark.parametrize("main", [eval_main, predict_main, export_main])
 def test_a_group_override_is_refused_in_one_line(
-    camvid_checkpoint: tuple[Path, Path], tmp_path: Path, monkeypatch, capsys, main
+    camvid_checkpoint: tuple[Path, Path], tmp_path: Path, cli, main
 ) -> None:
     ckpt, moved = camvid_checkpoint
     code, _, err = _run(
@@ -135,8 +123,6 @@ def test_a_group_override_is_refused_in_one_line(
         "data=camvid",
         f"data.root={moved}",
         tmp_path=tmp_path,
-        monkeypatch=monkeypatch,
-        capsys=capsys,
     )
     assert code == 2
     assert "error: data=camvid: the checkpoint's data settings are used as they were" in err
@@ -144,7 +130,7 @@ def test_a_group_override_is_refused_in_one_line(
 
 
 def test_predict_and_export_take_overrides_of_the_run_config(
-    camvid_checkpoint: tuple[Path, Path], tmp_path: Path, monkeypatch, capsys
+    camvid_checkpoint: tuple[Path, Path], tmp_path: Path, cli
 ) -> None:
     ckpt, moved = camvid_checkpoint
     code, _, err = _run(
@@ -156,8 +142,6 @@ def test_predict_and_export_take_overrides_of_the_run_config(
         "inference.tile=32",
         "device=cpu",
         tmp_path=tmp_path,
-        monkeypatch=monkeypatch,
-        capsys=capsys,
     )
     assert code == 0, err
     with Image.open(tmp_path / "masks" / "0001TP_000000.png") as mask:
@@ -170,8 +154,6 @@ def test_predict_and_export_take_overrides_of_the_run_config(
         f"data.root={moved}",
         "data.in_channels=3",
         tmp_path=tmp_path,
-        monkeypatch=monkeypatch,
-        capsys=capsys,
     )
     assert code == 0, err
     assert (tmp_path / "model.pt").is_file()

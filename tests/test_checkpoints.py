@@ -15,7 +15,6 @@ from PIL import Image
 from tiny import (
     BATCHES,
     TINY,
-    cli,
     inside_epoch,
     interruptible,
     start_training,
@@ -84,7 +83,7 @@ def test_a_partial_file_left_by_a_killed_writer_goes_with_the_next_save(tmp_path
 
 @pytest.mark.slow
 def test_a_run_whose_checkpoint_write_fails_stops_and_keeps_the_previous_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
 ) -> None:
     save = torch.save
 
@@ -95,9 +94,7 @@ def test_a_run_whose_checkpoint_write_fails_stops_and_keeps_the_previous_one(
         save(checkpoint, file, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", disk_full_in_second_epoch)
-    code, _, err = cli(
-        train_main, *TINY, f"paths.output_root={tmp_path}", cwd=tmp_path, **_io(monkeypatch, capsys)
-    )
+    code, _, err = cli(train_main, *TINY, f"paths.output_root={tmp_path}", cwd=tmp_path)
     assert code == 2
     (line,) = err.strip().splitlines()
     (run_dir,) = (tmp_path / "train").iterdir()
@@ -110,7 +107,7 @@ def test_a_run_whose_checkpoint_write_fails_stops_and_keeps_the_previous_one(
 
 @pytest.mark.slow
 def test_last_checkpoint_is_written_every_epoch_whatever_the_metric_does(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
 ) -> None:
     saved: list[tuple[str, int]] = []
     save = AtomicCheckpointIO.save_checkpoint
@@ -126,16 +123,10 @@ def test_last_checkpoint_is_written_every_epoch_whatever_the_metric_does(
         "callbacks.model_checkpoint.mode=min",
     )
     args = (*TINY, *ranked_by_epoch, "trainer.max_epochs=3", "test_after_fit=false")
-    code, _, err = cli(
-        train_main, *args, f"paths.output_root={tmp_path}", cwd=tmp_path, **_io(monkeypatch, capsys)
-    )
+    code, _, err = cli(train_main, *args, f"paths.output_root={tmp_path}", cwd=tmp_path)
     assert code == 0, err[-3000:]
     assert [epoch for name, epoch in saved if name == "last.ckpt"] == [0, 1, 2]
     assert [epoch for name, epoch in saved if name == "best.ckpt"] == [0]
-
-
-def _io(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> dict:
-    return {"monkeypatch": monkeypatch, "capsys": capsys}
 
 
 # --- checkpoints that would run code ------------------------------------------------------
@@ -172,6 +163,7 @@ def _refused(message: str, path: Path) -> bool:
     return f"ckpt_path={path} holds pickled objects that are not tensors or plain data" in message
 
 
+@pytest.mark.slow  # each console script starts a fresh interpreter
 @pytest.mark.parametrize("command", ["seglab-eval", "seglab-predict"])
 def test_console_scripts_refuse_a_checkpoint_that_would_run_code(
     command: str, hostile: tuple[Path, Path], tmp_path: Path
@@ -200,7 +192,7 @@ def test_console_scripts_refuse_a_checkpoint_that_would_run_code(
 
 
 def test_load_export_and_resume_refuse_a_checkpoint_that_would_run_code(
-    hostile: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    hostile: tuple[Path, Path], tmp_path: Path, cli
 ) -> None:
     path, marker = hostile
     with pytest.raises(SeglabError) as failure:
@@ -212,10 +204,9 @@ def test_load_export_and_resume_refuse_a_checkpoint_that_would_run_code(
         f"output={tmp_path / 'model.onnx'}",
         f"paths.output_root={tmp_path}",
         cwd=tmp_path,
-        **_io(monkeypatch, capsys),
     )
     assert code == 2 and _refused(err, path)
-    code, _, err = cli(train_main, f"ckpt_path={path}", cwd=tmp_path, **_io(monkeypatch, capsys))
+    code, _, err = cli(train_main, f"ckpt_path={path}", cwd=tmp_path)
     assert code == 2 and _refused(err, path)
     assert not marker.exists()
 
@@ -224,12 +215,8 @@ def test_load_export_and_resume_refuse_a_checkpoint_that_would_run_code(
 
 
 @pytest.mark.slow
-def test_a_damaged_last_checkpoint_resumes_from_best_with_a_warning(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
-    code, _, err = cli(
-        train_main, *TINY, f"paths.output_root={tmp_path}", cwd=tmp_path, **_io(monkeypatch, capsys)
-    )
+def test_a_damaged_last_checkpoint_resumes_from_best_with_a_warning(tmp_path: Path, cli) -> None:
+    code, _, err = cli(train_main, *TINY, f"paths.output_root={tmp_path}", cwd=tmp_path)
     assert code == 0, err[-3000:]
     (run_dir,) = (tmp_path / "train").iterdir()
     last, best = run_dir / "checkpoints" / "last.ckpt", run_dir / "checkpoints" / "best.ckpt"
@@ -241,7 +228,6 @@ def test_a_damaged_last_checkpoint_resumes_from_best_with_a_warning(
         f"ckpt_path={last}",
         "trainer.max_epochs=3",
         cwd=tmp_path,
-        **_io(monkeypatch, capsys),
     )
     assert code == 0, err[-3000:]
     (warning,) = [line for line in (out + err).splitlines() if "resuming from" in line]
@@ -284,14 +270,13 @@ def test_sigterm_writes_last_checkpoint_of_that_batch_and_exits(stopped_run: dic
 
 @pytest.mark.slow
 def test_a_run_stopped_by_sigterm_resumes_from_the_batch_it_stopped_at(
-    stopped_run: dict, monkeypatch: pytest.MonkeyPatch, capsys
+    stopped_run: dict, cli
 ) -> None:
     run_dir = stopped_run["run_dir"]
     code, _, err = cli(
         train_main,
         f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
         cwd=stopped_run["root"],
-        **_io(monkeypatch, capsys),
     )
     assert code == 0, err[-3000:]
     scalars = read_scalars(run_dir)

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
 from hydra.experimental.callback import Callback as HydraCallback
 from hydra.utils import get_class, get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from PIL import Image
+from tiny import CONF_DIR
 
 from seglab.build import (
     PERFORMANCE_KEYS,
@@ -26,10 +26,9 @@ from seglab.build import (
     build_trainer,
     lightning_trainer_config,
 )
-from seglab.configs import config_dir, mount_checkpoint_config, refuse_group_overrides
+from seglab.configs import mount_checkpoint_config, refuse_group_overrides
 from seglab.errors import SeglabError
 
-CONF = config_dir()
 ENTRY_CONFIGS = {"train.yaml", "eval.yaml", "data_stats.yaml", "predict.yaml", "export.yaml"}
 # image and mask folders of the train split in the layout each folder dataset expects
 FOLDER_LAYOUTS = {
@@ -40,28 +39,21 @@ FOLDER_LAYOUTS = {
 
 def _group_options() -> list[tuple[str, str]]:
     return sorted(
-        (str(path.parent.relative_to(CONF)), path.stem)
-        for path in CONF.rglob("*.yaml")
-        if path.relative_to(CONF).as_posix() not in ENTRY_CONFIGS
+        (str(path.parent.relative_to(CONF_DIR)), path.stem)
+        for path in CONF_DIR.rglob("*.yaml")
+        if path.relative_to(CONF_DIR).as_posix() not in ENTRY_CONFIGS
     )
 
 
-def _compose(
-    tmp_path: Path,
-    config: str = "train",
-    overrides: tuple[str, ...] = (),
-    return_hydra_config: bool = False,
-) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(
-            config_name=config,
-            return_hydra_config=return_hydra_config,
-            overrides=[
-                f"paths.output_dir={tmp_path}",
-                f"paths.cache_dir={tmp_path / 'cache'}",
-                *overrides,
-            ],
-        )
+@pytest.fixture
+def composed(compose: Callable[..., DictConfig], tmp_path: Path) -> Callable[..., DictConfig]:
+    """`compose` with the run's outputs and data cache under the test's own folder."""
+
+    def composed_here(config: str, *overrides: str, **options: bool) -> DictConfig:
+        paths = [f"paths.output_dir={tmp_path}", f"paths.cache_dir={tmp_path / 'cache'}"]
+        return compose(config, *paths, *overrides, **options)
+
+    return composed_here
 
 
 def _tiny_folder(root: Path, option: str) -> Path:
@@ -162,9 +154,9 @@ def _check_search_space(cfg: DictConfig) -> None:
         [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
     ):
         key = override.key_or_group
-        if (CONF / key).is_dir():
+        if (CONF_DIR / key).is_dir():
             for option in override.value().list:
-                assert (CONF / key / f"{option}.yaml").is_file(), f"{key}={option}"
+                assert (CONF_DIR / key / f"{option}.yaml").is_file(), f"{key}={option}"
         else:
             assert OmegaConf.select(cfg, key) is not None, key
 
@@ -173,17 +165,17 @@ def _check_search_space(cfg: DictConfig) -> None:
     ("group", "option"), _group_options(), ids=[f"{g}={o}" for g, o in _group_options()]
 )
 def test_every_config_file_composes_and_instantiates(
-    group: str, option: str, tmp_path: Path
+    group: str, option: str, composed, tmp_path: Path
 ) -> None:
     overrides = [f"{group}={option}"]
     data = option if group == "data" else None
     if group == "experiment":  # a recipe on a folder dataset gets the tiny layout too
-        picked = OmegaConf.load(CONF / group / f"{option}.yaml").get("defaults", [])
+        picked = OmegaConf.load(CONF_DIR / group / f"{option}.yaml").get("defaults", [])
         data = next((d["override /data"] for d in picked if "override /data" in d), None)
     if data in FOLDER_LAYOUTS:
         overrides.append(f"data.root={_tiny_folder(tmp_path / 'data', data)}")
     hydra_node = group.startswith(("hydra", "hparams_search"))
-    cfg = _compose(tmp_path, overrides=tuple(overrides), return_hydra_config=hydra_node)
+    cfg = composed("train", *overrides, return_hydra_config=hydra_node)
     _instantiate_group(group, cfg, tmp_path)
 
 
@@ -225,7 +217,7 @@ def test_python_defaults_never_restate_a_config_value_differently() -> None:
     or the same one, so that Python callers and configs never build different things. Values
     wired from elsewhere (interpolations) and nested objects have nothing to restate."""
     differing = []
-    for path in sorted(CONF.rglob("*.yaml")):
+    for path in sorted(CONF_DIR.rglob("*.yaml")):
         for where, node in _targets(OmegaConf.load(path)):
             target = node._get_node("_target_")._value()
             parameters = _parameters(get_object(target))
@@ -247,21 +239,21 @@ def test_python_defaults_never_restate_a_config_value_differently() -> None:
                 if _plain(parameter.default) != value:
                     name = f"{where}.{key}" if where else key
                     differing.append(
-                        f"{path.relative_to(CONF)}: {name}={value!r} but {target} defaults "
+                        f"{path.relative_to(CONF_DIR)}: {name}={value!r} but {target} defaults "
                         f"to {parameter.default!r}"
                     )
     assert not differing, "\n".join(differing)
 
 
-def test_data_stats_config_composes_data_and_paths(tmp_path: Path) -> None:
-    cfg = _compose(tmp_path, config="data_stats", overrides=("data=camvid",))
+def test_data_stats_config_composes_data_and_paths(composed, tmp_path: Path) -> None:
+    cfg = composed("data_stats", "data=camvid")
     assert cfg.task_name == "data_stats" and cfg.split == "train"
     assert cfg.data.num_classes == 11 and cfg.data.ignore_index == 11
     assert cfg.data.cache_dir == str(tmp_path / "cache")
 
 
-def test_default_train_config_builds_a_task_and_trainer(tmp_path: Path) -> None:
-    cfg = _compose(tmp_path)
+def test_default_train_config_builds_a_task_and_trainer(composed) -> None:
+    cfg = composed("train")
     _small_data(cfg)
     datamodule = build_datamodule(cfg)
     task = build_task(cfg, datamodule)
@@ -271,16 +263,12 @@ def test_default_train_config_builds_a_task_and_trainer(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("entry", ["eval", "predict", "export"])
 def test_entry_configs_compose_the_command_line_onto_the_checkpoint_config(
-    tmp_path: Path, entry: str
+    composed, tmp_path: Path, entry: str
 ) -> None:
-    run = _compose(tmp_path, overrides=("data=camvid", "data.eval_scale=0.5"))
+    run = composed("train", "data=camvid", "data.eval_scale=0.5")
     mount_checkpoint_config(OmegaConf.to_container(run, resolve=True))
     required = {"eval": ["split=val"], "predict": ["input=x"], "export": ["output=x.onnx"]}
-    cfg = _compose(
-        tmp_path,
-        config=entry,
-        overrides=("ckpt_path=x.ckpt", "data.root=/elsewhere", *required[entry]),
-    )
+    cfg = composed(entry, "ckpt_path=x.ckpt", "data.root=/elsewhere", *required[entry])
     assert cfg.task_name == entry and cfg.ckpt_path == "x.ckpt"
     # a key the entry config's own defaults never had, and the run's settings kept around it
     assert cfg.data.root == "/elsewhere"
@@ -296,18 +284,18 @@ def test_a_group_override_on_a_checkpoint_is_refused_naming_it(override: str) ->
     refuse_group_overrides(["ckpt_path=x.ckpt", "data.root=/x", "~data.crop_size"])
 
 
-def test_unknown_group_option_names_it(tmp_path: Path) -> None:
+def test_unknown_group_option_names_it(composed) -> None:
     with pytest.raises(ConfigCompositionException, match="no_such_encoder"):
-        _compose(tmp_path, overrides=("model/encoder=no_such_encoder",))
+        composed("train", "model/encoder=no_such_encoder")
 
 
-def test_misspelt_key_names_it(tmp_path: Path) -> None:
+def test_misspelt_key_names_it(composed) -> None:
     with pytest.raises(ConfigCompositionException, match="lrr"):
-        _compose(tmp_path, overrides=("optimizer.lrr=0.1",))
+        composed("train", "optimizer.lrr=0.1")
 
 
-def test_model_and_data_class_counts_must_agree(tmp_path: Path) -> None:
-    cfg = _compose(tmp_path, overrides=("model.num_classes=2",))
+def test_model_and_data_class_counts_must_agree(composed) -> None:
+    cfg = composed("train", "model.num_classes=2")
     _small_data(cfg)
     with pytest.raises(Exception, match="model.num_classes=2"):
         build_task(cfg, build_datamodule(cfg))

@@ -11,7 +11,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from tiny import TINY, cli
+from tiny import TINY
 from torch import nn
 
 from seglab.runs import load_events, read_scalars
@@ -24,14 +24,12 @@ INTERVAL, BUDGET = 2.0, 7.0
 LR = 3e-3
 
 
-def _train(args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> Path:
+def _train(args: list[str], tmp_path: Path, cli) -> Path:
     code, _, err = cli(
         train_main,
         *args,
         f"paths.output_root={tmp_path}",
         cwd=tmp_path,
-        monkeypatch=monkeypatch,
-        capsys=capsys,
     )
     assert code == 0, err[-3000:]
     (run_dir,) = (tmp_path / "train").iterdir()
@@ -55,9 +53,7 @@ def test_camvid_cpu_uses_what_these_runs_test() -> None:
 
 
 @pytest.mark.slow
-def test_trainer_cpu_trains_in_bf16_with_channels_last_convolutions(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
+def test_trainer_cpu_trains_in_bf16_with_channels_last_convolutions(tmp_path: Path, cli) -> None:
     """Every training convolution sees NHWC weights and inputs and computes in bfloat16."""
     seen: list[tuple[bool, bool, torch.dtype, torch.dtype]] = []
 
@@ -74,9 +70,7 @@ def test_trainer_cpu_trains_in_bf16_with_channels_last_convolutions(
 
     handle = nn.modules.module.register_module_forward_hook(record)
     try:
-        run_dir = _train(
-            [*TINY, "trainer=cpu", "test_after_fit=false"], tmp_path, monkeypatch, capsys
-        )
+        run_dir = _train([*TINY, "trainer=cpu", "test_after_fit=false"], tmp_path, cli)
     finally:
         handle.remove()
     assert seen, "no training convolution ran"
@@ -91,7 +85,7 @@ def test_trainer_cpu_trains_in_bf16_with_channels_last_convolutions(
 
 @pytest.mark.slow
 def test_time_budget_validates_on_the_clock_and_at_its_end_and_decays_the_rate_over_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path, cli
 ) -> None:
     """A run stopped by trainer.max_time, validating on a wall-clock interval and decaying its
     learning rate over the budget, as experiment=camvid_cpu does over ten minutes."""
@@ -117,7 +111,7 @@ def test_time_budget_validates_on_the_clock_and_at_its_end_and_decays_the_rate_o
         "callbacks.prediction_grid=null",
         "callbacks.confusion_matrix_image=null",
     ]
-    events = load_events(_train(args, tmp_path, monkeypatch, capsys))
+    events = load_events(_train(args, tmp_path, cli))
     train, val = events.Scalars("train/loss"), events.Scalars("val/mIoU")
     start, end = train[0].wall_time, train[-1].wall_time
     assert end - start == pytest.approx(BUDGET, abs=1.5), "the run did not stop at its budget"

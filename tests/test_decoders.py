@@ -2,15 +2,12 @@
 
 import math
 import re
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
 from torch import nn
 
 from seglab.models import (
@@ -22,8 +19,6 @@ from seglab.models import (
     Segmenter,
     SegNetDecoder,
 )
-
-CONF_DIR = Path(__file__).parents[1] / "conf"
 
 # Encoder layouts the decoders must handle: (channels, strides), fine to coarse.
 LAYOUTS = {
@@ -287,19 +282,15 @@ def test_segnet_rejects_strides_that_do_not_double() -> None:
         SegNetDecoder(channels, strides)
 
 
-def _compose(*overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="model/segmenter", overrides=[*overrides, "+data.num_classes=3"])
-    return cfg
-
-
 @pytest.mark.parametrize("attention_at", ["bottleneck", "decoder"])
-def test_segnet_through_hydra_with_the_conv_encoder(attention_at: str) -> None:
-    cfg = _compose(
+def test_segnet_through_hydra_with_the_conv_encoder(attention_at: str, compose) -> None:
+    cfg = compose(
+        "model/segmenter",
         "model/encoder=conv",
         "model/decoder=segnet",
         "model/attention=scse",
         f"model.attention_at={attention_at}",
+        "+data.num_classes=3",
     )
     model = instantiate(cfg.model).eval()
     assert isinstance(model.decoder, SegNetDecoder) and model.uses_indices
@@ -323,8 +314,10 @@ class PlainEncoder(nn.Module):
         return [fine, self.coarse(fine)]
 
 
-def test_segnet_with_an_encoder_without_indices_fails_at_build() -> None:
-    cfg = _compose("model/encoder=conv", "model/decoder=segnet")
+def test_segnet_with_an_encoder_without_indices_fails_at_build(compose) -> None:
+    cfg = compose(
+        "model/segmenter", "model/encoder=conv", "model/decoder=segnet", "+data.num_classes=3"
+    )
     message = (
         "Segmenter: SegNetDecoder unpools with the encoder's max-pooling indices, which "
         "PlainEncoder does not provide; use an encoder that max-pools (model/encoder=conv)"

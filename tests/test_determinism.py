@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tiny import TINY, cli, run_module
+from tiny import TINY, run_module
 
 from seglab.runs import read_scalars
 from seglab.train import main as train_main
@@ -40,9 +40,7 @@ def _write_folder_dataset(root: Path) -> None:
             Image.fromarray(mask).save(root / split / "masks" / f"{split}{index}.png")
 
 
-def _train_twice(
-    args: list[str], root: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> tuple[dict, dict]:
+def _train_twice(args: list[str], root: Path, cli) -> tuple[dict, dict]:
     """The scalars of ``args`` trained in a fresh interpreter and again in this process."""
     first, second = root / "first", root / "second"
     result = run_module("seglab.train", *args, f"paths.output_root={first}", cwd=root)
@@ -52,8 +50,6 @@ def _train_twice(
         *args,
         f"paths.output_root={second}",
         cwd=root,
-        monkeypatch=monkeypatch,
-        capsys=capsys,
     )
     assert code == 0, err[-3000:]
     ((first_run,), (second_run,)) = (list((r / "train").iterdir()) for r in (first, second))
@@ -69,17 +65,15 @@ def _assert_identical(first: dict, second: dict) -> None:
 
 
 @pytest.mark.slow
-def test_synthetic_run_repeats_every_scalar(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
-    first, second = _train_twice([*TINY, *DETERMINISTIC], tmp_path, monkeypatch, capsys)
+def test_synthetic_run_repeats_every_scalar(tmp_path: Path, cli) -> None:
+    first, second = _train_twice([*TINY, *DETERMINISTIC], tmp_path, cli)
     assert len(first["train/loss"]) == 8 and len(first["val/mIoU"]) == 2
     _assert_identical(first, second)
 
 
 @pytest.mark.slow
 def test_folder_run_with_random_scale_and_crop_in_two_workers_repeats_every_scalar(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path, cli
 ) -> None:
     data = tmp_path / "data"
     _write_folder_dataset(data)
@@ -100,6 +94,6 @@ def test_folder_run_with_random_scale_and_crop_in_two_workers_repeats_every_scal
         "trainer.enable_model_summary=false",
         *DETERMINISTIC,
     ]
-    first, second = _train_twice(args, tmp_path, monkeypatch, capsys)
+    first, second = _train_twice(args, tmp_path, cli)
     assert len(first["train/loss"]) == 4 and len(first["test/mIoU"]) == 1
     _assert_identical(first, second)

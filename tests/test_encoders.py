@@ -4,6 +4,7 @@ import socket
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from urllib.error import URLError
 
@@ -12,13 +13,11 @@ import timm
 import torch
 import torchvision
 from huggingface_hub import constants as hf_constants
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from torch import nn
 
 from seglab.models import MobileNetV3Encoder, ResNetEncoder, Segmenter, TimmEncoder
 
-CONF_DIR = Path(__file__).parents[1] / "conf"
 SIZE = 64
 
 # Channels and strides of each config at output stride 32, from the architectures' papers.
@@ -31,11 +30,16 @@ LAYOUTS = {
 }
 
 
-def _encoder(config: str, **overrides: object) -> nn.Module:
-    """The encoder ``model/encoder=<config>`` composes, its defaults list included."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="model/segmenter", overrides=[f"model/encoder={config}"])
-    return instantiate(cfg.model.encoder, **overrides).eval()
+@pytest.fixture
+def encoder_of(compose) -> Callable[..., nn.Module]:
+    """``encoder_of(config, **overrides)``: the encoder ``model/encoder=<config>`` composes, its
+    defaults list included."""
+
+    def build(config: str, **overrides: object) -> nn.Module:
+        cfg = compose("model/segmenter", f"model/encoder={config}")
+        return instantiate(cfg.model.encoder, **overrides).eval()
+
+    return build
 
 
 def _features(encoder: nn.Module, channels: int = 3) -> list[torch.Tensor]:
@@ -50,16 +54,18 @@ def _check_layout(encoder: nn.Module, channels: list[int], strides: list[int]) -
     assert shapes == [(1, c, SIZE // s, SIZE // s) for c, s in zip(channels, strides, strict=True)]
 
 
-def _compose_model(*overrides: str) -> Segmenter:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="model/segmenter", overrides=[*overrides, "+data.num_classes=5"])
-    return instantiate(cfg.model)
+@pytest.fixture
+def compose_model(compose) -> Callable[..., Segmenter]:
+    """A Segmenter of 5 classes from ``model/segmenter`` with the given overrides."""
+    return lambda *overrides: instantiate(
+        compose("model/segmenter", *overrides, "+data.num_classes=5").model
+    )
 
 
 @pytest.mark.parametrize("config", sorted(LAYOUTS))
-def test_channels_strides_and_feature_shapes(config: str) -> None:
+def test_channels_strides_and_feature_shapes(encoder_of, config: str) -> None:
     torch.manual_seed(0)
-    _check_layout(_encoder(config), *LAYOUTS[config])
+    _check_layout(encoder_of(config), *LAYOUTS[config])
 
 
 # Residual blocks per stage in the ResNet paper's table 1.
@@ -67,8 +73,8 @@ RESNET_BLOCKS = {"resnet18": [2, 2, 2, 2], "resnet34": [3, 4, 6, 3], "resnet50":
 
 
 @pytest.mark.parametrize("config", sorted(RESNET_BLOCKS))
-def test_resnet_configs_build_their_own_depth(config: str) -> None:
-    encoder = _encoder(config)
+def test_resnet_configs_build_their_own_depth(encoder_of, config: str) -> None:
+    encoder = encoder_of(config)
     assert [len(stage) for stage in encoder._stages()] == RESNET_BLOCKS[config]
 
 
@@ -77,10 +83,10 @@ def test_resnet_configs_build_their_own_depth(config: str) -> None:
     ("output_stride", "strides"), [(16, [2, 4, 8, 16, 16]), (8, [2, 4, 8, 8, 8])]
 )
 def test_output_stride_dilates_the_last_stages(
-    config: str, output_stride: int, strides: list[int]
+    encoder_of, config: str, output_stride: int, strides: list[int]
 ) -> None:
     channels = LAYOUTS[config][0]
-    _check_layout(_encoder(config, output_stride=output_stride), channels, strides)
+    _check_layout(encoder_of(config, output_stride=output_stride), channels, strides)
 
 
 def test_dilation_keeps_the_pretrained_weights(tmp_path: Path) -> None:
@@ -122,10 +128,10 @@ def _torchvision_file(tmp_path: Path, arch: str) -> tuple[Path, dict[str, torch.
     [("resnet18", "resnet18", "fc."), ("mobilenetv3_large", "mobilenet_v3_large", "classifier.")],
 )
 def test_torchvision_weights_file_loads_through_hydra(
-    tmp_path: Path, config: str, arch: str, classifier: str
+    tmp_path: Path, config: str, arch: str, classifier: str, compose_model
 ) -> None:
     path, state = _torchvision_file(tmp_path, arch)
-    model = _compose_model(f"model/encoder={config}", f"model.encoder.weights_path={path}")
+    model = compose_model(f"model/encoder={config}", f"model.encoder.weights_path={path}")
     loaded = model.encoder.state_dict()
     expected = {k: v for k, v in state.items() if not k.startswith(classifier)}
     assert loaded.keys() == expected.keys()
@@ -133,12 +139,12 @@ def test_torchvision_weights_file_loads_through_hydra(
         torch.testing.assert_close(loaded[key], value, rtol=0, atol=0, msg=key)
 
 
-def test_timm_weights_file_loads_through_hydra(tmp_path: Path) -> None:
+def test_timm_weights_file_loads_through_hydra(tmp_path: Path, compose_model) -> None:
     torch.manual_seed(1)
     state = timm.create_model("efficientnet_b0").state_dict()
     path = tmp_path / "efficientnet_b0.pth"
     torch.save(state, path)
-    model = _compose_model("model/encoder=timm", f"model.encoder.weights_path={path}")
+    model = compose_model("model/encoder=timm", f"model.encoder.weights_path={path}")
     loaded = model.encoder.model.state_dict()
     assert "conv_stem.weight" in loaded and "blocks.6.0.conv_pwl.weight" in loaded
     for key, value in loaded.items():
@@ -239,8 +245,8 @@ def test_unknown_timm_model_names_the_key() -> None:
         TimmEncoder(name="convnext_tinyy")
 
 
-def test_timm_model_name_is_a_config_override() -> None:
-    model = _compose_model("model/encoder=timm", "model.encoder.name=convnext_tiny")
+def test_timm_model_name_is_a_config_override(compose_model) -> None:
+    model = compose_model("model/encoder=timm", "model.encoder.name=convnext_tiny")
     assert model.encoder.out_channels == [96, 192, 384, 768]
     assert model.encoder.strides == [4, 8, 16, 32]
     with torch.no_grad():

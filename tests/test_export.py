@@ -4,18 +4,16 @@ other than the export sample's, and bad input is one line on stderr."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from tiny import cli
 
 import seglab
 from seglab.checkpoints import CHECKPOINT_KEY
-from seglab.configs import config_dir
 from seglab.export import main as export_main
 
 # sizes the export command does not check itself: other batch sizes, odd heights and widths
@@ -23,11 +21,10 @@ SHAPES = [(3, 3, 45, 70), (1, 3, 128, 33)]
 TOLERANCE = 1e-4
 
 
-def _checkpoint(path: Path, *overrides: str) -> Path:
+def _checkpoint(compose, path: Path, *overrides: str) -> Path:
     """A checkpoint in seglab's format (what load_checkpoint reads) of an untrained tiny model;
     its batch-norm statistics are randomised so that they matter in the comparison."""
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=["model.encoder.widths=[8,16,32]", *overrides])
+    cfg = compose("train", "model.encoder.widths=[8,16,32]", *overrides)
     config = {
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "data": OmegaConf.to_container(cfg.data, resolve=True),
@@ -43,23 +40,15 @@ def _checkpoint(path: Path, *overrides: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _checkpoint(tmp_path_factory.mktemp("ckpt") / "best.ckpt")
+def checkpoint(compose, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _checkpoint(compose, tmp_path_factory.mktemp("ckpt") / "best.ckpt")
 
 
-def _export(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    *args: str,
-) -> tuple[int, str, str]:
-    return cli(
-        export_main,
-        *args,
-        f"paths.output_root={tmp_path / 'outputs'}",
-        cwd=tmp_path,
-        monkeypatch=monkeypatch,
-        capsys=capsys,
+@pytest.fixture
+def export(cli, tmp_path: Path) -> Callable[..., tuple[int, str, str]]:
+    """``export(*args)``: seglab-export run from the test's folder, its outputs below it."""
+    return lambda *args: cli(
+        export_main, *args, f"paths.output_root={tmp_path / 'outputs'}", cwd=tmp_path
     )
 
 
@@ -94,35 +83,19 @@ def _onnx_runner(path: Path):
     ids=["default", "fpn-cbam"],
 )
 def test_onnx_matches_pytorch_at_two_sizes(
-    overrides: tuple[str, ...],
-    checkpoint: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    overrides: tuple[str, ...], checkpoint: Path, tmp_path: Path, compose, export
 ) -> None:
-    ckpt = _checkpoint(tmp_path / "model.ckpt", *overrides) if overrides else checkpoint
-    code, out, err = _export(tmp_path, monkeypatch, capsys, f"ckpt_path={ckpt}", "output=m.onnx")
+    ckpt = _checkpoint(compose, tmp_path / "model.ckpt", *overrides) if overrides else checkpoint
+    code, out, err = export(f"ckpt_path={ckpt}", "output=m.onnx")
     assert code == 0, err[-2000:]
     assert out.count("largest |logits - PyTorch's|") == 2
     differences = _largest_differences(ckpt, _onnx_runner(tmp_path / "m.onnx"))
     assert max(differences) <= TOLERANCE, differences
 
 
-def test_torchscript_matches_pytorch_at_two_sizes(
-    checkpoint: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_torchscript_matches_pytorch_at_two_sizes(checkpoint: Path, tmp_path: Path, export) -> None:
     output = tmp_path / "model.pt"
-    code, out, err = _export(
-        tmp_path,
-        monkeypatch,
-        capsys,
-        f"ckpt_path={checkpoint}",
-        "format=torchscript",
-        f"output={output}",
-    )
+    code, out, err = export(f"ckpt_path={checkpoint}", "format=torchscript", f"output={output}")
     assert code == 0, err[-2000:]
     assert f"torchscript model written to {output}" in out
     loaded = torch.jit.load(str(output))
@@ -135,33 +108,22 @@ def test_torchscript_matches_pytorch_at_two_sizes(
     assert max(differences) <= TOLERANCE, differences
 
 
-def test_existing_output_is_kept_unless_overwrite(
-    checkpoint: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_existing_output_is_kept_unless_overwrite(checkpoint: Path, tmp_path: Path, export) -> None:
     (tmp_path / "model.pt").write_text("keep me")
     args = (f"ckpt_path={checkpoint}", "format=torchscript", "output=model.pt")
-    code, _, err = _export(tmp_path, monkeypatch, capsys, *args)
+    code, _, err = export(*args)
     assert code == 2
     assert "output=model.pt already exists" in err and "overwrite=true" in err
     assert (tmp_path / "model.pt").read_text() == "keep me"
-    code, _, err = _export(tmp_path, monkeypatch, capsys, *args, "overwrite=true")
+    code, _, err = export(*args, "overwrite=true")
     assert code == 0, err[-2000:]
     torch.jit.load(str(tmp_path / "model.pt"))
 
 
 def test_a_check_beyond_tolerance_fails_and_writes_nothing(
-    checkpoint: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    checkpoint: Path, tmp_path: Path, export
 ) -> None:
-    code, _, err = _export(
-        tmp_path,
-        monkeypatch,
-        capsys,
+    code, _, err = export(
         f"ckpt_path={checkpoint}",
         "format=torchscript",
         "output=model.pt",
@@ -172,12 +134,7 @@ def test_a_check_beyond_tolerance_fails_and_writes_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outputs"]
 
 
-def test_bad_input_is_one_line_with_exit_2(
-    checkpoint: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_bad_input_is_one_line_with_exit_2(checkpoint: Path, tmp_path: Path, export) -> None:
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"state_dict": {}}, foreign)
     cases = [
@@ -187,22 +144,17 @@ def test_bad_input_is_one_line_with_exit_2(
         ((f"ckpt_path={checkpoint}",), "output is required"),
     ]
     for args, message in cases:
-        code, _, err = _export(tmp_path, monkeypatch, capsys, *args)
+        code, _, err = export(*args)
         assert code == 2, args
         assert err.startswith("seglab-export: error: ") and message in err, err
         assert len(err.strip().splitlines()) == 1
 
 
 def test_onnx_without_onnxruntime_says_what_to_install(
-    checkpoint: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, export
 ) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now fails
-    code, _, err = _export(
-        tmp_path, monkeypatch, capsys, f"ckpt_path={checkpoint}", "output=m.onnx"
-    )
+    code, _, err = export(f"ckpt_path={checkpoint}", "output=m.onnx")
     assert code == 2
     assert "pip install 'seglab[export]'" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outputs"]

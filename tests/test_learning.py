@@ -10,14 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tiny import cli
 
-from seglab.data.camvid import default_root
 from seglab.runs import read_scalars
 from seglab.train import main as train_main
-
-#: where data=camvid looks by default (../shared/data/camvid beside the project), or None
-CAMVID = default_root()
 
 QUIET = [
     "trainer.enable_progress_bar=false",
@@ -29,7 +24,7 @@ QUIET = [
 ]
 
 
-def _train(args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> dict:
+def _train(args: list[str], tmp_path: Path, cli) -> dict:
     code, _, err = cli(
         train_main,
         *args,
@@ -37,8 +32,6 @@ def _train(args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap
         f"paths.output_root={tmp_path}",
         f"paths.cache_dir={tmp_path / 'cache'}",
         cwd=tmp_path,
-        monkeypatch=monkeypatch,
-        capsys=capsys,
     )
     assert code == 0, err[-3000:]
     (run_dir,) = (tmp_path / "train").iterdir()
@@ -46,9 +39,7 @@ def _train(args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap
 
 
 @pytest.mark.slow
-def test_synthetic_training_reaches_a_val_miou_well_above_chance(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
+def test_synthetic_training_reaches_a_val_miou_well_above_chance(tmp_path: Path, cli) -> None:
     """200 steps of the default data and UNet (three stages instead of four).
 
     Measured val/mIoU after these 200 steps: 0.323 (seed 1), 0.304 (seed 2), with the same
@@ -65,8 +56,7 @@ def test_synthetic_training_reaches_a_val_miou_well_above_chance(
             "seed=3",
         ],
         tmp_path,
-        monkeypatch,
-        capsys,
+        cli,
     )
     ((step, miou),) = scalars["val/mIoU"]
     assert step == 199
@@ -74,27 +64,25 @@ def test_synthetic_training_reaches_a_val_miou_well_above_chance(
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(CAMVID is None, reason="CamVid is not in ../shared/data/camvid")
-def test_camvid_training_lowers_the_loss(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
+def test_camvid_training_lowers_the_loss(tmp_path: Path, cli, camvid_root: Path) -> None:
     """40 steps on 32 CamVid frames at a quarter of their size.
 
     Measured, mean train/loss of the first 5 steps to that of the last 5: 3.329 to 2.857
     (0.86 of it; seed 42) and 3.365 to 2.843 (0.84; seed 1); at optimizer.lr=0, 3.435 to
     3.444 (1.00).
     """
-    assert CAMVID is not None
-    frames = sorted(path.stem for path in (CAMVID / "train").iterdir())
+    frames = sorted(path.stem for path in (camvid_root / "train").iterdir())
     lists = tmp_path / "lists"
     lists.mkdir()
     # every 10th frame: 32 of the 367, from the whole of the split's sequences
     (lists / "train.txt").write_text("\n".join(frames[::10][:32]) + "\n")
-    (lists / "val.txt").write_text(sorted(p.stem for p in (CAMVID / "val").iterdir())[0] + "\n")
+    (lists / "val.txt").write_text(
+        sorted(p.stem for p in (camvid_root / "val").iterdir())[0] + "\n"
+    )
     scalars = _train(
         [
             "data=camvid",
-            f"data.root={CAMVID}",
+            f"data.root={camvid_root}",
             f"data.split_files={{train: {lists / 'train.txt'}, val: {lists / 'val.txt'}}}",
             "data.scale_range=[0.25,0.3]",
             "data.crop_size=[64,96]",
@@ -108,8 +96,7 @@ def test_camvid_training_lowers_the_loss(
             "trainer.log_every_n_steps=1",
         ],
         tmp_path,
-        monkeypatch,
-        capsys,
+        cli,
     )
     losses = [value for _, value in scalars["train/loss"]]
     assert len(losses) == 40

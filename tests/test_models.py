@@ -4,14 +4,15 @@ import math
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from tiny import CONF_DIR
 from torch import nn
 
 from seglab.models import (
@@ -22,7 +23,6 @@ from seglab.models import (
     UNetDecoder,
 )
 
-CONF_DIR = Path(__file__).parents[1] / "conf"
 NUM_CLASSES = 5
 # Few distinct sizes: oneDNN compiles kernels per input shape, which dominates test time on CPU.
 ODD = (1, 3, 97, 131)
@@ -63,32 +63,44 @@ def _compatible(encoder: str, decoder: str) -> bool:
 SAMPLE = _sample()
 
 
-def _compose_model(
-    encoder: str, decoder: str, attention: str, attention_at: str = "bottleneck", *extra: str
-) -> Segmenter:
-    # Group overrides take the full path, exactly as on the training command line; data is
-    # not composed here, so the class count that model.num_classes interpolates is added.
-    overrides = [
-        f"model/encoder={encoder}",
-        f"model/decoder={decoder}",
-        f"model/attention={attention}",
-        f"model.attention_at={attention_at}",
-        f"+data.num_classes={NUM_CLASSES}",
-        *extra,
-    ]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="model/segmenter", overrides=overrides)
-    return instantiate(cfg.model)
+@pytest.fixture
+def compose_model(compose) -> Callable[..., Segmenter]:
+    """``compose_model(encoder, decoder, attention, attention_at="bottleneck", *extra)``: the
+    Segmenter that ``model/segmenter`` composes from those options.
+
+    Group overrides take the full path, exactly as on the training command line; data is not
+    composed here, so the class count that model.num_classes interpolates is added.
+    """
+
+    def composed(
+        encoder: str, decoder: str, attention: str, attention_at: str = "bottleneck", *extra: str
+    ) -> Segmenter:
+        cfg = compose(
+            "model/segmenter",
+            f"model/encoder={encoder}",
+            f"model/decoder={decoder}",
+            f"model/attention={attention}",
+            f"model.attention_at={attention_at}",
+            f"+data.num_classes={NUM_CLASSES}",
+            *extra,
+        )
+        return instantiate(cfg.model)
+
+    return composed
 
 
+# the whole cross product is slow; SAMPLE runs every option of every group in the quick subset
+@pytest.mark.slow
 @pytest.mark.parametrize("combination", COMBINATIONS, ids="-".join)
-def test_every_combination_composes_and_runs(combination: tuple[str, str, str]) -> None:
+def test_every_combination_composes_and_runs(
+    combination: tuple[str, str, str], compose_model
+) -> None:
     torch.manual_seed(0)
     if not _compatible(*combination[:2]):
         with pytest.raises(InstantiationException, match="max-pooling indices"):
-            _compose_model(*combination)
+            compose_model(*combination)
         return
-    model = _compose_model(*combination).eval()
+    model = compose_model(*combination).eval()
     with torch.no_grad():
         assert model(torch.randn(*ODD)).shape == (1, NUM_CLASSES, 97, 131)
 
@@ -99,9 +111,9 @@ def combination(request: pytest.FixtureRequest) -> tuple[str, str, str, str]:
 
 
 @pytest.fixture
-def model(combination: tuple[str, str, str, str]) -> Segmenter:
+def model(combination: tuple[str, str, str, str], compose_model) -> Segmenter:
     torch.manual_seed(0)
-    model = _compose_model(*combination)
+    model = compose_model(*combination)
     # Nudge every weight so that zero-initialised parts (the attention scale) take part.
     with torch.no_grad():
         for param in model.parameters():
@@ -137,18 +149,19 @@ class TestComposedModel:
             assert torch.isfinite(param.grad).all(), name
 
     def test_state_dict_round_trip(
-        self, model: Segmenter, combination: tuple[str, str, str, str]
+        self, model: Segmenter, combination: tuple[str, str, str, str], compose_model
     ) -> None:
         model(torch.randn(*EVEN))  # a training step's forward moves BatchNorm statistics
         buffer = io.BytesIO()
         torch.save(model.state_dict(), buffer)
         buffer.seek(0)
         torch.manual_seed(1)
-        restored = _compose_model(*combination)
+        restored = compose_model(*combination)
         restored.load_state_dict(torch.load(buffer, weights_only=True))
         x = torch.randn(*ODD)
         torch.testing.assert_close(restored.eval()(x), model.eval()(x), rtol=0, atol=0)
 
+    @pytest.mark.slow  # torch.export traces the whole model: seconds per model on a CPU
     def test_export_matches_eager(self, model: Segmenter) -> None:
         # torch.export rather than torch.jit.trace, which is deprecated.
         model.eval()
@@ -339,6 +352,7 @@ print(status("VmHWM:") - before)
 """
 
 
+@pytest.mark.slow  # a fresh interpreter attends over a 256x256 map
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc")
 def test_self_attention_memory_grows_with_the_map_not_its_square() -> None:
     # 65536 queries x 4096 keys: a materialised attention matrix alone would be 1 GiB.

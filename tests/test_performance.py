@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from seglab.build import (
@@ -25,7 +24,6 @@ from seglab.build import (
     build_trainer,
     setup_data,
 )
-from seglab.configs import config_dir
 from seglab.errors import SeglabError
 from seglab.runs import load_events
 from seglab.task import SegmentationTask
@@ -44,9 +42,8 @@ TINY = [
 ]
 
 
-def _config(tmp_path: Path, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose("train", overrides=[f"paths.output_dir={tmp_path}", *TINY, *overrides])
+def _config(compose, tmp_path: Path, *overrides: str) -> DictConfig:
+    return compose("train", f"paths.output_dir={tmp_path}", *TINY, *overrides)
 
 
 def _fit(cfg: DictConfig, *callbacks: pl.Callback) -> SegmentationTask:
@@ -92,9 +89,10 @@ class HostReadCounter(pl.Callback):
         self.counting = False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["ce_dice", "ce"])
 def test_training_steps_read_nothing_back_to_the_host(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loss: str
+    compose, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loss: str
 ) -> None:
     """More steps must not mean more host reads: the loss, the epoch mean and the progress bar
     stay on the device between logging intervals (here: none within the epoch)."""
@@ -102,6 +100,7 @@ def test_training_steps_read_nothing_back_to_the_host(
     for steps in (4, 12):
         counter = HostReadCounter(monkeypatch)
         cfg = _config(
+            compose,
             tmp_path / str(steps),
             f"loss={loss}",
             "trainer.max_epochs=1",
@@ -119,8 +118,9 @@ def test_training_steps_read_nothing_back_to_the_host(
     assert counts[0] == counts[1]
 
 
+@pytest.mark.slow
 def test_a_per_step_progress_bar_would_be_counted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    compose, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The counter above can fail: a progress bar refreshed every step reads the loss each time
     (so does Lightning for every value logged with ``prog_bar=True``)."""
@@ -128,6 +128,7 @@ def test_a_per_step_progress_bar_would_be_counted(
     for steps in (4, 12):
         counter = HostReadCounter(monkeypatch)
         cfg = _config(
+            compose,
             tmp_path / str(steps),
             "trainer.max_epochs=1",
             f"trainer.limit_train_batches={steps}",
@@ -144,7 +145,8 @@ def test_a_per_step_progress_bar_would_be_counted(
     assert counts[1] > counts[0]
 
 
-def test_channels_last_puts_weights_and_images_in_nhwc(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_channels_last_puts_weights_and_images_in_nhwc(compose, tmp_path: Path) -> None:
     seen = []
 
     class Layout(pl.Callback):
@@ -158,6 +160,7 @@ def test_channels_last_puts_weights_and_images_in_nhwc(tmp_path: Path) -> None:
             module.model.forward = recording
 
     cfg = _config(
+        compose,
         tmp_path,
         "trainer.channels_last=true",
         "trainer.fast_dev_run=2",
@@ -169,10 +172,12 @@ def test_channels_last_puts_weights_and_images_in_nhwc(tmp_path: Path) -> None:
     assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
 
 
+@pytest.mark.slow
 def test_compile_wraps_the_model_in_place_and_checkpoints_keep_plain_names(
-    tmp_path: Path,
+    compose, tmp_path: Path
 ) -> None:
     cfg = _config(
+        compose,
         tmp_path,
         # the eager backend runs the compiled graph without generating code: fast to test
         "trainer.compile={backend: eager}",
@@ -189,34 +194,35 @@ def test_compile_wraps_the_model_in_place_and_checkpoints_keep_plain_names(
     assert any(key.startswith("model.encoder.") for key in checkpoint["state_dict"])
 
 
-def test_compile_is_for_training_only(tmp_path: Path) -> None:
-    cfg = _config(tmp_path, "trainer.compile=true")
+def test_compile_is_for_training_only(compose, tmp_path: Path) -> None:
+    cfg = _config(compose, tmp_path, "trainer.compile=true")
     task = build_task(cfg, build_datamodule(cfg))
     apply_performance_options(cfg, task, training=False)
     assert task.model._compiled_call_impl is None
 
 
-def test_matmul_precision_is_applied_and_checked(tmp_path: Path) -> None:
+def test_matmul_precision_is_applied_and_checked(compose, tmp_path: Path) -> None:
     before = torch.get_float32_matmul_precision()
-    cfg = _config(tmp_path, "trainer.float32_matmul_precision=high")
+    cfg = _config(compose, tmp_path, "trainer.float32_matmul_precision=high")
     task = build_task(cfg, build_datamodule(cfg))
     try:
         apply_performance_options(cfg, task, training=False)
         assert torch.get_float32_matmul_precision() == "high"
     finally:
         torch.set_float32_matmul_precision(before)
-    cfg = _config(tmp_path, "trainer.float32_matmul_precision=fast")
+    cfg = _config(compose, tmp_path, "trainer.float32_matmul_precision=fast")
     with pytest.raises(SeglabError, match="trainer.float32_matmul_precision=fast"):
         apply_performance_options(cfg, task, training=False)
 
 
-def test_bad_compile_value_is_refused(tmp_path: Path) -> None:
-    cfg = _config(tmp_path, "trainer.compile=max")
+def test_bad_compile_value_is_refused(compose, tmp_path: Path) -> None:
+    cfg = _config(compose, tmp_path, "trainer.compile=max")
     task = build_task(cfg, build_datamodule(cfg))
     with pytest.raises(SeglabError, match="trainer.compile=max"):
         apply_performance_options(cfg, task, training=True)
 
 
+@pytest.mark.slow
 def test_benchmark_measures_every_part_on_a_tiny_setting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,34 +9,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
-from tiny import cli
 
 import seglab
 from seglab.build import build_datamodule, build_model, build_task
 from seglab.checkpoints import CHECKPOINT_KEY
-from seglab.configs import config_dir
 from seglab.predict import main as predict_main
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_MODEL = ["model.encoder.widths=[8,16,32]"]
 
 
-def _config(tmp_path: Path, *overrides: str):
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose(
-            "train",
-            overrides=[f"paths.output_dir={tmp_path}", *TINY_MODEL, *overrides],
-        )
+def _config(compose, tmp_path: Path, *overrides: str) -> DictConfig:
+    return compose("train", f"paths.output_dir={tmp_path}", *TINY_MODEL, *overrides)
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def checkpoint(compose, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny default model (synthetic data, 4 classes) saved as seglab-train saves it."""
     folder = tmp_path_factory.mktemp("ckpt")
-    cfg = _config(folder)
+    cfg = _config(compose, folder)
     torch.manual_seed(0)
     model = build_model(cfg)
     path = folder / "tiny.ckpt"
@@ -105,10 +98,7 @@ def test_predictor_rejects_a_wrong_array_naming_its_shape(checkpoint: Path) -> N
 
 
 def test_predict_writes_palette_masks_and_lists_unreadable_files(
-    checkpoint: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    checkpoint: Path, tmp_path: Path, cli
 ) -> None:
     images = tmp_path / "images"
     images.mkdir()
@@ -126,8 +116,6 @@ def test_predict_writes_palette_masks_and_lists_unreadable_files(
         "inference.tile=16",
         "device=cpu",
         cwd=tmp_path,
-        monkeypatch=monkeypatch,
-        capsys=capsys,
     )
     assert code == 1
     assert "broken.png" in err and "a.png" not in err
@@ -153,25 +141,18 @@ def test_predict_writes_palette_masks_and_lists_unreadable_files(
     ],
 )
 def test_predict_reports_a_bad_path_in_one_line(
-    checkpoint: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    arguments: list[str],
-    message: str,
+    checkpoint: Path, tmp_path: Path, cli, arguments: list[str], message: str
 ) -> None:
     Image.fromarray(_image()).save(tmp_path / "a.png")
     arguments = [arg.format(ckpt=checkpoint) for arg in arguments]
     arguments.append(f"output={tmp_path / 'out'}")
-    code, _, err = cli(
-        predict_main, *arguments, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
-    )
+    code, _, err = cli(predict_main, *arguments, cwd=tmp_path)
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
 
 
-def test_evaluation_runs_through_the_configured_sliding_window(tmp_path: Path) -> None:
-    cfg = _config(tmp_path, "data.num_train=8", "data.num_val=4", "inference.tile=16")
+def test_evaluation_runs_through_the_configured_sliding_window(compose, tmp_path: Path) -> None:
+    cfg = _config(compose, tmp_path, "data.num_train=8", "data.num_val=4", "inference.tile=16")
     datamodule = build_datamodule(cfg)
     datamodule.setup("validate")
     task = build_task(cfg, datamodule)
@@ -182,9 +163,10 @@ def test_evaluation_runs_through_the_configured_sliding_window(tmp_path: Path) -
     task.eval()
     task._evaluation_step("val", next(iter(datamodule.val_dataloader())))
     assert calls == [(4, 3, 32, 32)]
-    assert build_task(_config(tmp_path), datamodule).inferer.tile is None
+    assert build_task(_config(compose, tmp_path), datamodule).inferer.tile is None
 
 
+@pytest.mark.slow  # a fresh interpreter predicts a 600x900 image tile by tile
 def test_peak_memory_script_on_a_moderate_image() -> None:
     result = subprocess.run(
         [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,6 @@ import torch
 from tiny import (
     BATCHES,
     EPOCHS,
-    cli,
     inside_epoch,
     interruptible,
     last_checkpoint,
@@ -25,12 +25,15 @@ from seglab.runs import load_events, read_scalars
 from seglab.train import main as train_main
 
 
-def _cli(
-    *args: str, cwd: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str]:
-    """seglab-train in this process: exit code and stderr."""
-    code, _, err = cli(train_main, *args, cwd=cwd, monkeypatch=monkeypatch, capsys=capsys)
-    return code, err
+@pytest.fixture
+def train(cli) -> Callable[..., tuple[int, str]]:
+    """``train(*args, cwd=folder)``: seglab-train in this process; exit code and stderr."""
+
+    def run(*args: str, cwd: Path) -> tuple[int, str]:
+        code, _, err = cli(train_main, *args, cwd=cwd)
+        return code, err
+
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +109,7 @@ def test_killed_run_resumes_in_place_without_repeated_or_missing_epochs(resumed_
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["ckpt_path", "resume=true", "resume=<run>"])
-def test_resuming_a_finished_run_says_so(
-    resumed_run, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
+def test_resuming_a_finished_run_says_so(resumed_run, how: str, tmp_path: Path, train) -> None:
     run_dir = resumed_run["run_dir"]
     args = {
         "ckpt_path": (f"ckpt_path={run_dir}/checkpoints/last.ckpt",),
@@ -116,7 +117,7 @@ def test_resuming_a_finished_run_says_so(
         "resume=<run>": (f"resume={run_dir}",),
     }[how]
     cwd = run_dir if how == "resume=true" else tmp_path
-    code, err = _cli(*args, cwd=cwd, monkeypatch=monkeypatch, capsys=capsys)
+    code, err = train(*args, cwd=cwd)
     assert code == 2
     assert err.strip().splitlines() == [
         f"seglab-train: error: run {run_dir} already finished its trainer.max_epochs={EPOCHS} "
@@ -127,21 +128,15 @@ def test_resuming_a_finished_run_says_so(
 
 
 @pytest.mark.slow
-def test_a_fresh_run_still_refuses_a_run_directory(
-    resumed_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
+def test_a_fresh_run_still_refuses_a_run_directory(resumed_run, tmp_path: Path, train) -> None:
     run_dir = resumed_run["run_dir"]
-    code, err = _cli(
-        f"hydra.run.dir={run_dir}", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
-    )
+    code, err = train(f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert code == 2
     assert f"run directory {run_dir} already holds .hydra, checkpoints, tensorboard" in err
 
 
-def test_resume_without_a_checkpoint_names_the_missing_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
-    code, err = _cli("resume=true", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+def test_resume_without_a_checkpoint_names_the_missing_file(tmp_path: Path, train) -> None:
+    code, err = train("resume=true", cwd=tmp_path)
     assert code == 2
     assert err.strip().splitlines() == [
         f"seglab-train: error: no checkpoint to resume: {tmp_path}/checkpoints/last.ckpt does not "
@@ -151,14 +146,10 @@ def test_resume_without_a_checkpoint_names_the_missing_file(
     assert not (tmp_path / ".hydra").exists(), "nothing written into a directory that is no run"
 
 
-def test_resume_from_a_foreign_checkpoint_says_why(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
+def test_resume_from_a_foreign_checkpoint_says_why(tmp_path: Path, train) -> None:
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     torch.save({"state_dict": {}}, tmp_path / "run" / "checkpoints" / "last.ckpt")
-    code, err = _cli(
-        f"resume={tmp_path / 'run'}", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
-    )
+    code, err = train(f"resume={tmp_path / 'run'}", cwd=tmp_path)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import hydra.core.utils
 import pytest
-from tiny import cli
 
 from seglab.data_stats import main as data_stats_main
 from seglab.runs import claim_run_dir
@@ -32,7 +31,7 @@ class _FrozenClock(datetime):
 
 
 def test_runs_started_at_the_same_time_get_their_own_directories(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
 ) -> None:
     monkeypatch.setattr(hydra.core.utils, "datetime", _FrozenClock)
     for _ in range(2):
@@ -42,8 +41,6 @@ def test_runs_started_at_the_same_time_get_their_own_directories(
             "data.num_train=8",
             f"paths.output_root={tmp_path}",
             cwd=tmp_path,
-            monkeypatch=monkeypatch,
-            capsys=capsys,
         )
         assert code == 0, err[-2000:]
     # and no directory claimed on the way and left empty
@@ -60,9 +57,7 @@ def _tree(root: Path) -> dict[str, bytes]:
     }
 
 
-def test_a_run_never_writes_into_another_runs_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
+def test_a_run_never_writes_into_another_runs_directory(tmp_path: Path, cli) -> None:
     run_dir = tmp_path / "train" / "earlier"
     for name, text in (
         (".hydra/config.yaml", "seed: 1\n"),
@@ -73,9 +68,7 @@ def test_a_run_never_writes_into_another_runs_directory(
         (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (run_dir / name).write_text(text)
     before = _tree(run_dir)
-    code, _, err = cli(
-        train_main, f"hydra.run.dir={run_dir}", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
-    )
+    code, _, err = cli(train_main, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert code == 2
     assert err.strip().splitlines() == [
         f"seglab-train: error: run directory {run_dir} already holds .hydra, checkpoints of "

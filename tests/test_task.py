@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from tiny import TINY, cli
+from tiny import TINY
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -18,6 +18,7 @@ from seglab.task import SegmentationTask
 from seglab.train import main as train_main
 
 
+@pytest.mark.slow
 def test_training_loss_adds_the_weighted_mean_of_the_aux_losses() -> None:
     torch.manual_seed(0)
     model = Segmenter(ConvEncoder(widths=[4, 8, 16]), UNetDecoder, 3, aux_weight=0.4)
@@ -78,11 +79,11 @@ def _finite(checkpoint: dict) -> bool:
 
 @pytest.mark.slow
 def test_a_nonfinite_loss_stops_the_run_naming_its_step_and_samples(
-    nan_at_step: list[list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    nan_at_step: list[list[str]], tmp_path: Path, cli
 ) -> None:
     # losses are read back every 3 steps: the run notices step 4 at step 6
     args = (*TINY, "trainer.log_every_n_steps=3", f"paths.output_root={tmp_path}")
-    code, _, err = cli(train_main, *args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    code, _, err = cli(train_main, *args, cwd=tmp_path)
     assert code == 2
     (run_dir,) = (tmp_path / "train").iterdir()
     assert err.strip().splitlines() == [
@@ -101,10 +102,10 @@ def test_a_nonfinite_loss_stops_the_run_naming_its_step_and_samples(
 
 @pytest.mark.slow
 def test_skip_leaves_a_nonfinite_batch_out_of_the_update(
-    nan_at_step: list[list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    nan_at_step: list[list[str]], tmp_path: Path, cli
 ) -> None:
     args = (*TINY, "on_nonfinite=skip", "test_after_fit=false", f"paths.output_root={tmp_path}")
-    code, out, err = cli(train_main, *args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    code, out, err = cli(train_main, *args, cwd=tmp_path)
     assert code == 0, err[-3000:]
     (warning,) = [line for line in (out + err).splitlines() if "skipping the batch" in line]
     assert warning.endswith(

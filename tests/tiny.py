@@ -1,11 +1,11 @@
-"""Tiny seglab runs for the end-to-end tests: overrides, ways to run the entry points, and the
-values a data config hands its datamodule."""
+"""What test modules need at import time, so not fixtures: the conf dir (parametrisation walks
+it), overrides for tiny seglab runs, ways to run the entry points in a fresh interpreter, and
+the values a data config hands its datamodule."""
 
 from __future__ import annotations
 
 import copy
 import functools
-import logging
 import os
 import subprocess
 import sys
@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -22,7 +21,8 @@ from omegaconf import OmegaConf
 import seglab.data  # noqa: F401  (registers the resolvers the data configs use)
 from seglab.runs import read_scalars
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+#: the checkout's conf/, the one the entry points compose from an editable install
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 #: A run of a few seconds on the synthetic data: 4 batches an epoch, 2 epochs.
 TINY = [
@@ -72,40 +72,6 @@ def run_module(module: str, *args: str, cwd: Path) -> subprocess.CompletedProces
         text=True,
         timeout=300,
     )
-
-
-def cli(
-    main: Callable[[], None],
-    *args: str,
-    cwd: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> tuple[int, str, str]:
-    """Run a console entry point in this process (no interpreter start-up): exit code, out, err.
-
-    Hydra points the root logger at this test's captured streams; they close with the test, so
-    the logger gets its own handlers back, or later tests' log records would hit closed files.
-    """
-    monkeypatch.chdir(cwd)
-    monkeypatch.setattr(sys, "argv", ["seglab", *args])
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    code = 0
-    try:
-        main()
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    finally:
-        for handler in root.handlers[:]:
-            if handler not in handlers:
-                root.removeHandler(handler)
-                handler.close()
-        for handler in handlers:
-            if handler not in root.handlers:
-                root.addHandler(handler)
-        root.setLevel(level)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def start_training(*args: str, cwd: Path, log: Path) -> subprocess.Popen:
@@ -161,7 +127,7 @@ def inside_epoch(root: Path, process: subprocess.Popen, epoch: int) -> Path:
 
 @functools.cache
 def _data_options(option: str) -> dict[str, Any]:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[f"data={option}"])
     options = OmegaConf.to_container(cfg.data, resolve=True)
     del options["_target_"]
