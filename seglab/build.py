@@ -277,8 +277,9 @@ def build_trainer(cfg: DictConfig, purge_step: int | None = None) -> pl.Trainer:
         loggers.append(instantiate(node, **({"purge_step": purge_step} if purge else {})))
     if not any(isinstance(logger, TensorBoardLogger) for logger in loggers):
         raise SeglabError("logger: every run logs to TensorBoard; keep logger=tensorboard")
+    # plain containers: Lightning reads `max_time={hours: 1}` only from a dict
     trainer = instantiate(
-        lightning_trainer_config(cfg.trainer), callbacks=callbacks, logger=loggers
+        lightning_trainer_config(cfg.trainer), callbacks=callbacks, logger=loggers, _convert_="all"
     )
     # a checkpoint plugin of the user's own (trainer.plugins) is kept
     if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:

@@ -53,6 +53,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         enable_checkpointing=False,
         enable_model_summary=False,
         devices=1,
+        _convert_="all",
     )
     if cfg.split == "val":
         trainer.validate(task, dataloaders=datamodule.val_dataloader(), verbose=False)

@@ -284,6 +284,13 @@ def test_a_group_override_on_a_checkpoint_is_refused_naming_it(override: str) ->
     refuse_group_overrides(["ckpt_path=x.ckpt", "data.root=/x", "~data.crop_size"])
 
 
+def test_a_time_budget_given_as_a_dict_builds_the_trainer(composed) -> None:
+    cfg = composed("train", "trainer.max_time={minutes: 2, seconds: 7}")
+    trainer = build_trainer(cfg)
+    (timer,) = [c for c in trainer.callbacks if type(c).__name__ == "Timer"]
+    assert timer._duration == 127
+
+
 def test_unknown_group_option_names_it(composed) -> None:
     with pytest.raises(ConfigCompositionException, match="no_such_encoder"):
         composed("train", "model/encoder=no_such_encoder")
