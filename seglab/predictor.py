@@ -134,7 +134,7 @@ def load(
 ) -> Predictor:
     """The predictor of a seglab checkpoint.
 
-    ``trusted_targets`` names the ``_target_`` s beyond seglab's own components that the
+    ``trusted_targets`` names the targets beyond seglab's own components that the
     checkpoint's config may build (your own encoder, ``["mypackage.MyEncoder"]``); a config
     naming any other is refused unbuilt. ``inference`` overrides the checkpoint's
     ``inference`` options (those of ``conf/inference/default.yaml``), e.g. ``load(path,
