@@ -7,7 +7,8 @@ writes beside the target and renames the finished file onto it, so the target is
 previous checkpoint or the new one, whole. `StopOnSignal` turns SIGTERM (how schedulers announce
 preemption) and SIGINT (Ctrl+C) into a stop at the next batch boundary with ``last.ckpt``
 written, from which the run resumes where it stopped. `load_checkpoint` reads tensors and plain
-data only, so a checkpoint from anywhere can be opened without running code from it.
+data only, and refuses a stored config that names anything seglab's configs do not build
+(`seglab.trust`), so a checkpoint from anywhere can be opened without running code from it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import re
 import secrets
 import signal
 import threading
+from collections.abc import Collection
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -28,6 +30,7 @@ import torch
 from lightning_fabric.plugins import TorchCheckpointIO
 
 from seglab.errors import MissingCheckpointError, SeglabError, UnreadableCheckpointError
+from seglab.trust import untrusted_part
 
 log = logging.getLogger(__name__)
 #: The entry of a Lightning checkpoint that holds seglab's own record: the run's resolved config
@@ -183,8 +186,9 @@ class StopOnSignal(pl.Callback):
         self._restore()
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a seglab checkpoint without running any pickled code in it."""
+def load_checkpoint(path: str | Path, trusted: Collection[str] = ()) -> dict[str, Any]:
+    """Read a seglab checkpoint without running any pickled code in it, and refuse it if its
+    config would build anything but seglab's own components and the ``trusted`` targets."""
     path = Path(path)
     if not path.is_file():
         raise MissingCheckpointError(f"ckpt_path={path} does not exist")
@@ -211,8 +215,22 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"ckpt_path={path} is not a seglab checkpoint (it has no '{CHECKPOINT_KEY}' entry); "
             "use a file from <run>/checkpoints/"
         )
-    if not checkpoint[CHECKPOINT_KEY].get("config"):
+    config = checkpoint[CHECKPOINT_KEY].get("config")
+    if not config:
         raise SeglabError(f"ckpt_path={path} carries no run configuration")
+    untrusted = untrusted_part(config, trusted)
+    if untrusted is not None:
+        trust = (
+            f"if you made this file with your own components and trust them, add "
+            f"trusted_targets=[{untrusted.target}]"
+            if untrusted.target
+            else "seglab never saves that in a checkpoint, so the file was made or changed "
+            "elsewhere"
+        )
+        raise SeglabError(
+            f"ckpt_path={path}: {untrusted.reason}, which a config read from a file could run "
+            f"code through, so nothing was built from it; {trust}"
+        )
     return checkpoint
 
 

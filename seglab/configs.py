@@ -19,6 +19,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from seglab.errors import SeglabError, reported
+from seglab.trust import trust_names
 
 #: The name under which the checkpoint's config is offered to Hydra (see the module docstring).
 CHECKPOINT_RUN = "checkpoint_run"
@@ -35,8 +36,9 @@ _RUN_GROUPS = (
     "inference",
     "experiment",
 )
-#: Keys of a stored config that describe the run that saved it, not the command reading it.
-_RUN_ONLY = ("paths", "task_name", "ckpt_path", "resume", "hparams_search")
+#: Keys of a stored config that describe the run that saved it, not the command reading it
+#: (what a command trusts is said on its own command line, never by the file it reads).
+_RUN_ONLY = ("paths", "task_name", "ckpt_path", "resume", "hparams_search", "trusted_targets")
 
 
 def config_dir() -> Path:
@@ -56,6 +58,21 @@ def command_line_value(args: list[str], key: str) -> str | None:
         if equals and name.lstrip("+") == key:
             value = rest
     return value
+
+
+def command_line_trust(args: list[str]) -> list[str]:
+    """The targets ``trusted_targets=[a.B,c.D]`` on the command line ``args`` trusts."""
+    value = command_line_value(args, "trusted_targets")
+    if value is None:
+        return []
+    try:
+        parsed = OverridesParser.create().parse_override(f"trusted_targets={value}").value()
+    except Exception:
+        raise SeglabError(
+            f"trusted_targets={value} is not a list of targets; write "
+            "trusted_targets=[mypackage.MyEncoder,mypackage.MyLoss]"
+        ) from None
+    return trust_names(parsed)
 
 
 def refuse_group_overrides(args: list[str]) -> None:
@@ -90,7 +107,8 @@ def mount_checkpoint(args: list[str]) -> None:
         # imported here: `seglab.reproduce` reads config_dir and should not load the model stack
         from seglab.checkpoints import CHECKPOINT_KEY, load_checkpoint
 
-        config = load_checkpoint(path)[CHECKPOINT_KEY]["config"]
+        checkpoint = load_checkpoint(path, trusted=command_line_trust(args))
+        config = checkpoint[CHECKPOINT_KEY]["config"]
     mount_checkpoint_config(config)
 
 

@@ -22,6 +22,7 @@ from seglab.build import (
 from seglab.checkpoints import load_checkpoint
 from seglab.errors import SeglabError
 from seglab.tables import text_table
+from seglab.trust import trust_names
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -36,7 +37,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
     if cfg.split not in ("val", "test"):
         raise SeglabError(f"split={cfg.split} is not one of: val, test")
-    checkpoint = load_checkpoint(cfg.ckpt_path)
+    checkpoint = load_checkpoint(cfg.ckpt_path, trust_names(cfg.get("trusted_targets")))
     datamodule = build_datamodule(cfg)
     missing = datamodule.split_unavailable(cfg.split)
     if missing is not None:

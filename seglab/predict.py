@@ -24,6 +24,7 @@ from seglab.configs import config_dir, on_checkpoint
 from seglab.data.folder import IMAGE_EXTENSIONS
 from seglab.errors import SeglabError, reported
 from seglab.predictor import Predictor, build_predictor, read_image
+from seglab.trust import trust_names
 
 PROG = "seglab-predict"
 
@@ -82,7 +83,8 @@ def predict(cfg: DictConfig) -> list[tuple[Path, str]]:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     files = input_images(str(cfg.input))
-    predictor = build_predictor(cfg, load_checkpoint(cfg.ckpt_path), device)
+    checkpoint = load_checkpoint(cfg.ckpt_path, trust_names(cfg.get("trusted_targets")))
+    predictor = build_predictor(cfg, checkpoint, device)
     output = Path(cfg.output)
     output.mkdir(parents=True, exist_ok=True)
     failed = []

@@ -22,6 +22,7 @@ from seglab.checkpoints import CHECKPOINT_KEY, load_checkpoint
 from seglab.data.base import IMAGENET_MEAN, IMAGENET_STD, default_palette
 from seglab.errors import SeglabError
 from seglab.inference import Inferer
+from seglab.trust import trust_names
 
 #: What a predictor accepts as an image.
 ImageInput = str | Path | Image.Image | np.ndarray | Tensor
@@ -125,15 +126,22 @@ def build_predictor(
     )
 
 
-def load(ckpt_path: str | Path, device: str | torch.device = "cpu", **inference: Any) -> Predictor:
+def load(
+    ckpt_path: str | Path,
+    device: str | torch.device = "cpu",
+    trusted_targets: Sequence[str] = (),
+    **inference: Any,
+) -> Predictor:
     """The predictor of a seglab checkpoint.
 
-    ``inference`` overrides the checkpoint's ``inference`` options (those of
-    ``conf/inference/default.yaml``), e.g. ``load(path, tile=512, tta={"hflip": True})``.
-    Raises ``SeglabError`` naming the file for a missing or foreign checkpoint, and naming
-    the option for an unknown one.
+    ``trusted_targets`` names the targets beyond seglab's own components that the
+    checkpoint's config may build (your own encoder, ``["mypackage.MyEncoder"]``); a config
+    naming any other is refused unbuilt. ``inference`` overrides the checkpoint's
+    ``inference`` options (those of ``conf/inference/default.yaml``), e.g. ``load(path,
+    tile=512, tta={"hflip": True})``. Raises ``SeglabError`` naming the file for a missing,
+    foreign or untrusted checkpoint, and naming the option for an unknown one.
     """
-    checkpoint = load_checkpoint(ckpt_path)
+    checkpoint = load_checkpoint(ckpt_path, trust_names(trusted_targets))
     cfg = OmegaConf.create(checkpoint[CHECKPOINT_KEY]["config"])
     if "inference" not in cfg:
         cfg.inference = {}

@@ -6,6 +6,9 @@ node, so Hydra alone would put a re-run in its own ``outputs/<date>/<time>``, ou
 ``paths.output_root``. `RunConfigSearchPath` gives such re-runs seglab's run directories;
 ``seglab-train`` registers it, so ``seglab-train --config-path <run>/.hydra --config-name
 config`` re-runs a run as well, and this command is that re-run plus the comparison.
+
+A run directory may come from anyone, and its config names what the re-run builds: it is held
+to what seglab's own conf/ builds (`seglab.trust`) before anything is composed from it.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ from hydra.core.config_search_path import ConfigSearchPath
 from hydra.core.plugins import Plugins
 from hydra.errors import HydraException
 from hydra.plugins.search_path_plugin import SearchPathPlugin
+from omegaconf import OmegaConf
 
 from seglab.configs import config_dir
 from seglab.environment import environment_changes
 from seglab.errors import fail
 from seglab.runs import read_scalars
 from seglab.tables import text_table
+from seglab.trust import HYDRA_CALLBACKS, RERUN_RESOLVER_VALUES, untrusted_part
 
 # holds hydra/env/default.yaml, the hook Hydra composes into its own settings
 PROG = "seglab-reproduce"
@@ -67,6 +72,26 @@ def new_run_dir(saved: Path, overrides: list[str]) -> Path:
     with initialize_config_dir(config_dir=str(saved), version_base="1.3"):
         cfg = compose("config", overrides=overrides, return_hydra_config=True)
     return Path(cfg.hydra.run.dir).resolve()
+
+
+def untrusted_run(saved: Path) -> str | None:
+    """Why the run whose ``.hydra`` directory is ``saved`` may not be re-run, else None.
+
+    ``config.yaml`` may build only seglab's components and call only the resolvers conf/
+    writes; ``hydra.yaml`` may name only seglab's own Hydra callbacks.
+    """
+    config_file, hydra_file = saved / "config.yaml", saved / "hydra.yaml"
+    config = OmegaConf.to_container(OmegaConf.load(config_file), resolve=False)
+    untrusted = untrusted_part(config, resolver_values=RERUN_RESOLVER_VALUES)
+    if untrusted is not None:
+        return f"{config_file}: {untrusted.reason}"
+    callbacks = OmegaConf.select(OmegaConf.load(hydra_file), "hydra.callbacks") or {}
+    for name, callback in callbacks.items():
+        target = callback.get("_target_") if OmegaConf.is_dict(callback) else callback
+        if target not in HYDRA_CALLBACKS:
+            key = f"hydra.callbacks.{name}._target_"
+            return f"{hydra_file}: {key}={target} is not one of seglab's Hydra callbacks"
+    return None
 
 
 def summary(scalars: dict[str, list[tuple[int, float]]]) -> dict[str, float]:
@@ -127,6 +152,17 @@ def main() -> None:
             PROG,
             f"{args.run_dir} is not a run directory: it has no .hydra/config.yaml and "
             ".hydra/hydra.yaml; give one such as outputs/train/<run>",
+        )
+    try:
+        untrusted = untrusted_run(saved)
+    except Exception as error:  # YAML that does not parse, or is not a mapping
+        fail(PROG, f"cannot read the config of {args.run_dir}: {type(error).__name__}: {error}")
+    if untrusted is not None:
+        fail(
+            PROG,
+            f"{untrusted}, which a re-run could run code through, so nothing was re-run; if you "
+            f"trust this run, train it again yourself: seglab-train --config-path {saved} "
+            "--config-name config",
         )
     try:
         original = summary(read_scalars(args.run_dir))

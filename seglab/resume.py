@@ -14,8 +14,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from seglab.configs import config_dir
 from seglab.errors import MissingCheckpointError, SeglabError, UnreadableCheckpointError
+from seglab.trust import trust_names
 
 log = logging.getLogger(__name__)
+#: Overrides about the command itself, not the run it continues: not copied into its config.
+_NOT_COPIED = {"ckpt_path", "resume", "split", "task_name", "hydra", "paths", "trusted_targets"}
 
 
 class Resume(NamedTuple):
@@ -75,7 +78,7 @@ def checkpoint_config(stored: dict[str, Any], cfg: DictConfig, overrides: list[s
     groups = config_dir()
     for override in OverridesParser.create().parse_overrides(overrides):
         key = override.key_or_group
-        if key.split(".")[0] in {"ckpt_path", "resume", "split", "task_name", "hydra", "paths"}:
+        if key.split(".")[0] in _NOT_COPIED:
             continue
         target = key.replace("/", ".") if (groups / key).is_dir() else key
         if override.is_delete():
@@ -114,12 +117,13 @@ def resume(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> Resume | Non
             f"no checkpoint to resume: {path} does not exist; resume=true works from inside a "
             "run directory of seglab-train, resume=<run dir> from anywhere"
         )
+    trusted = trust_names(cfg.get("trusted_targets"))
     try:
-        checkpoint = load_checkpoint(path)
+        checkpoint = load_checkpoint(path, trusted)
     except (UnreadableCheckpointError, MissingCheckpointError) as error:
         if fallback is None:
             raise
-        checkpoint = load_checkpoint(fallback)
+        checkpoint = load_checkpoint(fallback, trusted)
         log.warning(
             "%s; resuming from %s instead (epoch %d): the epochs after it are trained again",
             error,
