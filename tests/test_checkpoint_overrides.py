@@ -86,6 +86,7 @@ def test_eval_takes_a_moved_dataset_and_keeps_the_run_data_settings(
         "split=test",
         f"data.root={moved}",
         tmp_path=tmp_path,
+        cli=cli,
     )
     assert code == 0, err
     (run_dir,) = (tmp_path / "outputs" / "eval").iterdir()
@@ -106,6 +107,7 @@ def test_eval_without_the_new_root_names_the_missing_folder(
         f"ckpt_path={ckpt}",
         "split=test",
         tmp_path=tmp_path,
+        cli=cli,
     )
     assert code == 2
     assert err.startswith("seglab-eval: error: ") and "was_here" in err
@@ -123,6 +125,7 @@ def test_a_group_override_is_refused_in_one_line(
         "data=camvid",
         f"data.root={moved}",
         tmp_path=tmp_path,
+        cli=cli,
     )
     assert code == 2
     assert "error: data=camvid: the checkpoint's data settings are used as they were" in err
@@ -142,6 +145,7 @@ def test_predict_and_export_take_overrides_of_the_run_config(
         "inference.tile=32",
         "device=cpu",
         tmp_path=tmp_path,
+        cli=cli,
     )
     assert code == 0, err
     with Image.open(tmp_path / "masks" / "0001TP_000000.png") as mask:
@@ -154,6 +158,7 @@ def test_predict_and_export_take_overrides_of_the_run_config(
         f"data.root={moved}",
         "data.in_channels=3",
         tmp_path=tmp_path,
+        cli=cli,
     )
     assert code == 0, err
     assert (tmp_path / "model.pt").is_file()

@@ -265,12 +265,15 @@ def test_benchmark_measures_every_part_on_a_tiny_setting(
     assert "plain" in table["train, seglab / plain (ratio)"].split("spread")[1]
 
 
-def test_both_sides_of_the_training_benchmark_validate_and_checkpoint(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_both_sides_of_the_training_benchmark_validate_and_checkpoint(
+    compose, tmp_path: Path
+) -> None:
     """A timed epoch is what a run's epoch is: training, a validation of the whole val split,
     best.ckpt and last.ckpt, and (seglab's side) the TensorBoard images."""
     benchmark = runpy.run_path(str(SCRIPT))
     # two val batches, so that a validation cut short shows
-    cfg = _config(tmp_path, "trainer.enable_progress_bar=false", "data.eval_batch_size=4")
+    cfg = _config(compose, tmp_path, "trainer.enable_progress_bar=false", "data.eval_batch_size=4")
     benchmark["seglab_training"](cfg, 3, 1)
     benchmark["plain_training"](cfg, 3, 1)
     (seglab_run,) = tmp_path.glob("seglab-*")

@@ -11,16 +11,15 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from hydra import compose, initialize_config_dir
 from hydra.utils import get_method, instantiate
 from omegaconf import OmegaConf
 from own_components import OwnEncoder
 from PIL import Image
-from tiny import TINY, cli, run_module
+from tiny import CONF_DIR as CONF
+from tiny import TINY, run_module
 
 import seglab
 from seglab.checkpoints import CHECKPOINT_KEY
-from seglab.configs import config_dir
 from seglab.errors import SeglabError
 from seglab.eval import main as eval_main
 from seglab.export import main as export_main
@@ -30,7 +29,6 @@ from seglab.reproduce import untrusted_run
 from seglab.train import main as train_main
 from seglab.trust import HYDRA_CALLBACKS, RERUN_RESOLVER_VALUES, TARGETS, untrusted_part
 
-CONF = config_dir()
 ENTRY_CONFIGS = {"train.yaml", "eval.yaml", "data_stats.yaml", "predict.yaml", "export.yaml"}
 GADGET_TARGET = "pathlib.Path.write_text"
 SHORT_RUN = (*TINY, "trainer.max_epochs=1", "test_after_fit=false")
@@ -62,7 +60,7 @@ def _strings(node: Any) -> set[str]:
 # --- the allowlist is conf/ ----------------------------------------------------------------
 
 
-def test_the_allowlist_is_exactly_what_conf_builds(tmp_path: Path) -> None:
+def test_the_allowlist_is_exactly_what_conf_builds(compose, tmp_path: Path) -> None:
     """Every group option and experiment composed as seglab-train composes it: its targets (the
     config a checkpoint stores, and the Hydra callbacks) are all listed, every listed one is
     used, and the composed configs pass the checks as a checkpoint and as a run's config.yaml."""
@@ -73,19 +71,18 @@ def test_the_allowlist_is_exactly_what_conf_builds(tmp_path: Path) -> None:
     )
     assert ("experiment", "camvid") in options and ("model/encoder", "resnet18") in options
     used, callbacks, resolver_values = set(), set(), set()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        for group, option in [("", ""), *options]:
-            overrides = [f"{group}={option}"] if group else []
-            cfg = compose("train", overrides=overrides, return_hydra_config=True)
-            callbacks |= _targets(OmegaConf.to_container(cfg.hydra.callbacks))
-            del cfg.hydra
-            saved = OmegaConf.to_container(cfg, resolve=False)  # as in .hydra/config.yaml
-            assert untrusted_part(saved, resolver_values=RERUN_RESOLVER_VALUES) is None, option
-            resolver_values |= _strings(saved) & RERUN_RESOLVER_VALUES
-            cfg.paths.output_dir, cfg.paths.cache_dir = str(tmp_path), str(tmp_path / "cache")
-            stored = OmegaConf.to_container(cfg, resolve=True)  # as in a checkpoint
-            assert untrusted_part(stored) is None, f"{group}={option}"
-            used |= _targets(stored)
+    for group, option in [("", ""), *options]:
+        overrides = [f"{group}={option}"] if group else []
+        cfg = compose("train", *overrides, return_hydra_config=True)
+        callbacks |= _targets(OmegaConf.to_container(cfg.hydra.callbacks))
+        del cfg.hydra
+        saved = OmegaConf.to_container(cfg, resolve=False)  # as in .hydra/config.yaml
+        assert untrusted_part(saved, resolver_values=RERUN_RESOLVER_VALUES) is None, option
+        resolver_values |= _strings(saved) & RERUN_RESOLVER_VALUES
+        cfg.paths.output_dir, cfg.paths.cache_dir = str(tmp_path), str(tmp_path / "cache")
+        stored = OmegaConf.to_container(cfg, resolve=True)  # as in a checkpoint
+        assert untrusted_part(stored) is None, f"{group}={option}"
+        used |= _targets(stored)
     assert callbacks == HYDRA_CALLBACKS
     assert used | callbacks == TARGETS, "conf/ and seglab.trust.TARGETS differ"
     assert resolver_values == RERUN_RESOLVER_VALUES
@@ -179,8 +176,7 @@ def test_a_checkpoint_naming_a_foreign_target_is_refused_unbuilt(
     where: str,
     plain_run: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli,
 ) -> None:
     marker = tmp_path / "written"
     checkpoint = torch.load(plain_run / "checkpoints" / "last.ckpt", weights_only=True)
@@ -216,8 +212,6 @@ def test_a_checkpoint_naming_a_foreign_target_is_refused_unbuilt(
             *args[1:],
             *output_root,
             cwd=tmp_path,
-            monkeypatch=monkeypatch,
-            capsys=capsys,
         )
         assert code == 2, err[-3000:]
         (line,) = [line for line in err.splitlines() if "error:" in line]
@@ -253,7 +247,7 @@ OWN_REFUSED = f"model.encoder._target_={OWN} is not a target seglab's configs bu
 
 @pytest.mark.slow
 def test_own_encoder_is_refused_by_default_and_built_when_trusted(
-    own_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    own_run: Path, tmp_path: Path, cli
 ) -> None:
     checkpoint = own_run / "checkpoints" / "last.ckpt"
     with pytest.raises(SeglabError, match=f"{OWN_REFUSED}.*add trusted_targets=\\[{OWN}\\]"):
@@ -263,7 +257,7 @@ def test_own_encoder_is_refused_by_default_and_built_when_trusted(
 
     image = tmp_path / "photo.png"
     Image.new("RGB", (12, 10)).save(image)
-    io = {"cwd": tmp_path, "monkeypatch": monkeypatch, "capsys": capsys}
+    io = {"cwd": tmp_path}
     runs = {
         "seglab-eval": (eval_main, "split=val"),
         "seglab-predict": (predict_main, f"input={image}", f"output={tmp_path / 'masks'}"),
@@ -320,8 +314,7 @@ def test_seglab_reproduce_refuses_a_run_directory_naming_a_foreign_target(
     key: str,
     plain_run: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys,
+    cli,
 ) -> None:
     marker = tmp_path / "written"
 
@@ -336,9 +329,7 @@ def test_seglab_reproduce_refuses_a_run_directory_naming_a_foreign_target(
         )
 
     run = _edited_run(plain_run, tmp_path, name, plant)
-    code, out, err = cli(
-        reproduce_main, str(run), cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
-    )
+    code, out, err = cli(reproduce_main, str(run), cwd=tmp_path)
     assert code == 2, err[-3000:]
     (line,) = err.strip().splitlines()
     saved = run.resolve() / ".hydra"
