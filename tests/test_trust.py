@@ -60,6 +60,7 @@ def _strings(node: Any) -> set[str]:
 # --- the allowlist is conf/ ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_allowlist_is_exactly_what_conf_builds(compose, tmp_path: Path) -> None:
     """Every group option and experiment composed as seglab-train composes it: its targets (the
     config a checkpoint stores, and the Hydra callbacks) are all listed, every listed one is
