@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from tiny import TINY
 from torch import nn
@@ -18,7 +17,6 @@ from seglab.runs import load_events, read_scalars
 from seglab.schedulers import max_time_seconds
 from seglab.train import main as train_main
 
-CONF = Path(__file__).parents[1] / "conf"
 #: The wall-clock settings of the time-budget run, seconds apart enough to tell apart.
 INTERVAL, BUDGET = 2.0, 7.0
 LR = 3e-3
@@ -36,10 +34,9 @@ def _train(args: list[str], tmp_path: Path, cli) -> Path:
     return run_dir
 
 
-def test_camvid_cpu_uses_what_these_runs_test() -> None:
+def test_camvid_cpu_uses_what_these_runs_test(compose) -> None:
     """The recipe's settings are the ones the runs below exercise on synthetic data."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=camvid_cpu"])
+    cfg = compose("train", "experiment=camvid_cpu")
     trainer = cfg.trainer
     assert (trainer.accelerator, trainer.precision, trainer.channels_last) == (
         "cpu",
