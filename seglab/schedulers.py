@@ -171,7 +171,7 @@ def poly(
 
     Args:
         power: exponent of ``(1 - step / total_steps)``; 1.0 is linear decay.
-        warmup_steps: see the module's description.
+        warmup_steps: linear warm-up steps before the decay starts.
         max_time: the run's wall-time budget (``trainer.max_time``); when set, the decay also
             reaches zero when the budget is used up (see :class:`TimedDecay`).
     """
@@ -189,7 +189,7 @@ def cosine(
 
     Args:
         min_lr: learning rate reached at the last step.
-        warmup_steps: see the module's description.
+        warmup_steps: linear warm-up steps before the decay starts.
         max_time: the run's wall-time budget (``trainer.max_time``); when set, the decay also
             ends when the budget is used up (see :class:`TimedDecay`).
     """
@@ -197,7 +197,10 @@ def cosine(
 
 
 def constant(optimizer: Optimizer, total_steps: int, warmup_steps: int = 0) -> LRScheduler:
-    """The optimizer's own learning rate for the whole run (optionally after a warm-up, see the
-    module's description)."""
+    """The optimizer's own learning rate for the whole run (optionally after a warm-up).
+
+    Args:
+        warmup_steps: linear warm-up steps before the rate is held.
+    """
     main = LambdaLR(optimizer, lambda _: 1.0)
     return _with_warmup(optimizer, main, warmup_steps, total_steps)
