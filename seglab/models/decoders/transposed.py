@@ -51,7 +51,7 @@ class TransposedConvDecoder(Decoder):
             defaults.append(by_stride.get(stride, defaults[-1] if defaults else 64))
         widths = step_widths("TransposedConvDecoder", defaults, widths)
         steps = []
-        for step_in, width in zip([self.encoder_channels[-1], *widths[:-1]], widths, strict=True):
+        for step_in, width in zip([self.encoder_channels[-1], *widths][:-1], widths, strict=True):
             upsample = nn.ConvTranspose2d(
                 step_in,
                 width,
