@@ -1,7 +1,10 @@
 """Learning-rate schedules with one calling convention: ``factory(optimizer, total_steps)``.
 
 The task knows the number of optimizer steps only once the trainer is attached, so scheduler
-configs are partials and every schedule here is stepped once per optimizer step.
+configs are partials: the task passes the optimizer whose learning rate is scheduled and
+``total_steps``, the optimizer steps of the whole run, and every schedule here is stepped once
+per optimizer step. Each takes ``warmup_steps``, linear warm-up steps from
+``lr / warmup_steps`` to ``lr`` before the schedule proper starts.
 
 A run limited by wall time (``trainer.max_time``) rather than epochs does not know its step
 count at all: given ``max_time``, the decaying schedules measure their progress as the larger
@@ -28,14 +31,18 @@ from torch.optim.lr_scheduler import (
 )
 
 
-def _with_warmup(
-    optimizer: Optimizer, main: LRScheduler, warmup_steps: int, total_steps: int
-) -> LRScheduler:
+def _check_warmup(warmup_steps: int, total_steps: int) -> None:
     if warmup_steps < 0 or warmup_steps >= max(total_steps, 1):
         raise ValueError(
             f"scheduler.warmup_steps={warmup_steps} must be >= 0 and smaller than the run's "
             f"{total_steps} optimizer steps"
         )
+
+
+def _with_warmup(
+    optimizer: Optimizer, main: LRScheduler, warmup_steps: int, total_steps: int
+) -> LRScheduler:
+    _check_warmup(warmup_steps, total_steps)
     if warmup_steps <= 1:
         return main
     # lr * (t + 1) / warmup_steps for t < warmup_steps: the full rate at the last warm-up step
@@ -86,11 +93,7 @@ class TimedDecay(LRScheduler):
     ) -> None:
         if shape not in ("poly", "cosine"):
             raise ValueError(f"shape={shape!r} must be poly or cosine")
-        if warmup_steps < 0 or warmup_steps >= max(total_steps, 1):
-            raise ValueError(
-                f"scheduler.warmup_steps={warmup_steps} must be >= 0 and smaller than the run's "
-                f"{total_steps} optimizer steps"
-            )
+        _check_warmup(warmup_steps, total_steps)
         self.total_steps = max(int(total_steps), 1)
         self.max_seconds = float(max_seconds)
         self.shape = shape
@@ -135,6 +138,28 @@ class TimedDecay(LRScheduler):
         return state
 
 
+def _decay(
+    optimizer: Optimizer,
+    total_steps: int,
+    shape: str,
+    power: float,
+    min_lr: float,
+    warmup_steps: int,
+    max_time: Any,
+) -> LRScheduler:
+    """The poly or cosine decay after the warm-up, by steps, or by steps or wall time
+    (`TimedDecay`) when the run has a wall-time budget ``max_time``."""
+    max_seconds = max_time_seconds(max_time)
+    if max_seconds is not None:
+        return TimedDecay(optimizer, total_steps, max_seconds, shape, power, min_lr, warmup_steps)
+    decay_steps = max(total_steps - warmup_steps, 1)
+    if shape == "poly":
+        main: LRScheduler = PolynomialLR(optimizer, total_iters=decay_steps, power=power)
+    else:
+        main = CosineAnnealingLR(optimizer, T_max=decay_steps, eta_min=min_lr)
+    return _with_warmup(optimizer, main, warmup_steps, total_steps)
+
+
 def poly(
     optimizer: Optimizer,
     total_steps: int,
@@ -145,18 +170,12 @@ def poly(
     """Polynomial decay to zero, the usual schedule of DeepLab-style segmentation recipes.
 
     Args:
-        optimizer: the optimizer whose learning rate is scheduled.
-        total_steps: optimizer steps in the whole run (given by the task).
         power: exponent of ``(1 - step / total_steps)``; 1.0 is linear decay.
-        warmup_steps: linear warm-up steps from ``lr / warmup_steps`` to ``lr`` before decaying.
+        warmup_steps: linear warm-up steps before the decay starts.
         max_time: the run's wall-time budget (``trainer.max_time``); when set, the decay also
             reaches zero when the budget is used up (see :class:`TimedDecay`).
     """
-    max_seconds = max_time_seconds(max_time)
-    if max_seconds is not None:
-        return TimedDecay(optimizer, total_steps, max_seconds, "poly", power, 0.0, warmup_steps)
-    main = PolynomialLR(optimizer, total_iters=max(total_steps - warmup_steps, 1), power=power)
-    return _with_warmup(optimizer, main, warmup_steps, total_steps)
+    return _decay(optimizer, total_steps, "poly", power, 0.0, warmup_steps, max_time)
 
 
 def cosine(
@@ -169,26 +188,18 @@ def cosine(
     """Cosine decay over the whole run.
 
     Args:
-        optimizer: the optimizer whose learning rate is scheduled.
-        total_steps: optimizer steps in the whole run (given by the task).
         min_lr: learning rate reached at the last step.
         warmup_steps: linear warm-up steps before the decay starts.
         max_time: the run's wall-time budget (``trainer.max_time``); when set, the decay also
             ends when the budget is used up (see :class:`TimedDecay`).
     """
-    max_seconds = max_time_seconds(max_time)
-    if max_seconds is not None:
-        return TimedDecay(optimizer, total_steps, max_seconds, "cosine", 0.0, min_lr, warmup_steps)
-    main = CosineAnnealingLR(optimizer, T_max=max(total_steps - warmup_steps, 1), eta_min=min_lr)
-    return _with_warmup(optimizer, main, warmup_steps, total_steps)
+    return _decay(optimizer, total_steps, "cosine", 0.0, min_lr, warmup_steps, max_time)
 
 
 def constant(optimizer: Optimizer, total_steps: int, warmup_steps: int = 0) -> LRScheduler:
     """The optimizer's own learning rate for the whole run (optionally after a warm-up).
 
     Args:
-        optimizer: the optimizer whose learning rate is kept.
-        total_steps: optimizer steps in the whole run (given by the task).
         warmup_steps: linear warm-up steps before the rate is held.
     """
     main = LambdaLR(optimizer, lambda _: 1.0)

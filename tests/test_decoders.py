@@ -18,6 +18,8 @@ from seglab.models import (
     MLPDecoder,
     Segmenter,
     SegNetDecoder,
+    TransposedConvDecoder,
+    UNetDecoder,
 )
 
 # Encoder layouts the decoders must handle: (channels, strides), fine to coarse.
@@ -29,6 +31,7 @@ LAYOUTS = {
 POOLED_LAYOUTS = ["conv", "resnet"]  # the ones SegNet can unpool: each stride doubles
 SIZES = [64, 37]  # 37: every stride leaves a remainder
 DENSE_DECODERS = [FPNDecoder, MLPDecoder, DeepLabV3PlusDecoder]
+STEPPED_DECODERS = [TransposedConvDecoder, UNetDecoder, SegNetDecoder]
 
 
 def _side(size: int, stride: int) -> int:
@@ -274,6 +277,35 @@ def test_bad_options_name_the_key(decoder_class: type[Decoder], kwargs: dict, me
     channels, strides = LAYOUTS["conv"]
     with pytest.raises(ValueError, match=re.escape(message)):
         decoder_class(channels, strides, **kwargs)
+
+
+@pytest.mark.parametrize("decoder_class", DENSE_DECODERS + STEPPED_DECODERS)
+@pytest.mark.parametrize("key", ["norm", "activation"])
+def test_every_decoder_checks_norm_and_activation(decoder_class: type[Decoder], key: str) -> None:
+    channels, strides = LAYOUTS["conv"]
+    message = f"{decoder_class.__name__}: {key}='tanh' is not supported"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        decoder_class(channels, strides, **{key: "tanh"})
+
+
+class _Double(nn.Module):
+    """Stage attention whose effect a test can see."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * x
+
+
+@pytest.mark.parametrize("decoder_class", STEPPED_DECODERS)
+def test_one_feature_is_the_only_stage_and_is_attended(decoder_class: type[Decoder]) -> None:
+    decoder = decoder_class([4], [1])
+    decoder.add_stage_attention(_Double)
+    feature = torch.randn(2, 4, 5, 7)
+    stages = decoder.forward_stages([feature], [])
+    assert decoder.stage_channels == [4]
+    assert len(stages) == 1 and torch.equal(stages[0], 2 * feature)
 
 
 def test_segnet_rejects_strides_that_do_not_double() -> None:

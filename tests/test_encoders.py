@@ -110,6 +110,12 @@ def test_unsupported_output_stride_names_the_key(encoder: type[nn.Module]) -> No
         encoder(output_stride=4)
 
 
+@pytest.mark.parametrize("encoder", [ResNetEncoder, MobileNetV3Encoder, TimmEncoder])
+def test_input_channels_below_one_name_the_key(encoder: type[nn.Module]) -> None:
+    with pytest.raises(ValueError, match=f"{encoder.__name__}: in_channels=0 must be positive"):
+        encoder(in_channels=0)
+
+
 def test_unknown_weights_name_lists_the_choices() -> None:
     with pytest.raises(ValueError, match="weights='IMAGENET1K_V9'.*IMAGENET1K_V1"):
         ResNetEncoder(weights="IMAGENET1K_V9")

@@ -207,10 +207,6 @@ class FolderDataModule(SegmentationDataModule):
 
     Args:
         root: dataset folder; the folders below are relative to it.
-        classes: class names in index order; their count is the number of classes.
-        num_classes: must equal ``len(classes)``; configs interpolate it from ``classes``.
-        ignore_index: class index of void pixels, left out of loss and metrics; also the raw
-            mask value read as void.
         image_dir: folder of a split's images; ``{split}`` stands for the split's name in
             ``split_names``.
         mask_dir: folder of a split's masks, same convention.
@@ -233,19 +229,15 @@ class FolderDataModule(SegmentationDataModule):
         eval_scale: factor the val/test images are resized by before the model; their masks
             keep the labels' resolution, and logits are upsampled to it for the metrics.
         cache_dir: where setup scans are cached; None rescans every time.
-        mean: per-channel normalisation mean.
-        std: per-channel normalisation standard deviation.
-        in_channels: channels of the images handed to the model: 3 (RGB) or 1 (grayscale).
-        **loader_options: ``batch_size``, ``eval_batch_size``, ``num_workers``,
-            ``pin_memory``, ``persistent_workers``, ``drop_last`` of `SegmentationDataModule`.
+        **options: the other options of `SegmentationDataModule`: ``classes``,
+            ``num_classes``, ``ignore_index`` (also the raw mask value read as void),
+            ``mean``, ``std``, ``in_channels`` (3 converts the images to RGB, 1 to grayscale)
+            and the loader options.
     """
 
     def __init__(
         self,
         root: str | Path,
-        classes: Sequence[str],
-        num_classes: int,
-        ignore_index: int,
         image_dir: str,
         mask_dir: str,
         split_names: Mapping[str, str],
@@ -262,21 +254,9 @@ class FolderDataModule(SegmentationDataModule):
         color_jitter: Mapping[str, float] | None,
         eval_scale: float,
         cache_dir: str | Path | None,
-        mean: Sequence[float],
-        std: Sequence[float],
-        in_channels: int,
-        **loader_options: Any,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            classes=classes,
-            num_classes=num_classes,
-            ignore_index=ignore_index,
-            palette=palette,
-            mean=mean,
-            std=std,
-            in_channels=in_channels,
-            **loader_options,
-        )
+        super().__init__(palette=palette, **options)
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise DatasetError(f"data.root={root} is not a folder")

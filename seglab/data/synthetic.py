@@ -293,15 +293,11 @@ class SyntheticShapesDataModule(SegmentationDataModule):
         num_train: scenes in the training split.
         num_val: scenes in the validation split.
         num_test: scenes in the test split.
-        classes: names of the generator's four classes (`CLASSES` in index order); they may
-            be renamed, not added.
-        num_classes: must be 4.
-        ignore_index: mask value for void (the generator draws none).
-        palette: RGB colours for drawing masks.
-        mean: per-channel normalisation mean.
-        std: per-channel normalisation standard deviation.
-        **loader_options: ``batch_size``, ``eval_batch_size``, ``num_workers``, ``pin_memory``,
-            ``persistent_workers``, ``drop_last`` of `SegmentationDataModule`.
+        num_classes: must be 4; ``classes`` names the generator's four classes (`CLASSES` in
+            index order): they may be renamed, not added.
+        **options: the other options of `SegmentationDataModule` (``classes``,
+            ``ignore_index``, for which the generator draws no pixel, ``palette``, ``mean``,
+            ``std`` and the loader options); the images are RGB (``in_channels`` 3).
     """
 
     def __init__(
@@ -316,29 +312,15 @@ class SyntheticShapesDataModule(SegmentationDataModule):
         min_aspect: float,
         noise: float,
         seed: int,
-        classes: Sequence[str],
         num_classes: int,
-        ignore_index: int,
-        palette: Sequence[Sequence[int]] | None,
-        mean: Sequence[float],
-        std: Sequence[float],
-        **loader_options: Any,
+        **options: Any,
     ) -> None:
         if num_classes != len(CLASSES):
             raise ValueError(
                 f"data.num_classes={num_classes} but the shapes generator draws "
                 f"{len(CLASSES)} classes {list(CLASSES)}"
             )
-        super().__init__(
-            classes=classes,
-            num_classes=num_classes,
-            ignore_index=ignore_index,
-            palette=palette,
-            mean=mean,
-            std=std,
-            in_channels=3,
-            **loader_options,
-        )
+        super().__init__(num_classes=num_classes, in_channels=3, **options)
         self.generator_options = ShapesOptions(
             image_size=int(image_size),
             max_shapes=int(max_shapes),

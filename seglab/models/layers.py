@@ -18,6 +18,13 @@ def check_option(owner: str, key: str, value: str, choices: Sequence[str]) -> No
         raise ValueError(f"{owner}: {key}={value!r} is not supported; choose one of {options}")
 
 
+def check_positive(owner: str, **values: int) -> None:
+    """Fail at construction on a width or count below 1, naming its config key."""
+    for key, value in values.items():
+        if value < 1:
+            raise ValueError(f"{owner}: {key}={value} must be positive")
+
+
 def norm_act(channels: int, norm: str, activation: str) -> list[nn.Module]:
     """The layers that follow every convolution, so that one option switches them everywhere."""
     norm_layers: list[nn.Module] = [nn.BatchNorm2d(channels)] if norm == "batch" else []

@@ -1,10 +1,13 @@
-"""What every decoder shares: the encoder's layout, its stages and attention after them."""
+"""What every decoder shares: the encoder's layout, norm and activation options, its stages and
+attention after them."""
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
+
+from seglab.models.layers import ACTIVATIONS, NORMS, check_option
 
 
 class Decoder(nn.Module, ABC):
@@ -15,18 +18,25 @@ class Decoder(nn.Module, ABC):
     attach auxiliary heads to the intermediate ones without knowing the architecture.
     Subclasses set ``stage_channels`` (channels of each stage's output, in order) in their
     ``__init__`` and implement ``forward_stages``, calling ``self.attend(i, x)`` on the output
-    of stage ``i``.
+    of stage ``i`` (``chain_stages`` does so for decoders whose stages each refine the last).
 
     Args:
         encoder_channels: channels of the encoder features, fine to coarse.
         encoder_strides: their strides; ``None`` assumes 1, 2, 4, ...
+        norm: the decoder's ``norm`` option, checked here: ``"batch"`` or ``"none"``.
+        activation: the decoder's ``activation`` option, checked here: ``"relu"``, ``"gelu"``
+            or ``"silu"``.
     """
 
     #: Whether ``forward_stages`` needs the encoder's max-pooling indices.
     requires_indices = False
 
     def __init__(
-        self, encoder_channels: Sequence[int], encoder_strides: Sequence[int] | None = None
+        self,
+        encoder_channels: Sequence[int],
+        encoder_strides: Sequence[int] | None,
+        norm: str,
+        activation: str,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -46,6 +56,8 @@ class Decoder(nn.Module, ABC):
                 f"{owner}: encoder_strides={self.encoder_strides} needs one non-decreasing "
                 f"entry per encoder feature ({len(self.encoder_channels)})"
             )
+        check_option(owner, "norm", norm, NORMS)
+        check_option(owner, "activation", activation, list(ACTIVATIONS))
         self.stage_channels: list[int] = []
         self.stage_attention = nn.ModuleList()
 
@@ -66,6 +78,20 @@ class Decoder(nn.Module, ABC):
                 f"{type(self).__name__}: expected {len(self.encoder_channels)} encoder "
                 f"features, got {len(features)}"
             )
+
+    def chain_stages(
+        self, x: torch.Tensor, count: int, stage: Callable[[int, torch.Tensor], torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """Run ``count`` stages from ``x``, stage ``i`` mapping the last output to the next.
+
+        Each output is attended before the next stage takes it. Without stages (an encoder of
+        one resolution) ``x`` itself is the only stage.
+        """
+        outputs = []
+        for i in range(count):
+            x = self.attend(i, stage(i, x))
+            outputs.append(x)
+        return outputs or [self.attend(0, x)]
 
     @abstractmethod
     def forward_stages(

@@ -6,14 +6,7 @@ import torch
 from torch import nn
 
 from seglab.models.decoders.base import Decoder
-from seglab.models.layers import (
-    ACTIVATIONS,
-    NORMS,
-    check_option,
-    conv_norm_act,
-    conv_stack,
-    resize,
-)
+from seglab.models.layers import ACTIVATIONS, check_positive, conv_norm_act, conv_stack, resize
 
 
 class DeepLabV3PlusDecoder(Decoder):
@@ -56,17 +49,14 @@ class DeepLabV3PlusDecoder(Decoder):
         norm: str = "batch",
         activation: str = "relu",
     ) -> None:
-        super().__init__(encoder_channels, encoder_strides)
-        for key, value in (
-            ("aspp_channels", aspp_channels),
-            ("low_level_stride", low_level_stride),
-            ("low_level_channels", low_level_channels),
-            ("decoder_channels", decoder_channels),
-        ):
-            if value < 1:
-                raise ValueError(f"DeepLabV3PlusDecoder: {key}={value} must be positive")
-        check_option("DeepLabV3PlusDecoder", "norm", norm, NORMS)
-        check_option("DeepLabV3PlusDecoder", "activation", activation, list(ACTIVATIONS))
+        super().__init__(encoder_channels, encoder_strides, norm, activation)
+        check_positive(
+            "DeepLabV3PlusDecoder",
+            aspp_channels=aspp_channels,
+            low_level_stride=low_level_stride,
+            low_level_channels=low_level_channels,
+            decoder_channels=decoder_channels,
+        )
         if rates is None:
             rates = (12, 24, 36) if self.encoder_strides[-1] == 8 else (6, 12, 18)
         rates = [int(r) for r in rates]

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from seglab.models.decoders.base import Decoder, first_used_level
-from seglab.models.layers import ACTIVATIONS, NORMS, check_option, conv_norm_act, resize
+from seglab.models.layers import check_option, check_positive, conv_norm_act, resize
 
 
 class FPNDecoder(Decoder):
@@ -43,16 +43,13 @@ class FPNDecoder(Decoder):
         norm: str = "batch",
         activation: str = "relu",
     ) -> None:
-        super().__init__(encoder_channels, encoder_strides)
-        for key, value in (
-            ("pyramid_channels", pyramid_channels),
-            ("segmentation_channels", segmentation_channels),
-        ):
-            if value < 1:
-                raise ValueError(f"FPNDecoder: {key}={value} must be positive")
+        super().__init__(encoder_channels, encoder_strides, norm, activation)
+        check_positive(
+            "FPNDecoder",
+            pyramid_channels=pyramid_channels,
+            segmentation_channels=segmentation_channels,
+        )
         check_option("FPNDecoder", "merge", merge, ("add", "cat"))
-        check_option("FPNDecoder", "norm", norm, NORMS)
-        check_option("FPNDecoder", "activation", activation, list(ACTIVATIONS))
         self.first = first_used_level("FPNDecoder", self.encoder_strides, min_stride)
         self.merge = merge
         used = self.encoder_channels[self.first :][::-1]  # coarse to fine, as the stages run

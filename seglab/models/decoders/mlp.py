@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from seglab.models.decoders.base import Decoder, first_used_level
-from seglab.models.layers import ACTIVATIONS, NORMS, check_option, conv_norm_act, resize
+from seglab.models.layers import check_positive, conv_norm_act, resize
 
 
 class MLPDecoder(Decoder):
@@ -39,13 +39,10 @@ class MLPDecoder(Decoder):
         norm: str = "batch",
         activation: str = "relu",
     ) -> None:
-        super().__init__(encoder_channels, encoder_strides)
-        if embed_channels < 1:
-            raise ValueError(f"MLPDecoder: embed_channels={embed_channels} must be positive")
+        super().__init__(encoder_channels, encoder_strides, norm, activation)
+        check_positive("MLPDecoder", embed_channels=embed_channels)
         if not 0 <= dropout < 1:
             raise ValueError(f"MLPDecoder: dropout={dropout} must be in [0, 1)")
-        check_option("MLPDecoder", "norm", norm, NORMS)
-        check_option("MLPDecoder", "activation", activation, list(ACTIVATIONS))
         self.first = first_used_level("MLPDecoder", self.encoder_strides, min_stride)
         used = self.encoder_channels[self.first :]
         self.embeds = nn.ModuleList(nn.Conv2d(c, embed_channels, 1) for c in used)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seglab.models.decoders.base import Decoder
-from seglab.models.layers import ACTIVATIONS, NORMS, check_option, conv_norm_act, conv_stack
+from seglab.models.layers import check_positive, conv_norm_act, conv_stack
 
 
 class SegNetDecoder(Decoder):
@@ -41,11 +41,8 @@ class SegNetDecoder(Decoder):
         norm: str = "batch",
         activation: str = "relu",
     ) -> None:
-        super().__init__(encoder_channels, encoder_strides)
-        check_option("SegNetDecoder", "norm", norm, NORMS)
-        check_option("SegNetDecoder", "activation", activation, list(ACTIVATIONS))
-        if convs_per_stage < 1:
-            raise ValueError(f"SegNetDecoder: convs_per_stage={convs_per_stage} must be positive")
+        super().__init__(encoder_channels, encoder_strides, norm, activation)
+        check_positive("SegNetDecoder", convs_per_stage=convs_per_stage)
         strides = self.encoder_strides
         if any(b != 2 * a for a, b in zip(strides, strides[1:], strict=False)):
             raise ValueError(
@@ -77,15 +74,12 @@ class SegNetDecoder(Decoder):
                 f"({len(features) - 1}), got {got}; pass those of "
                 "ConvEncoder.forward_with_indices"
             )
-        x = self.bottleneck(features[-1])
-        if not self.stages:
-            return [self.attend(0, x)]
-        outputs = []
-        for i, (stage, index, feature) in enumerate(
-            zip(self.stages, indices[::-1], features[-2::-1], strict=True)
-        ):
+        indices, targets = indices[::-1], features[-2::-1]
+
+        def unpool_and_convolve(i: int, x: torch.Tensor) -> torch.Tensor:
             # output_size: a floor-mode pool of an odd size lost a row the indices point into
-            x = F.max_unpool2d(x, index, 2, output_size=feature.shape[-2:])
-            x = self.attend(i, stage(x))
-            outputs.append(x)
-        return outputs
+            x = F.max_unpool2d(x, indices[i], 2, output_size=targets[i].shape[-2:])
+            return self.stages[i](x)
+
+        x = self.bottleneck(features[-1])
+        return self.chain_stages(x, len(self.stages), unpool_and_convolve)

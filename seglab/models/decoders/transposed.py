@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from seglab.models.decoders.base import Decoder, step_widths
-from seglab.models.layers import ACTIVATIONS, NORMS, check_option, norm_act, resize
+from seglab.models.layers import norm_act, resize
 
 
 class TransposedConvDecoder(Decoder):
@@ -37,9 +37,7 @@ class TransposedConvDecoder(Decoder):
         activation: str = "relu",
         kernel_size: int = 2,
     ) -> None:
-        super().__init__(encoder_channels, encoder_strides)
-        check_option("TransposedConvDecoder", "norm", norm, NORMS)
-        check_option("TransposedConvDecoder", "activation", activation, list(ACTIVATIONS))
+        super().__init__(encoder_channels, encoder_strides, norm, activation)
         if kernel_size < 2 or kernel_size % 2:
             raise ValueError(
                 f"TransposedConvDecoder: kernel_size={kernel_size} must be even and >= 2 "
@@ -53,7 +51,7 @@ class TransposedConvDecoder(Decoder):
             defaults.append(by_stride.get(stride, defaults[-1] if defaults else 64))
         widths = step_widths("TransposedConvDecoder", defaults, widths)
         steps = []
-        for step_in, width in zip([self.encoder_channels[-1], *widths[:-1]], widths, strict=True):
+        for step_in, width in zip([self.encoder_channels[-1], *widths][:-1], widths, strict=True):
             upsample = nn.ConvTranspose2d(
                 step_in,
                 width,
@@ -70,13 +68,7 @@ class TransposedConvDecoder(Decoder):
         self, features: list[torch.Tensor], indices: list[torch.Tensor] | None = None
     ) -> list[torch.Tensor]:
         self.check_features(features)
-        x = features[-1]
-        if not self.steps:
-            return [self.attend(0, x)]
-        outputs = []
-        for i, step in enumerate(self.steps):
-            x = self.attend(i, step(x))
-            outputs.append(x)
+        outputs = self.chain_stages(features[-1], len(self.steps), lambda i, x: self.steps[i](x))
         # an odd input size leaves the doubled map a pixel off the finest feature's size
         outputs[-1] = resize(outputs[-1], features[0].shape[-2:])
         return outputs

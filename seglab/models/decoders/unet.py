@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from seglab.models.decoders.base import Decoder, step_widths
-from seglab.models.layers import ACTIVATIONS, NORMS, check_option, conv_stack, resize
+from seglab.models.layers import check_option, conv_stack, resize
 
 
 class UNetDecoder(Decoder):
@@ -36,9 +36,7 @@ class UNetDecoder(Decoder):
         activation: str = "relu",
         upsample: str = "transposed",
     ) -> None:
-        super().__init__(encoder_channels, encoder_strides)
-        check_option("UNetDecoder", "norm", norm, NORMS)
-        check_option("UNetDecoder", "activation", activation, list(ACTIVATIONS))
+        super().__init__(encoder_channels, encoder_strides, norm, activation)
         check_option("UNetDecoder", "upsample", upsample, ("transposed", "bilinear"))
         skips = self.encoder_channels[-2::-1]
         widths = step_widths("UNetDecoder", skips, widths)
@@ -65,16 +63,11 @@ class UNetDecoder(Decoder):
         self, features: list[torch.Tensor], indices: list[torch.Tensor] | None = None
     ) -> list[torch.Tensor]:
         self.check_features(features)
-        x = features[-1]
-        if not self.convs:
-            return [self.attend(0, x)]
-        outputs = []
         skips = features[-2::-1]
-        for i, (upsample, convs, skip) in enumerate(
-            zip(self.upsamples, self.convs, skips, strict=True)
-        ):
+
+        def upsample_and_merge(i: int, x: torch.Tensor) -> torch.Tensor:
             # odd input sizes can leave the upsampled map a pixel off its skip
-            x = resize(upsample(x), skip.shape[-2:])
-            x = self.attend(i, convs(torch.cat([x, skip], dim=1)))
-            outputs.append(x)
-        return outputs
+            x = resize(self.upsamples[i](x), skips[i].shape[-2:])
+            return self.convs[i](torch.cat([x, skips[i]], dim=1))
+
+        return self.chain_stages(features[-1], len(self.convs), upsample_and_merge)

@@ -5,14 +5,14 @@ state dict that torch hub downloads for the classifier loads into the encoder on
 classifier keys are dropped, and an encoder's own state dict loads back the same way.
 """
 
-from pathlib import Path
+from typing import Any
 
 import torch
 import torchvision
 from torch import nn
 
 from seglab.models.encoders.pretrained import (
-    check_output_stride,
+    PretrainedEncoder,
     dilate,
     load_weights,
     read_state_dict,
@@ -22,8 +22,14 @@ from seglab.models.encoders.pretrained import (
 from seglab.models.layers import check_option
 
 
-class TorchvisionEncoder(nn.Module):
+class TorchvisionEncoder(PretrainedEncoder):
     """What the torchvision encoders share: resolving and loading their weights.
+
+    Besides ``"imagenet"`` / ``"DEFAULT"``, ``weights`` takes any entry of the architecture's
+    torchvision weights enum (``ResNet50_Weights``, ``MobileNet_V3_Large_Weights``, ...) such
+    as ``"IMAGENET1K_V2"``; they are fetched through torch hub's cache (``$TORCH_HOME``). A
+    ``weights_path`` file is torch hub's download for the network or an encoder's own
+    ``state_dict()``, loaded strictly once the classifier's keys are dropped.
 
     Subclasses name the state-dict key of their first convolution and the top-level modules
     of the classifier that the encoder drops.
@@ -32,38 +38,25 @@ class TorchvisionEncoder(nn.Module):
     first_conv: str
     classifier: tuple[str, ...]
 
-    @classmethod
-    def _weights_entry(
-        cls, arch: str, weights: str | None
-    ) -> torchvision.models.WeightsEnum | None:
+    def _weights_entry(self, arch: str) -> torchvision.models.WeightsEnum | None:
         """The torchvision weights named by ``weights``, checked before anything is built."""
-        if weights is None:
+        if self.weights is None:
             return None
         entries = torchvision.models.get_model_weights(arch)
-        check_option(cls.__name__, "weights", weights, ["imagenet", *entries.__members__])
-        return entries["DEFAULT" if weights == "imagenet" else weights]
-
-    @staticmethod
-    def _check_in_channels(owner: str, in_channels: int) -> None:
-        if in_channels < 1:
-            raise ValueError(f"{owner}: in_channels={in_channels} must be positive")
-
-    def _load_pretrained(
-        self,
-        arch: str,
-        entry: torchvision.models.WeightsEnum | None,
-        weights: str | None,
-        weights_path: str | Path | None,
-    ) -> None:
         owner = type(self).__name__
-        if weights_path is not None:
-            state = read_state_dict(owner, weights_path)
-            source = f"weights_path={str(weights_path)!r}"
+        check_option(owner, "weights", self.weights, ["imagenet", *entries.__members__])
+        return entries["DEFAULT" if self.weights == "imagenet" else self.weights]
+
+    def _load_pretrained(self, arch: str, entry: torchvision.models.WeightsEnum | None) -> None:
+        owner = type(self).__name__
+        if self.weights_path is not None:
+            state = read_state_dict(owner, self.weights_path)
+            source = f"weights_path={str(self.weights_path)!r}"
         elif entry is not None:
             try:
                 state = entry.get_state_dict(progress=False)
             except (OSError, RuntimeError) as error:
-                raise weights_unavailable(owner, arch, weights, error, entry.url) from error
+                raise weights_unavailable(owner, arch, self.weights, error, entry.url) from error
             source = f"torchvision's {entry}"
         else:
             return
@@ -77,43 +70,23 @@ class ResNetEncoder(TorchvisionEncoder):
     64, 256, 512, 1024, 2048 (ResNet-50 and deeper).
 
     Args:
-        depth: 18, 34, 50, 101 or 152 layers.
-        in_channels: channels of the input image; other counts than 3 rebuild the first
-            convolution, and pretrained RGB filters are summed for 1 channel, else repeated
-            cyclically and scaled by ``3 / in_channels``.
-        weights: ``None`` for random initialisation, or torchvision's pretrained weights:
-            ``"imagenet"`` / ``"DEFAULT"`` (the recommended ones) or an entry of
-            ``ResNet<depth>_Weights`` such as ``"IMAGENET1K_V2"``. They are fetched through
-            torch hub's cache (``$TORCH_HOME``), downloading them if needed.
-        weights_path: a local file with the weights, for machines without internet: torch
-            hub's download for this ResNet or an encoder's own ``state_dict()``. Loaded
-            strictly once the ``fc`` keys are dropped; takes precedence over ``weights``.
-        output_stride: 32, 16 or 8; below 32 the last stages dilate their convolutions
-            instead of downsampling, for finer features at a higher cost (strides then read
-            e.g. 2, 4, 8, 8, 8).
+        depth: 18, 34, 50, 101 or 152 layers; ``weights`` names an entry of
+            ``ResNet<depth>_Weights``.
+        **options: ``in_channels``, ``weights``, ``weights_path`` and ``output_stride``, as
+            `PretrainedEncoder` and `TorchvisionEncoder` describe them.
     """
 
     first_conv = "conv1"
     classifier = ("fc",)
     DEPTHS = (18, 34, 50, 101, 152)
 
-    def __init__(
-        self,
-        depth: int = 18,
-        in_channels: int = 3,
-        weights: str | None = None,
-        weights_path: str | Path | None = None,
-        output_stride: int = 32,
-    ) -> None:
-        super().__init__()
-        owner = type(self).__name__
-        check_option(owner, "depth", depth, self.DEPTHS)
-        self._check_in_channels(owner, in_channels)
-        check_output_stride(owner, output_stride)
+    def __init__(self, depth: int = 18, **options: Any) -> None:
+        super().__init__(**options)
+        check_option(type(self).__name__, "depth", depth, self.DEPTHS)
         arch = f"resnet{depth}"
-        entry = self._weights_entry(arch, weights)
+        entry = self._weights_entry(arch)
         net = torchvision.models.get_model(arch)
-        self.conv1 = with_input_channels(net.conv1, in_channels)
+        self.conv1 = with_input_channels(net.conv1, self.in_channels)
         self.bn1, self.relu, self.maxpool = net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = (
             net.layer1,
@@ -122,10 +95,9 @@ class ResNetEncoder(TorchvisionEncoder):
             net.layer4,
         )
         expansion = type(net.layer1[0]).expansion
-        self.in_channels = in_channels
         self.out_channels = [64, *(width * expansion for width in (64, 128, 256, 512))]
-        self.strides = [2, *dilate(self._stages(), (4, 8, 16, 32), output_stride)]
-        self._load_pretrained(arch, entry, weights, weights_path)
+        self.strides = [2, *dilate(self._stages(), (4, 8, 16, 32), self.output_stride)]
+        self._load_pretrained(arch, entry)
 
     def _stages(self) -> list[nn.Module]:
         return [self.layer1, self.layer2, self.layer3, self.layer4]
@@ -148,42 +120,22 @@ class MobileNetV3Encoder(TorchvisionEncoder):
     (small).
 
     Args:
-        size: ``"large"`` or ``"small"``.
-        in_channels: channels of the input image; other counts than 3 rebuild the first
-            convolution, and pretrained RGB filters are summed for 1 channel, else repeated
-            cyclically and scaled by ``3 / in_channels``.
-        weights: ``None`` for random initialisation, or torchvision's pretrained weights:
-            ``"imagenet"`` / ``"DEFAULT"`` (the recommended ones) or an entry of
-            ``MobileNet_V3_<Size>_Weights`` such as ``"IMAGENET1K_V1"``. They are fetched
-            through torch hub's cache (``$TORCH_HOME``), downloading them if needed.
-        weights_path: a local file with the weights, for machines without internet: torch
-            hub's download for this network or an encoder's own ``state_dict()``. Loaded
-            strictly once the ``classifier`` keys are dropped; takes precedence over
-            ``weights``.
-        output_stride: 32, 16 or 8; below 32 the last blocks dilate their convolutions
-            instead of downsampling (strides then read e.g. 2, 4, 8, 8, 8).
+        size: ``"large"`` or ``"small"``; ``weights`` names an entry of
+            ``MobileNet_V3_<Size>_Weights``.
+        **options: ``in_channels``, ``weights``, ``weights_path`` and ``output_stride``, as
+            `PretrainedEncoder` and `TorchvisionEncoder` describe them.
     """
 
     first_conv = "features.0.0"
     classifier = ("classifier",)
 
-    def __init__(
-        self,
-        size: str = "large",
-        in_channels: int = 3,
-        weights: str | None = None,
-        weights_path: str | Path | None = None,
-        output_stride: int = 32,
-    ) -> None:
-        super().__init__()
-        owner = type(self).__name__
-        check_option(owner, "size", size, ("large", "small"))
-        self._check_in_channels(owner, in_channels)
-        check_output_stride(owner, output_stride)
+    def __init__(self, size: str = "large", **options: Any) -> None:
+        super().__init__(**options)
+        check_option(type(self).__name__, "size", size, ("large", "small"))
         arch = f"mobilenet_v3_{size}"
-        entry = self._weights_entry(arch, weights)
+        entry = self._weights_entry(arch)
         self.features = torchvision.models.get_model(arch).features
-        self.features[0][0] = with_input_channels(self.features[0][0], in_channels)
+        self.features[0][0] = with_input_channels(self.features[0][0], self.in_channels)
         block_strides, stride = [], 1
         for block in self.features:
             for conv in block.modules():
@@ -193,11 +145,10 @@ class MobileNetV3Encoder(TorchvisionEncoder):
         # A feature is taken after the last block of each resolution.
         next_strides = [*block_strides[1:], None]
         self.taps = [i for i, s in enumerate(block_strides) if next_strides[i] != s]
-        strides = dilate(self.features, block_strides, output_stride)
-        self.in_channels = in_channels
+        strides = dilate(self.features, block_strides, self.output_stride)
         self.out_channels = [self.features[i].out_channels for i in self.taps]
         self.strides = [strides[i] for i in self.taps]
-        self._load_pretrained(arch, entry, weights, weights_path)
+        self._load_pretrained(arch, entry)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         features = []

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seglab.models.layers import ACTIVATIONS, NORMS, check_option, conv_stack
+from seglab.models.layers import ACTIVATIONS, NORMS, check_option, check_positive, conv_stack
 
 
 class ConvEncoder(nn.Module):
@@ -37,10 +37,7 @@ class ConvEncoder(nn.Module):
             raise ValueError(
                 f"ConvEncoder: widths={widths} must be a non-empty list of positive ints"
             )
-        if in_channels < 1:
-            raise ValueError(f"ConvEncoder: in_channels={in_channels} must be positive")
-        if convs_per_stage < 1:
-            raise ValueError(f"ConvEncoder: convs_per_stage={convs_per_stage} must be positive")
+        check_positive("ConvEncoder", in_channels=in_channels, convs_per_stage=convs_per_stage)
         check_option("ConvEncoder", "norm", norm, NORMS)
         check_option("ConvEncoder", "activation", activation, list(ACTIVATIONS))
         self.in_channels = in_channels

@@ -1,4 +1,4 @@
-"""Helpers that put pretrained networks behind the encoder interface.
+"""The base class and helpers that put pretrained networks behind the encoder interface.
 
 They load weights strictly with errors that say which file and keys are wrong, reuse RGB
 filters for other channel counts, and trade the last strides for dilation, so that every
@@ -13,13 +13,48 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from seglab.models.layers import check_option
+from seglab.models.layers import check_option, check_positive
 
 OUTPUT_STRIDES = (8, 16, 32)
 
 
-def check_output_stride(owner: str, output_stride: int) -> None:
-    check_option(owner, "output_stride", output_stride, OUTPUT_STRIDES)
+class PretrainedEncoder(nn.Module):
+    """Base of the library-backed encoders: the options that pick and adapt their weights.
+
+    Each subclass takes the option that picks its architecture and hands these on, so that
+    they are checked, and mean the same, for every library. They are kept as attributes for
+    the subclass to build and load the network with.
+
+    Args:
+        in_channels: channels of the input image; other counts than 3 rebuild the first
+            convolution, and pretrained RGB filters are summed for 1 channel, else repeated
+            cyclically and scaled by ``3 / in_channels``.
+        weights: ``None`` for random initialisation, or the library's pretrained weights:
+            ``"imagenet"`` / ``"DEFAULT"`` for the recommended ones (some libraries name
+            others; see the subclass), taken from the library's cache or downloaded.
+        weights_path: a local file with the weights, for machines without internet: the
+            library's own file for this network or an encoder's own ``state_dict()``. Every key
+            but the classifier's must match; takes precedence over ``weights``.
+        output_stride: 32, 16 or 8; below 32 the last stages dilate their convolutions
+            instead of downsampling, for finer features at a higher cost (strides then read
+            e.g. 2, 4, 8, 8, 8).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        weights: str | None = None,
+        weights_path: str | Path | None = None,
+        output_stride: int = 32,
+    ) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        check_positive(owner, in_channels=in_channels)
+        check_option(owner, "output_stride", output_stride, OUTPUT_STRIDES)
+        self.in_channels = in_channels
+        self.weights = weights
+        self.weights_path = weights_path
+        self.output_stride = output_stride
 
 
 def weights_unavailable(

@@ -4,13 +4,13 @@ import socket
 import urllib.request
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 from urllib.parse import urlparse
 
 import torch
-from torch import nn
 
 from seglab.models.encoders.pretrained import (
-    check_output_stride,
+    PretrainedEncoder,
     load_weights,
     weights_unavailable,
 )
@@ -86,53 +86,40 @@ def _check_hub_reachable(hub_id: str | None) -> None:
     socket.create_connection((endpoint.hostname, port), timeout=3.0).close()
 
 
-class TimmEncoder(nn.Module):
+class TimmEncoder(PretrainedEncoder):
     """A timm model's feature pyramid; its ``feature_info`` gives the channels and strides.
 
     Most convolutional timm models return five features at strides 2 to 32; some (ConvNeXt)
     return four, from stride 4. The timm model is held as ``model``.
 
+    The options of `PretrainedEncoder` go to timm: ``in_channels`` as ``in_chans`` (timm adapts
+    the pretrained RGB filters itself), ``weights`` (``"imagenet"`` / ``"DEFAULT"`` only) as
+    ``pretrained=True``, from the Hugging Face cache or hub, and ``output_stride``, which models
+    without timm's ``output_stride`` option support only at 32. A ``weights_path`` file is a
+    timm state dict of ``name`` (``.pth`` or ``.safetensors``, as on the Hugging Face hub) or a
+    TimmEncoder's own ``state_dict()``.
+
     Args:
         name: a timm model name (``timm.list_models()``), optionally with a pretrained tag
             that picks the weights, e.g. ``"convnext_tiny.fb_in22k"``.
-        in_channels: channels of the input image (timm's ``in_chans``); timm adapts the
-            pretrained first convolution by summing (1 channel) or cyclically repeating and
-            rescaling its RGB filters.
-        weights: ``None`` for random initialisation, or ``"imagenet"`` / ``"DEFAULT"`` for
-            timm's pretrained weights of ``name`` (``pretrained=True``), taken from the
-            Hugging Face cache or downloaded.
-        weights_path: a local file with the weights, for machines without internet: a timm
-            state dict of ``name`` (``.pth`` or ``.safetensors``, as on the Hugging Face hub)
-            or a TimmEncoder's own ``state_dict()``. Every key but the classifier's must
-            match; takes precedence over ``weights``.
-        output_stride: 32, 16 or 8; below 32 timm dilates the last stages instead of
-            downsampling (strides then read e.g. 2, 4, 8, 8, 8). Models without timm's
-            ``output_stride`` option support only 32.
+        **options: ``in_channels``, ``weights``, ``weights_path`` and ``output_stride``, as
+            `PretrainedEncoder` describes them.
     """
 
-    def __init__(
-        self,
-        name: str = "efficientnet_b0",
-        in_channels: int = 3,
-        weights: str | None = None,
-        weights_path: str | Path | None = None,
-        output_stride: int = 32,
-    ) -> None:
-        super().__init__()
+    def __init__(self, name: str = "efficientnet_b0", **options: Any) -> None:
+        super().__init__(**options)
         timm = _import_timm()
         if not timm.is_model(name):
             raise ValueError(
                 f"TimmEncoder: name={name!r} is not a timm model; list the candidates with "
                 f"timm.list_models('*{name.split('.')[0]}*')"
             )
+        weights, weights_path = self.weights, self.weights_path
         if weights is not None:
             check_option("TimmEncoder", "weights", weights, ("imagenet", "DEFAULT"))
-        check_output_stride("TimmEncoder", output_stride)
-        if in_channels < 1:
-            raise ValueError(f"TimmEncoder: in_channels={in_channels} must be positive")
-        kwargs: dict = {"features_only": True, "in_chans": in_channels}
-        if output_stride != 32:
-            kwargs["output_stride"] = output_stride
+        kwargs: dict = {"features_only": True, "in_chans": self.in_channels}
+        if self.output_stride != 32:
+            kwargs["output_stride"] = self.output_stride
         source = f"weights_path={str(weights_path)!r}"
         own_state = None
         if weights_path is not None:
@@ -160,7 +147,6 @@ class TimmEncoder(nn.Module):
                 raise weights_unavailable("TimmEncoder", name, weights, error, where) from error
         else:
             self.model = timm.create_model(name, **kwargs)
-        self.in_channels = in_channels
         self.out_channels = list(self.model.feature_info.channels())
         self.strides = list(self.model.feature_info.reduction())
         if own_state is not None:
