@@ -161,6 +161,8 @@ def _check_search_space(cfg: DictConfig) -> None:
             assert OmegaConf.select(cfg, key) is not None, key
 
 
+# about half a second each, 50 of them: the whole suite composes every file
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("group", "option"), _group_options(), ids=[f"{g}={o}" for g, o in _group_options()]
 )
