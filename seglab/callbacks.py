@@ -7,6 +7,8 @@ its config) and draws or writes it; none of them recomputes a metric.
 from __future__ import annotations
 
 import math
+import time
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -15,18 +17,20 @@ from omegaconf import OmegaConf
 from PIL import Image, ImageDraw, ImageFont
 from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.hparams import metadata, plugin_data_pb2
+from tensorboard.plugins.hparams.api_pb2 import Status
+from tensorboard.plugins.hparams.summary_v2 import hparams_pb
 from torch import Tensor
-from torch.utils.tensorboard.summary import hparams
 from torchvision.transforms.functional import pil_to_tensor
 from torchvision.utils import make_grid
 
 from seglab.data.base import Batch
 from seglab.models.layers import resize
+from seglab.runs import group_choices
 from seglab.task import SegmentationTask
 
 VOID_COLOUR = (0, 0, 0)
-# metrics the HPARAMS tab shows next to each run's config values
-HPARAM_METRICS = ("val/mIoU_best", "val/mDice_best", "val/mIoU", "val/loss", "test/mIoU")
 
 
 def _writer(trainer: pl.Trainer) -> Any | None:
@@ -154,11 +158,74 @@ def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-class RunSummary(pl.Callback):
-    """Writes the run's config as text and registers it in the HPARAMS tab.
+#: Config nodes about where and how a run is recorded, resumed or run by Hydra, never about
+#: what it computes: they are no HPARAMS column.
+NOT_COMPARED = (
+    "callbacks",
+    "logger",
+    "paths",
+    "hydra",
+    "task_name",
+    "ckpt_path",
+    "resume",
+    "trusted_targets",
+    "optimized_metric",
+)
 
-    Only the metric names are registered here; their values are the scalars the task logs
-    under those names, so the tab shows real results and no placeholder.
+
+def hparam_values(config: dict[str, Any], choices: dict[str, str]) -> dict[str, Any]:
+    """The settings of a run that the HPARAMS tab compares across runs.
+
+    A swapped config group is one value, its option's name (``model/decoder: fpn``), in place
+    of the class path its ``_target_`` holds; any other ``_target_`` is shown by its class name.
+    Hydra's ``_convert_``-style instructions and the nodes of `NOT_COMPARED` are left out, and
+    so is any value naming the run's own directory.
+
+    Args:
+        config: the run's resolved config.
+        choices: the option picked in each config group (``hydra.runtime.choices``).
+    """
+    values: dict[str, Any] = {
+        group: option
+        for group, option in choices.items()
+        if group.split("/")[0] not in NOT_COMPARED
+    }
+    swapped = {group.replace("/", ".") + "._target_" for group in values}
+    output_dir = str((config.get("paths") or {}).get("output_dir") or "") or None
+    kept = {key: value for key, value in config.items() if key not in NOT_COMPARED}
+    for key, value in flatten_config(kept).items():
+        name = key.rsplit(".", 1)[-1]
+        if key in swapped or (name.startswith("_") and name != "_target_"):
+            continue
+        if output_dir and isinstance(value, str) and output_dir in value:
+            continue
+        # any other target (a term of a combined loss...) by its class name, which fits a column
+        values[key] = value.rsplit(".", 1)[-1] if name == "_target_" else value
+    return values
+
+
+def _session_end(status: int) -> Summary:
+    """The summary that marks a run's HPARAMS session finished, with its status."""
+    data = plugin_data_pb2.HParamsPluginData(
+        session_end_info=plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=time.time())
+    )
+    summary = Summary()
+    summary.value.add(
+        tag=metadata.SESSION_END_INFO_TAG,
+        metadata=metadata.create_summary_metadata(data),
+        tensor=metadata.NULL_TENSOR,
+    )
+    return summary
+
+
+class RunSummary(pl.Callback):
+    """Writes the run's config as text and its settings to the HPARAMS tab.
+
+    Only the session of the run is written, never an HPARAMS experiment: TensorBoard then
+    builds the experiment from every run below its logdir, so that every setting of every run
+    is a column and the settings that differ between the runs come first. The metric columns
+    are the scalars the runs log (``val/mIoU_best``, ``val/mDice_best``, ``val/loss``,
+    ``test/mIoU``...), each at its last value.
     """
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -168,12 +235,50 @@ class RunSummary(pl.Callback):
         config = getattr(pl_module, "config", None) or {}
         text = OmegaConf.to_yaml(OmegaConf.create(config))
         writer.add_text("config", "\n".join("    " + line for line in text.splitlines()))
-        experiment, start, end = hparams(
-            flatten_config(config), {name: 0.0 for name in HPARAM_METRICS}
-        )
-        file_writer = writer._get_file_writer()
-        for summary in (experiment, start, end):
-            file_writer.add_summary(summary)
+        run_dir = (config.get("paths") or {}).get("output_dir")
+        choices = group_choices(run_dir) if run_dir else {}
+        # the table's trial id: the run directory's name, which is also the run's (short) name
+        trial = Path(run_dir).name if run_dir else None
+        start = hparams_pb(hparam_values(config, choices), trial_id=trial)
+        writer._get_file_writer().add_summary(start)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._end(trainer, Status.STATUS_SUCCESS)
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        self._end(trainer, Status.STATUS_FAILURE)
+
+    def _end(self, trainer: pl.Trainer, status: int) -> None:
+        writer = _writer(trainer)
+        if writer is not None:
+            writer._get_file_writer().add_summary(_session_end(status))
+
+
+#: The CUSTOM SCALARS tab's charts: ``{category: {chart: ["Multiline", [tag regexes]]}}``.
+HEADLINE_LAYOUT = {
+    "headline": {
+        "val/mIoU": ["Multiline", [r"^val/mIoU$", r"^val/mIoU_best$"]],
+        "loss (train and val)": ["Multiline", [r"^train/loss$", r"^val/loss$"]],
+        "val/mDice": ["Multiline", [r"^val/mDice$", r"^val/mDice_best$"]],
+        "val IoU per class": ["Multiline", [r"^val_IoU/"]],
+    }
+}
+
+
+class HeadlineCharts(pl.Callback):
+    """The CUSTOM SCALARS tab's layout: the numbers a run is judged by, first and together.
+
+    The SCALARS and TIME SERIES tabs group charts by the part of a tag before its first ``/``
+    and sort the groups by name, so ``epoch``, ``test`` and ``train`` come before ``val``. Every
+    run writes the same layout once; TensorBoard merges those of all runs into one.
+    """
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        writer = _writer(trainer)
+        if writer is not None:
+            writer.add_custom_scalars(HEADLINE_LAYOUT)
 
 
 class IntervalProgressBar(TQDMProgressBar):

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from seglab.errors import SeglabError, reported
-from seglab.runs import load_events, read_scalars, wall_time
+from seglab.runs import EVENT_FILES, group_choices, load_events, read_scalars, wall_time
 from seglab.tables import markdown_table, text_table
 
 PROG = "seglab-compare"
@@ -49,16 +49,14 @@ class Run:
 
 
 def find_runs(root: Path) -> list[Path]:
-    """Run directories at or below ``root``: a ``.hydra/config.yaml`` beside ``tensorboard/``.
+    """Run directories at or below ``root``: a ``.hydra/config.yaml`` beside event files.
 
-    Eval runs hold no ``tensorboard/`` and so are left out; a train run that crashed before
-    logging anything keeps its place (with empty results) so that the table shows it failed.
+    Eval runs hold no event files and so are left out; a train run that crashed before logging
+    a value keeps its place (with empty results) so that the table shows it failed.
     """
     configs = root.glob("**/.hydra/config.yaml")
     return sorted(
-        config.parent.parent
-        for config in configs
-        if (config.parent.parent / "tensorboard").is_dir()
+        config.parent.parent for config in configs if any(config.parent.parent.glob(EVENT_FILES))
     )
 
 
@@ -90,19 +88,14 @@ def read_config(run_dir: Path) -> dict[str, Any]:
         # values built from the run's own directory (checkpoint dir, logger dir...)
         and not (isinstance(output_dir, str) and isinstance(value, str) and output_dir in value)
     }
-    return {**_group_choices(hydra_dir / "hydra.yaml"), **config}
+    return {**_group_choices(run_dir), **config}
 
 
-def _group_choices(path: Path) -> dict[str, Any]:
-    """The option picked in each config group (``model/decoder: unet``), as the user wrote it."""
-    if not path.is_file():
-        return {}
-    choices = OmegaConf.select(OmegaConf.load(path), "hydra.runtime.choices", default=None)
-    if choices is None:
-        return {}
+def _group_choices(run_dir: Path) -> dict[str, Any]:
+    """The option picked in each config group, but those of where and how Hydra ran it."""
     return {
         group: choice
-        for group, choice in OmegaConf.to_container(choices).items()
+        for group, choice in group_choices(run_dir).items()
         if not group.startswith(("hydra/", "paths"))
     }
 
@@ -133,15 +126,18 @@ def _resolvable_values(path: Path) -> dict[str, Any]:
 
 
 def read_run(run_dir: Path, root: Path) -> Run:
-    """A run's config and results; the event files are decoded once for both."""
-    try:
-        events = load_events(run_dir)
-    except FileNotFoundError:  # crashed before its first log: listed with empty results
-        scalars, seconds = {}, None
-    else:
-        scalars, seconds = read_scalars(events), wall_time(events)
-    name = run_dir.relative_to(root).as_posix()
-    return Run(name=name, config=read_config(run_dir), scalars=scalars, wall_time=seconds)
+    """A run's config and results; the event files are decoded once for both.
+
+    Its name is its directory relative to ``root``, as TensorBoard names it when started with
+    ``--logdir root``.
+    """
+    events = load_events(run_dir)
+    return Run(
+        name=run_dir.relative_to(root).as_posix(),
+        config=read_config(run_dir),
+        scalars=read_scalars(events),
+        wall_time=wall_time(events),
+    )
 
 
 def differing_keys(runs: Sequence[Run]) -> list[str]:
@@ -340,7 +336,7 @@ def compare(root: Path, metric: str, mode: str | None) -> tuple[list[Run], Table
     run_dirs = find_runs(root)
     if not run_dirs:
         raise CompareError(
-            f"no run directory below {root} (one holding .hydra/config.yaml and tensorboard/); "
+            f"no run directory below {root} (one holding .hydra/config.yaml and event files); "
             "give a sweep directory (outputs/train/multirun/<time>) or an outputs directory"
         )
     runs = [read_run(run_dir, root) for run_dir in run_dirs]

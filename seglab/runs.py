@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 _SIZE_GUIDANCE = {"scalars": 0, "images": 0, "tensors": 0}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
 _MAX_NAME = 120
+#: A run's TensorBoard event files lie in its directory itself, so that TensorBoard names the run
+#: by the directory alone (``<sweep>/lr=0.001``, not ``<sweep>/lr=0.001/tensorboard``).
+EVENT_FILES = "events.out.tfevents.*"
 
 
 #: Environment variable holding the keys a multirun sweeps, comma-separated (set by seglab-train).
@@ -43,30 +46,58 @@ def job_name(
 ) -> str:
     """A multirun job's directory name, made from its overrides so that it says what it is.
 
-    Only the swept overrides name a job: those seglab-train recorded from the command line, and
-    the keys of ``hydra.sweeper.params`` (``sweeper_params``, where a config such as an Optuna
-    search declares its space); an override that all jobs share tells them apart from nothing.
-    ``a=1,model/encoder=resnet18`` becomes ``a=1,model.encoder=resnet18``; characters a
-    filesystem or shell would trip on become ``_``, and a name that had to be changed that way
-    or shortened gets a hash of the overrides, so two jobs never share a name.
+    The name is also the job's TensorBoard run, which TensorBoard's run list and image cards cut
+    after about twenty characters; so it says what tells the jobs apart, and no more. Only the
+    swept overrides name a job: those seglab-train recorded from the command line (in their
+    order there), then the keys of ``hydra.sweeper.params`` (``sweeper_params``, where a config
+    such as an Optuna search declares its space); an override that all jobs share tells them
+    apart from nothing. Each key is shortened to its last part, as long as no two keys then
+    read the same: ``optimizer.lr=0.001 model/attention=none`` becomes
+    ``lr=0.001,attention=none`` (``.hydra/overrides.yaml`` keeps the full overrides).
+    Characters a filesystem or shell would trip on become ``_``, and a name that had to be
+    changed that way or shortened gets a hash of the overrides, so two jobs never share a name.
     """
     items = [str(item) for item in overrides]
-    swept = {key for key in os.environ.get(SWEPT_KEYS_ENV, "").split(",") if key}
-    swept |= {str(key) for key in sweeper_params or {}}
+    swept = [key for key in os.environ.get(SWEPT_KEYS_ENV, "").split(",") if key]
+    swept += [str(key) for key in sweeper_params or {} if str(key) not in swept]
 
     def key(item: str) -> str:
         return item.split("=", 1)[0].lstrip("+~")
 
-    kept = sorted(
-        item for item in items if key(item) not in _NOT_NAMING and (not swept or key(item) in swept)
-    )
+    kept = [item for item in items if key(item) not in _NOT_NAMING]
+    if swept:
+        kept = sorted(
+            (item for item in kept if key(item) in swept), key=lambda item: swept.index(key(item))
+        )
+    else:
+        kept.sort()
     if not kept:
         return f"job{num}"
-    name = ",".join(kept).replace("/", ".")
+    short = short_keys([key(item) for item in kept])
+    name = ",".join(f"{short[key(item)]}={item.split('=', 1)[1]}" for item in kept)
     safe = _UNSAFE.sub("_", name)[:_MAX_NAME]
     if safe != name:
         safe += "-" + hashlib.sha1(",".join(kept).encode()).hexdigest()[:8]
     return safe
+
+
+def short_keys(keys: Sequence[str]) -> dict[str, str]:
+    """Each dotted (or group) key by its last part, or by as many of its last parts as it takes
+    to tell it from the others: ``optimizer.lr`` -> ``lr``, but ``model.encoder.depth`` and
+    ``model.decoder.depth`` -> ``encoder.depth`` and ``decoder.depth``."""
+    parts = {key: key.replace("/", ".").split(".") for key in keys}
+    depth = {key: 1 for key in keys}
+    while True:
+        short = {key: ".".join(parts[key][-depth[key] :]) for key in keys}
+        clashing = [
+            key
+            for key in keys
+            if list(short.values()).count(short[key]) > 1 and depth[key] < len(parts[key])
+        ]
+        if not clashing:
+            return short
+        for key in clashing:
+            depth[key] += 1
 
 
 OmegaConf.register_new_resolver("seglab.job_name", job_name, replace=True)
@@ -118,10 +149,10 @@ class RunDirGuard(Callback):
     of a DDP run are started), which share their rank 0's directory.
 
     Args:
-        markers: the entries that make a directory another run's.
+        markers: the entries that make a directory another run's (glob patterns).
     """
 
-    def __init__(self, markers: Sequence[str] = (".hydra", "checkpoints", "tensorboard")) -> None:
+    def __init__(self, markers: Sequence[str] = (".hydra", "checkpoints", EVENT_FILES)) -> None:
         self.markers = list(markers)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -137,7 +168,7 @@ class RunDirGuard(Callback):
                 with open_dict(config.hydra.run), read_write(config.hydra.run):
                     config.hydra.run.dir = claimed
             return
-        held = [name for name in self.markers if (run_dir / name).exists()]
+        held = [name for name in self.markers if any(run_dir.glob(name))]
         if held:
             task = str(config.get("task_name"))
             fail(
@@ -150,7 +181,7 @@ class RunDirGuard(Callback):
 
 def check_fresh_run_dir(run_dir: Path) -> None:
     """A run never writes into another run's results."""
-    taken = [name for name in ("checkpoints", "tensorboard") if (run_dir / name).exists()]
+    taken = [name for name in ("checkpoints", EVENT_FILES) if any(run_dir.glob(name))]
     if taken:
         raise SeglabError(
             f"run directory {run_dir} already holds {', '.join(taken)} of another run; "
@@ -159,9 +190,9 @@ def check_fresh_run_dir(run_dir: Path) -> None:
 
 
 def load_events(run_dir: str | Path) -> EventAccumulator:
-    """All events a run wrote under ``<run_dir>/tensorboard``."""
-    log_dir = Path(run_dir) / "tensorboard"
-    if not any(log_dir.glob("events.out.tfevents.*")):
+    """All events a run wrote (its event files, beside ``.hydra/`` and ``checkpoints/``)."""
+    log_dir = Path(run_dir)
+    if not any(log_dir.glob(EVENT_FILES)):
         raise FileNotFoundError(f"{log_dir} holds no TensorBoard event file")
     # imported here: `import seglab` (every entry point) registers this module's resolvers and
     # should not pay for TensorBoard's reader
@@ -203,17 +234,30 @@ def wall_time(events: EventAccumulator) -> float | None:
     return max(times) - min(times) if times else None
 
 
-def read_hparams(run_dir: str | Path) -> tuple[dict[str, object], list[str]]:
-    """The config values and metric names a run registered in TensorBoard's HPARAMS tab."""
+def read_hparams(run_dir: str | Path) -> dict[str, object]:
+    """The settings a run registered in TensorBoard's HPARAMS tab (its session start)."""
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     params: dict[str, object] = {}
-    metrics: list[str] = []
     for content in load_events(run_dir).PluginTagToContent("hparams").values():
         data = plugin_data_pb2.HParamsPluginData.FromString(content)
-        if data.HasField("experiment"):
-            metrics = [info.name.tag for info in data.experiment.metric_infos]
-        elif data.HasField("session_start_info"):
+        if data.HasField("session_start_info"):
             for name, value in data.session_start_info.hparams.items():
                 params[name] = getattr(value, value.WhichOneof("kind"))
-    return params, metrics
+    return params
+
+
+def group_choices(run_dir: str | Path) -> dict[str, str]:
+    """The option a run picked in each config group (``model/decoder: unet``), as the user
+    wrote it, from the ``.hydra/hydra.yaml`` Hydra saved; groups left empty are left out."""
+    path = Path(run_dir) / ".hydra" / "hydra.yaml"
+    if not path.is_file():
+        return {}
+    choices = OmegaConf.select(OmegaConf.load(path), "hydra.runtime.choices", default=None)
+    if choices is None:
+        return {}
+    return {
+        str(group): str(choice)
+        for group, choice in OmegaConf.to_container(choices).items()
+        if choice is not None
+    }

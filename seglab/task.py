@@ -190,9 +190,10 @@ class SegmentationTask(pl.LightningModule):
         logged = {f"{stage}/{k}": scores[k] for k in ("mDice", "pixel_accuracy")}
         for i, name in enumerate(self.classes):
             # a class absent from the split has no IoU; a NaN point would only break the curve
+            # per class in groups of their own (val_IoU/, val_Dice/), out of the val/ headline
             if bool(scores["present"][i]):
-                logged[f"{stage}/IoU/{name}"] = scores["IoU"][i]
-                logged[f"{stage}/Dice/{name}"] = scores["Dice"][i]
+                logged[f"{stage}_IoU/{name}"] = scores["IoU"][i]
+                logged[f"{stage}_Dice/{name}"] = scores["Dice"][i]
         if stage == "val" and not self.trainer.sanity_checking:
             for key in ("mIoU", "mDice"):
                 value = float(scores[key])

@@ -23,6 +23,7 @@ TARGETS = frozenset(
         "pytorch_lightning.callbacks.ModelCheckpoint",
         "pytorch_lightning.loggers.TensorBoardLogger",
         "seglab.callbacks.ConfusionMatrixImage",
+        "seglab.callbacks.HeadlineCharts",
         "seglab.callbacks.PredictionGrid",
         "seglab.callbacks.RunSummary",
         "seglab.checkpoints.StopOnSignal",

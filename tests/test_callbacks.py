@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from seglab.callbacks import colourize, draw_confusion_matrix, flatten_config
+from seglab.callbacks import colourize, draw_confusion_matrix, flatten_config, hparam_values
 
 
 def test_colourize_maps_classes_to_palette_and_void_to_black() -> None:
@@ -38,4 +38,31 @@ def test_flatten_config_gives_dotted_scalar_keys() -> None:
         "seed": 3,
         "x": "None",
         "y": "nan",
+    }
+
+
+def test_hparam_values_name_swapped_groups_by_option_and_leave_out_plumbing() -> None:
+    config = {
+        "model": {
+            "_target_": "seglab.models.Segmenter",
+            "decoder": {"_target_": "seglab.models.FPNDecoder", "channels": 32},
+            "blocks": [{"_target_": "my.Block", "_convert_": "all"}],
+            "head": {"_target_": "my.heads.Head", "_convert_": "all"},
+        },
+        "data": {"root": "/data/camvid", "pin_memory": False, "cache": "/runs/a/cache"},
+        "callbacks": {"grid": {"_target_": "seglab.callbacks.PredictionGrid"}},
+        "paths": {"output_dir": "/runs/a"},
+        "seed": 3,
+    }
+    choices = {"model": "segmenter", "model/decoder": "fpn", "hydra/launcher": "basic"}
+    choices |= {"callbacks": "default"}
+    assert hparam_values(config, choices) == {
+        "model": "segmenter",
+        "model/decoder": "fpn",
+        "model.decoder.channels": 32,
+        "model.blocks": "[{'_target_': 'my.Block', '_convert_': 'all'}]",
+        "model.head._target_": "Head",
+        "data.root": "/data/camvid",
+        "data.pin_memory": False,
+        "seed": 3,
     }

@@ -71,8 +71,7 @@ def test_killed_run_resumes_in_place_without_repeated_or_missing_epochs(resumed_
     assert max(killed["train_steps"]) >= 2 * BATCHES, "the third epoch had logged points"
 
     assert list((root / "train").iterdir()) == [run_dir], "no new run directory"
-    tensorboard = run_dir / "tensorboard"
-    assert not [path for path in tensorboard.iterdir() if path.is_dir()], "one TensorBoard run"
+    assert not list(run_dir.glob("*/events.out.tfevents.*")), "one TensorBoard run"
     scalars = read_scalars(run_dir)
     assert [step for step, _ in scalars["train/loss"]] == list(range(EPOCHS * BATCHES))
     val_steps = [step for step, _ in scalars["val/mIoU"]]
@@ -132,7 +131,8 @@ def test_a_fresh_run_still_refuses_a_run_directory(resumed_run, tmp_path: Path, 
     run_dir = resumed_run["run_dir"]
     code, err = train(f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert code == 2
-    assert f"run directory {run_dir} already holds .hydra, checkpoints, tensorboard" in err
+    held = ".hydra, checkpoints, events.out.tfevents.*"
+    assert f"run directory {run_dir} already holds {held} of another run" in err
 
 
 def test_resume_without_a_checkpoint_names_the_missing_file(tmp_path: Path, train) -> None:

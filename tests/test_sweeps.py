@@ -73,8 +73,8 @@ def test_optuna_search_records_a_failed_trial_goes_on_and_resumes(tmp_path: Path
     job_dirs = sorted(path.name for path in study_dir.iterdir() if path.is_dir())
     assert len(job_dirs) == 3
     # named by the searched keys, not by the other overrides of the command line
-    assert all("model.attention_at=" in name and "optimizer.lr=" in name for name in job_dirs)
-    assert not any("data.num_train" in name for name in job_dirs)
+    assert all("attention_at=" in name and "lr=" in name for name in job_dirs)
+    assert not any("num_train" in name for name in job_dirs)
 
     resumed = _train(*SEARCH, "hydra.sweeper.n_trials=1", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -91,7 +91,7 @@ def test_parallel_launcher_runs_two_named_jobs_with_their_share_of_threads(
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep_dir,) = (tmp_path / "train" / "multirun").iterdir()
     jobs = sorted(path.name for path in sweep_dir.iterdir() if path.is_dir())
-    assert jobs == ["optimizer.lr=0.001", "optimizer.lr=0.003"]
+    assert jobs == ["lr=0.001", "lr=0.003"]
     threads, _ = job_share(2, 0, len(os.sched_getaffinity(0)), 0)
     for job in jobs:
         assert (sweep_dir / job / "checkpoints" / "best.ckpt").is_file()
@@ -137,5 +137,14 @@ def test_job_name_includes_the_keys_a_config_declares_as_searched(
     monkeypatch.delenv("SEGLAB_SWEPT_KEYS", raising=False)
     overrides = ["optimizer.lr=0.01", "model/decoder=fpn", "data.num_train=16"]
     params = {"optimizer.lr": "interval(1e-4, 1e-2)", "model/decoder": "choice(unet, fpn)"}
-    assert job_name(overrides, 0, params) == "model.decoder=fpn,optimizer.lr=0.01"
-    assert job_name(overrides, 0) == "data.num_train=16,model.decoder=fpn,optimizer.lr=0.01"
+    assert job_name(overrides, 0, params) == "lr=0.01,decoder=fpn"
+    assert job_name(overrides, 0) == "num_train=16,decoder=fpn,lr=0.01"
+
+
+def test_job_name_shortens_keys_as_far_as_they_stay_distinct(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Swept keys in command-line order, each by its last part unless another shares it."""
+    monkeypatch.setenv("SEGLAB_SWEPT_KEYS", "optimizer.lr,model/attention,a.depth,b.depth")
+    overrides = ["a.depth=2", "model/attention=scse", "b.depth=3", "optimizer.lr=0.1", "seed=1"]
+    assert job_name(overrides, 0) == "lr=0.1,attention=scse,a.depth=2,b.depth=3"
