@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from seglab.errors import SeglabError, reported
-from seglab.runs import EVENT_FILES, group_choices, load_events, read_scalars, wall_time
+from seglab.runs import event_dir, group_choices, load_events, read_scalars, wall_time
 from seglab.tables import markdown_table, text_table
 
 PROG = "seglab-compare"
@@ -55,9 +55,7 @@ def find_runs(root: Path) -> list[Path]:
     a value keeps its place (with empty results) so that the table shows it failed.
     """
     configs = root.glob("**/.hydra/config.yaml")
-    return sorted(
-        config.parent.parent for config in configs if any(config.parent.parent.glob(EVENT_FILES))
-    )
+    return sorted(config.parent.parent for config in configs if event_dir(config.parent.parent))
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -189,11 +189,20 @@ def check_fresh_run_dir(run_dir: Path) -> None:
         )
 
 
+def event_dir(run_dir: str | Path) -> Path | None:
+    """Where a run's event files are: the run directory itself, or its ``tensorboard/`` folder
+    for runs recorded before they moved up (None when there are none)."""
+    for folder in (Path(run_dir), Path(run_dir) / "tensorboard"):
+        if any(folder.glob(EVENT_FILES)):
+            return folder
+    return None
+
+
 def load_events(run_dir: str | Path) -> EventAccumulator:
     """All events a run wrote (its event files, beside ``.hydra/`` and ``checkpoints/``)."""
-    log_dir = Path(run_dir)
-    if not any(log_dir.glob(EVENT_FILES)):
-        raise FileNotFoundError(f"{log_dir} holds no TensorBoard event file")
+    log_dir = event_dir(run_dir)
+    if log_dir is None:
+        raise FileNotFoundError(f"{run_dir} holds no TensorBoard event file")
     # imported here: `import seglab` (every entry point) registers this module's resolvers and
     # should not pay for TensorBoard's reader
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

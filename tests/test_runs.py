@@ -76,3 +76,18 @@ def test_a_run_never_writes_into_another_runs_directory(tmp_path: Path, cli) -> 
         "ckpt_path=<run>/checkpoints/last.ckpt)"
     ]
     assert _tree(run_dir) == before, "Hydra wrote nothing into it either"
+
+
+def test_runs_recorded_with_a_tensorboard_folder_are_still_read(tmp_path: Path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    from seglab.compare import find_runs
+    from seglab.runs import read_scalars
+
+    run = tmp_path / "train" / "old"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    with SummaryWriter(run / "tensorboard") as writer:
+        writer.add_scalar("val/mIoU", 0.5, 3)
+    assert find_runs(tmp_path) == [run]
+    assert read_scalars(run) == {"val/mIoU": [(3, 0.5)]}
