@@ -34,6 +34,16 @@ Compose = Callable[..., DictConfig]
 Cli = Callable[..., tuple[int, str, str]]
 
 
+@pytest.fixture(autouse=True)
+def keep_torch_determinism():
+    """An in-process run with ``trainer.deterministic=true`` switches torch's deterministic
+    algorithms on for the whole process; later tests get the setting they started with."""
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    yield
+    torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
 @pytest.fixture(scope="session")
 def compose() -> Compose:
     """``compose(config, *overrides)``: ``conf/<config>.yaml`` composed as the entry points

@@ -25,6 +25,10 @@ from seglab.train import main as train_main
 TINY = [*tiny.TINY, "data.num_val=5", "data.num_test=5", "data.eval_batch_size=2"]
 
 
+#: the test's own callback: its checkpoints are read with it trusted
+OWN_CALLBACK = "test_ddp.SaveConfusion"
+
+
 class SaveConfusion(pl.Callback):
     """Writes each rank's confusion matrix of the last evaluation epoch of each stage to
     ``<directory>/<stage>-rank<rank>.pt``, for a test to compare with one counted by hand."""
@@ -75,7 +79,7 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "trainer.devices=2",
         "trainer.sync_batchnorm=false",
         *TINY,
-        "+callbacks.save_confusion._target_=test_ddp.SaveConfusion",
+        f"+callbacks.save_confusion._target_={OWN_CALLBACK}",
         f"+callbacks.save_confusion.directory={root / 'confusion'}",
         f"paths.output_root={root}",
         cwd=root,
@@ -86,7 +90,7 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _confusion_by_hand(ckpt_path: Path, split: str) -> torch.Tensor:
     """The checkpoint's confusion matrix over ``split``, one image at a time in one process."""
-    checkpoint = load_checkpoint(ckpt_path)
+    checkpoint = load_checkpoint(ckpt_path, trusted=[OWN_CALLBACK])
     config = OmegaConf.create(checkpoint[CHECKPOINT_KEY]["config"])
     model = trained_model(config, checkpoint)
     datamodule = build_datamodule(config)
@@ -119,6 +123,7 @@ def test_two_process_ddp_on_cpu_logs_metrics_of_the_whole_split(ddp_run: Path) -
                 f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
                 "split=val",
                 f"paths.output_root={ddp_run / 'eval'}",
+                f"trusted_targets=[{OWN_CALLBACK}]",
                 "trainer.enable_progress_bar=false",
             ],
         )
