@@ -300,6 +300,7 @@ class FolderDataModule(SegmentationDataModule):
         return None if crop is None else ("data.crop_size", crop, (crop[0], crop[1]))
 
     def split_unavailable(self, split: str) -> str | None:
+        split = self.source_split(split)
         if split not in self.split_names:
             return f"data.split_names={self.split_names} has no {split!r} split"
         if split in self.split_files and not (self.root / self.split_files[split]).is_file():
@@ -380,11 +381,28 @@ class FolderDataModule(SegmentationDataModule):
         return self._scans[split]
 
     def class_pixel_counts(self, split: str) -> tuple[Tensor, Tensor]:
-        """Counted on the mask files as they are, before any random training transform."""
-        scan = self.scan(split)
-        return scan.class_pixels, scan.image_pixels
+        """Counted on the mask files as they are, before any random training transform; those
+        of a cross-validation run's folds only."""
+        scan = self.scan(self.source_split(split))
+        if self.folds is None or split == "test":
+            return scan.class_pixels, scan.image_pixels
+        indices = getattr(self.fold_split(), split)
+        return scan.class_pixels[indices], scan.image_pixels[indices]
+
+    def sample_names(self, split: str) -> list[str]:
+        """The image files' stems: they name a sample wherever the dataset is stored."""
+        return [image.stem for image, _ in self.pairs(split)]
+
+    def _build_evaluation_dataset(self, split: str) -> SegmentationFolder:
+        self.scan(split)
+        return SegmentationFolder(
+            self.pairs(split), self.decoder, self.transforms["eval"], self.in_channels
+        )
 
     def _build_dataset(self, split: str) -> SegmentationFolder:
+        if split != "train":
+            return self._build_evaluation_dataset(split)
         self.scan(split)
-        transform = self.transforms["train" if split == "train" else "eval"]
-        return SegmentationFolder(self.pairs(split), self.decoder, transform, self.in_channels)
+        return SegmentationFolder(
+            self.pairs(split), self.decoder, self.transforms["train"], self.in_channels
+        )
