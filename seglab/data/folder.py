@@ -232,7 +232,8 @@ class FolderDataModule(SegmentationDataModule):
         **options: the other options of `SegmentationDataModule`: ``classes``,
             ``num_classes``, ``ignore_index`` (also the raw mask value read as void),
             ``mean``, ``std``, ``in_channels`` (3 converts the images to RGB, 1 to grayscale)
-            and the loader options.
+            the loader options and the cross-validation folds (a fold's images are named by
+            their stems).
     """
 
     def __init__(
