@@ -231,7 +231,7 @@ class FolderDataModule(SegmentationDataModule):
         cache_dir: where setup scans are cached; None rescans every time.
         **options: the other options of `SegmentationDataModule`: ``classes``,
             ``num_classes``, ``ignore_index`` (also the raw mask value read as void),
-            ``mean``, ``std``, ``in_channels`` (3 converts the images to RGB, 1 to grayscale)
+            ``mean``, ``std``, ``in_channels`` (3 converts the images to RGB, 1 to grayscale),
             the loader options and the cross-validation folds (a fold's images are named by
             their stems).
     """
