@@ -3,6 +3,11 @@
 Columns are the config values that differ between the runs and the results read back from
 each run's TensorBoard event files, so the table says which change gave which number without
 opening TensorBoard.
+
+The folds of a cross-validation (runs with ``data.folds`` set whose configs differ only in
+``data.fold``) make one row: the mean of each result over the folds, the sample standard
+deviation (``ddof=1``, the n - 1 convention; empty for a single fold) of each metric in a
+``std`` column beside it, and the number of folds.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import io
 import json
 import math
 import re
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +34,9 @@ from seglab.tables import markdown_table, text_table
 PROG = "seglab-compare"
 DICE = "val/mDice"
 LOSS = "val/loss"
+# the keys of a cross-validation run (conf/data): how many folds, and which one it validated on
+FOLDS = "data.folds"
+FOLD = "data.fold"
 # config keys about where a run writes, never about what it computes: they always differ
 _LOCATION_PREFIXES = ("paths.", "hydra.")
 _MISSING = object()
@@ -204,31 +213,76 @@ class Table:
     decimals: dict[int, int]
 
 
-def build_table(runs: Sequence[Run], metric: str, mode: str) -> Table:
-    """One row per run, sorted by the metric's best value; runs without it come last."""
-    keys = differing_keys(runs)
-    results = [f"best {metric}"]
-    if metric != DICE:
-        results.append(f"best {DICE}")
-    results += [f"final {LOSS}", "epochs", "wall time [s]"]
-    scored: list[tuple[float | None, list[Any]]] = []
+def fold_groups(runs: Sequence[Run]) -> list[list[Run]]:
+    """The runs in rows: the folds of one cross-validation together, any other run alone.
+
+    Folds belong together when their configs, ``data.fold`` aside, are the same; a run of
+    another fold count or learning rate is another cross-validation.
+    """
+    groups: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
-        score = best(run.scalars.get(metric, []), mode)
-        values: list[Any] = [score]
-        if metric != DICE:
-            values.append(best(run.scalars.get(DICE, []), "max"))
-        loss = run.scalars.get(LOSS)
-        values += [loss[-1][1] if loss else None, validation_points(run), run.wall_time]
-        config = [format_value(run.config.get(key, _MISSING)) for key in keys]
-        scored.append((score, [*config, *values, run.name]))
+        if run.config.get(FOLDS) is None:
+            key = ("run", run.name)
+        else:
+            config = {name: value for name, value in run.config.items() if name != FOLD}
+            key = ("folds", json.dumps(config, sort_keys=True, default=str))
+        groups.setdefault(key, []).append(run)
+    return list(groups.values())
+
+
+def run_results(run: Run, metric: str, mode: str) -> list[float | None]:
+    """The run's best metric (and best mDice), final val loss, epochs and wall time."""
+    values: list[float | None] = [best(run.scalars.get(metric, []), mode)]
+    if metric != DICE:
+        values.append(best(run.scalars.get(DICE, []), "max"))
+    loss = run.scalars.get(LOSS)
+    return [*values, loss[-1][1] if loss else None, validation_points(run), run.wall_time]
+
+
+def mean_and_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (ddof=1) of the values present.
+
+    A single value is its own mean, kept as it is (an epoch count stays an integer), and has no
+    standard deviation.
+    """
+    present = [value for value in values if value is not None]
+    if len(present) < 2:
+        return (present[0] if present else None), None
+    return statistics.fmean(present), statistics.stdev(present)
+
+
+def build_table(runs: Sequence[Run], metric: str, mode: str) -> Table:
+    """One row per run, or per cross-validation (`fold_groups`), sorted by the metric's best
+    value (its mean over the folds); rows without it come last."""
+    cross_validated = any(run.config.get(FOLDS) is not None for run in runs)
+    keys = [key for key in differing_keys(runs) if not (cross_validated and key == FOLD)]
+    metrics = [f"best {metric}"]
+    if metric != DICE:
+        metrics.append(f"best {DICE}")
+    metrics.append(f"final {LOSS}")
+    results = [*metrics, "epochs", "wall time [s]"]
+    if cross_validated:
+        spread = [[name, f"{name} std"] if name in metrics else [name] for name in results]
+        header = ["folds", *(label for labels in spread for label in labels)]
+    else:
+        header = results
+    scored: list[tuple[float | None, list[Any]]] = []
+    for group in fold_groups(runs):
+        columns = zip(*(run_results(run, metric, mode) for run in group), strict=True)
+        values: list[Any] = [len(group)] if cross_validated else []
+        for name, column in zip(results, columns, strict=True):
+            mean, std = mean_and_std(column)
+            values += [mean, std] if cross_validated and name in metrics else [mean]
+        config = [format_value(group[0].config.get(key, _MISSING)) for key in keys]
+        score = values[1 if cross_validated else 0]
+        scored.append((score, [*config, *values, "; ".join(run.name for run in group)]))
     sign = -1 if mode == "max" else 1
     scored.sort(key=lambda item: (item[0] is None, sign * item[0] if item[0] is not None else 0))
     decimals = {
-        len(keys) + i: 1 if name == "wall time [s]" else 4 for i, name in enumerate(results)
+        len(keys) + i: 1 if name in ("wall time [s]", "epochs") else 4
+        for i, name in enumerate(header)
     }
-    return Table(
-        header=[*keys, *results, "run"], rows=[row for _, row in scored], decimals=decimals
-    )
+    return Table(header=[*keys, *header, "run"], rows=[row for _, row in scored], decimals=decimals)
 
 
 def _cell(value: Any, digits: int | None) -> str:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 from PIL import Image
@@ -366,3 +367,50 @@ def test_a_swapped_config_group_is_one_column(
     main([str(tmp_path), "--format", "csv"])
     header = next(csv.reader(io.StringIO(capsys.readouterr().out)))
     assert header[0] == "model/decoder" and not any(c.startswith("model.") for c in header)
+
+
+# (optimizer.lr) -> per fold: val/mIoU and val/loss at epochs 0, 1
+FOLD_RUNS = {
+    "0.001": [([0.50, 0.61], [0.9, 0.7]), ([0.40, 0.52], [1.0, 0.8]), ([0.70, 0.66], [0.6, 0.5])],
+    "0.01": [([0.30, 0.45], [1.2, 1.1]), ([0.35, 0.41], [1.1, 1.0]), ([0.20, 0.38], [1.3, 1.2])],
+}
+
+
+def test_the_folds_of_a_cross_validation_are_one_row_with_mean_and_sample_std(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Runs that differ only in data.fold are one row; a run without folds keeps its own."""
+    root = tmp_path / "sweep"
+    for lr, folds in FOLD_RUNS.items():
+        for fold, (miou, loss) in enumerate(folds):
+            run_dir = root / f"lr={lr},fold={fold}"
+            config = {
+                "data": {"folds": 3, "fold": fold, "fold_seed": 0},
+                "optimizer": {"lr": float(lr)},
+            }
+            (run_dir / ".hydra").mkdir(parents=True)
+            OmegaConf.save(OmegaConf.create(config), run_dir / ".hydra" / "config.yaml")
+            write_events(run_dir, {"val/mIoU": miou, "val/loss": loss}, START + 100 * fold)
+    single = root / "no folds"
+    (single / ".hydra").mkdir(parents=True)
+    config = {"data": {"folds": None, "fold": None, "fold_seed": 0}, "optimizer": {"lr": 0.1}}
+    OmegaConf.save(OmegaConf.create(config), single / ".hydra" / "config.yaml")
+    write_events(single, {"val/mIoU": [0.55], "val/loss": [0.8]}, START)
+    rows = read_csv(run_cli(capsys, str(root), "--format", "csv"))
+    assert "data.fold" not in rows[0] and "optimizer.lr" in rows[0]
+    assert [row["optimizer.lr"] for row in rows] == ["0.001", "0.1", "0.01"], "by mean mIoU"
+    for row in (rows[0], rows[2]):
+        folds = FOLD_RUNS[row["optimizer.lr"]]
+        best = [max(miou) for miou, _ in folds]
+        final = [loss[-1] for _, loss in folds]
+        assert row["folds"] == "3"
+        assert float(row["best val/mIoU"]) == pytest.approx(np.mean(best))
+        assert float(row["best val/mIoU std"]) == pytest.approx(np.std(best, ddof=1))
+        assert float(row["final val/loss"]) == pytest.approx(np.mean(final))
+        assert float(row["final val/loss std"]) == pytest.approx(np.std(final, ddof=1))
+        assert row["epochs"] == "2.0"
+        assert row["run"] == "; ".join(f"lr={row['optimizer.lr']},fold={k}" for k in range(3))
+    assert rows[1]["folds"] == "1" and rows[1]["best val/mIoU std"] == ""
+    assert float(rows[1]["best val/mIoU"]) == pytest.approx(0.55) and rows[1]["epochs"] == "1"
+    table = run_cli(capsys, str(root))
+    assert "best val/mIoU std" in table.splitlines()[0]

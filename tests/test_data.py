@@ -30,7 +30,7 @@ BASE = {
     for key in ("mean", "std", "batch_size", "eval_batch_size", "num_workers", "pin_memory")
     + ("persistent_workers", "drop_last")
 }
-BASE["in_channels"] = 3
+BASE.update(in_channels=3, folds=None, fold=None, fold_seed=0, folds_record=None)
 
 
 def _datamodule(**overrides) -> SyntheticShapesDataModule:

@@ -128,7 +128,8 @@ def inside_epoch(root: Path, process: subprocess.Popen, epoch: int) -> Path:
 @functools.cache
 def _data_options(option: str) -> dict[str, Any]:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"data={option}"])
+        # no run directory to record folds in
+        cfg = compose(config_name="train", overrides=[f"data={option}", "data.folds_record=null"])
     options = OmegaConf.to_container(cfg.data, resolve=True)
     del options["_target_"]
     return options

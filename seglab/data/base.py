@@ -1,20 +1,23 @@
 """The base class every seglab datamodule derives from.
 
 Subclasses only say how to build one split (`_build_dataset`); checking the class metadata,
-caching the splits and making the dataloaders happens here, once, so that every dataset is
-checked and loaded the same way.
+caching the splits, cutting the train split into cross-validation folds and making the
+dataloaders happens here, once, so that every dataset is checked and loaded the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset, default_collate
+
+from seglab.data.folds import FoldSplit, check_folds, split_train, write_record
 
 #: What every dataset item is: ``(image, mask, name)``; the name says where the sample comes
 #: from (a file path, or a generator index), so that an error in training can point at it.
@@ -35,7 +38,8 @@ _STAGE_SPLITS = {
 
 
 class DatasetError(ValueError):
-    """A problem with the files of a dataset (missing, unreadable, inconsistent), found at setup.
+    """A problem with the files of a dataset (missing, unreadable, inconsistent), or a setting
+    they cannot satisfy (more folds than training samples), found at setup.
 
     Its message names the file or folder and what to do; ``seglab.build`` reports it as a
     one-line error before training starts.
@@ -88,6 +92,13 @@ class SegmentationDataModule(pl.LightningDataModule):
         persistent_workers: keep workers alive between epochs (only used with workers).
         drop_last: drop the last incomplete training batch, which keeps BatchNorm away from a
             batch of a single sample.
+        folds: K >= 2 cuts the train split into K folds (`seglab.data.folds`): the run
+            validates on fold ``fold`` and trains on the others, and the dataset's own val
+            split is not used; the test split stays as it is. None: no cross-validation.
+        fold: the fold validated on, in ``[0, folds)``; None without ``folds``.
+        fold_seed: which samples make up each fold; the same seed always gives the same folds.
+        folds_record: JSON file the train and val sample names of the fold are written to when
+            training sets up; None writes none.
     """
 
     # how samples become a batch; datasets of images of different sizes replace it
@@ -108,6 +119,10 @@ class SegmentationDataModule(pl.LightningDataModule):
         pin_memory: bool,
         persistent_workers: bool,
         drop_last: bool,
+        folds: int | None,
+        fold: int | None,
+        fold_seed: int,
+        folds_record: str | Path | None,
     ) -> None:
         super().__init__()
         # Hydra hands ListConfig/DictConfig nodes over; plain Python values keep the
@@ -124,6 +139,10 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.pin_memory = bool(pin_memory)
         self.persistent_workers = bool(persistent_workers)
         self.drop_last = bool(drop_last)
+        self.folds = None if folds is None else int(folds)
+        self.fold = None if fold is None else int(fold)
+        self.fold_seed = int(fold_seed)
+        self.folds_record = None if folds_record is None else Path(folds_record)
         self._check_metadata()
         self.palette = (
             default_palette(self.num_classes)
@@ -132,6 +151,9 @@ class SegmentationDataModule(pl.LightningDataModule):
         )
         self._check_palette()
         self._datasets: dict[str, Dataset] = {}
+        self._whole: dict[str, Dataset] = {}
+        self._fold_split: FoldSplit | None = None
+        self._fold_names: list[str] = []
 
     def _check_metadata(self) -> None:
         if len(self.classes) != self.num_classes:
@@ -162,6 +184,7 @@ class SegmentationDataModule(pl.LightningDataModule):
                 raise ValueError(f"data.{key}={getattr(self, key)} must be positive")
         if self.num_workers < 0:
             raise ValueError(f"data.num_workers={self.num_workers} must be >= 0")
+        check_folds(self.folds, self.fold)
 
     def _check_palette(self) -> None:
         if len(self.palette) != self.num_classes:
@@ -179,6 +202,40 @@ class SegmentationDataModule(pl.LightningDataModule):
     def _build_dataset(self, split: str) -> Dataset:
         """Build one split; each subclass knows where its data comes from."""
         raise NotImplementedError(f"{type(self).__name__} must implement _build_dataset")
+
+    def _build_evaluation_dataset(self, split: str) -> Dataset:
+        """``split`` as an evaluation reads it, without random training augmentation: a
+        validation fold reads the train split so. By default the split as `_build_dataset`
+        builds it, which suits datasets that do not augment."""
+        return self._whole_split(split)
+
+    def sample_names(self, split: str) -> list[str]:
+        """The name of each sample of the whole ``split``, in dataset order: what picks a
+        sample's fold and what the folds record lists. By default the names the items carry;
+        datasets on disk override it to name files without reading them."""
+        dataset = self._whole_split(split)
+        return [dataset[index][2] for index in range(len(dataset))]
+
+    def source_split(self, split: str) -> str:
+        """The split of the dataset that ``split`` reads: the train split for the validation
+        fold of a cross-validation run, else ``split`` itself."""
+        return "train" if self.folds is not None and split == "val" else split
+
+    def fold_split(self) -> FoldSplit:
+        """Indices into the train split of the folds trained on and of the fold validated on.
+
+        Raises:
+            DatasetError: naming ``data.folds`` when the train split has fewer samples.
+        """
+        if self._fold_split is None:
+            assert self.folds is not None and self.fold is not None, "no cross-validation"
+            names = self.sample_names("train")
+            try:
+                self._fold_split = split_train(names, self.folds, self.fold, self.fold_seed)
+            except ValueError as error:
+                raise DatasetError(str(error)) from None
+            self._fold_names = names
+        return self._fold_split
 
     def split_unavailable(self, split: str) -> str | None:
         """Why ``split`` cannot be built (e.g. its folder is absent), or None when it can.
@@ -218,13 +275,40 @@ class SegmentationDataModule(pl.LightningDataModule):
         if split not in SPLITS:
             raise ValueError(f"split={split!r} is not one of {SPLITS}")
         if split not in self._datasets:
-            self._datasets[split] = self._build_dataset(split)
+            self._datasets[split] = self._build_split(split)
         return self._datasets[split]
 
+    def _build_split(self, split: str) -> Dataset:
+        """The split, or for a cross-validation run (``folds`` set) the train split's fold
+        ``fold`` as val and its other folds as train."""
+        if self.folds is None or split == "test":
+            return self._whole_split(split)
+        indices = self.fold_split()
+        if split == "train":
+            return Subset(self._whole_split("train"), indices.train)
+        return Subset(self._build_evaluation_dataset("train"), indices.val)
+
+    def _whole_split(self, split: str) -> Dataset:
+        """``split`` as `_build_dataset` builds it, built once even when folds share it."""
+        if split not in self._whole:
+            self._whole[split] = self._build_dataset(split)
+        return self._whole[split]
+
     def setup(self, stage: str | None = None) -> None:
-        """Build only the splits ``stage`` needs (all of them when None)."""
+        """Build only the splits ``stage`` needs (all of them when None); a cross-validation
+        run's fit records the names of its folds in ``folds_record``."""
         for split in _STAGE_SPLITS.get(stage, SPLITS):
             self.dataset(split)
+        if stage == "fit" and self.folds is not None and self.folds_record is not None:
+            indices = self.fold_split()
+            write_record(
+                self.folds_record,
+                self.folds,
+                int(self.fold),
+                self.fold_seed,
+                train=[self._fold_names[index] for index in indices.train],
+                val=[self._fold_names[index] for index in indices.val],
+            )
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.dataset("train")

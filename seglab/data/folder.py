@@ -231,8 +231,9 @@ class FolderDataModule(SegmentationDataModule):
         cache_dir: where setup scans are cached; None rescans every time.
         **options: the other options of `SegmentationDataModule`: ``classes``,
             ``num_classes``, ``ignore_index`` (also the raw mask value read as void),
-            ``mean``, ``std``, ``in_channels`` (3 converts the images to RGB, 1 to grayscale)
-            and the loader options.
+            ``mean``, ``std``, ``in_channels`` (3 converts the images to RGB, 1 to grayscale),
+            the loader options and the cross-validation folds (a fold's images are named by
+            their stems).
     """
 
     def __init__(
@@ -300,6 +301,7 @@ class FolderDataModule(SegmentationDataModule):
         return None if crop is None else ("data.crop_size", crop, (crop[0], crop[1]))
 
     def split_unavailable(self, split: str) -> str | None:
+        split = self.source_split(split)
         if split not in self.split_names:
             return f"data.split_names={self.split_names} has no {split!r} split"
         if split in self.split_files and not (self.root / self.split_files[split]).is_file():
@@ -380,11 +382,28 @@ class FolderDataModule(SegmentationDataModule):
         return self._scans[split]
 
     def class_pixel_counts(self, split: str) -> tuple[Tensor, Tensor]:
-        """Counted on the mask files as they are, before any random training transform."""
-        scan = self.scan(split)
-        return scan.class_pixels, scan.image_pixels
+        """Counted on the mask files as they are, before any random training transform; those
+        of a cross-validation run's folds only."""
+        scan = self.scan(self.source_split(split))
+        if self.folds is None or split == "test":
+            return scan.class_pixels, scan.image_pixels
+        indices = getattr(self.fold_split(), split)
+        return scan.class_pixels[indices], scan.image_pixels[indices]
+
+    def sample_names(self, split: str) -> list[str]:
+        """The image files' stems: they name a sample wherever the dataset is stored."""
+        return [image.stem for image, _ in self.pairs(split)]
+
+    def _build_evaluation_dataset(self, split: str) -> SegmentationFolder:
+        self.scan(split)
+        return SegmentationFolder(
+            self.pairs(split), self.decoder, self.transforms["eval"], self.in_channels
+        )
 
     def _build_dataset(self, split: str) -> SegmentationFolder:
+        if split != "train":
+            return self._build_evaluation_dataset(split)
         self.scan(split)
-        transform = self.transforms["train" if split == "train" else "eval"]
-        return SegmentationFolder(self.pairs(split), self.decoder, transform, self.in_channels)
+        return SegmentationFolder(
+            self.pairs(split), self.decoder, self.transforms["train"], self.in_channels
+        )

@@ -297,7 +297,8 @@ class SyntheticShapesDataModule(SegmentationDataModule):
             index order): they may be renamed, not added.
         **options: the other options of `SegmentationDataModule` (``classes``,
             ``ignore_index``, for which the generator draws no pixel, ``palette``, ``mean``,
-            ``std`` and the loader options); the images are RGB (``in_channels`` 3).
+            ``std``, the loader options and the cross-validation folds); the images are RGB
+            (``in_channels`` 3).
     """
 
     def __init__(

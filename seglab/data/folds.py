@@ -1,0 +1,92 @@
+"""k-fold cross-validation: which fold of the train split each sample belongs to.
+
+A sample's fold follows from its name and the seed alone (a hash, never a library's random
+stream), so the folds are the same on every machine and version, and do not depend on the
+order in which a folder lists its files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+#: the file a cross-validation run records its folds in, inside its run directory
+RECORD_NAME = "folds.json"
+
+
+class FoldSplit(NamedTuple):
+    """Indices into the train split: the folds trained on, and the fold validated on."""
+
+    train: list[int]
+    val: list[int]
+
+
+def check_folds(folds: int | None, fold: int | None) -> None:
+    """Refuse ``data.folds``/``data.fold`` values that select no fold, naming the key."""
+    if folds is None:
+        if fold is not None:
+            raise ValueError(
+                f"data.fold={fold} is set but data.folds is null; set data.folds=K (K >= 2) "
+                "to cross-validate, or data.fold=null"
+            )
+        return
+    if folds < 2:
+        raise ValueError(f"data.folds={folds} must be at least 2 (or null: no cross-validation)")
+    if fold is None or not 0 <= fold < folds:
+        raise ValueError(
+            f"data.fold={fold} must be in [0, {folds}) with data.folds={folds}; run every fold "
+            f"with -m data.fold='range({folds})'"
+        )
+
+
+def _rank_key(seed: int, name: str) -> bytes:
+    return hashlib.blake2b(f"seglab.folds/{seed}/{name}".encode(), digest_size=8).digest()
+
+
+def fold_of(names: Sequence[str], folds: int, seed: int) -> list[int]:
+    """The fold of each sample named in ``names``: sizes differ by at most one.
+
+    The samples are ordered by a hash of ``(seed, name)`` and dealt to the folds in turn.
+    """
+    order = sorted(range(len(names)), key=lambda index: _rank_key(seed, names[index]))
+    assigned = [0] * len(names)
+    for rank, index in enumerate(order):
+        assigned[index] = rank % folds
+    return assigned
+
+
+def split_train(names: Sequence[str], folds: int, fold: int, seed: int) -> FoldSplit:
+    """Fold ``fold`` of the train split (``names``, in dataset order) and the other folds.
+
+    Raises:
+        ValueError: naming ``data.folds`` when some fold would be empty.
+    """
+    if folds > len(names):
+        raise ValueError(
+            f"data.folds={folds} exceeds the {len(names)} samples of the train split, so a fold "
+            f"would be empty; use data.folds <= {len(names)}"
+        )
+    assigned = fold_of(names, folds, seed)
+    return FoldSplit(
+        train=[index for index, value in enumerate(assigned) if value != fold],
+        val=[index for index, value in enumerate(assigned) if value == fold],
+    )
+
+
+def write_record(
+    path: Path, folds: int, fold: int, seed: int, train: list[str], val: list[str]
+) -> None:
+    """Write the fold's sample names to ``path`` (JSON), whole or not at all.
+
+    Every process of a distributed run writes the same content; each writes its own temporary
+    file and renames it, so that a reader never sees a half-written record.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"folds": folds, "fold": fold, "fold_seed": seed, "val": val, "train": train}
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(record, indent=1) + "\n")
+    temporary.replace(path)
