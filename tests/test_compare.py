@@ -218,7 +218,8 @@ def test_plot_writes_a_png(sweep: Path, tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_legend_names_a_swapped_group_by_its_class() -> None:
-    from seglab.compare import Run, differing_keys, legend_label
+    from seglab.compare import Run, differing_keys
+    from seglab.curves import legend_label
 
     def run(name: str, config: dict[str, object]) -> Run:
         return Run(name=name, config=config, scalars={}, wall_time=None)
@@ -240,7 +241,8 @@ def test_legend_names_a_swapped_group_by_its_class() -> None:
 
 
 def test_curves_use_epochs_where_logged_else_steps(tmp_path: Path) -> None:
-    from seglab.compare import curve, has_epochs, read_run
+    from seglab.compare import read_run
+    from seglab.curves import curve, has_epochs
 
     with_epochs, without = tmp_path / "a", tmp_path / "b"
     for run_dir, epoch_tag in ((with_epochs, True), (without, False)):
