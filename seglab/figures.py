@@ -35,8 +35,11 @@ VOID_CANDIDATES: tuple[RGB, ...] = ((0, 0, 0), (255, 255, 255), (128, 128, 128))
 BACKGROUND: RGB = (255, 255, 255)
 INK: RGB = (0, 0, 0)
 GAP = 4  # pixels between tiles and around the grid
-FONT_PX = 14
-SWATCH = 14
+# text is a fixed share of the grid's width, at least 14 pixels: TensorBoard shrinks an image
+# to its card's width (~350 pixels by default) and the text with it, so a wide grid needs
+# larger letters to stay readable there
+MIN_FONT_PX = 14
+WIDTH_PER_FONT_PX = 32
 
 
 def spread_indices(count: int, length: int) -> list[int]:
@@ -137,24 +140,27 @@ def _draw_legend(
     lines: list[list[tuple[RGB | None, str]]],
     top: int,
     width: int,
+    font_px: int,
 ) -> int:
-    """Draw the legend's entries from ``top``, wrapping at ``width``; return its bottom.
-    With ``draw`` None it only measures."""
-    font = _font(FONT_PX)
-    line_height = max(SWATCH, FONT_PX) + 6
+    """Draw the legend's entries from ``top``, wrapping at ``width``, with swatches as tall as
+    the letters; return its bottom. With ``draw`` None it only measures."""
+    font = _font(font_px)
+    swatch_px = font_px
+    line_height = font_px + 6
     y = top
     for entries in lines:
         x = GAP
         for colour, label in entries:
-            swatch = 0 if colour is None else SWATCH + 4
-            entry_width = swatch + int(font.getlength(label)) + 14
+            swatch = 0 if colour is None else swatch_px + font_px // 4
+            entry_width = swatch + int(font.getlength(label)) + font_px
             if x > GAP and x + entry_width > width - GAP:
                 x, y = GAP, y + line_height
             if draw is not None:
                 if colour is not None:
-                    draw.rectangle((x, y, x + SWATCH - 1, y + SWATCH - 1), fill=colour)
-                    draw.rectangle((x - 1, y - 1, x + SWATCH, y + SWATCH), outline=(90, 90, 90))
-                draw.text((x + swatch, y + SWATCH // 2), label, fill=INK, font=font, anchor="lm")
+                    end_x, end_y = x + swatch_px, y + swatch_px
+                    draw.rectangle((x, y, end_x - 1, end_y - 1), fill=colour)
+                    draw.rectangle((x - 1, y - 1, end_x, end_y), outline=(90, 90, 90))
+                draw.text((x + swatch, y + swatch_px // 2), label, fill=INK, font=font, anchor="lm")
             x += entry_width
         y += line_height
     return y
@@ -195,21 +201,22 @@ def draw_prediction_grid(
         rows.append([_to_pil(tile) for tile in tiles])
     column_width = max(row[0].width for row in rows)
     width = GAP + columns * (column_width + GAP)
-    header = FONT_PX + 2 * GAP
+    font_px = max(MIN_FONT_PX, round(width / WIDTH_PER_FONT_PX))
+    header = font_px + 2 * GAP
     legend = _legend_lines(classes, palette, void_colour(palette))
     tiles_bottom = header + sum(row[0].height + GAP for row in rows)
-    height = _draw_legend(None, legend, tiles_bottom + GAP, width) + GAP
+    height = _draw_legend(None, legend, tiles_bottom + GAP, width, font_px) + GAP
     canvas = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     for c, title in enumerate(COLUMNS):
         centre = GAP + c * (column_width + GAP) + column_width // 2
-        draw.text((centre, header // 2), title, fill=INK, font=_font(FONT_PX), anchor="mm")
+        draw.text((centre, header // 2), title, fill=INK, font=_font(font_px), anchor="mm")
     y = header
     for row in rows:
         for c, tile in enumerate(row):
             canvas.paste(tile, (GAP + c * (column_width + GAP), y))
         y += row[0].height + GAP
-    _draw_legend(draw, legend, tiles_bottom + GAP, width)
+    _draw_legend(draw, legend, tiles_bottom + GAP, width, font_px)
     return canvas
 
 
