@@ -4,10 +4,13 @@
         --out docs/images --prefix sweep
 
 Starts TensorBoard's own server on a free port of 127.0.0.1, waits until it lists the logdir's
-runs, then loads each tab (``--tab``, a URL fragment such as ``images`` or
-``images&tagFilter=predictions``) in Chromium and writes ``<out>/<prefix>_<tab>.png``. Each
+runs, then loads each tab (``--tab``: a URL fragment such as ``images`` or
+``images&tagFilter=predictions``, or a query and fragment such as
+``?tagFilter=predictions#timeseries``) in Chromium and writes ``<out>/<prefix>_<tab>.png``. Each
 PNG is reduced to 256 colours, then in size, until it is under ``--max-kb``, so the images stay
-small enough for a repository. Prints every command it runs. Needs Chromium
+small enough for a repository. ``--actual-size TAG`` also writes the last image of TAG of the
+first run as TensorBoard serves it (what "Show actual image size" shows), to
+``<out>/<prefix>_<tag>.png``. Prints every command it runs. Needs Chromium
 (``apt-get install chromium``).
 """
 
@@ -23,6 +26,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -63,8 +67,24 @@ def wait_for_runs(url: str, process: subprocess.Popen[bytes], timeout: float) ->
     sys.exit(f"tensorboard at {url} listed no run within {timeout:.0f} s; is the logdir right?")
 
 
+def save_served_image(url: str, run: str, tag: str, path: Path) -> None:
+    """The last image of ``tag`` in ``run``, as TensorBoard's image plugin serves it."""
+    query = urllib.parse.urlencode({"run": run, "tag": tag})
+    with urllib.request.urlopen(f"{url}/data/plugin/images/images?{query}", timeout=30) as listing:
+        images = json.load(listing)
+    if not images:
+        sys.exit(f"run {run!r} has no image {tag!r}; see the IMAGES tab for the tags it has")
+    with urllib.request.urlopen(
+        f"{url}/data/plugin/images/individualImage?{images[-1]['query']}", timeout=30
+    ) as image:
+        path.write_bytes(image.read())
+
+
 def shrink(path: Path, max_bytes: int) -> None:
-    """Reduce a screenshot to 256 colours, then its size by steps of 0.85, until it fits."""
+    """Reduce a PNG larger than ``max_bytes`` to 256 colours, then its size by steps of 0.85,
+    until it fits."""
+    if path.stat().st_size <= max_bytes:
+        return
     with Image.open(path) as shot:
         image = shot.convert("RGB")
     scale = 1.0
@@ -83,12 +103,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/images"))
     parser.add_argument("--prefix", default="tensorboard", help="start of the PNG names")
     parser.add_argument(
-        "--tab", action="append", help=f"a URL fragment, repeatable (default: {', '.join(TABS)})"
+        "--tab",
+        action="append",
+        help=f"a URL fragment or ?query#fragment, repeatable (default: {', '.join(TABS)})",
     )
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=1000)
     parser.add_argument(
         "--wait-ms", type=int, default=20000, help="virtual time a page gets to render"
+    )
+    parser.add_argument(
+        "--actual-size", action="append", default=[], metavar="TAG", help="repeatable"
     )
     parser.add_argument("--max-kb", type=int, default=300, help="largest PNG, in KB")
     parser.add_argument("--chromium", help="the browser's executable (default: found on PATH)")
@@ -133,7 +158,7 @@ def main() -> None:
                     f"--screenshot={path}",
                     f"--window-size={args.width},{args.height}",
                     f"--virtual-time-budget={args.wait_ms}",
-                    f"{url}/#{tab}",
+                    f"{url}/{tab}" if tab.startswith("?") else f"{url}/#{tab}",
                 ],
                 timeout=300,
             )
@@ -143,6 +168,12 @@ def main() -> None:
                 )
             shrink(path, args.max_kb * 1024)
             print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
+        for tag in args.actual_size:
+            name = re.sub(r"[^A-Za-z0-9]+", "_", tag).strip("_")
+            path = (args.out / f"{args.prefix}_{name}.png").resolve()
+            save_served_image(url, runs[0], tag, path)
+            shrink(path, args.max_kb * 1024)
+            print(f"wrote {path} ({path.stat().st_size // 1024} KB): {tag} of {runs[0]}")
     finally:
         server.terminate()
         server.wait(timeout=30)
