@@ -14,7 +14,6 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
-from PIL import Image, ImageDraw, ImageFont
 from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -23,14 +22,12 @@ from tensorboard.plugins.hparams.api_pb2 import Status
 from tensorboard.plugins.hparams.summary_v2 import hparams_pb
 from torch import Tensor
 from torchvision.transforms.functional import pil_to_tensor
-from torchvision.utils import make_grid
 
-from seglab.data.base import Batch
+from seglab.data.base import Sample
+from seglab.figures import draw_confusion_matrix, draw_prediction_grid, spread_indices
 from seglab.models.layers import resize
 from seglab.runs import group_choices
 from seglab.task import SegmentationTask
-
-VOID_COLOUR = (0, 0, 0)
 
 
 def _writer(trainer: pl.Trainer) -> Any | None:
@@ -50,85 +47,76 @@ def _validation_step(trainer: pl.Trainer) -> int:
     return max(trainer.global_step - 1, 0)
 
 
-def colourize(mask: Tensor, palette: list[list[int]], ignore_index: int) -> Tensor:
-    """Class-index mask ``(H, W)`` to an RGB float image ``(3, H, W)``; void is black."""
-    lut = torch.tensor(palette, dtype=torch.float32) / 255.0
-    valid = (mask >= 0) & (mask < len(palette)) & (mask != ignore_index)
-    rgb = lut[torch.where(valid, mask, 0)]
-    rgb[~valid] = torch.tensor(VOID_COLOUR, dtype=torch.float32)
-    return rgb.permute(2, 0, 1)
-
-
 class PredictionGrid(pl.Callback):
-    """Input / ground truth / prediction for the same val images at every validation epoch.
+    """Image, truth, prediction and error map of the same val images at every validation epoch,
+    under column headings and over a legend of the class colours (`draw_prediction_grid`).
 
     Args:
-        num_samples: how many of the first val images to draw (fixed, so epochs compare).
+        num_samples: how many val images to draw, spread evenly over the split (a video
+            split's first frames are one scene) and the same for the whole run, so that
+            epochs compare.
+        min_tile: small images are enlarged by a whole factor (nearest-neighbour) until their
+            longer side has at least this many pixels.
+        max_width: the grid's widest, in pixels (a TensorBoard card's width); larger images
+            are reduced to fit it.
     """
 
-    def __init__(self, num_samples: int = 4) -> None:
-        if num_samples < 1:
-            raise ValueError(f"callbacks.prediction_grid.num_samples={num_samples} must be >= 1")
+    def __init__(self, num_samples: int = 4, min_tile: int = 128, max_width: int = 1100) -> None:
+        for key, value, least in (
+            ("num_samples", num_samples, 1),
+            ("min_tile", min_tile, 1),
+            ("max_width", max_width, 64),
+        ):
+            if value < least:
+                raise ValueError(f"callbacks.prediction_grid.{key}={value} must be >= {least}")
         self.num_samples = num_samples
-        self._batch: Batch | None = None
+        self.min_tile = min_tile
+        self.max_width = max_width
+        self._samples: list[Sample] | None = None
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         writer = _writer(trainer)
         if writer is None or trainer.sanity_checking:
             return
+        assert isinstance(pl_module, SegmentationTask)
         datamodule = trainer.datamodule
-        if self._batch is None:
+        if self._samples is None:
             dataset = datamodule.dataset("val")
-            samples = [dataset[i] for i in range(min(self.num_samples, len(dataset)))]
-            self._batch = datamodule.collate_fn(samples)
-        images, masks, _ = self._batch
+            self._samples = [dataset[i] for i in spread_indices(self.num_samples, len(dataset))]
         was_training = pl_module.training
         pl_module.eval()
+        drawn = []
         with torch.no_grad():
-            logits = pl_module(images.to(pl_module.device))
-            predictions = resize(logits, masks.shape[-2:]).argmax(1).cpu()
+            # one at a time: val images may differ in size, and a padded batch would draw
+            # its padding
+            for image, mask, _ in self._samples:
+                images = pl_module.in_model_format(image[None].to(pl_module.device))
+                logits = (
+                    pl_module(images)
+                    if pl_module.inferer is None
+                    else (pl_module.inferer.logits(images))
+                )
+                prediction = resize(logits, mask.shape[-2:]).argmax(1)[0].cpu()
+                # images may run below the labels' resolution (data.eval_scale); draw all
+                # at the latter
+                shown = datamodule.denormalize(resize(image[None], mask.shape[-2:]))[0]
+                shown = shown[:3].float() if shown.shape[0] >= 3 else shown.expand(3, -1, -1)
+                drawn.append((shown, mask, prediction))
         pl_module.train(was_training)
-        # images may run below the labels' resolution (data.eval_scale); draw all at the latter
-        images = resize(images, masks.shape[-2:])
-        tiles = []
-        for image, mask, prediction in zip(
-            datamodule.denormalize(images).clamp(0, 1), masks, predictions, strict=True
-        ):
-            tiles.append(image[:3].float() if image.shape[0] >= 3 else image.expand(3, -1, -1))
-            tiles.append(colourize(mask, datamodule.palette, datamodule.ignore_index))
-            tiles.append(colourize(prediction, datamodule.palette, datamodule.ignore_index))
-        grid = make_grid(tiles, nrow=3, padding=2, pad_value=1.0)
-        writer.add_image("val/predictions", grid, _validation_step(trainer))
-
-
-def draw_confusion_matrix(confmat: Tensor, classes: list[str], cell: int = 34) -> Image.Image:
-    """Row-normalised confusion matrix (rows: truth, columns: prediction) as a labelled image."""
-    counts = confmat.double()
-    totals = counts.sum(dim=1, keepdim=True)
-    rates = torch.where(totals > 0, counts / totals.clamp(min=1), torch.zeros_like(counts))
-    font = ImageFont.load_default()
-    margin = 8 + max(int(font.getlength(name)) for name in classes)
-    n = len(classes)
-    size = margin + n * cell + 4
-    image = Image.new("RGB", (size, size), "white")
-    draw = ImageDraw.Draw(image)
-    for i, name in enumerate(classes):
-        draw.text((4, margin + i * cell + cell // 3), name, fill="black", font=font)
-        draw.text((margin + i * cell + 2, 4 + (i % 2) * 12), name[:5], fill="black", font=font)
-    for i in range(n):
-        for j in range(n):
-            rate = float(rates[i, j])
-            shade = (int(255 * (1 - rate)), int(255 * (1 - 0.7 * rate)), 255)
-            x0, y0 = margin + j * cell, margin + i * cell
-            draw.rectangle((x0, y0, x0 + cell - 1, y0 + cell - 1), fill=shade, outline="grey")
-            if rate > 0:
-                ink = "white" if rate > 0.5 else "black"
-                draw.text((x0 + 3, y0 + cell // 3), f"{rate:.2f}", fill=ink, font=font)
-    return image
+        grid = draw_prediction_grid(
+            drawn,
+            datamodule.classes,
+            datamodule.palette,
+            datamodule.ignore_index,
+            min_tile=self.min_tile,
+            max_width=self.max_width,
+        )
+        writer.add_image("val/predictions", pil_to_tensor(grid), _validation_step(trainer))
 
 
 class ConfusionMatrixImage(pl.Callback):
-    """The val split's row-normalised confusion matrix as an image, every validation epoch."""
+    """The val split's row-normalised confusion matrix as an image, every validation epoch
+    (`draw_confusion_matrix`)."""
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         writer = _writer(trainer)

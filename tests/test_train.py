@@ -52,6 +52,9 @@ def test_tensorboard_has_every_promised_tag(trained_run: Path) -> None:
     events = load_events(trained_run)
     assert set(events.Tags()["images"]) >= {"val/predictions", "val/confusion_matrix"}
     assert len(events.Images("val/predictions")) == 2
+    # the 32x32 samples enlarged 4 times: four 128-pixel columns and the gaps between them
+    grid = events.Images("val/predictions")[-1]
+    assert 4 * 128 < grid.width < 4 * 128 + 40
     assert "hp_metric" not in scalars
     params = read_hparams(trained_run)
     assert params["data.image_size"] == 32
