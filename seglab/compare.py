@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from seglab.errors import SeglabError, reported
-from seglab.runs import event_dir, group_choices, load_events, read_scalars, wall_time
+from seglab.runs import PRUNED_FILE, event_dir, group_choices, load_events, read_scalars, wall_time
 from seglab.tables import markdown_table, text_table
 
 PROG = "seglab-compare"
@@ -46,6 +46,8 @@ class Run:
     config: dict[str, Any]
     scalars: dict[str, list[tuple[int, float]]]
     wall_time: float | None
+    # the epoch after which an Optuna pruner stopped the run, if it did
+    pruned_after: int | None = None
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -135,7 +137,14 @@ def read_run(run_dir: Path, root: Path) -> Run:
         config=read_config(run_dir),
         scalars=read_scalars(events),
         wall_time=wall_time(events),
+        pruned_after=_pruned_after(run_dir),
     )
+
+
+def _pruned_after(run_dir: Path) -> int | None:
+    """The epoch in the run's ``pruned.yaml`` (written by ``seglab.pruning``), if it has one."""
+    record = run_dir / PRUNED_FILE
+    return int(OmegaConf.load(record).epoch) if record.is_file() else None
 
 
 def differing_keys(runs: Sequence[Run]) -> list[str]:
@@ -211,6 +220,8 @@ def build_table(runs: Sequence[Run], metric: str, mode: str) -> Table:
     if metric != DICE:
         results.append(f"best {DICE}")
     results += [f"final {LOSS}", "epochs", "wall time [s]"]
+    # only a search with a pruner has runs it stopped early; the column says which and when
+    pruning = any(run.pruned_after is not None for run in runs)
     scored: list[tuple[float | None, list[Any]]] = []
     for run in runs:
         score = best(run.scalars.get(metric, []), mode)
@@ -219,6 +230,8 @@ def build_table(runs: Sequence[Run], metric: str, mode: str) -> Table:
             values.append(best(run.scalars.get(DICE, []), "max"))
         loss = run.scalars.get(LOSS)
         values += [loss[-1][1] if loss else None, validation_points(run), run.wall_time]
+        if pruning:
+            values.append(None if run.pruned_after is None else f"after epoch {run.pruned_after}")
         config = [format_value(run.config.get(key, _MISSING)) for key in keys]
         scored.append((score, [*config, *values, run.name]))
     sign = -1 if mode == "max" else 1
@@ -227,7 +240,9 @@ def build_table(runs: Sequence[Run], metric: str, mode: str) -> Table:
         len(keys) + i: 1 if name == "wall time [s]" else 4 for i, name in enumerate(results)
     }
     return Table(
-        header=[*keys, *results, "run"], rows=[row for _, row in scored], decimals=decimals
+        header=[*keys, *results, *(["pruned"] if pruning else []), "run"],
+        rows=[row for _, row in scored],
+        decimals=decimals,
     )
 
 
