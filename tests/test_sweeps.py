@@ -172,11 +172,12 @@ def test_median_pruner_prunes_a_trial_below_the_median_and_its_run_says_so(
 @pytest.mark.parametrize(
     ("override", "key"),
     [
-        ("hydra.sweeper.sampler=bayes", "hydra.sweeper.sampler=bayes"),
-        ("hydra.sweeper.pruner=sometimes", "hydra.sweeper.pruner=sometimes"),
+        ("hydra.sweeper.sampler=bayes", "hydra.sweeper.sampler=bayes is not a sampler"),
+        ("hydra.sweeper.pruner=sometimes", "hydra.sweeper.pruner=sometimes is not a pruner"),
+        ("hydra.sweeper.storage=nosuchdb://here", "hydra.sweeper.storage=nosuchdb://here cannot"),
     ],
 )
-def test_an_unknown_sampler_or_pruner_stops_before_any_training(
+def test_an_unknown_sampler_pruner_or_storage_stops_before_any_training(
     override: str, key: str, cli, tmp_path: Path
 ) -> None:
     code, out, err = cli(
@@ -189,7 +190,7 @@ def test_an_unknown_sampler_or_pruner_stops_before_any_training(
     )
     assert code == 2
     (line,) = err.strip().splitlines()
-    assert line.startswith(f"seglab-train: error: {key} is not a")
+    assert line.startswith(f"seglab-train: error: {key}")
     assert not list(tmp_path.glob("**/.hydra"))
 
 
