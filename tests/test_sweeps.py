@@ -175,9 +175,11 @@ def test_median_pruner_prunes_a_trial_below_the_median_and_its_run_says_so(
         ("hydra.sweeper.sampler=bayes", "hydra.sweeper.sampler=bayes is not a sampler"),
         ("hydra.sweeper.pruner=sometimes", "hydra.sweeper.pruner=sometimes is not a pruner"),
         ("hydra.sweeper.storage=nosuchdb://here", "hydra.sweeper.storage=nosuchdb://here cannot"),
+        ("optimizer.nosuch=interval(0, 1)", "hydra.sweeper.params: optimizer.nosuch=0.0 cannot"),
+        ("model/decoder=choice(unet, nope)", "hydra.sweeper.params: model/decoder=nope cannot"),
     ],
 )
-def test_an_unknown_sampler_pruner_or_storage_stops_before_any_training(
+def test_bad_search_settings_stop_before_any_training(
     override: str, key: str, cli, tmp_path: Path
 ) -> None:
     code, out, err = cli(
@@ -192,6 +194,7 @@ def test_an_unknown_sampler_pruner_or_storage_stops_before_any_training(
     (line,) = err.strip().splitlines()
     assert line.startswith(f"seglab-train: error: {key}")
     assert not list(tmp_path.glob("**/.hydra"))
+    assert not list(tmp_path.glob("**/study.db"))
 
 
 def test_the_search_space_maps_each_kind_of_value_to_its_distribution() -> None:

@@ -36,6 +36,7 @@ class SeglabOptunaSweeper(Sweeper):
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
         self.config = config
+        self.hydra_context = hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
             config=config, hydra_context=hydra_context, task_function=task_function
         )
@@ -63,6 +64,7 @@ class SeglabOptunaSweeper(Sweeper):
             )
         if int(s["n_jobs"]) < 1 or int(s["n_trials"]) < 0:
             raise SweepError("hydra.sweeper.n_jobs must be >= 1 and hydra.sweeper.n_trials >= 0")
+        self._check_space(space, fixed)
         storage = str(s["storage"])
         if storage.startswith("sqlite:///"):  # SQLite does not create the study file's folder
             Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -112,6 +114,31 @@ class SeglabOptunaSweeper(Sweeper):
                 _tell(study, trial, job, pruned=PRUNED_ATTR in written[trial.number].user_attrs)
             n_trials -= len(trials)
         _write_results(study, Path(self.config.hydra.sweep.dir))
+
+    def _check_space(self, space: dict[str, Any], fixed: list[str]) -> None:
+        """Compose a trial's config with each end or choice of each searched key in turn, before
+        any trial runs: a key or an option that does not exist would otherwise stop the search
+        halfway, with trials left running in the study."""
+        from optuna.distributions import CategoricalDistribution
+
+        from .space import override_value
+
+        candidates = {
+            key: list(d.choices) if isinstance(d, CategoricalDistribution) else [d.low, d.high]
+            for key, d in space.items()
+        }
+        for key, values in candidates.items():
+            for value in values:
+                override = f"{key}={override_value(value)}"
+                try:
+                    self.hydra_context.config_loader.load_sweep_config(
+                        self.config, [override, *fixed]
+                    )
+                except Exception as error:
+                    reason = str(error).strip().splitlines()[0]
+                    raise SweepError(
+                        f"hydra.sweeper.params: {override} cannot be run: {reason}"
+                    ) from None
 
 
 def _grid_left(study: Any, space: dict[str, Any]) -> int:
