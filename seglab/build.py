@@ -28,6 +28,7 @@ from seglab.data.stats import class_statistics
 from seglab.errors import SeglabError
 from seglab.inference import Inferer
 from seglab.nonfinite import NonFiniteGuard
+from seglab.pruning import pruning_callback
 from seglab.task import SegmentationTask
 
 log = logging.getLogger(__name__)
@@ -269,6 +270,9 @@ def build_trainer(cfg: DictConfig, purge_step: int | None = None) -> pl.Trainer:
     ):
         interval = max(int(cfg.trainer.get("log_every_n_steps") or 1), 1)
         callbacks.append(IntervalProgressBar(refresh_rate=interval))
+    pruning = pruning_callback(cfg)
+    if pruning is not None:
+        callbacks.append(pruning)
     loggers = []
     for node in (cfg.get("logger") or {}).values():
         if not node:

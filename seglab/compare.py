@@ -28,7 +28,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 from seglab.errors import SeglabError, reported
-from seglab.runs import event_dir, group_choices, load_events, read_scalars, wall_time
+from seglab.runs import PRUNED_FILE, event_dir, group_choices, load_events, read_scalars, wall_time
 from seglab.tables import markdown_table, text_table
 
 PROG = "seglab-compare"
@@ -55,6 +55,8 @@ class Run:
     config: dict[str, Any]
     scalars: dict[str, list[tuple[int, float]]]
     wall_time: float | None
+    # the epoch after which an Optuna pruner stopped the run, if it did
+    pruned_after: int | None = None
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -144,7 +146,14 @@ def read_run(run_dir: Path, root: Path) -> Run:
         config=read_config(run_dir),
         scalars=read_scalars(events),
         wall_time=wall_time(events),
+        pruned_after=_pruned_after(run_dir),
     )
+
+
+def _pruned_after(run_dir: Path) -> int | None:
+    """The epoch in the run's ``pruned.yaml`` (written by ``seglab.pruning``), if it has one."""
+    record = run_dir / PRUNED_FILE
+    return int(OmegaConf.load(record).epoch) if record.is_file() else None
 
 
 def differing_keys(runs: Sequence[Run]) -> list[str]:
@@ -266,6 +275,8 @@ def build_table(runs: Sequence[Run], metric: str, mode: str) -> Table:
         header = ["folds", *(label for labels in spread for label in labels)]
     else:
         header = results
+    # only a search with a pruner has runs it stopped early; the column says which and when
+    pruning = any(run.pruned_after is not None for run in runs)
     scored: list[tuple[float | None, list[Any]]] = []
     for group in fold_groups(runs):
         columns = zip(*(run_results(run, metric, mode) for run in group), strict=True)
@@ -274,6 +285,9 @@ def build_table(runs: Sequence[Run], metric: str, mode: str) -> Table:
             mean, std = mean_and_std(column)
             values += [mean, std] if cross_validated and name in metrics else [mean]
         config = [format_value(group[0].config.get(key, _MISSING)) for key in keys]
+        if pruning:
+            stopped = [f"after epoch {r.pruned_after}" for r in group if r.pruned_after is not None]
+            values.append("; ".join(stopped) or None)
         score = values[1 if cross_validated else 0]
         scored.append((score, [*config, *values, "; ".join(run.name for run in group)]))
     sign = -1 if mode == "max" else 1
@@ -282,7 +296,11 @@ def build_table(runs: Sequence[Run], metric: str, mode: str) -> Table:
         len(keys) + i: 1 if name in ("wall time [s]", "epochs") else 4
         for i, name in enumerate(header)
     }
-    return Table(header=[*keys, *header, "run"], rows=[row for _, row in scored], decimals=decimals)
+    return Table(
+        header=[*keys, *header, *(["pruned"] if pruning else []), "run"],
+        rows=[row for _, row in scored],
+        decimals=decimals,
+    )
 
 
 def _cell(value: Any, digits: int | None) -> str:

@@ -26,6 +26,9 @@ _MAX_NAME = 120
 #: A run's TensorBoard event files lie in its directory itself, so that TensorBoard names the run
 #: by the directory alone (``<sweep>/lr=0.001``, not ``<sweep>/lr=0.001/tensorboard``).
 EVENT_FILES = "events.out.tfevents.*"
+#: Written in a run directory when an Optuna pruner stopped the run: the trial, the epoch after
+#: which it stopped and the value it reported then.
+PRUNED_FILE = "pruned.yaml"
 
 
 #: Environment variable holding the keys a multirun sweeps, comma-separated (set by seglab-train).

@@ -1,18 +1,14 @@
 """What Hydra's sweeper and launcher plugins need from seglab: a failed trial that does not end
-an Optuna search, a study file that has a folder to live in, and parallel jobs that share the
-machine instead of each taking all of it."""
+an Optuna search, and parallel jobs that share the machine instead of each taking all of it."""
 
 from __future__ import annotations
 
 import logging
 import math
 import os
-from pathlib import Path
-from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
@@ -21,24 +17,12 @@ from seglab.errors import SeglabError, SweepError
 log = logging.getLogger(__name__)
 
 
-class MakeSweepDir(Callback):
-    """Create the sweep directory before the Optuna sweeper opens its SQLite study there.
-
-    The launcher creates it only once the first batch of trials starts, after the study has
-    been opened, and SQLite does not create missing folders.
-    """
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
-
-
 def objective(metrics: dict[str, float], name: str | None) -> float | None:
     """The value of ``optimized_metric`` a sweeper optimises (None if it is unset), or an error
     saying why there is none.
 
-    hydra-optuna-sweeper records a job that raised as a failed trial and goes on (up to its
-    ``max_failure_rate``), but a returned NaN makes it stop the whole search; so a missing or
-    non-finite value is raised, never returned.
+    The sweeper records a job that raised as a failed trial, with the error in the job's log,
+    and goes on; a missing or non-finite value is raised so that it says why.
     """
     if name is None:
         return None

@@ -53,7 +53,6 @@ TARGETS = frozenset(
         "seglab.schedulers.constant",
         "seglab.schedulers.cosine",
         "seglab.schedulers.poly",
-        "seglab.sweeps.MakeSweepDir",
         "torch.nn.Identity",
         "torch.optim.AdamW",
         "torch.optim.SGD",
@@ -61,7 +60,7 @@ TARGETS = frozenset(
     }
 )
 #: The Hydra callbacks of conf/hydra and conf/hparams_search: all a re-run may install.
-HYDRA_CALLBACKS = frozenset({"seglab.runs.RunDirGuard", "seglab.sweeps.MakeSweepDir"})
+HYDRA_CALLBACKS = frozenset({"seglab.runs.RunDirGuard"})
 #: Values of conf/ that call a resolver and reach a run's saved ``.hydra/config.yaml``; a re-run
 #: resolves them again, as the original run did. A checkpoint's config was saved resolved and
 #: calls none.

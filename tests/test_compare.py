@@ -123,6 +123,23 @@ def test_csv_has_one_row_per_run_sorted_by_best_metric(
     ]
 
 
+def test_a_pruned_run_is_marked_in_its_own_column(
+    sweep: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only a sweep with a pruned run (one whose directory holds pruned.yaml) gets the column."""
+    (sweep / job_name("0.01", "fpn") / "pruned.yaml").write_text("trial: 3\nepoch: 1\n")
+    rows = read_csv(run_cli(capsys, sweep, "--format", "csv"))
+    assert list(rows[0])[-2:] == ["pruned", "run"]
+    assert {row["run"]: row["pruned"] for row in rows} == {
+        job_name("0.01", "unet"): "",
+        job_name("0.001", "unet"): "",
+        job_name("0.001", "fpn"): "",
+        job_name("0.01", "fpn"): "after epoch 1",
+    }
+    (sweep / job_name("0.01", "fpn") / "pruned.yaml").unlink()
+    assert "pruned" not in read_csv(run_cli(capsys, sweep, "--format", "csv"))[0]
+
+
 def test_loss_metric_ranks_lowest_first_unless_mode_says_otherwise(
     sweep: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

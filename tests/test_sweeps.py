@@ -1,19 +1,33 @@
-"""Optuna searches that survive failed trials and resume; parallel jobs sharing the machine."""
+"""Optuna searches that survive failed trials, resume and prune; parallel jobs sharing the
+machine."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
+from seglab.compare import main as compare_main
 from seglab.errors import SeglabError
 from seglab.runs import job_name
 from seglab.sweeps import job_share, objective
+from seglab.train import main as train_main
 
 optuna = pytest.importorskip("optuna", reason="the sweep extra is not installed")
+from optuna.distributions import (  # noqa: E402
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from hydra_plugins.seglab_optuna_sweeper.space import override_value, parse_space  # noqa: E402
 
 TINY = [
     "data.num_train=16",
@@ -28,22 +42,24 @@ TINY = [
     "test_after_fit=false",
 ]
 # The search space of synthetic_optuna with everything but the lr fixed, plus an attention site
-# that does not exist: with sampler seed 45 the three trials draw bottleneck, nowhere,
-# bottleneck, so exactly the second one fails (Segmenter raises on construction).
+# that does not exist: the grid sampler runs each of the four points once, and exactly the two
+# with the attention site `nowhere` fail (Segmenter raises on construction).
 SEARCH = [
     "hparams_search=synthetic_optuna",
-    "hydra.sweeper.sampler.seed=45",
+    "hydra.sweeper.sampler=grid",
     "model/decoder=unet",
     "model/attention=none",
     "loss=ce",
     "model.attention_at=choice(bottleneck,nowhere)",
+    "optimizer.lr=choice(0.001,0.003)",
 ]
+STUDY = Path("train", "hparams_search", "synthetic_optuna")
 
 
 def _train(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "seglab.train", "-m", *args, *TINY, f"paths.output_root={cwd}"],
+        [sys.executable, "-m", "seglab.train", "-m", *TINY, *args, f"paths.output_root={cwd}"],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -52,35 +68,160 @@ def _train(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _storage(study_dir: Path) -> str:
+    return f"sqlite:///{study_dir / 'study.db'}"
+
+
 def _trials(study_dir: Path) -> list[optuna.trial.FrozenTrial]:
-    storage = f"sqlite:///{study_dir / 'study.db'}"
-    (summary,) = optuna.get_all_study_summaries(storage)
+    (summary,) = optuna.get_all_study_summaries(_storage(study_dir))
     assert summary.study_name == "synthetic_optuna"
-    return optuna.load_study(study_name="synthetic_optuna", storage=storage).trials
+    return optuna.load_study(study_name="synthetic_optuna", storage=_storage(study_dir)).trials
+
+
+def _job_dirs(study_dir: Path) -> list[Path]:
+    return sorted(path for path in study_dir.iterdir() if path.is_dir())
 
 
 @pytest.mark.slow
-def test_optuna_search_records_a_failed_trial_goes_on_and_resumes(tmp_path: Path) -> None:
-    result = _train(*SEARCH, "hydra.sweeper.n_trials=3", cwd=tmp_path)
+def test_optuna_search_records_failed_trials_goes_on_and_resumes(tmp_path: Path) -> None:
+    # two trials at a time, through the (basic) launcher
+    result = _train(*SEARCH, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    study_dir = tmp_path / "train" / "hparams_search" / "synthetic_optuna"
+    study_dir = tmp_path / STUDY
     trials = _trials(study_dir)
-    states = [trial.state.name for trial in trials]
-    assert states == ["COMPLETE", "FAIL", "COMPLETE"]
-    assert trials[1].params["model.attention_at"] == "nowhere"
-    assert all(0.0 <= trial.value <= 1.0 for trial in trials if trial.value is not None)
+    assert len(trials) == 4
+    points = {(t.params["model.attention_at"], t.params["optimizer.lr"]) for t in trials}
+    assert points == {(site, lr) for site in ("bottleneck", "nowhere") for lr in (0.001, 0.003)}
+    for trial in trials:
+        failed = trial.params["model.attention_at"] == "nowhere"
+        assert trial.state.name == ("FAIL" if failed else "COMPLETE")
+        assert failed or 0.0 <= trial.value <= 1.0
+        # every completed trial reported its val/mIoU after each epoch
+        assert failed or list(trial.intermediate_values) == [0]
     assert "attention_at='nowhere' is not supported" in result.stdout + result.stderr
-    job_dirs = sorted(path.name for path in study_dir.iterdir() if path.is_dir())
-    assert len(job_dirs) == 3
+    results = OmegaConf.load(study_dir / "optimization_results.yaml")
+    assert results.best_value == max(t.value for t in trials if t.value is not None)
+    assert results.trials == {"COMPLETE": 2, "FAIL": 2}
+    job_dirs = [path.name for path in _job_dirs(study_dir)]
+    assert len(job_dirs) == 4
     # named by the searched keys, not by the other overrides of the command line
     assert all("attention_at=" in name and "lr=" in name for name in job_dirs)
     assert not any("num_train" in name for name in job_dirs)
 
-    resumed = _train(*SEARCH, "hydra.sweeper.n_trials=1", cwd=tmp_path)
+    resumed = _train(
+        *SEARCH, "hydra.sweeper.sampler=random", "hydra.sweeper.n_trials=1", cwd=tmp_path
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Using an existing study" in resumed.stdout + resumed.stderr
-    assert len(_trials(study_dir)) == 4
-    assert len([path for path in study_dir.iterdir() if path.is_dir()]) == 4
+    assert len(_trials(study_dir)) == 5
+    assert len(_job_dirs(study_dir)) == 5
+
+
+@pytest.mark.slow
+def test_median_pruner_prunes_a_trial_below_the_median_and_its_run_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A finished trial with val/mIoU 1.0 after every epoch, which no tiny run reaches, makes
+    the median pruner prune the next trial after its first epoch."""
+    study_dir = tmp_path / STUDY
+    study_dir.mkdir(parents=True)
+    study = optuna.create_study(
+        study_name="synthetic_optuna", storage=_storage(study_dir), direction="maximize"
+    )
+    study.add_trial(optuna.trial.create_trial(value=1.0, intermediate_values={0: 1.0, 1: 1.0}))
+    space = [
+        "optimizer.lr=tag(log, interval(1e-3, 1e-2))",
+        "optimizer.weight_decay=interval(0, 0.01)",
+        "data.batch_size=range(4, 9, 4)",
+        "seed=int(interval(1, 3))",
+        "trainer.max_epochs=2",
+        "model/decoder=choice(unet, fpn)",
+    ]
+    pruner = ["hydra.sweeper.pruner=median", "hydra.sweeper.pruner_startup_trials=1"]
+    result = _train(
+        "hparams_search=synthetic_optuna", "hydra.sweeper.n_trials=1", *pruner, *space, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trial = _trials(study_dir)[1]
+    assert trial.state.name == "PRUNED"
+    assert list(trial.intermediate_values) == [0]
+    (run_dir,) = _job_dirs(study_dir)
+    assert OmegaConf.load(run_dir / "pruned.yaml").epoch == 0
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+
+    # every kind of search value reaches the trial's config with its type
+    config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    assert type(config.optimizer.lr) is float and 1e-3 <= config.optimizer.lr <= 1e-2
+    assert config.optimizer.lr == trial.params["optimizer.lr"]
+    assert type(config.optimizer.weight_decay) is float
+    assert config.data.batch_size in (4, 8) and type(config.data.batch_size) is int
+    assert config.seed in (1, 2, 3) and type(config.seed) is int
+    decoder = trial.params["model/decoder"]
+    assert (
+        OmegaConf.load(run_dir / ".hydra" / "hydra.yaml").hydra.runtime.choices["model/decoder"]
+        == decoder
+    )
+
+    compare_main([str(study_dir), "--format", "csv"])
+    (row,) = csv.DictReader(io.StringIO(capsys.readouterr().out))
+    assert row["pruned"] == "after epoch 0"
+    assert row["epochs"] == "1"  # of trainer.max_epochs=2
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("hydra.sweeper.sampler=bayes", "hydra.sweeper.sampler=bayes is not a sampler"),
+        ("hydra.sweeper.pruner=sometimes", "hydra.sweeper.pruner=sometimes is not a pruner"),
+        ("hydra.sweeper.storage=nosuchdb://here", "hydra.sweeper.storage=nosuchdb://here cannot"),
+        ("optimizer.nosuch=interval(0, 1)", "hydra.sweeper.params: optimizer.nosuch=0.0 cannot"),
+        ("model/decoder=choice(unet, nope)", "hydra.sweeper.params: model/decoder=nope cannot"),
+    ],
+)
+def test_bad_search_settings_stop_before_any_training(
+    override: str, key: str, cli, tmp_path: Path
+) -> None:
+    code, out, err = cli(
+        train_main,
+        "-m",
+        "hparams_search=synthetic_optuna",
+        override,
+        f"paths.output_root={tmp_path}",
+        cwd=tmp_path,
+    )
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"seglab-train: error: {key}")
+    assert not list(tmp_path.glob("**/.hydra"))
+    assert not list(tmp_path.glob("**/study.db"))
+
+
+def test_the_search_space_maps_each_kind_of_value_to_its_distribution() -> None:
+    space, fixed = parse_space(
+        {
+            "a": "choice(unet, fpn)",
+            "b": "range(2, 9, 3)",
+            "c": "interval(0, 1)",
+            "d": "tag(log, interval(1e-4, 1e-2))",
+            "e": "int(interval(1, 10))",
+            "f": "3",
+        },
+        ["model/decoder=fpn", "a=choice(x, y, z)", "+g=1"],
+    )
+    assert space == {
+        "a": CategoricalDistribution(["x", "y", "z"]),
+        "b": IntDistribution(2, 8, step=3),
+        "c": FloatDistribution(0.0, 1.0),
+        "d": FloatDistribution(1e-4, 1e-2, log=True),
+        "e": IntDistribution(1, 10),
+    }
+    assert fixed == ["f=3", "model/decoder=fpn", "+g=1"]
+    # a sampled value reads back through Hydra's grammar as the same value and type
+    parser = OverridesParser.create()
+    for value in (0.1 + 0.2, 3, True, "unet", 1e-05):
+        (parsed,) = parser.parse_overrides([f"k={override_value(value)}"])
+        assert parsed.value() == value and type(parsed.value()) is type(value)
 
 
 @pytest.mark.slow
