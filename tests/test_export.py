@@ -24,7 +24,9 @@ TOLERANCE = 1e-4
 def _checkpoint(compose, path: Path, *overrides: str) -> Path:
     """A checkpoint in seglab's format (what load_checkpoint reads) of an untrained tiny model;
     its batch-norm statistics are randomised so that they matter in the comparison."""
-    cfg = compose("train", "model.encoder.widths=[8,16,32]", *overrides)
+    cfg = compose(
+        "train", f"paths.output_dir={path.parent}", "model.encoder.widths=[8,16,32]", *overrides
+    )
     config = {
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "data": OmegaConf.to_container(cfg.data, resolve=True),
