@@ -67,26 +67,27 @@ def camvid_checkpoint(tmp_path_factory: pytest.TempPathFactory, compose) -> tupl
     return path, moved
 
 
-def _run(main, *args: str, tmp_path: Path, cli) -> tuple[int, str, str]:
-    return cli(
-        main,
-        *args,
-        f"paths.output_root={tmp_path / 'outputs'}",
-        cwd=tmp_path,
-    )
+@pytest.fixture
+def on_checkpoint(camvid_checkpoint: tuple[Path, Path], tmp_path: Path, cli):
+    """``on_checkpoint(main, *args)``: the entry point on the moved run's checkpoint, writing
+    below this test's folder."""
+    ckpt, _ = camvid_checkpoint
+
+    def run(main, *args: str) -> tuple[int, str, str]:
+        output_root = f"paths.output_root={tmp_path / 'outputs'}"
+        return cli(main, f"ckpt_path={ckpt}", *args, output_root, cwd=tmp_path)
+
+    return run
 
 
 def test_eval_takes_a_moved_dataset_and_keeps_the_run_data_settings(
-    camvid_checkpoint: tuple[Path, Path], tmp_path: Path, cli
+    camvid_checkpoint: tuple[Path, Path], tmp_path: Path, on_checkpoint
 ) -> None:
-    ckpt, moved = camvid_checkpoint
-    code, out, err = _run(
+    _, moved = camvid_checkpoint
+    code, out, err = on_checkpoint(
         eval_main,
-        f"ckpt_path={ckpt}",
         "split=test",
         f"data.root={moved}",
-        tmp_path=tmp_path,
-        cli=cli,
     )
     assert code == 0, err
     (run_dir,) = (tmp_path / "outputs" / "eval").iterdir()
@@ -98,16 +99,10 @@ def test_eval_takes_a_moved_dataset_and_keeps_the_run_data_settings(
     assert composed["data"]["eval_scale"] == 0.5 and composed["data"]["batch_size"] == 2
 
 
-def test_eval_without_the_new_root_names_the_missing_folder(
-    camvid_checkpoint: tuple[Path, Path], tmp_path: Path, cli
-) -> None:
-    ckpt, _ = camvid_checkpoint
-    code, _, err = _run(
+def test_eval_without_the_new_root_names_the_missing_folder(on_checkpoint) -> None:
+    code, _, err = on_checkpoint(
         eval_main,
-        f"ckpt_path={ckpt}",
         "split=test",
-        tmp_path=tmp_path,
-        cli=cli,
     )
     assert code == 2
     assert err.startswith("seglab-eval: error: ") and "was_here" in err
@@ -116,16 +111,13 @@ def test_eval_without_the_new_root_names_the_missing_folder(
 
 @pytest.mark.parametrize("main", [eval_main, predict_main, export_main])
 def test_a_group_override_is_refused_in_one_line(
-    camvid_checkpoint: tuple[Path, Path], tmp_path: Path, cli, main
+    camvid_checkpoint: tuple[Path, Path], on_checkpoint, main
 ) -> None:
-    ckpt, moved = camvid_checkpoint
-    code, _, err = _run(
+    _, moved = camvid_checkpoint
+    code, _, err = on_checkpoint(
         main,
-        f"ckpt_path={ckpt}",
         "data=camvid",
         f"data.root={moved}",
-        tmp_path=tmp_path,
-        cli=cli,
     )
     assert code == 2
     assert "error: data=camvid: the checkpoint's data settings are used as they were" in err
@@ -133,32 +125,26 @@ def test_a_group_override_is_refused_in_one_line(
 
 
 def test_predict_and_export_take_overrides_of_the_run_config(
-    camvid_checkpoint: tuple[Path, Path], tmp_path: Path, cli
+    camvid_checkpoint: tuple[Path, Path], tmp_path: Path, on_checkpoint
 ) -> None:
-    ckpt, moved = camvid_checkpoint
-    code, _, err = _run(
+    _, moved = camvid_checkpoint
+    code, _, err = on_checkpoint(
         predict_main,
-        f"ckpt_path={ckpt}",
         f"input={moved / 'test'}",
         f"output={tmp_path / 'masks'}",
         f"data.root={moved}",
         "inference.tile=32",
         "device=cpu",
-        tmp_path=tmp_path,
-        cli=cli,
     )
     assert code == 0, err
     with Image.open(tmp_path / "masks" / "0001TP_000000.png") as mask:
         assert mask.size == (56, 40)
-    code, _, err = _run(
+    code, _, err = on_checkpoint(
         export_main,
-        f"ckpt_path={ckpt}",
         "format=torchscript",
         f"output={tmp_path / 'model.pt'}",
         f"data.root={moved}",
         "data.in_channels=3",
-        tmp_path=tmp_path,
-        cli=cli,
     )
     assert code == 0, err
     assert (tmp_path / "model.pt").is_file()
