@@ -22,7 +22,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from seglab.callbacks import IntervalProgressBar
 from seglab.checkpoints import AtomicCheckpointIO, model_state
-from seglab.configs import config_dir
+from seglab.configs import inference_config
 from seglab.data import DatasetError, SegmentationDataModule
 from seglab.data.stats import class_statistics
 from seglab.errors import SeglabError
@@ -162,14 +162,9 @@ def check_training_size(datamodule: SegmentationDataModule, model: torch.nn.Modu
 
 
 def build_inferer(cfg: DictConfig, model: torch.nn.Module, image_scale: float = 1.0) -> Inferer:
-    """How ``model`` runs whole images (windows, test-time augmentation): ``cfg.inference``.
-
-    A config saved before the node named its target holds only its options, which the
-    shipped defaults complete.
-    """
-    node = cfg.get("inference") or OmegaConf.create()
-    if "_target_" not in node:
-        node = OmegaConf.merge(OmegaConf.load(config_dir() / "inference" / "default.yaml"), node)
+    """How ``model`` runs whole images (windows, test-time augmentation): ``cfg.inference``,
+    completed by the shipped defaults for configs saved before it named its target."""
+    node = inference_config(cfg.get("inference"))
     try:
         return instantiate(node, _convert_="all")(model, image_scale=image_scale)
     except (InstantiationException, ValueError) as error:

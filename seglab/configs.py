@@ -16,7 +16,7 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from seglab.errors import SeglabError, reported
 from seglab.trust import trust_names
@@ -118,10 +118,19 @@ def mount_checkpoint_config(config: dict[str, Any] | None) -> None:
     node = OmegaConf.create(config or {})
     for key in _RUN_ONLY:
         node.pop(key, None)
-    if config and "inference" not in node:
-        # checkpoints saved before the inference node existed ran whole images
-        node.inference = OmegaConf.load(config_dir() / "inference" / "default.yaml")
+    if config:
+        node.inference = inference_config(node.get("inference"))
     ConfigStore.instance().store(name=CHECKPOINT_RUN, node=node)
+
+
+def inference_config(node: DictConfig | None) -> DictConfig:
+    """A run's ``inference`` node, completed by ``conf/inference/default.yaml`` where it names
+    no target: checkpoints saved before the node had one hold only its options, and those saved
+    before it existed ran whole images, which the defaults do."""
+    if node is not None and "_target_" in node:
+        return node
+    default = OmegaConf.load(config_dir() / "inference" / "default.yaml")
+    return OmegaConf.merge(default, node or {})
 
 
 def on_checkpoint(prog: str, app: Callable[[], None]) -> None:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from seglab.build import build_inferer, trained_model
 from seglab.checkpoints import CHECKPOINT_KEY, load_checkpoint
+from seglab.configs import inference_config
 from seglab.data.base import IMAGENET_MEAN, IMAGENET_STD, default_palette
 from seglab.errors import SeglabError
 from seglab.inference import Inferer
@@ -143,13 +144,13 @@ def load(
     """
     checkpoint = load_checkpoint(ckpt_path, trust_names(trusted_targets))
     cfg = OmegaConf.create(checkpoint[CHECKPOINT_KEY]["config"])
-    if "inference" not in cfg:
-        cfg.inference = {}
-    unknown = set(inference) - {"tile", "overlap", "blend", "tile_batch_size", "tta"}
+    node = inference_config(cfg.get("inference"))
+    options = [str(key) for key in node if not str(key).startswith("_")]
+    unknown = set(inference) - set(options)
     if unknown:
         raise SeglabError(
-            f"seglab.load: {', '.join(sorted(unknown))} is not an inference option; use tile, "
-            "overlap, blend, tile_batch_size or tta (conf/inference/default.yaml)"
+            f"seglab.load: {', '.join(sorted(unknown))} is not an inference option; use "
+            f"{', '.join(options[:-1])} or {options[-1]} (conf/inference/default.yaml)"
         )
-    cfg.inference = OmegaConf.merge(cfg.inference, inference)
+    cfg.inference = OmegaConf.merge(node, inference)
     return build_predictor(cfg, checkpoint, device)

@@ -15,6 +15,7 @@ from PIL import Image
 import seglab
 from seglab.build import build_datamodule, build_model, build_task
 from seglab.checkpoints import CHECKPOINT_KEY
+from seglab.errors import SeglabError
 from seglab.predict import main as predict_main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,3 +185,12 @@ def test_peak_memory_script_on_a_moderate_image() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "mask: 600x900 mode P" in result.stdout
+
+
+def test_load_refuses_an_unknown_inference_option_naming_the_options(checkpoint: Path) -> None:
+    with pytest.raises(
+        SeglabError,
+        match=r"tiles is not an inference option; use tile, overlap, "
+        r"blend, tile_batch_size or tta",
+    ):
+        seglab.load(checkpoint, tiles=16)
