@@ -36,6 +36,8 @@ _RUN_GROUPS = (
     "inference",
     "experiment",
 )
+#: The checkpoint `mount_checkpoint` read, keyed by `_file_identity`: the command reuses it.
+_mounted: dict[tuple[Any, ...], dict[str, Any]] = {}
 #: Keys of a stored config that describe the run that saved it, not the command reading it
 #: (what a command trusts is said on its own command line, never by the file it reads).
 _RUN_ONLY = ("paths", "task_name", "ckpt_path", "resume", "hparams_search", "trusted_targets")
@@ -107,9 +109,33 @@ def mount_checkpoint(args: list[str]) -> None:
         # imported here: `seglab.reproduce` reads config_dir and should not load the model stack
         from seglab.checkpoints import CHECKPOINT_KEY, load_checkpoint
 
-        checkpoint = load_checkpoint(path, trusted=command_line_trust(args))
+        trusted = command_line_trust(args)
+        checkpoint = load_checkpoint(path, trusted=trusted)
+        _mounted.clear()
+        _mounted[_file_identity(path, trusted)] = checkpoint
         config = checkpoint[CHECKPOINT_KEY]["config"]
     mount_checkpoint_config(config)
+
+
+def _file_identity(path: str | Path, trusted: list[str]) -> tuple[Any, ...]:
+    """What makes a read of ``path`` reusable: the same unchanged file and the same trust."""
+    resolved = Path(path).resolve()
+    status = resolved.stat()
+    return str(resolved), status.st_mtime_ns, status.st_size, tuple(trusted)
+
+
+def command_checkpoint(cfg: DictConfig) -> dict[str, Any]:
+    """The checkpoint ``cfg.ckpt_path`` names, trusting ``cfg.trusted_targets``: the one
+    `mount_checkpoint` already read for this command when the file is unchanged, so that a
+    large checkpoint is read once; otherwise read (and checked) now."""
+    from seglab.checkpoints import load_checkpoint
+
+    trusted = trust_names(cfg.get("trusted_targets"))
+    try:
+        mounted = _mounted.get(_file_identity(cfg.ckpt_path, trusted))
+    except OSError:  # a missing file: load_checkpoint says so
+        mounted = None
+    return mounted if mounted is not None else load_checkpoint(cfg.ckpt_path, trusted)
 
 
 def mount_checkpoint_config(config: dict[str, Any] | None) -> None:

@@ -19,10 +19,9 @@ from seglab.build import (
     setup_data,
     untrained,
 )
-from seglab.checkpoints import load_checkpoint
+from seglab.configs import command_checkpoint
 from seglab.errors import SeglabError
 from seglab.tables import text_table
-from seglab.trust import trust_names
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -37,7 +36,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
     if cfg.split not in ("val", "test"):
         raise SeglabError(f"split={cfg.split} is not one of: val, test")
-    checkpoint = load_checkpoint(cfg.ckpt_path, trust_names(cfg.get("trusted_targets")))
+    checkpoint = command_checkpoint(cfg)
     datamodule = build_datamodule(cfg)
     missing = datamodule.split_unavailable(cfg.split)
     if missing is not None:

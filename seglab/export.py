@@ -23,10 +23,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from seglab.build import trained_model
-from seglab.checkpoints import load_checkpoint
-from seglab.configs import config_dir, on_checkpoint
+from seglab.configs import command_checkpoint, config_dir, on_checkpoint
 from seglab.errors import SeglabError, reported
-from seglab.trust import trust_names
 
 FORMATS = ("onnx", "torchscript")
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
@@ -136,7 +134,7 @@ def export(cfg: DictConfig) -> list[tuple[tuple[int, int, int, int], float]]:
     ``cfg.tolerance`` (else SystemExit 1), so a file at ``output`` always matches PyTorch.
     """
     output, sizes = _check_options(cfg)
-    checkpoint = load_checkpoint(cfg.ckpt_path, trust_names(cfg.get("trusted_targets")))
+    checkpoint = command_checkpoint(cfg)
     model = trained_model(cfg, checkpoint).to(cfg.device)
     channels = model.in_channels or OmegaConf.select(cfg, "data.in_channels", default=3)
     # a batch of 2 at export and 1 afterwards: neither batch size can be taken as a constant

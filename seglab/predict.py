@@ -19,12 +19,10 @@ from omegaconf import DictConfig
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from seglab.checkpoints import load_checkpoint
-from seglab.configs import config_dir, on_checkpoint
+from seglab.configs import command_checkpoint, config_dir, on_checkpoint
 from seglab.data.folder import IMAGE_EXTENSIONS
 from seglab.errors import SeglabError, reported
 from seglab.predictor import Predictor, build_predictor, read_image
-from seglab.trust import trust_names
 
 PROG = "seglab-predict"
 
@@ -83,7 +81,7 @@ def predict(cfg: DictConfig) -> list[tuple[Path, str]]:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     files = input_images(str(cfg.input))
-    checkpoint = load_checkpoint(cfg.ckpt_path, trust_names(cfg.get("trusted_targets")))
+    checkpoint = command_checkpoint(cfg)
     predictor = build_predictor(cfg, checkpoint, device)
     output = Path(cfg.output)
     output.mkdir(parents=True, exist_ok=True)

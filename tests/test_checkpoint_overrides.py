@@ -148,3 +148,20 @@ def test_predict_and_export_take_overrides_of_the_run_config(
     )
     assert code == 0, err
     assert (tmp_path / "model.pt").is_file()
+
+
+def test_a_command_reads_its_checkpoint_once(
+    camvid_checkpoint: tuple[Path, Path], on_checkpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ckpt, moved = camvid_checkpoint
+    reads = []
+    load = torch.load
+
+    def counted(file, *args, **kwargs):
+        reads.append(Path(file))
+        return load(file, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counted)
+    code, _, err = on_checkpoint(eval_main, "split=test", f"data.root={moved}")
+    assert code == 0, err
+    assert reads.count(ckpt) == 1
