@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny import TINY, data_options, run_module
+from tiny import TINY, data_options, run_module, train_once
 
 from seglab.eval import main as eval_main
 from seglab.evaluation import format_report
@@ -19,11 +19,7 @@ from seglab.train import main as train_main
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("runs")
-    result = run_module("seglab.train", *TINY, f"paths.output_root={root}", cwd=root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (run_dir,) = (root / "train").iterdir()
-    return run_dir
+    return train_once(tmp_path_factory.mktemp("runs"), *TINY)
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from own_components import OwnEncoder
 from PIL import Image
 from tiny import CONF_DIR as CONF
-from tiny import TINY, run_module
+from tiny import TINY, train_once
 
 import seglab
 from seglab.checkpoints import CHECKPOINT_KEY
@@ -129,11 +129,7 @@ def test_references_between_keys_and_trusted_targets_pass() -> None:
 @pytest.fixture(scope="module")
 def plain_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The run directory of one tiny seglab-train run."""
-    root = tmp_path_factory.mktemp("plain")
-    result = run_module("seglab.train", *SHORT_RUN, f"paths.output_root={root}", cwd=root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (run_dir,) = (root / "train").iterdir()
-    return run_dir
+    return train_once(tmp_path_factory.mktemp("plain"), *SHORT_RUN)
 
 
 def _plant(config: dict, where: str, gadget: dict) -> str:
@@ -229,17 +225,12 @@ def test_a_checkpoint_naming_a_foreign_target_is_refused_unbuilt(
 @pytest.fixture(scope="module")
 def own_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny run whose encoder is the user's own class (tests/ is on the import path)."""
-    root = tmp_path_factory.mktemp("own")
-    result = run_module(
-        "seglab.train",
+    return train_once(
+        tmp_path_factory.mktemp("own"),
         *SHORT_RUN,
         "model.encoder._target_=own_components.OwnEncoder",
-        f"paths.output_root={root}",
         cwd=Path(__file__).parent,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (run_dir,) = (root / "train").iterdir()
-    return run_dir
 
 
 OWN = "own_components.OwnEncoder"

@@ -74,6 +74,15 @@ def run_module(module: str, *args: str, cwd: Path) -> subprocess.CompletedProces
     )
 
 
+def train_once(root: Path, *args: str, cwd: Path | None = None) -> Path:
+    """The directory of one seglab-train run with ``args``, trained in a fresh interpreter
+    below ``root`` (from ``cwd``, default ``root``); fails the test if the run fails."""
+    result = run_module("seglab.train", *args, f"paths.output_root={root}", cwd=cwd or root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (root / "train").iterdir()
+    return run_dir
+
+
 def start_training(*args: str, cwd: Path, log: Path) -> subprocess.Popen:
     """seglab-train in the background, its output going to ``log``."""
     with open(log, "w") as output:
