@@ -18,7 +18,7 @@ from hydra.utils import get_class, instantiate
 from lightning_fabric.plugins import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ProgressBar
-from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.loggers import MLFlowLogger, TensorBoardLogger
 
 from seglab.callbacks import IntervalProgressBar
 from seglab.checkpoints import AtomicCheckpointIO, model_state
@@ -27,6 +27,7 @@ from seglab.data import DatasetError, SegmentationDataModule
 from seglab.data.stats import class_statistics
 from seglab.errors import SeglabError
 from seglab.inference import Inferer
+from seglab.mlflow_logging import MLflowRecord, require_mlflow
 from seglab.nonfinite import NonFiniteGuard
 from seglab.pruning import pruning_callback
 from seglab.task import SegmentationTask
@@ -269,13 +270,19 @@ def build_trainer(cfg: DictConfig, purge_step: int | None = None) -> pl.Trainer:
     if pruning is not None:
         callbacks.append(pruning)
     loggers = []
-    for node in (cfg.get("logger") or {}).values():
+    for key, node in (cfg.get("logger") or {}).items():
         if not node:
             continue
-        purge = purge_step is not None and issubclass(get_class(node._target_), TensorBoardLogger)
+        target = get_class(node._target_)
+        if issubclass(target, MLFlowLogger):
+            require_mlflow(f"logger.{key}")
+        purge = purge_step is not None and issubclass(target, TensorBoardLogger)
         loggers.append(instantiate(node, **({"purge_step": purge_step} if purge else {})))
     if not any(isinstance(logger, TensorBoardLogger) for logger in loggers):
         raise SeglabError("logger: every run logs to TensorBoard; keep logger=tensorboard")
+    if any(isinstance(logger, MLFlowLogger) for logger in loggers):
+        # the settings and the best checkpoint, which Lightning's logger does not record
+        callbacks.append(MLflowRecord())
     # plain containers: Lightning reads `max_time={hours: 1}` only from a dict
     trainer = instantiate(
         lightning_trainer_config(cfg.trainer), callbacks=callbacks, logger=loggers, _convert_="all"

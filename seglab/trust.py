@@ -35,6 +35,7 @@ TARGETS = frozenset(
         "seglab.losses.CrossEntropyLoss",
         "seglab.losses.DiceLoss",
         "seglab.losses.WeightedSumLoss",
+        "seglab.mlflow_logging.MLflowRunLogger",
         "seglab.models.CBAM",
         "seglab.models.ConvEncoder",
         "seglab.models.DeepLabV3PlusDecoder",

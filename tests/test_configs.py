@@ -47,10 +47,15 @@ def _group_options() -> list[tuple[str, str]]:
 
 @pytest.fixture
 def composed(compose: Callable[..., DictConfig], tmp_path: Path) -> Callable[..., DictConfig]:
-    """`compose` with the run's outputs and data cache under the test's own folder."""
+    """`compose` with the run's outputs (and stores shared by runs, such as MLflow's) and data
+    cache under the test's own folder."""
 
     def composed_here(config: str, *overrides: str, **options: bool) -> DictConfig:
-        paths = [f"paths.output_dir={tmp_path}", f"paths.cache_dir={tmp_path / 'cache'}"]
+        paths = [
+            f"paths.output_root={tmp_path}",
+            f"paths.output_dir={tmp_path}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+        ]
         return compose(config, *paths, *overrides, **options)
 
     return composed_here
