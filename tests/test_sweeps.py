@@ -241,6 +241,8 @@ def test_bad_objectives_stop_before_any_training(
     assert not list(tmp_path.glob("**/study.db"))
 
 
+# opens a SQLite study: a few seconds
+@pytest.mark.slow
 def test_a_search_refuses_a_study_created_with_other_directions(cli, tmp_path: Path) -> None:
     study_dir = tmp_path / "train" / "hparams_search" / "synthetic_pareto"
     study_dir.mkdir(parents=True)
