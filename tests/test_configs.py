@@ -152,9 +152,16 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
 
 
 def _check_search_space(cfg: DictConfig) -> None:
-    """Every searched key names a config value or group, and every option of a group exists."""
-    assert cfg.hydra.sweeper.storage.startswith(f"sqlite:///{cfg.hydra.sweep.dir}/")
-    get_class(cfg.hydra.sweeper._target_)
+    """Every searched key names a config value or group, every option of a group exists, and
+    each optimised metric has a direction."""
+    from hydra_plugins.seglab_optuna_sweeper.space import study_directions
+    from seglab.sweeps import objective_names
+
+    sweeper = cfg.hydra.sweeper
+    assert sweeper.storage.startswith(f"sqlite:///{cfg.hydra.sweep.dir}/")
+    get_class(sweeper._target_)
+    names = objective_names(cfg.optimized_metric)
+    assert len(study_directions(names, sweeper.direction, sweeper.get("directions"))) == len(names)
     for override in OverridesParser.create().parse_overrides(
         [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
     ):

@@ -419,3 +419,26 @@ def test_camvid_stats_match_its_published_pixel_counts(
     stats = class_statistics(datamodule.classes, *datamodule.class_pixel_counts("train"))
     assert stats.pixel_count == readme_counts
     assert stats.pixel_frequency == pytest.approx([c / sum(readme_counts) for c in readme_counts])
+
+
+@pytest.mark.slow
+def test_the_model_cost_is_logged_once_and_is_an_hparams_metric(trained_run: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from seglab.build import build_model
+    from seglab.models.cost import forward_flops
+
+    cfg = OmegaConf.load(trained_run / ".hydra" / "config_resolved.yaml")
+    model = build_model(cfg)
+    scalars = read_scalars(trained_run)
+    assert scalars["model/params"] == [(0, sum(p.numel() for p in model.parameters()))]
+    # at the training size, data.image_size=32, one image; the encoder's 3x3 convs alone (2 a
+    # stage at widths 8, 16, 32, the stages 32, 16 and 8 pixels a side) take this many FLOPs,
+    # a multiply-add counted as 2
+    ((step, gflops),) = scalars["model/gflops"]
+    assert step == 0 and gflops == pytest.approx(forward_flops(model, (1, 3, 32, 32)) / 1e9)
+    encoder = sum(
+        2 * side * side * out * (inp + out) * 9
+        for side, inp, out in ((32, 3, 8), (16, 8, 16), (8, 16, 32))
+    )
+    assert gflops > encoder / 1e9
