@@ -197,7 +197,7 @@ def build_task(
     model = build_model(cfg) if model is None else model
     return SegmentationTask(
         model=model,
-        loss=instantiate(cfg.loss),
+        loss=_instantiate(cfg.loss),
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(scheduler) if scheduler is not None else None,
         classes=datamodule.classes,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import ConfigCompositionException
+from hydra.errors import ConfigCompositionException, InstantiationException
 from hydra.experimental.callback import Callback as HydraCallback
 from hydra.utils import get_class, get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -28,6 +28,7 @@ from seglab.build import (
 )
 from seglab.configs import mount_checkpoint_config, refuse_group_overrides
 from seglab.errors import SeglabError
+from seglab.losses import MODES
 
 ENTRY_CONFIGS = {"train.yaml", "eval.yaml", "data_stats.yaml", "predict.yaml", "export.yaml"}
 # image and mask folders of the train split in the layout each folder dataset expects
@@ -95,11 +96,7 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
             logits = model(torch.randn(1, 3, 40, 48))
         assert logits.shape == (1, cfg.data.num_classes, 40, 48)
     elif top == "loss":
-        loss = instantiate(cfg.loss)
-        logits = torch.randn(2, cfg.data.num_classes, 8, 8, requires_grad=True)
-        value = loss(logits, torch.randint(0, cfg.data.num_classes, (2, 8, 8)))
-        value.backward()
-        assert torch.isfinite(value)
+        _check_loss_in_every_mode(cfg)
     elif top in ("optimizer", "scheduler"):
         weight = torch.nn.Parameter(torch.ones(3))
         optimizer = instantiate(cfg.optimizer)(params=[weight])
@@ -149,6 +146,28 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
         assert inferer.model is model
     else:
         pytest.fail(f"conf/{group}/ is a config group this test does not know how to build")
+
+
+def _check_loss_in_every_mode(cfg: DictConfig) -> None:
+    """The loss of ``cfg`` trains on the shapes of each mode it fits and refuses the others."""
+    classes, fitting = cfg.data.num_classes, []
+    for mode in MODES:
+        cfg.mode = mode
+        try:
+            loss = instantiate(cfg.loss)
+        except InstantiationException as error:
+            assert f"does not fit mode={mode}; use loss=" in str(error.__cause__)
+            continue
+        fitting.append(mode)
+        logits = torch.randn(2, 1 if mode == "binary" else classes, 8, 8, requires_grad=True)
+        if mode == "multilabel":
+            target = torch.randint(0, 2, (2, classes, 8, 8))
+        else:
+            target = torch.randint(0, 2 if mode == "binary" else classes, (2, 8, 8))
+        value = loss(logits, target)
+        value.backward()
+        assert torch.isfinite(value)
+    assert fitting, "the loss fits no mode"
 
 
 def _check_search_space(cfg: DictConfig) -> None:

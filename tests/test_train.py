@@ -183,6 +183,10 @@ BAD_VALUES = {
         "model.encoder: ResNetEncoder: weights_path='/no/such.pth' is not a file",
     ),
     "on_nonfinite": (["on_nonfinite=maybe"], "on_nonfinite=maybe must be one of: stop, skip"),
+    "loss that does not fit the mode": (
+        ["mode=multilabel"],
+        "loss.losses.ce: CrossEntropyLoss does not fit mode=multilabel; use loss=bce",
+    ),
 }
 
 
