@@ -1,13 +1,20 @@
 """Boundary IoU and HD95 against independent numpy versions: the reference's iterated 3x3
 erosion of each class mask, and brute-force distances between contour pixels."""
 
+import copy
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seglab.boundary import BoundaryMetric, boundary_width
+from seglab.build import build_boundary_metric, build_datamodule, build_task
+from seglab.configs import metrics_config
+from seglab.errors import SeglabError
+from seglab.evaluation import format_report
 
 VOID = 9
 
@@ -221,3 +228,98 @@ def test_hd95_is_only_computed_when_asked() -> None:
     boundary.update(torch.from_numpy(PREDS), torch.from_numpy(TARGET))
 
     assert set(boundary.compute()) == {"BoundaryIoU", "mBoundaryIoU"}
+
+
+# --- the metrics.boundary node ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shipped(compose) -> DictConfig:
+    """The train config as shipped, composed once for the module (a composition takes ~0.5 s)."""
+    return compose("train")
+
+
+@pytest.fixture
+def small(shipped: DictConfig, tmp_path):
+    """A copy of the shipped config on 4 synthetic images a split, ``node`` (dotted key to
+    value) set in it, and its datamodule."""
+
+    def composed(**node):
+        cfg = copy.deepcopy(shipped)
+        cfg.paths.output_dir, cfg.paths.cache_dir = str(tmp_path), str(tmp_path / "cache")
+        for split in ("train", "val", "test"):
+            cfg.data[f"num_{split}"] = 4
+        for key, value in node.items():
+            OmegaConf.update(cfg, key.replace("__", "."), value, force_add=True)
+        return cfg, build_datamodule(cfg)
+
+    return composed
+
+
+def test_the_shipped_node_builds_the_metric_for_the_data(small) -> None:
+    cfg, datamodule = small()
+    boundary = build_boundary_metric(cfg, datamodule)
+
+    assert boundary.num_classes == len(datamodule.classes) == cfg.data.num_classes
+    assert boundary.ignore_index == cfg.data.ignore_index
+    assert (boundary.dilation_ratio, boundary.hd95) == (0.02, False)
+    assert set(build_task(cfg, datamodule).boundary_metrics) == {"val", "test"}
+
+
+def test_a_disabled_node_builds_no_metric(small) -> None:
+    cfg, datamodule = small(metrics__boundary__enabled=False)
+
+    assert build_boundary_metric(cfg, datamodule) is None
+    assert not build_task(cfg, datamodule).boundary_metrics
+
+
+def test_a_run_saved_before_the_node_gets_the_shipped_defaults(small) -> None:
+    cfg, datamodule = small()
+    with open_dict(cfg):
+        del cfg.metrics
+
+    assert build_boundary_metric(cfg, datamodule).dilation_ratio == 0.02
+    assert metrics_config(None).boundary.enabled is True
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("dilation_ratio", 0, r"^metrics.boundary.dilation_ratio=0 must be in \(0, 1\)"),
+        ("hd95", "sometimes", "^metrics.boundary.hd95='sometimes' must be true or false"),
+        ("enabled", 1, "^metrics.boundary.enabled=1 must be true or false"),
+        ("width", 3, "^metrics.boundary.width is not an option; the options are: enabled,"),
+    ],
+)
+def test_a_bad_option_is_one_line_naming_the_key(
+    shipped: DictConfig, key: str, value: object, message: str
+) -> None:
+    cfg = copy.deepcopy(shipped)
+    OmegaConf.update(cfg, f"metrics.boundary.{key}", value, force_add=True)
+    data = SimpleNamespace(classes=list(cfg.data.classes), ignore_index=cfg.data.ignore_index)
+    with pytest.raises(SeglabError, match=message) as error:
+        build_boundary_metric(cfg, data)
+    assert "\n" not in str(error.value)
+
+
+def test_eval_report_adds_boundary_columns_when_computed() -> None:
+    report = {
+        "per_class": {
+            "road": {"IoU": 0.5, "Dice": 0.66666, "BoundaryIoU": 0.25, "HD95": 3.14159},
+            "bicyclist": {"IoU": 0.0, "Dice": 0.0, "BoundaryIoU": 0.0, "HD95": None},
+        },
+        "mIoU": 0.25,
+        "mDice": 0.33333,
+        "mBoundaryIoU": 0.125,
+        "mHD95": 3.14159,
+        "pixel_accuracy": 0.9,
+        "split": "test",
+    }
+    assert format_report(report).splitlines() == [
+        "class         IoU    Dice  BoundaryIoU  HD95",
+        "road       0.5000  0.6667       0.2500  3.14",
+        "bicyclist  0.0000  0.0000       0.0000     -",
+        "--------------------------------------------",
+        "mean       0.2500  0.3333       0.1250  3.14",
+        "pixel accuracy: 0.9000   split: test",
+    ]
