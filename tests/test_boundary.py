@@ -2,13 +2,18 @@
 erosion of each class mask, and brute-force distances between contour pixels."""
 
 import copy
+import json
 import math
+import runpy
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
+from tiny import TINY
 
 from seglab.boundary import BoundaryMetric, boundary_width
 from seglab.build import build_boundary_metric, build_datamodule, build_task
@@ -323,3 +328,30 @@ def test_eval_report_adds_boundary_columns_when_computed() -> None:
         "mean       0.2500  0.3333       0.1250  3.14",
         "pixel accuracy: 0.9000   split: test",
     ]
+
+
+# --- scripts/boundary_cost.py ---------------------------------------------------------------------
+
+SCRIPT = Path(__file__).parents[1] / "scripts" / "boundary_cost.py"
+
+
+@pytest.mark.slow
+def test_the_cost_script_times_each_variant_on_a_tiny_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    output = tmp_path / "cost.json"
+    overrides = [o for o in TINY if o != "trainer.enable_model_summary=false"]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    arguments = ["--repeats", "2", "--output", str(output), *overrides, "data.num_val=4"]
+    monkeypatch.setattr(sys, "argv", [str(SCRIPT), *arguments])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    assert exit_info.value.code == 0
+    results = json.loads(output.read_text())
+    assert results["val_images"] == 4
+    assert set(results["seconds"]) == {"none", "BoundaryIoU", "BoundaryIoU+HD95"}
+    for name, seconds in results["seconds"].items():
+        assert len(seconds["runs"]) == 2 and all(run > 0 for run in seconds["runs"])
+        median = results["ratio_to_none"][name] * results["seconds"]["none"]["median"]
+        assert seconds["median"] == pytest.approx(median)
