@@ -20,9 +20,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.loggers import MLFlowLogger, TensorBoardLogger
 
+from seglab.boundary import BoundaryMetric
 from seglab.callbacks import IntervalProgressBar
 from seglab.checkpoints import AtomicCheckpointIO, model_state
-from seglab.configs import inference_config
+from seglab.configs import inference_config, metrics_config
 from seglab.data import DatasetError, SegmentationDataModule
 from seglab.data.stats import class_statistics
 from seglab.errors import SeglabError
@@ -184,6 +185,33 @@ def build_nonfinite_guard(cfg: DictConfig) -> NonFiniteGuard:
         raise SeglabError(str(error)) from None
 
 
+_BOUNDARY_KEYS = ("enabled", "dilation_ratio", "hd95")
+
+
+def build_boundary_metric(
+    cfg: DictConfig, datamodule: SegmentationDataModule
+) -> BoundaryMetric | None:
+    """The boundary metric of ``cfg.metrics.boundary`` (shipped defaults for a run saved before
+    the node existed), None when it is off."""
+    node = metrics_config(cfg.get("metrics")).boundary
+    unknown = sorted(set(node) - set(_BOUNDARY_KEYS))
+    if unknown:
+        raise SeglabError(
+            f"metrics.boundary.{unknown[0]} is not an option; the options are: "
+            + ", ".join(_BOUNDARY_KEYS)
+        )
+    if not isinstance(node.enabled, bool):
+        raise SeglabError(f"metrics.boundary.enabled={node.enabled} must be true or false")
+    if not node.enabled:
+        return None
+    try:
+        return BoundaryMetric(
+            len(datamodule.classes), datamodule.ignore_index, node.dilation_ratio, node.hd95
+        )
+    except ValueError as error:
+        raise SeglabError(f"metrics.boundary.{error}") from None
+
+
 def build_task(
     cfg: DictConfig,
     datamodule: SegmentationDataModule,
@@ -206,6 +234,7 @@ def build_task(
         inferer=build_inferer(cfg, model),
         nonfinite=build_nonfinite_guard(cfg) if nonfinite is None else nonfinite,
         channels_last=bool(cfg.trainer.get("channels_last")),
+        boundary=build_boundary_metric(cfg, datamodule),
     )
 
 

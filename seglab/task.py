@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from seglab.boundary import BoundaryMetric
 from seglab.checkpoints import CHECKPOINT_KEY
 from seglab.data.base import Batch
 from seglab.inference import Inferer
@@ -52,6 +53,8 @@ class SegmentationTask(pl.LightningModule):
         channels_last: put the model's weights, and the images it is given, in NHWC memory
             format (``trainer.channels_last``), which convolutions of recent CPUs and GPUs
             run faster.
+        boundary: the split's boundary metrics (Boundary IoU, and HD95 if it asks for it),
+            copied for validation and test; None computes none.
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class SegmentationTask(pl.LightningModule):
         inferer: Inferer | None = None,
         nonfinite: NonFiniteGuard | None = None,
         channels_last: bool = False,
+        boundary: BoundaryMetric | None = None,
     ) -> None:
         super().__init__()
         if channels_last:
@@ -85,6 +89,9 @@ class SegmentationTask(pl.LightningModule):
                 stage: confusion_matrix_metric(len(self.classes), ignore_index)
                 for stage in ("val", "test")
             }
+        )
+        self.boundary_metrics = nn.ModuleDict(
+            {} if boundary is None else {stage: boundary.clone() for stage in ("val", "test")}
         )
         # results of the last finished evaluation epoch, per stage: read by callbacks and eval
         self.scores: dict[str, dict[str, Tensor]] = {}
@@ -156,7 +163,10 @@ class SegmentationTask(pl.LightningModule):
             batch_size=images.shape[0],
             sync_dist=True,
         )
-        self.confusion_metrics[stage].update(logits, masks)
+        preds = logits.argmax(dim=1)
+        self.confusion_metrics[stage].update(preds, masks)
+        if stage in self.boundary_metrics:
+            self.boundary_metrics[stage].update(preds, masks)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluation_step("val", batch)
@@ -168,9 +178,11 @@ class SegmentationTask(pl.LightningModule):
         # no metric, and so no best checkpoint, from weights a non-finite loss has spoilt
         self.nonfinite.check()
         self.confusion_metrics["val"].reset()
+        self._reset_boundary("val")
 
     def on_test_epoch_start(self) -> None:
         self.confusion_metrics["test"].reset()
+        self._reset_boundary("test")
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_scores("val")
@@ -183,6 +195,9 @@ class SegmentationTask(pl.LightningModule):
         confmat = self.confusion_metrics[stage].compute()
         self.confusion_metrics[stage].reset()
         scores = segmentation_scores(confmat)
+        if stage in self.boundary_metrics:
+            scores |= self.boundary_metrics[stage].compute()
+            self._reset_boundary(stage)
         self.last_confusion[stage] = confmat.detach().cpu()
         self.scores[stage] = {k: v.detach().cpu() for k, v in scores.items()}
         # the confusion matrix is already summed over every process, so scores agree on all
@@ -194,6 +209,7 @@ class SegmentationTask(pl.LightningModule):
             if bool(scores["present"][i]):
                 logged[f"{stage}_IoU/{name}"] = scores["IoU"][i]
                 logged[f"{stage}_Dice/{name}"] = scores["Dice"][i]
+        logged |= self._boundary_logs(stage, scores)
         if stage == "val" and not self.trainer.sanity_checking:
             for key in ("mIoU", "mDice"):
                 value = float(scores[key])
@@ -202,6 +218,24 @@ class SegmentationTask(pl.LightningModule):
                 if key in self.best:
                     logged[f"val/{key}_best"] = torch.tensor(self.best[key])
         self.log_dict(logged, sync_dist=True)
+
+    def _reset_boundary(self, stage: str) -> None:
+        if stage in self.boundary_metrics:
+            self.boundary_metrics[stage].reset()
+
+    def _boundary_logs(self, stage: str, scores: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The boundary means under ``<stage>/``, and each class's values that exist in groups of
+        their own (``val_BoundaryIoU/``, ``val_HD95/``) as the per-class IoUs are."""
+        logged = {}
+        for name in ("BoundaryIoU", "HD95"):
+            if name not in scores:
+                continue
+            logged[f"{stage}/m{name}"] = scores[f"m{name}"]
+            values = scores[name]
+            for i, class_name in enumerate(self.classes):
+                if not math.isnan(float(values[i])):
+                    logged[f"{stage}_{name}/{class_name}"] = values[i]
+        return logged
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self.optimizer_factory(params=self.parameters())

@@ -20,6 +20,7 @@ from tiny import CONF_DIR
 
 from seglab.build import (
     PERFORMANCE_KEYS,
+    build_boundary_metric,
     build_datamodule,
     build_inferer,
     build_task,
@@ -140,6 +141,9 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
             assert callbacks and all(isinstance(c, HydraCallback) for c in callbacks)
     elif top == "hparams_search":
         _check_search_space(cfg)
+    elif top == "metrics":
+        boundary = build_boundary_metric(cfg, build_datamodule(cfg))
+        assert boundary.dilation_ratio == cfg.metrics.boundary.dilation_ratio
     elif top == "inference":
         model = instantiate(cfg.model).eval()
         inferer = build_inferer(cfg, model)

@@ -39,7 +39,8 @@ def test_tensorboard_has_every_promised_tag(trained_run: Path) -> None:
     expected = ["train/loss", "train/lr", "val/loss", "val/mIoU_best", "val/mDice_best"]
     for stage in ("val", "test"):
         expected += [f"{stage}/{m}" for m in ("mIoU", "mDice", "pixel_accuracy")]
-        expected += [f"{stage}_{m}/{c}" for m in ("IoU", "Dice") for c in classes]
+        expected += [f"{stage}_{m}/{c}" for m in ("IoU", "Dice", "BoundaryIoU") for c in classes]
+        expected.append(f"{stage}/mBoundaryIoU")
     missing = [tag for tag in expected if tag not in scalars]
     assert not missing, missing
     assert len(scalars["val/mIoU"]) == 2, "one val point per epoch, no sanity-check point"
@@ -76,10 +77,32 @@ def test_eval_reproduces_the_best_logged_val_miou(trained_run: Path, tmp_path: P
     assert "background" in out and "IoU" in out
     (eval_dir,) = (tmp_path / "eval").iterdir()
     report = json.loads((eval_dir / "metrics.json").read_text())
-    assert set(report) >= {"mIoU", "mDice", "pixel_accuracy", "per_class"}
-    assert set(report["per_class"]["triangle"]) == {"IoU", "Dice"}
-    best = max(value for _, value in read_scalars(trained_run)["val/mIoU"])
-    assert report["mIoU"] == pytest.approx(best, abs=1e-4)
+    assert set(report) >= {"mIoU", "mDice", "mBoundaryIoU", "pixel_accuracy", "per_class"}
+    assert set(report["per_class"]["triangle"]) == {"IoU", "Dice", "BoundaryIoU"}
+    scalars = read_scalars(trained_run)
+    best = max(range(len(scalars["val/mIoU"])), key=lambda i: scalars["val/mIoU"][i][1])
+    assert report["mIoU"] == pytest.approx(scalars["val/mIoU"][best][1], abs=1e-4)
+    assert report["mBoundaryIoU"] == pytest.approx(scalars["val/mBoundaryIoU"][best][1], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_eval_adds_hd95_on_request(trained_run: Path, tmp_path: Path, cli) -> None:
+    ckpt = trained_run / "checkpoints" / "best.ckpt"
+    code, out, err = cli(
+        eval_main,
+        f"ckpt_path={ckpt}",
+        "split=val",
+        "metrics.boundary.hd95=true",
+        f"paths.output_root={tmp_path}",
+        "trainer.enable_progress_bar=false",
+        cwd=tmp_path,
+    )
+    assert code == 0, err[-3000:]
+    assert "HD95" in out.splitlines()[0]
+    (eval_dir,) = (tmp_path / "eval").iterdir()
+    report = json.loads((eval_dir / "metrics.json").read_text())
+    assert report["mHD95"] > 0
+    assert set(report["per_class"]["triangle"]) == {"IoU", "Dice", "BoundaryIoU", "HD95"}
 
 
 def test_eval_report_prints_classes_then_the_means_below_a_rule() -> None:
