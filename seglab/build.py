@@ -27,6 +27,7 @@ from seglab.data import DatasetError, SegmentationDataModule
 from seglab.data.stats import class_statistics
 from seglab.errors import SeglabError
 from seglab.inference import Inferer
+from seglab.modes import task_mode
 from seglab.nonfinite import NonFiniteGuard
 from seglab.pruning import pruning_callback
 from seglab.task import SegmentationTask
@@ -36,10 +37,11 @@ log = logging.getLogger(__name__)
 MEDIAN_FREQUENCY = "median_frequency"
 
 
-def _instantiate(node: DictConfig) -> Any:
-    """``instantiate(node)``, with a constructor's refusal of a value as one-line SeglabError."""
+def _instantiate(node: DictConfig, **kwargs: Any) -> Any:
+    """``instantiate(node, **kwargs)``, with a constructor's refusal of a value as one-line
+    SeglabError."""
     try:
-        return instantiate(node)
+        return instantiate(node, **kwargs)
     except InstantiationException as error:
         reported = _instantiation_error(error)
         if reported is None:
@@ -66,6 +68,7 @@ def _instantiation_error(error: InstantiationException) -> SeglabError | None:
 
 
 def build_datamodule(cfg: DictConfig) -> SegmentationDataModule:
+    task_mode(cfg)  # a mode the data cannot have is named before the data is read
     datamodule = _instantiate(cfg.data)
     if not isinstance(datamodule, SegmentationDataModule):
         raise SeglabError(
@@ -118,6 +121,9 @@ def resolve_class_weights(cfg: DictConfig, datamodule: SegmentationDataModule) -
 
 
 def build_model(cfg: DictConfig) -> torch.nn.Module:
+    """The network of ``cfg``, its head with the channels of the task mode (one for binary,
+    one per class otherwise)."""
+    mode = task_mode(cfg)
     if cfg.model.get("num_classes") != cfg.data.num_classes:
         raise SeglabError(
             f"model.num_classes={cfg.model.get('num_classes')} differs from "
@@ -130,7 +136,7 @@ def build_model(cfg: DictConfig) -> torch.nn.Module:
             f"model.encoder.in_channels={model_channels} differs from data.in_channels="
             f"{data_channels}; set both to the same value"
         )
-    return _instantiate(cfg.model)
+    return _instantiate(cfg.model, num_classes=mode.channels(cfg.data.num_classes))
 
 
 def check_training_size(datamodule: SegmentationDataModule, model: torch.nn.Module) -> None:
@@ -166,7 +172,8 @@ def build_inferer(cfg: DictConfig, model: torch.nn.Module, image_scale: float = 
     completed by the shipped defaults for configs saved before it named its target."""
     node = inference_config(cfg.get("inference"))
     try:
-        return instantiate(node, _convert_="all")(model, image_scale=image_scale)
+        inferer = instantiate(node, _convert_="all")
+        return inferer(model, image_scale=image_scale, mode=task_mode(cfg))
     except (InstantiationException, ValueError) as error:
         cause = error.__cause__ if isinstance(error, InstantiationException) else error
         if not isinstance(cause, ValueError):
@@ -205,6 +212,7 @@ def build_task(
         inferer=build_inferer(cfg, model),
         nonfinite=build_nonfinite_guard(cfg) if nonfinite is None else nonfinite,
         channels_last=bool(cfg.trainer.get("channels_last")),
+        mode=task_mode(cfg),
     )
 
 

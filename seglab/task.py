@@ -2,7 +2,8 @@
 
 The model, loss, optimizer and scheduler arrive already built (or as partials) from
 ``seglab.build``, so the task holds no knowledge of configs: it only runs steps,
-accumulates one confusion matrix per evaluation split and logs what it derives from it.
+accumulates the counts of its task mode (`seglab.modes`) per evaluation split and logs what
+it derives from them.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from torch.optim.lr_scheduler import LRScheduler
 from seglab.checkpoints import CHECKPOINT_KEY
 from seglab.data.base import Batch
 from seglab.inference import Inferer
-from seglab.metrics import confusion_matrix_metric, segmentation_scores
 from seglab.models.layers import resize
+from seglab.modes import Multiclass, TaskMode
 from seglab.nonfinite import NonFiniteGuard, TrainingStep
 
 
@@ -52,6 +53,8 @@ class SegmentationTask(pl.LightningModule):
         channels_last: put the model's weights, and the images it is given, in NHWC memory
             format (``trainer.channels_last``), which convolutions of recent CPUs and GPUs
             run faster.
+        mode: what a pixel's label is (``mode``): how logits become the labels the metrics
+            count, and which counts those are; multiclass when None.
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class SegmentationTask(pl.LightningModule):
         inferer: Inferer | None = None,
         nonfinite: NonFiniteGuard | None = None,
         channels_last: bool = False,
+        mode: TaskMode | None = None,
     ) -> None:
         super().__init__()
         if channels_last:
@@ -79,12 +83,10 @@ class SegmentationTask(pl.LightningModule):
         self.inferer = inferer
         self.nonfinite = NonFiniteGuard() if nonfinite is None else nonfinite
         self.channels_last = channels_last
+        self.mode = Multiclass() if mode is None else mode
         # accumulated over an evaluation epoch, per stage
         self.confusion_metrics = nn.ModuleDict(
-            {
-                stage: confusion_matrix_metric(len(self.classes), ignore_index)
-                for stage in ("val", "test")
-            }
+            {stage: self.mode.metric(len(self.classes), ignore_index) for stage in ("val", "test")}
         )
         # results of the last finished evaluation epoch, per stage: read by callbacks and eval
         self.scores: dict[str, dict[str, Tensor]] = {}
@@ -145,7 +147,7 @@ class SegmentationTask(pl.LightningModule):
         logits = self(images) if self.inferer is None else self.inferer.logits(images)
         # data configs may run the model below the labels' resolution (data.eval_scale); the
         # metrics are still those of the labels, so the logits, not the masks, are resampled,
-        # and before the argmax
+        # and before the labels are taken
         logits = resize(logits, masks.shape[-2:])
         loss = self.loss(logits, masks)
         self.log(
@@ -156,7 +158,7 @@ class SegmentationTask(pl.LightningModule):
             batch_size=images.shape[0],
             sync_dist=True,
         )
-        self.confusion_metrics[stage].update(logits, masks)
+        self.confusion_metrics[stage].update(self.mode.labels(logits), masks)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluation_step("val", batch)
@@ -179,10 +181,11 @@ class SegmentationTask(pl.LightningModule):
         self._log_epoch_scores("test")
 
     def _log_epoch_scores(self, stage: str) -> None:
-        """Derive every metric from the split's one confusion matrix, once per epoch."""
+        """Derive every metric from the split's counts (one confusion matrix, or one per class
+        in multilabel mode), once per epoch."""
         confmat = self.confusion_metrics[stage].compute()
         self.confusion_metrics[stage].reset()
-        scores = segmentation_scores(confmat)
+        scores = self.mode.scores(confmat)
         self.last_confusion[stage] = confmat.detach().cpu()
         self.scores[stage] = {k: v.detach().cpu() for k, v in scores.items()}
         # the confusion matrix is already summed over every process, so scores agree on all
