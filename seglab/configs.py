@@ -146,6 +146,11 @@ def mount_checkpoint_config(config: dict[str, Any] | None) -> None:
         node.pop(key, None)
     if config:
         node.inference = inference_config(node.get("inference"))
+        # runs saved before task modes were multiclass; given the keys, `threshold=` overrides
+        defaults = OmegaConf.load(config_dir() / "train.yaml")
+        for key in ("mode", "threshold"):
+            if key not in node:
+                node[key] = defaults[key]
     ConfigStore.instance().store(name=CHECKPOINT_RUN, node=node)
 
 

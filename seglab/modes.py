@@ -41,10 +41,13 @@ class TaskMode:
         threshold: probability above which a sigmoid channel's pixel is positive.
         class_axis: labels and targets keep the channel axis (``(N, C, H, W)``, values 0, 1 and
             the void value) instead of holding one class index per pixel (``(N, H, W)``).
+        mask_value: the value a positive pixel has in a predicted mask file, which holds 0
+            elsewhere (0/255 masks of a sigmoid mode); None for files of class indices.
     """
 
     name = ""
     class_axis = False
+    mask_value: int | None = 255
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD) -> None:
         self.threshold = float(threshold)
@@ -87,6 +90,7 @@ class TaskMode:
 
 class Multiclass(TaskMode):
     name = "multiclass"
+    mask_value = None
 
     def probabilities(self, logits: Tensor, dim: int = 1) -> Tensor:
         return logits.softmax(dim=dim)
