@@ -139,14 +139,16 @@ def load(
     ckpt_path: str | Path,
     device: str | torch.device = "cpu",
     trusted_targets: Sequence[str] = (),
+    threshold: float | None = None,
     **inference: Any,
 ) -> Predictor:
     """The predictor of a seglab checkpoint.
 
     ``trusted_targets`` names the targets beyond seglab's own components that the
     checkpoint's config may build (your own encoder, ``["mypackage.MyEncoder"]``); a config
-    naming any other is refused unbuilt. ``inference`` overrides the checkpoint's
-    ``inference`` options (those of ``conf/inference/default.yaml``), e.g. ``load(path,
+    naming any other is refused unbuilt. ``threshold`` replaces the checkpoint's (binary and
+    multilabel: the probability above which a pixel has a class). ``inference`` overrides the
+    checkpoint's ``inference`` options (those of ``conf/inference/default.yaml``), e.g. ``load(path,
     tile=512, tta={"hflip": True})``. Raises ``SeglabError`` naming the file for a missing,
     foreign or untrusted checkpoint, and naming the option for an unknown one.
     """
@@ -161,4 +163,6 @@ def load(
             f"{', '.join(options[:-1])} or {options[-1]} (conf/inference/default.yaml)"
         )
     cfg.inference = OmegaConf.merge(node, inference)
+    if threshold is not None:
+        cfg.threshold = threshold
     return build_predictor(cfg, checkpoint, device)
