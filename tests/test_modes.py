@@ -7,9 +7,11 @@ import math
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 from seglab.build import build_datamodule, build_model
+from seglab.configs import mount_checkpoint_config
 from seglab.errors import SeglabError
 from seglab.inference import TTA, Inferer
 from seglab.modes import Binary, Multiclass, Multilabel, make_mode, task_mode
@@ -159,3 +161,15 @@ def test_the_model_head_has_the_channels_of_the_mode(compose, overrides, channel
     cfg = compose("train", "model.encoder.widths=[8,16,32]", *overrides)
     assert task_mode(cfg).channels(cfg.data.num_classes) == channels
     assert build_model(cfg)(torch.zeros(1, 3, 32, 32)).shape == (1, channels, 32, 32)
+
+
+def test_a_checkpoint_saved_before_modes_is_multiclass_and_takes_a_threshold(
+    compose, tmp_path
+) -> None:
+    run = compose("train", f"paths.output_dir={tmp_path}")
+    config = OmegaConf.to_container(run, resolve=True)
+    del config["mode"], config["threshold"]
+    mount_checkpoint_config(config)
+    cfg = compose("eval", "ckpt_path=x.ckpt", "threshold=0.3")
+    assert (cfg.mode, cfg.threshold) == ("multiclass", 0.3)
+    assert isinstance(task_mode(cfg), Multiclass)
