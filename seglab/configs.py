@@ -148,6 +148,11 @@ def mount_checkpoint_config(config: dict[str, Any] | None) -> None:
     if config:
         node.inference = inference_config(node.get("inference"))
         node.metrics = metrics_config(node.get("metrics"))
+        # runs saved before task modes were multiclass; given the keys, `threshold=` overrides
+        defaults = OmegaConf.load(config_dir() / "train.yaml")
+        for key in ("mode", "threshold"):
+            if key not in node:
+                node[key] = defaults[key]
     ConfigStore.instance().store(name=CHECKPOINT_RUN, node=node)
 
 

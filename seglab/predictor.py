@@ -23,6 +23,7 @@ from seglab.configs import inference_config
 from seglab.data.base import IMAGENET_MEAN, IMAGENET_STD, default_palette
 from seglab.errors import SeglabError
 from seglab.inference import Inferer
+from seglab.modes import Multiclass, TaskMode, task_mode
 from seglab.trust import trust_names
 
 #: What a predictor accepts as an image.
@@ -70,6 +71,7 @@ class Predictor:
         classes: class names, in index order.
         palette: one RGB triple per class, for drawing masks.
         device: where images are run.
+        mode: the task mode the model was trained in (`seglab.modes`); multiclass when None.
     """
 
     def __init__(
@@ -81,8 +83,10 @@ class Predictor:
         classes: Sequence[str],
         palette: Sequence[Sequence[int]],
         device: torch.device,
+        mode: TaskMode | None = None,
     ) -> None:
         self.model = model
+        self.mode = Multiclass() if mode is None else mode
         self.inferer = inferer
         self.mean = torch.tensor(list(mean))[:, None, None]
         self.std = torch.tensor(list(std))[:, None, None]
@@ -95,11 +99,14 @@ class Predictor:
         return pixels.sub_(self.mean.to(self.device)).div_(self.std.to(self.device))[None]
 
     def __call__(self, image: ImageInput) -> Tensor:
-        """Class indices, an int64 ``(H, W)`` tensor on the CPU at the image's own size."""
-        return self.inferer.logits(self._normalised(image))[0].argmax(dim=0).cpu()
+        """The mask, an int64 tensor on the CPU at the image's own size: ``(H, W)`` class
+        indices (binary: 1 foreground, 0 background), or in multilabel mode ``(C, H, W)``,
+        1 where the pixel has class ``c``."""
+        return self.mode.labels(self.inferer.logits(self._normalised(image)))[0].cpu()
 
     def probabilities(self, image: ImageInput) -> Tensor:
-        """Class probabilities, a float ``(C, H, W)`` tensor on the CPU."""
+        """Probabilities, a float ``(C, H, W)`` tensor on the CPU: of each class (softmax),
+        or binary and multilabel, each channel's sigmoid (binary: one channel, foreground)."""
         return self.inferer.probabilities(self._normalised(image))[0].cpu()
 
 
@@ -124,6 +131,7 @@ def build_predictor(
         classes=classes,
         palette=data.get("palette") or default_palette(len(classes)),
         device=device,
+        mode=task_mode(cfg),
     )
 
 
@@ -131,14 +139,16 @@ def load(
     ckpt_path: str | Path,
     device: str | torch.device = "cpu",
     trusted_targets: Sequence[str] = (),
+    threshold: float | None = None,
     **inference: Any,
 ) -> Predictor:
     """The predictor of a seglab checkpoint.
 
     ``trusted_targets`` names the targets beyond seglab's own components that the
     checkpoint's config may build (your own encoder, ``["mypackage.MyEncoder"]``); a config
-    naming any other is refused unbuilt. ``inference`` overrides the checkpoint's
-    ``inference`` options (those of ``conf/inference/default.yaml``), e.g. ``load(path,
+    naming any other is refused unbuilt. ``threshold`` replaces the checkpoint's (binary and
+    multilabel: the probability above which a pixel has a class). ``inference`` overrides the
+    checkpoint's ``inference`` options (those of ``conf/inference/default.yaml``), e.g. ``load(path,
     tile=512, tta={"hflip": True})``. Raises ``SeglabError`` naming the file for a missing,
     foreign or untrusted checkpoint, and naming the option for an unknown one.
     """
@@ -153,4 +163,6 @@ def load(
             f"{', '.join(options[:-1])} or {options[-1]} (conf/inference/default.yaml)"
         )
     cfg.inference = OmegaConf.merge(node, inference)
+    if threshold is not None:
+        cfg.threshold = threshold
     return build_predictor(cfg, checkpoint, device)

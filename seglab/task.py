@@ -2,7 +2,8 @@
 
 The model, loss, optimizer and scheduler arrive already built (or as partials) from
 ``seglab.build``, so the task holds no knowledge of configs: it only runs steps,
-accumulates one confusion matrix per evaluation split and logs what it derives from it.
+accumulates the counts of its task mode (`seglab.modes`) per evaluation split and logs what
+it derives from them.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from seglab.boundary import BoundaryMetric
 from seglab.checkpoints import CHECKPOINT_KEY
 from seglab.data.base import Batch
 from seglab.inference import Inferer
-from seglab.metrics import confusion_matrix_metric, segmentation_scores
 from seglab.models.layers import resize
+from seglab.modes import Multiclass, TaskMode
 from seglab.nonfinite import NonFiniteGuard, TrainingStep
 
 
@@ -55,6 +56,8 @@ class SegmentationTask(pl.LightningModule):
             run faster.
         boundary: the split's boundary metrics (Boundary IoU, and HD95 if it asks for it),
             copied for validation and test; None computes none.
+        mode: what a pixel's label is (``mode``): how logits become the labels the metrics
+            count, and which counts those are; multiclass when None.
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class SegmentationTask(pl.LightningModule):
         nonfinite: NonFiniteGuard | None = None,
         channels_last: bool = False,
         boundary: BoundaryMetric | None = None,
+        mode: TaskMode | None = None,
     ) -> None:
         super().__init__()
         if channels_last:
@@ -83,12 +87,10 @@ class SegmentationTask(pl.LightningModule):
         self.inferer = inferer
         self.nonfinite = NonFiniteGuard() if nonfinite is None else nonfinite
         self.channels_last = channels_last
+        self.mode = Multiclass() if mode is None else mode
         # accumulated over an evaluation epoch, per stage
         self.confusion_metrics = nn.ModuleDict(
-            {
-                stage: confusion_matrix_metric(len(self.classes), ignore_index)
-                for stage in ("val", "test")
-            }
+            {stage: self.mode.metric(len(self.classes), ignore_index) for stage in ("val", "test")}
         )
         self.boundary_metrics = nn.ModuleDict(
             {} if boundary is None else {stage: boundary.clone() for stage in ("val", "test")}
@@ -152,7 +154,7 @@ class SegmentationTask(pl.LightningModule):
         logits = self(images) if self.inferer is None else self.inferer.logits(images)
         # data configs may run the model below the labels' resolution (data.eval_scale); the
         # metrics are still those of the labels, so the logits, not the masks, are resampled,
-        # and before the argmax
+        # and before the labels are taken
         logits = resize(logits, masks.shape[-2:])
         loss = self.loss(logits, masks)
         self.log(
@@ -163,7 +165,7 @@ class SegmentationTask(pl.LightningModule):
             batch_size=images.shape[0],
             sync_dist=True,
         )
-        preds = logits.argmax(dim=1)
+        preds = self.mode.labels(logits)
         self.confusion_metrics[stage].update(preds, masks)
         if stage in self.boundary_metrics:
             self.boundary_metrics[stage].update(preds, masks)
@@ -191,10 +193,11 @@ class SegmentationTask(pl.LightningModule):
         self._log_epoch_scores("test")
 
     def _log_epoch_scores(self, stage: str) -> None:
-        """Derive every metric from the split's one confusion matrix, once per epoch."""
+        """Derive every metric from the split's counts (one confusion matrix, or one per class
+        in multilabel mode), once per epoch."""
         confmat = self.confusion_metrics[stage].compute()
         self.confusion_metrics[stage].reset()
-        scores = segmentation_scores(confmat)
+        scores = self.mode.scores(confmat)
         if stage in self.boundary_metrics:
             scores |= self.boundary_metrics[stage].compute()
             self._reset_boundary(stage)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-MODES = ("multiclass", "binary", "multilabel")
+from seglab.modes import MODES
+
 #: What to use instead of a loss that does not fit a mode, as configs name the losses.
 _INSTEAD = {
     "multiclass": "loss=ce (ce_dice in place of bce_dice)",
