@@ -74,11 +74,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
             "on_nonfinite=stop"
         )
     setup_data(datamodule, "fit")
+    # the loss is built (and refused if it does not fit the mode) before anything is logged
+    task = build_task(cfg, datamodule, model, nonfinite)
     cost = _model_cost(model, datamodule)
     if resumed is None:  # a resumed run logged them when it started
         for logger in trainer.loggers:
             logger.log_metrics(cost, step=0)
-    task = build_task(cfg, datamodule, model, nonfinite)
     apply_performance_options(cfg, task, training=True)
     # a resume restores weights, optimizer, scheduler, loops and callbacks (best.ckpt's score)
     try:

@@ -207,7 +207,7 @@ BAD_VALUES = {
     ),
     "on_nonfinite": (["on_nonfinite=maybe"], "on_nonfinite=maybe must be one of: stop, skip"),
     "loss that does not fit the mode": (
-        ["mode=multilabel"],
+        ["data=synthetic_multilabel", "mode=multilabel"],
         "loss.losses.ce: CrossEntropyLoss does not fit mode=multilabel; use loss=bce",
     ),
 }
