@@ -122,6 +122,17 @@ def stored_config(
     return config
 
 
+def file_config(path: str | Path, trusted: Collection[str] = ()) -> dict[str, Any]:
+    """`stored_config`, refusing a file without one: nothing says what data it was made for."""
+    config = stored_config(path, trusted, key="path")
+    if config is None:
+        raise SeglabError(
+            f"path={path} carries no seglab metadata (seglab-export writes it), so nothing says "
+            "which classes and normalisation its network was trained with"
+        )
+    return config
+
+
 class OnnxSegmenter(nn.Module):
     """An ONNX file's network in ONNX Runtime, called like a Segmenter: ``(N, C_in, H, W)``
     float images to ``(N, C, H, W)`` logits on the images' device.
