@@ -20,6 +20,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import hydra
 import torch
@@ -189,14 +190,19 @@ def export(cfg: DictConfig) -> list[tuple[tuple[int, int, int, int], float]]:
     return results
 
 
-def _run_config(cfg: DictConfig, checkpoint: dict) -> dict:
+def _run_config(cfg: DictConfig, checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The run keys of ``cfg`` (those the checkpoint's config holds), resolved: the run's config
     with the export's overrides, without the export's own options."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     return {key: resolved[key] for key in checkpoint[CHECKPOINT_KEY]["config"] if key in resolved}
 
 
-def _report_int8(model: torch.nn.Module, run: Runner, shapes: list, cfg: DictConfig) -> None:
+def _report_int8(
+    model: torch.nn.Module,
+    run: Runner,
+    shapes: Sequence[tuple[int, int, int, int]],
+    cfg: DictConfig,
+) -> None:
     """Run the INT8 file at the check shapes (a size fixed at quantization fails here) and
     print how far its logits are from PyTorch's, which quantization moves by design."""
     differences = largest_differences(model, run, shapes, cfg.device)

@@ -36,6 +36,7 @@ INSTALL = "pip install 'seglab[export]'"
 def require_onnxruntime(why: str) -> Any:
     """The ``onnxruntime`` module, or a SeglabError saying what to install for ``why``."""
     try:
+        import onnx  # noqa: F401  (seglab reads and writes the files' metadata with it)
         import onnxruntime
     except ImportError:
         raise SeglabError(f"{why} needs onnx and onnxruntime: {INSTALL}") from None

@@ -37,8 +37,9 @@ TRAINED = [
     "callbacks.prediction_grid=null",
     "callbacks.confusion_matrix_image=null",
 ]
-#: Measured on this run: the INT8 file is 0.55 of the float one (180 kB to 100 kB, the config
-#: in the metadata being a fixed share of both), its val mIoU within 0.001 of the float's.
+#: Measured on this run: the INT8 file is 0.55 of the float one (180 kB to 99 kB: the graph and
+#: metadata do not shrink), its val mIoU 0.0002 above the float's (0.2279); calibrating on images
+#: scaled by 0.01 costs it 0.045.
 SIZE_RATIO = 0.7
 MIOU_TOLERANCE = 0.01
 
