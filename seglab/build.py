@@ -20,14 +20,16 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.loggers import MLFlowLogger, TensorBoardLogger
 
+from seglab.boundary import BoundaryMetric
 from seglab.callbacks import IntervalProgressBar
 from seglab.checkpoints import AtomicCheckpointIO, model_state
-from seglab.configs import inference_config
+from seglab.configs import inference_config, metrics_config
 from seglab.data import DatasetError, SegmentationDataModule
 from seglab.data.stats import class_statistics
 from seglab.errors import SeglabError
 from seglab.inference import Inferer
 from seglab.mlflow_logging import MLflowRecord, require_mlflow
+from seglab.modes import task_mode
 from seglab.nonfinite import NonFiniteGuard
 from seglab.pruning import pruning_callback
 from seglab.task import SegmentationTask
@@ -37,10 +39,11 @@ log = logging.getLogger(__name__)
 MEDIAN_FREQUENCY = "median_frequency"
 
 
-def _instantiate(node: DictConfig) -> Any:
-    """``instantiate(node)``, with a constructor's refusal of a value as one-line SeglabError."""
+def _instantiate(node: DictConfig, **kwargs: Any) -> Any:
+    """``instantiate(node, **kwargs)``, with a constructor's refusal of a value as one-line
+    SeglabError."""
     try:
-        return instantiate(node)
+        return instantiate(node, **kwargs)
     except InstantiationException as error:
         reported = _instantiation_error(error)
         if reported is None:
@@ -67,6 +70,7 @@ def _instantiation_error(error: InstantiationException) -> SeglabError | None:
 
 
 def build_datamodule(cfg: DictConfig) -> SegmentationDataModule:
+    task_mode(cfg)  # a mode the data cannot have is named before the data is read
     datamodule = _instantiate(cfg.data)
     if not isinstance(datamodule, SegmentationDataModule):
         raise SeglabError(
@@ -119,6 +123,9 @@ def resolve_class_weights(cfg: DictConfig, datamodule: SegmentationDataModule) -
 
 
 def build_model(cfg: DictConfig) -> torch.nn.Module:
+    """The network of ``cfg``, its head with the channels of the task mode (one for binary,
+    one per class otherwise)."""
+    mode = task_mode(cfg)
     if cfg.model.get("num_classes") != cfg.data.num_classes:
         raise SeglabError(
             f"model.num_classes={cfg.model.get('num_classes')} differs from "
@@ -131,7 +138,7 @@ def build_model(cfg: DictConfig) -> torch.nn.Module:
             f"model.encoder.in_channels={model_channels} differs from data.in_channels="
             f"{data_channels}; set both to the same value"
         )
-    return _instantiate(cfg.model)
+    return _instantiate(cfg.model, num_classes=mode.channels(cfg.data.num_classes))
 
 
 def check_training_size(datamodule: SegmentationDataModule, model: torch.nn.Module) -> None:
@@ -167,7 +174,8 @@ def build_inferer(cfg: DictConfig, model: torch.nn.Module, image_scale: float = 
     completed by the shipped defaults for configs saved before it named its target."""
     node = inference_config(cfg.get("inference"))
     try:
-        return instantiate(node, _convert_="all")(model, image_scale=image_scale)
+        inferer = instantiate(node, _convert_="all")
+        return inferer(model, image_scale=image_scale, mode=task_mode(cfg))
     except (InstantiationException, ValueError) as error:
         cause = error.__cause__ if isinstance(error, InstantiationException) else error
         if not isinstance(cause, ValueError):
@@ -184,6 +192,34 @@ def build_nonfinite_guard(cfg: DictConfig) -> NonFiniteGuard:
         raise SeglabError(str(error)) from None
 
 
+_BOUNDARY_KEYS = ("enabled", "dilation_ratio", "hd95")
+
+
+def build_boundary_metric(
+    cfg: DictConfig, datamodule: SegmentationDataModule
+) -> BoundaryMetric | None:
+    """The boundary metric of ``cfg.metrics.boundary`` (shipped defaults for a run saved before
+    the node existed), None when it is off or the task is multilabel."""
+    node = metrics_config(cfg.get("metrics")).boundary
+    unknown = sorted(set(node) - set(_BOUNDARY_KEYS))
+    if unknown:
+        raise SeglabError(
+            f"metrics.boundary.{unknown[0]} is not an option; the options are: "
+            + ", ".join(_BOUNDARY_KEYS)
+        )
+    if not isinstance(node.enabled, bool):
+        raise SeglabError(f"metrics.boundary.enabled={node.enabled} must be true or false")
+    # multilabel labels are (N, C, H, W) yes/no maps, not one class map: no boundary metric yet
+    if not node.enabled or cfg.get("mode") == "multilabel":
+        return None
+    try:
+        return BoundaryMetric(
+            len(datamodule.classes), datamodule.ignore_index, node.dilation_ratio, node.hd95
+        )
+    except ValueError as error:
+        raise SeglabError(f"metrics.boundary.{error}") from None
+
+
 def build_task(
     cfg: DictConfig,
     datamodule: SegmentationDataModule,
@@ -197,7 +233,7 @@ def build_task(
     model = build_model(cfg) if model is None else model
     return SegmentationTask(
         model=model,
-        loss=instantiate(cfg.loss),
+        loss=_instantiate(cfg.loss),
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(scheduler) if scheduler is not None else None,
         classes=datamodule.classes,
@@ -206,6 +242,8 @@ def build_task(
         inferer=build_inferer(cfg, model),
         nonfinite=build_nonfinite_guard(cfg) if nonfinite is None else nonfinite,
         channels_last=bool(cfg.trainer.get("channels_last")),
+        boundary=build_boundary_metric(cfg, datamodule),
+        mode=task_mode(cfg),
     )
 
 

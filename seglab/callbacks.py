@@ -51,6 +51,8 @@ class PredictionGrid(pl.Callback):
     """Image, truth, prediction and error map of the same val images at every validation epoch,
     under column headings and over a legend of the class colours (`draw_prediction_grid`).
 
+    A multilabel run (``mode``), whose pixels have any number of classes, draws none.
+
     Args:
         num_samples: how many val images to draw, spread evenly over the split (a video
             split's first frames are one scene) and the same for the whole run, so that
@@ -76,9 +78,9 @@ class PredictionGrid(pl.Callback):
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         writer = _writer(trainer)
-        if writer is None or trainer.sanity_checking:
-            return
         assert isinstance(pl_module, SegmentationTask)
+        if writer is None or trainer.sanity_checking or pl_module.mode.class_axis:
+            return
         datamodule = trainer.datamodule
         if self._samples is None:
             dataset = datamodule.dataset("val")
@@ -96,7 +98,7 @@ class PredictionGrid(pl.Callback):
                     if pl_module.inferer is None
                     else (pl_module.inferer.logits(images))
                 )
-                prediction = resize(logits, mask.shape[-2:]).argmax(1)[0].cpu()
+                prediction = pl_module.mode.labels(resize(logits, mask.shape[-2:]))[0].cpu()
                 # images may run below the labels' resolution (data.eval_scale); draw all
                 # at the latter
                 shown = datamodule.denormalize(resize(image[None], mask.shape[-2:]))[0]
@@ -116,13 +118,13 @@ class PredictionGrid(pl.Callback):
 
 class ConfusionMatrixImage(pl.Callback):
     """The val split's row-normalised confusion matrix as an image, every validation epoch
-    (`draw_confusion_matrix`)."""
+    (`draw_confusion_matrix`); a multilabel run (``mode``) has one per class and draws none."""
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         writer = _writer(trainer)
-        if writer is None or trainer.sanity_checking:
-            return
         assert isinstance(pl_module, SegmentationTask)
+        if writer is None or trainer.sanity_checking or pl_module.mode.class_axis:
+            return
         confmat = pl_module.last_confusion.get("val")
         if confmat is None:
             return

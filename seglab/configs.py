@@ -34,6 +34,7 @@ _RUN_GROUPS = (
     "logger",
     "callbacks",
     "inference",
+    "metrics",
     "experiment",
 )
 #: The checkpoint `mount_checkpoint` read, keyed by `_file_identity`: the command reuses it.
@@ -180,6 +181,12 @@ def mount_checkpoint_config(config: dict[str, Any] | None) -> None:
         node.pop(key, None)
     if config:
         node.inference = inference_config(node.get("inference"))
+        node.metrics = metrics_config(node.get("metrics"))
+        # runs saved before task modes were multiclass; given the keys, `threshold=` overrides
+        defaults = OmegaConf.load(config_dir() / "train.yaml")
+        for key in ("mode", "threshold"):
+            if key not in node:
+                node[key] = defaults[key]
     ConfigStore.instance().store(name=CHECKPOINT_RUN, node=node)
 
 
@@ -190,6 +197,14 @@ def inference_config(node: DictConfig | None) -> DictConfig:
     if node is not None and "_target_" in node:
         return node
     default = OmegaConf.load(config_dir() / "inference" / "default.yaml")
+    return OmegaConf.merge(default, node or {})
+
+
+def metrics_config(node: DictConfig | None) -> DictConfig:
+    """A run's ``metrics`` node, completed by ``conf/metrics/default.yaml``: checkpoints saved
+    before the node existed are scored with the shipped metrics, and their command lines can set
+    its keys (``metrics.boundary.hd95=true``) as for a new run."""
+    default = OmegaConf.load(config_dir() / "metrics" / "default.yaml")
     return OmegaConf.merge(default, node or {})
 
 

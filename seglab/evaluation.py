@@ -25,6 +25,9 @@ from seglab.errors import SeglabError
 from seglab.onnx_model import file_model
 from seglab.tables import text_table
 
+#: the per-class scores of a report, each with its mean ``m<name>`` over the classes
+PER_CLASS = ("IoU", "Dice", "BoundaryIoU", "HD95")
+
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score a checkpoint on one split; writes metrics.json to the run dir and returns it.
@@ -68,15 +71,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     else:
         trainer.test(task, dataloaders=datamodule.test_dataloader(), verbose=False)
     scores = task.scores[cfg.split]
+    # Boundary IoU and HD95 only where metrics.boundary computed them
+    per_class = [name for name in PER_CLASS if name in scores]
     report = {
         "checkpoint": str(Path(model_path or cfg.ckpt_path).resolve()),
         "split": cfg.split,
-        "mIoU": _number(scores["mIoU"]),
-        "mDice": _number(scores["mDice"]),
+        **{f"m{name}": _number(scores[f"m{name}"]) for name in per_class},
         "pixel_accuracy": _number(scores["pixel_accuracy"]),
         "per_class": {
-            name: {"IoU": _number(scores["IoU"][i]), "Dice": _number(scores["Dice"][i])}
-            for i, name in enumerate(task.classes)
+            label: {name: _number(scores[name][i]) for name in per_class}
+            for i, label in enumerate(task.classes)
         },
     }
     run_dir = Path(cfg.paths.output_dir)
@@ -92,15 +96,22 @@ def _number(value: torch.Tensor) -> float | None:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """Per-class table followed by the split means, as printed by ``seglab-eval``."""
+    """Per-class table followed by the split means, as printed by ``seglab-eval``.
 
-    def cell(value: float | None) -> str:
+    A class absent from the split has no scores ("absent"); HD95, in pixels, has none either
+    for a class that no image holds in both its target and its prediction ("-").
+    """
+    columns = [name for name in PER_CLASS if f"m{name}" in report]
+
+    def cell(name: str, value: float | None) -> str:
+        if name == "HD95":
+            return f"{value:.2f}" if value is not None else "-"
         return f"{value:.4f}" if value is not None else "absent"
 
     rows = [
-        [name, cell(values["IoU"]), cell(values["Dice"])]
-        for name, values in report["per_class"].items()
+        [label, *(cell(name, values[name]) for name in columns)]
+        for label, values in report["per_class"].items()
     ]
-    mean = [["mean", cell(report["mIoU"]), cell(report["mDice"])]]
-    table = text_table(["class", "IoU", "Dice"], rows, "<>>", footer=mean)
+    mean = [["mean", *(cell(name, report[f"m{name}"]) for name in columns)]]
+    table = text_table(["class", *columns], rows, "<" + ">" * len(columns), footer=mean)
     return f"{table}\npixel accuracy: {report['pixel_accuracy']:.4f}   split: {report['split']}"

@@ -1,10 +1,11 @@
 """The images a validation epoch shows in TensorBoard: the prediction grid, the confusion matrix.
 
-Both are read in a browser card about a thousand pixels wide, so both are drawn for it: the
-grid's tiles are scaled to be read (small images enlarged by a whole factor, so that a pixel
-stays a sharp square; large ones reduced to fit the card), its columns are headed and its
-colours named in a legend; the confusion matrix names every class in full, says which axis is
-the truth, and grows with the class count.
+Both are read in TensorBoard's IMAGES card, which scales an image to 350 pixels wide, so both
+are drawn for it: the grid's tiles are scaled to be read (small images enlarged by a whole
+factor, so that a pixel stays a sharp square; large ones reduced to fit), its columns are headed
+and its colours named in a legend, its text growing with its width; the confusion matrix names
+every class in full, says which axis is the truth, and is laid out in ems of its one font so
+that its letters keep a legible size in the card.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from matplotlib import font_manager
+from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
@@ -40,6 +42,20 @@ GAP = 4  # pixels between tiles and around the grid
 # larger letters to stay readable there
 MIN_FONT_PX = 14
 WIDTH_PER_FONT_PX = 32
+#: The width, in pixels, TensorBoard's IMAGES tab scales an image to.
+CARD_WIDTH_PX = 350
+#: The confusion matrix's one font size, and the resolution it is drawn at: a 22-pixel em, so
+#: that at 11 classes and more the image is two to three times the card's width and stays sharp
+#: on a screen with two pixels per card pixel.
+MATRIX_FONT_PT = 10.0
+MATRIX_DPI = 160
+#: The smallest letters, in pixels of the card, for which the matrix writes a number in every
+#: cell; the cells' pitch, in ems, with numbers and without; the ems the matrix takes beside
+#: its names' width ("true", ticks, margins).
+MIN_CARD_FONT_PX = 9.5
+NUMBERED_PITCH_EM = 2.2
+PLAIN_PITCH_EM = 1.1
+SIDE_EM = 2.5
 
 
 def spread_indices(count: int, length: int) -> list[int]:
@@ -220,44 +236,101 @@ def draw_prediction_grid(
     return canvas
 
 
-def confusion_matrix_figure(confmat: Tensor, classes: Sequence[str]) -> Figure:
-    """The row-normalised confusion matrix (rows: true class, columns: predicted class).
+def _names_em(classes: Sequence[str]) -> float:
+    """The width of the longest class name, in ems of `MATRIX_FONT_PT` DejaVu Sans."""
+    font = _font(100)
+    return max((font.getlength(name) for name in classes), default=0.0) / 100
 
-    The figure grows with the class count and its font shrinks, down to 8 pt: the cells of 11
-    classes are about 45 pixels wide, those of 30 about 36. A cell shows its percentage where
-    the number fits, and is blank below 0.5 %. A Matplotlib ``Figure`` made directly, not
-    through pyplot, so that nothing is registered globally and it is freed with its last
-    reference.
+
+def confusion_matrix_layout(classes: Sequence[str]) -> tuple[bool, float]:
+    """Whether the matrix's cells hold their percentages, and the cells' pitch in ems.
+
+    TensorBoard shows the image `CARD_WIDTH_PX` wide, so what decides whether text is legible
+    there is how many ems the image is wide: with a number in every cell (a pitch of
+    `NUMBERED_PITCH_EM`) the image stays narrow enough for `MIN_CARD_FONT_PX` letters up to
+    about a dozen classes. Beyond that the cells shrink to a line of text (`PLAIN_PITCH_EM`,
+    column names upright), show their share by colour alone, and the correct share of each
+    class (the diagonal) is written in a column at the right.
+    """
+    width_em = _names_em(classes) + SIDE_EM + len(classes) * NUMBERED_PITCH_EM + 1.0
+    numbered = CARD_WIDTH_PX / width_em >= MIN_CARD_FONT_PX
+    return numbered, NUMBERED_PITCH_EM if numbered else PLAIN_PITCH_EM
+
+
+def confusion_matrix_figure(confmat: Tensor, classes: Sequence[str]) -> Figure:
+    """The row-normalised confusion matrix (rows: true class, columns: predicted class), drawn
+    to be read where TensorBoard first shows it: scaled to a card `CARD_WIDTH_PX` wide.
+
+    Every size is in ems of one font (`MATRIX_FONT_PT` at `MATRIX_DPI`), so the image's width
+    in ems, set by the longest class name and the class count, fixes the letters' size in the
+    card (see `confusion_matrix_layout`). Up to about a dozen classes every cell of 1 % or more
+    shows its percentage; with more, the colour (light: none, dark: all of the true class's
+    pixels, as the bar below says) and a column of each class's correct percentage. No name is
+    abbreviated. A Matplotlib ``Figure`` made directly, not through pyplot, so that nothing is
+    registered globally and it is freed with its last reference.
     """
     counts = confmat.double()
     totals = counts.sum(dim=1, keepdim=True)
     rates = torch.where(totals > 0, counts / totals.clamp(min=1), torch.zeros_like(counts))
+    percents = (100 * rates).round().to(torch.int64)
     n = len(classes)
-    font = min(11.0, max(8.0, 12.0 - n / 6))
-    # a cell holds "100" in the font with room to spare, while the matrix stays ~11 inches
-    cell = min(3.2 * font / 72, 11.0 / n)
-    side = n * cell
-    # room around the matrix for the names and the colour bar; the layout engine places them
-    figure = Figure(figsize=(side + 3.0, side + 2.0), dpi=100, layout="constrained")
-    axes = figure.add_subplot()
-    shown = axes.imshow(rates.numpy(), cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
-    axes.set_xticks(range(n), labels=list(classes), rotation=45, ha="right", rotation_mode="anchor")
+    numbered, pitch = confusion_matrix_layout(classes)
+    em = MATRIX_FONT_PT / 72  # inches
+    names = _names_em(classes)
+    # room, in ems, on each side of the matrix: names and "true" at the left, the title above,
+    # the (slanted or upright) names and "predicted" below, the diagonal's column at the right
+    left = names + SIDE_EM
+    right = 1.0 if numbered else 3.0
+    top = 2.5
+    bottom = names * (0.75 if numbered else 1.0) + 3.0 + (0.0 if numbered else 2.0)
+    side = n * pitch
+    width, height = left + side + right, top + side + bottom
+    figure = Figure(figsize=(width * em, height * em), dpi=MATRIX_DPI)
+    axes = figure.add_axes((left / width, bottom / height, side / width, side / height))
+    # a square-root scale: a confusion of a few percent is already a visible tint
+    norm = PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0)
+    shown = axes.imshow(
+        rates.numpy(), cmap="Blues", norm=norm, interpolation="nearest", aspect="auto"
+    )
+    font = MATRIX_FONT_PT
+    if numbered:
+        axes.set_xticks(
+            range(n), labels=list(classes), rotation=45, ha="right", rotation_mode="anchor"
+        )
+    else:
+        axes.set_xticks(
+            range(n),
+            labels=list(classes),
+            rotation=90,
+            ha="right",
+            va="center",
+            rotation_mode="anchor",
+        )
     axes.set_yticks(range(n), labels=list(classes))
-    axes.tick_params(labelsize=font)
-    axes.set_xlabel("predicted", fontsize=font + 1)
-    axes.set_ylabel("true", fontsize=font + 1)
-    axes.set_title("% of each true class's pixels", fontsize=font + 1)
-    if cell * 72 >= 2.2 * font:
+    axes.tick_params(labelsize=font, length=3, pad=2)
+    axes.set_xlabel("predicted", fontsize=font)
+    axes.set_ylabel("true", fontsize=font, labelpad=2)
+    axes.set_title("% of each true class's pixels", fontsize=font)
+    if numbered:
         for i in range(n):
             for j in range(n):
-                percent = round(100 * float(rates[i, j]))
+                percent = int(percents[i, j])
                 if percent > 0:
-                    ink = "white" if percent > 50 else "black"
+                    ink = "white" if norm(percent / 100) > 0.65 else "black"
                     axes.text(
                         j, i, str(percent), ha="center", va="center", color=ink, fontsize=font
                     )
-    colorbar = figure.colorbar(shown, ax=axes, fraction=0.04, pad=0.02)
-    colorbar.ax.tick_params(labelsize=font)
+    else:
+        diagonal = axes.secondary_yaxis("right")
+        # a class absent from the truth has no share to show
+        correct = [str(int(percents[i, i])) if totals[i] > 0 else "-" for i in range(n)]
+        diagonal.set_yticks(range(n), labels=correct)
+        diagonal.tick_params(labelsize=font, length=0, pad=3)
+        diagonal.set_ylabel("% correct", fontsize=font, labelpad=2)
+        bar = figure.add_axes((left / width, 1.3 / height, min(side, 12.0) / width, 0.7 / height))
+        colorbar = figure.colorbar(shown, cax=bar, orientation="horizontal")
+        colorbar.set_ticks([0.0, 0.1, 0.5, 1.0], labels=["0%", "10%", "50%", "100%"])
+        colorbar.ax.tick_params(labelsize=font, length=2, pad=1)
     return figure
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from seglab.models.layers import resize
+from seglab.modes import Multiclass, TaskMode
 
 BLENDS = ("gaussian", "uniform")
 
@@ -50,7 +51,7 @@ def blend_weights(height: int, width: int, blend: str) -> Tensor:
 
 @dataclass(frozen=True)
 class TTA:
-    """Test-time augmentation: the passes whose softmax probabilities an `Inferer` averages.
+    """Test-time augmentation: the passes whose probabilities an `Inferer` averages.
 
     Args:
         hflip: also run the mirrored image and mirror its output back.
@@ -82,11 +83,14 @@ class Inferer:
         blend: ``gaussian`` weights each window's logits towards its centre, ``uniform``
             averages them; see ``blend_weights``.
         tile_batch_size: windows run together in one forward pass; bounds memory.
-        tta: test-time augmentation; with several passes (scales or ``hflip``) their softmax
-            probabilities are averaged. None runs the image once, as it is.
+        tta: test-time augmentation; with several passes (scales or ``hflip``) their
+            probabilities (the task mode's: softmax or sigmoid) are averaged. None runs the
+            image once, as it is.
         image_scale: factor every image is resized by before the model sees it, for a model
             that was validated on rescaled images (``data.eval_scale``) and now gets them at
             their own size; it multiplies each of ``tta.scales``.
+        mode: the task mode (`seglab.modes`), which turns logits into the probabilities that
+            test-time augmentation averages; multiclass (softmax) when None.
 
     The defaults are those of ``conf/inference/default.yaml``, the options' home.
     """
@@ -100,6 +104,7 @@ class Inferer:
         tile_batch_size: int = 4,
         tta: TTA | None = None,
         image_scale: float = 1.0,
+        mode: TaskMode | None = None,
     ) -> None:
         if tile is not None:
             size = [int(tile)] * 2 if isinstance(tile, int | float) else [int(t) for t in tile]
@@ -116,6 +121,7 @@ class Inferer:
             raise ValueError(f"image_scale={image_scale} must be positive")
         tta = tta or TTA()
         self.model = model
+        self.mode = Multiclass() if mode is None else mode
         self.tile = tile
         self.overlap = float(overlap)
         self.blend = blend
@@ -129,9 +135,9 @@ class Inferer:
     @torch.no_grad()
     def logits(self, images: Tensor) -> Tensor:
         """``(N, C, H, W)`` logits of ``(N, C_in, H, W)`` images; with test-time augmentation,
-        the log of the averaged probabilities (the same argmax, and a valid loss input)."""
+        the logits of the averaged probabilities (the same labels, and a valid loss input)."""
         if len(self.passes) > 1:
-            return self.probabilities(images).clamp_min_(1e-12).log_()
+            return self.mode.logits(self.probabilities(images))
         scale, flip = self.passes[0]
         if self.tile is None and (scale, flip) == (1.0, False):
             return self.model(images)
@@ -139,13 +145,14 @@ class Inferer:
 
     @torch.no_grad()
     def probabilities(self, images: Tensor) -> Tensor:
-        """``(N, C, H, W)`` class probabilities, averaged over the test-time augmentations."""
+        """``(N, C, H, W)`` probabilities of the task mode (softmax over the classes, or a
+        sigmoid per channel), averaged over the test-time augmentations."""
         return torch.stack([self._image_probabilities(image) for image in images])
 
     def _image_probabilities(self, image: Tensor) -> Tensor:
         total = None
         for scale, flip in self.passes:
-            probabilities = self._pass(image, scale, flip).softmax(dim=0)
+            probabilities = self.mode.probabilities(self._pass(image, scale, flip), dim=0)
             total = probabilities if total is None else total.add_(probabilities)
             del probabilities
         return total.div_(len(self.passes))

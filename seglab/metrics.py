@@ -35,8 +35,27 @@ def segmentation_scores(confmat: torch.Tensor) -> dict[str, torch.Tensor]:
     """
     cm = confmat.to(torch.float64)
     tp = cm.diagonal()
-    fp = cm.sum(dim=0) - tp
-    fn = cm.sum(dim=1) - tp
+    return _scores(
+        tp, fp=cm.sum(dim=0) - tp, fn=cm.sum(dim=1) - tp, correct=tp.sum(), total=cm.sum()
+    )
+
+
+def multilabel_scores(confmats: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The same scores from ``(C, 2, 2)`` per-class binary confusion matrices (``[[tn, fp],
+    [fn, tp]]`` of class ``c``'s channel, as torchmetrics' MultilabelConfusionMatrix counts).
+
+    Class ``c``'s IoU and Dice are those of its own channel (its positives against the rest);
+    a class never in the target nor predicted is NaN and left out of the means, as above.
+    Pixel accuracy is the share of right decisions over every class channel.
+    """
+    cm = confmats.to(torch.float64)
+    tn, fp, fn, tp = cm[:, 0, 0], cm[:, 0, 1], cm[:, 1, 0], cm[:, 1, 1]
+    return _scores(tp, fp=fp, fn=fn, correct=(tp + tn).sum(), total=cm.sum())
+
+
+def _scores(
+    tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor, correct: torch.Tensor, total: torch.Tensor
+) -> dict[str, torch.Tensor]:
     iou = tp / (tp + fp + fn)
     dice = 2 * tp / (2 * tp + fp + fn)
     scores = {
@@ -44,7 +63,7 @@ def segmentation_scores(confmat: torch.Tensor) -> dict[str, torch.Tensor]:
         "Dice": dice,
         "mIoU": iou.nanmean(),
         "mDice": dice.nanmean(),
-        "pixel_accuracy": tp.sum() / cm.sum(),
+        "pixel_accuracy": correct / total,
     }
     scores = {name: value.float() for name, value in scores.items()}
     scores["present"] = (tp + fp + fn) > 0

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from seglab.data.base import IMAGENET_MEAN, IMAGENET_STD, default_palette
 from seglab.errors import SeglabError
+from seglab.modes import task_mode
 from seglab.trust import untrusted_part
 
 #: Prefix of every metadata key seglab writes; the run's config is under ``seglab.config``.
@@ -171,12 +172,14 @@ class OnnxSegmenter(nn.Module):
         self.in_channels = channels if isinstance(channels, int) else None
         self.num_classes = classes if isinstance(classes, int) else None
 
-    def check_data(self, num_classes: int, in_channels: int) -> None:
-        """Refuse data whose class or channel count differs from the file's network."""
-        if self.num_classes is not None and self.num_classes != num_classes:
+    def check_data(self, channels: int, in_channels: int) -> None:
+        """Refuse data whose logit channel count (classes, as the task mode counts them) or
+        image channels differ from the file's network."""
+        if self.num_classes is not None and self.num_classes != channels:
             raise SeglabError(
-                f"model_path={self.path} predicts {self.num_classes} classes but "
-                f"data.num_classes={num_classes}: the file cannot score this dataset"
+                f"model_path={self.path} returns {self.num_classes} logit channels but the "
+                f"data and mode need {channels} (data.num_classes, mode): the file cannot "
+                "score this dataset"
             )
         if self.in_channels is not None and self.in_channels != in_channels:
             raise SeglabError(
@@ -191,7 +194,9 @@ class OnnxSegmenter(nn.Module):
 
 
 def file_model(cfg: DictConfig, device: str | torch.device = "cpu") -> OnnxSegmenter:
-    """The network of ``cfg.model_path`` in ONNX Runtime, checked against ``cfg.data``."""
+    """The network of ``cfg.model_path`` in ONNX Runtime, checked against ``cfg.data`` and
+    the task mode."""
     model = OnnxSegmenter(cfg.model_path, device)
-    model.check_data(int(cfg.data.num_classes), int(cfg.data.get("in_channels", 3)))
+    channels = task_mode(cfg).channels(int(cfg.data.num_classes))
+    model.check_data(channels, int(cfg.data.get("in_channels", 3)))
     return model.eval()

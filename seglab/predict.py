@@ -1,9 +1,11 @@
 """``seglab-predict ckpt_path=<file> input=<file|dir|glob> output=<dir>``: masks for new images
 (``model_path=<file>.onnx`` instead of ``ckpt_path`` runs an exported file in ONNX Runtime).
 
-Every image gets ``<stem>.png``, a palette PNG of class indices coloured like the dataset,
-and on request ``<stem>_overlay.jpg`` and ``<stem>_probs.npy``. An unreadable image is
-skipped and named at the end (exit code 1) so that one bad file does not cost the others.
+Every image gets ``<stem>.png``, a palette PNG of class indices coloured like the dataset
+(``mode`` binary: 255 on foreground, 0 elsewhere; multilabel: one such mask per class,
+``<class>/<stem>.png``), and on request ``<stem>_overlay.jpg`` and ``<stem>_probs.npy``. An
+unreadable image is skipped and named at the end (exit code 1) so that one bad file does not
+cost the others.
 """
 
 from __future__ import annotations
@@ -54,6 +56,22 @@ def palette_image(mask: torch.Tensor, palette: Sequence[Sequence[int]]) -> Image
     return image
 
 
+def mask_images(
+    mask: torch.Tensor, predictor: Predictor, stem: str
+) -> list[tuple[Path, Image.Image]]:
+    """The mask files of one image (relative paths): a palette PNG of class indices, a 0/255
+    PNG of a sigmoid mode's labels, and one of those per class for labels with a class axis."""
+    value = predictor.mode.mask_value
+    if value is None:
+        return [(Path(f"{stem}.png"), palette_image(mask, predictor.palette))]
+    if not predictor.mode.class_axis:
+        return [(Path(f"{stem}.png"), Image.fromarray((mask * value).to(torch.uint8).numpy()))]
+    return [
+        (Path(name) / f"{stem}.png", Image.fromarray((channel * value).to(torch.uint8).numpy()))
+        for name, channel in zip(predictor.classes, mask, strict=True)
+    ]
+
+
 def overlay_image(path: Path, mask: Image.Image, alpha: float) -> Image.Image:
     """The image with its mask's colours blended in at opacity ``alpha``."""
     with Image.open(path) as image:
@@ -66,14 +84,16 @@ def predict_file(predictor: Predictor, path: Path, output: Path, cfg: DictConfig
     if cfg.save_probs:
         probabilities = predictor.probabilities(pixels)
         np.save(output / f"{path.stem}_probs.npy", probabilities.half().numpy())
-        mask = probabilities.argmax(dim=0)
+        mask = predictor.mode.labels_of_probabilities(probabilities, dim=0)
         del probabilities
     else:
         mask = predictor(pixels)
     del pixels
-    coloured = palette_image(mask, predictor.palette)
-    coloured.save(output / f"{path.stem}.png")
+    for name, image in mask_images(mask, predictor, path.stem):
+        (output / name).parent.mkdir(parents=True, exist_ok=True)
+        image.save(output / name)
     if cfg.overlay:
+        coloured = palette_image(mask, predictor.palette)
         overlay_image(path, coloured, cfg.overlay_alpha).save(output / f"{path.stem}_overlay.jpg")
 
 
@@ -87,6 +107,11 @@ def predict(cfg: DictConfig) -> list[tuple[Path, str]]:
         predictor = predictor_for(cfg, file_model(cfg, device), torch.device(device))
     else:
         predictor = build_predictor(cfg, command_checkpoint(cfg), device)
+    if cfg.overlay and predictor.mode.class_axis:
+        raise SeglabError(
+            f"overlay=true blends one mask's class colours into the image, but mode="
+            f"{predictor.mode.name} writes a mask per class: leave overlay=false"
+        )
     output = Path(cfg.output)
     output.mkdir(parents=True, exist_ok=True)
     failed = []

@@ -23,6 +23,7 @@ from seglab.configs import inference_config
 from seglab.data.base import IMAGENET_MEAN, IMAGENET_STD, default_palette
 from seglab.errors import SeglabError
 from seglab.inference import Inferer
+from seglab.modes import Multiclass, TaskMode, task_mode
 from seglab.onnx_model import file_config, file_model
 from seglab.trust import trust_names
 
@@ -71,6 +72,7 @@ class Predictor:
         classes: class names, in index order.
         palette: one RGB triple per class, for drawing masks.
         device: where images are run.
+        mode: the task mode the model was trained in (`seglab.modes`); multiclass when None.
     """
 
     def __init__(
@@ -82,8 +84,10 @@ class Predictor:
         classes: Sequence[str],
         palette: Sequence[Sequence[int]],
         device: torch.device,
+        mode: TaskMode | None = None,
     ) -> None:
         self.model = model
+        self.mode = Multiclass() if mode is None else mode
         self.inferer = inferer
         self.mean = torch.tensor(list(mean))[:, None, None]
         self.std = torch.tensor(list(std))[:, None, None]
@@ -96,11 +100,14 @@ class Predictor:
         return pixels.sub_(self.mean.to(self.device)).div_(self.std.to(self.device))[None]
 
     def __call__(self, image: ImageInput) -> Tensor:
-        """Class indices, an int64 ``(H, W)`` tensor on the CPU at the image's own size."""
-        return self.inferer.logits(self._normalised(image))[0].argmax(dim=0).cpu()
+        """The mask, an int64 tensor on the CPU at the image's own size: ``(H, W)`` class
+        indices (binary: 1 foreground, 0 background), or in multilabel mode ``(C, H, W)``,
+        1 where the pixel has class ``c``."""
+        return self.mode.labels(self.inferer.logits(self._normalised(image)))[0].cpu()
 
     def probabilities(self, image: ImageInput) -> Tensor:
-        """Class probabilities, a float ``(C, H, W)`` tensor on the CPU."""
+        """Probabilities, a float ``(C, H, W)`` tensor on the CPU: of each class (softmax),
+        or binary and multilabel, each channel's sigmoid (binary: one channel, foreground)."""
         return self.inferer.probabilities(self._normalised(image))[0].cpu()
 
 
@@ -130,6 +137,7 @@ def predictor_for(cfg: DictConfig, model: nn.Module, device: torch.device) -> Pr
         classes=classes,
         palette=data.get("palette") or default_palette(len(classes)),
         device=device,
+        mode=task_mode(cfg),
     )
 
 
@@ -137,6 +145,7 @@ def load(
     ckpt_path: str | Path,
     device: str | torch.device = "cpu",
     trusted_targets: Sequence[str] = (),
+    threshold: float | None = None,
     **inference: Any,
 ) -> Predictor:
     """The predictor of a seglab checkpoint, or of an ONNX file from ``seglab-export`` (a
@@ -144,8 +153,9 @@ def load(
 
     ``trusted_targets`` names the targets beyond seglab's own components that the
     checkpoint's config may build (your own encoder, ``["mypackage.MyEncoder"]``); a config
-    naming any other is refused unbuilt. ``inference`` overrides the checkpoint's
-    ``inference`` options (those of ``conf/inference/default.yaml``), e.g. ``load(path,
+    naming any other is refused unbuilt. ``threshold`` replaces the checkpoint's (binary and
+    multilabel: the probability above which a pixel has a class). ``inference`` overrides the
+    checkpoint's ``inference`` options (those of ``conf/inference/default.yaml``), e.g. ``load(path,
     tile=512, tta={"hflip": True})``. Raises ``SeglabError`` naming the file for a missing,
     foreign or untrusted checkpoint, and naming the option for an unknown one.
     """
@@ -164,6 +174,8 @@ def load(
             f"{', '.join(options[:-1])} or {options[-1]} (conf/inference/default.yaml)"
         )
     cfg.inference = OmegaConf.merge(node, inference)
+    if threshold is not None:
+        cfg.threshold = threshold
     if onnx:
         cfg.model_path = str(ckpt_path)
         return predictor_for(cfg, file_model(cfg, device), torch.device(device))

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seglab.errors import SweepError
 from seglab.runs import PRUNED_FILE
+from seglab.sweeps import objective_names
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,9 @@ def pruning_callback(cfg: DictConfig) -> OptunaPruning | None:
         return None
     sweeper = HydraConfig.get().sweeper
     number = sweeper.get("trial")
-    if number is None or not cfg.get("optimized_metric"):
+    names = objective_names(cfg.get("optimized_metric"))
+    # Optuna takes per-epoch reports, and prunes, in single-objective studies only
+    if number is None or len(names) != 1:
         return None
     import optuna
 
@@ -96,4 +99,4 @@ def pruning_callback(cfg: DictConfig) -> OptunaPruning | None:
     # a study's trials are listed in the order of their numbers
     frozen = study.get_trials(deepcopy=False)[int(number)]
     trial = optuna.trial.Trial(study, frozen._trial_id)
-    return OptunaPruning(trial, reported_metric(cfg.optimized_metric), Path(cfg.paths.output_dir))
+    return OptunaPruning(trial, reported_metric(names[0]), Path(cfg.paths.output_dir))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -17,26 +18,39 @@ from seglab.errors import SeglabError, SweepError
 log = logging.getLogger(__name__)
 
 
-def objective(metrics: dict[str, float], name: str | None) -> float | None:
-    """The value of ``optimized_metric`` a sweeper optimises (None if it is unset), or an error
-    saying why there is none.
+def objective_names(optimized_metric: Any) -> list[str]:
+    """The metrics a search optimises: ``optimized_metric`` is one name, or a list of them for
+    a multi-objective search (``[val/mIoU_best, model/gflops]``); none when it is unset."""
+    if optimized_metric is None:
+        return []
+    if isinstance(optimized_metric, str):
+        return [optimized_metric]
+    return [str(name) for name in optimized_metric]
+
+
+def objective(metrics: dict[str, float], optimized_metric: Any) -> float | list[float] | None:
+    """The value of ``optimized_metric`` a sweeper optimises (None if it is unset; a list, in
+    the same order, for a list of metrics), or an error saying why there is none.
 
     The sweeper records a job that raised as a failed trial, with the error in the job's log,
     and goes on; a missing or non-finite value is raised so that it says why.
     """
-    if name is None:
-        return None
-    if name not in metrics:
-        raise SeglabError(
-            f"optimized_metric={name} is not among the run's metrics "
-            f"({', '.join(sorted(metrics))}); set optimized_metric to one of them"
-        )
-    value = metrics[name]
-    if not math.isfinite(value):
-        raise SeglabError(
-            f"optimized_metric={name} is {value}: the run diverged (try a lower optimizer.lr)"
-        )
-    return value
+    values = []
+    for name in objective_names(optimized_metric):
+        if name not in metrics:
+            raise SeglabError(
+                f"optimized_metric={name} is not among the run's metrics "
+                f"({', '.join(sorted(metrics))}); set optimized_metric to one of them"
+            )
+        value = metrics[name]
+        if not math.isfinite(value):
+            raise SeglabError(
+                f"optimized_metric={name} is {value}: the run diverged (try a lower optimizer.lr)"
+            )
+        values.append(value)
+    if optimized_metric is None or isinstance(optimized_metric, str):
+        return values[0] if values else None
+    return values
 
 
 def job_share(

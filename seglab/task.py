@@ -2,7 +2,8 @@
 
 The model, loss, optimizer and scheduler arrive already built (or as partials) from
 ``seglab.build``, so the task holds no knowledge of configs: it only runs steps,
-accumulates one confusion matrix per evaluation split and logs what it derives from it.
+accumulates the counts of its task mode (`seglab.modes`) per evaluation split and logs what
+it derives from them.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from seglab.boundary import BoundaryMetric
 from seglab.checkpoints import CHECKPOINT_KEY
 from seglab.data.base import Batch
 from seglab.inference import Inferer
-from seglab.metrics import confusion_matrix_metric, segmentation_scores
 from seglab.models.layers import resize
+from seglab.modes import Multiclass, TaskMode
 from seglab.nonfinite import NonFiniteGuard, TrainingStep
 
 
@@ -52,6 +54,10 @@ class SegmentationTask(pl.LightningModule):
         channels_last: put the model's weights, and the images it is given, in NHWC memory
             format (``trainer.channels_last``), which convolutions of recent CPUs and GPUs
             run faster.
+        boundary: the split's boundary metrics (Boundary IoU, and HD95 if it asks for it),
+            copied for validation and test; None computes none.
+        mode: what a pixel's label is (``mode``): how logits become the labels the metrics
+            count, and which counts those are; multiclass when None.
     """
 
     def __init__(
@@ -66,6 +72,8 @@ class SegmentationTask(pl.LightningModule):
         inferer: Inferer | None = None,
         nonfinite: NonFiniteGuard | None = None,
         channels_last: bool = False,
+        boundary: BoundaryMetric | None = None,
+        mode: TaskMode | None = None,
     ) -> None:
         super().__init__()
         if channels_last:
@@ -79,12 +87,13 @@ class SegmentationTask(pl.LightningModule):
         self.inferer = inferer
         self.nonfinite = NonFiniteGuard() if nonfinite is None else nonfinite
         self.channels_last = channels_last
+        self.mode = Multiclass() if mode is None else mode
         # accumulated over an evaluation epoch, per stage
         self.confusion_metrics = nn.ModuleDict(
-            {
-                stage: confusion_matrix_metric(len(self.classes), ignore_index)
-                for stage in ("val", "test")
-            }
+            {stage: self.mode.metric(len(self.classes), ignore_index) for stage in ("val", "test")}
+        )
+        self.boundary_metrics = nn.ModuleDict(
+            {} if boundary is None else {stage: boundary.clone() for stage in ("val", "test")}
         )
         # results of the last finished evaluation epoch, per stage: read by callbacks and eval
         self.scores: dict[str, dict[str, Tensor]] = {}
@@ -145,7 +154,7 @@ class SegmentationTask(pl.LightningModule):
         logits = self(images) if self.inferer is None else self.inferer.logits(images)
         # data configs may run the model below the labels' resolution (data.eval_scale); the
         # metrics are still those of the labels, so the logits, not the masks, are resampled,
-        # and before the argmax
+        # and before the labels are taken
         logits = resize(logits, masks.shape[-2:])
         loss = self.loss(logits, masks)
         self.log(
@@ -156,7 +165,10 @@ class SegmentationTask(pl.LightningModule):
             batch_size=images.shape[0],
             sync_dist=True,
         )
-        self.confusion_metrics[stage].update(logits, masks)
+        preds = self.mode.labels(logits)
+        self.confusion_metrics[stage].update(preds, masks)
+        if stage in self.boundary_metrics:
+            self.boundary_metrics[stage].update(preds, masks)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluation_step("val", batch)
@@ -168,9 +180,11 @@ class SegmentationTask(pl.LightningModule):
         # no metric, and so no best checkpoint, from weights a non-finite loss has spoilt
         self.nonfinite.check()
         self.confusion_metrics["val"].reset()
+        self._reset_boundary("val")
 
     def on_test_epoch_start(self) -> None:
         self.confusion_metrics["test"].reset()
+        self._reset_boundary("test")
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_scores("val")
@@ -179,10 +193,14 @@ class SegmentationTask(pl.LightningModule):
         self._log_epoch_scores("test")
 
     def _log_epoch_scores(self, stage: str) -> None:
-        """Derive every metric from the split's one confusion matrix, once per epoch."""
+        """Derive every metric from the split's counts (one confusion matrix, or one per class
+        in multilabel mode), once per epoch."""
         confmat = self.confusion_metrics[stage].compute()
         self.confusion_metrics[stage].reset()
-        scores = segmentation_scores(confmat)
+        scores = self.mode.scores(confmat)
+        if stage in self.boundary_metrics:
+            scores |= self.boundary_metrics[stage].compute()
+            self._reset_boundary(stage)
         self.last_confusion[stage] = confmat.detach().cpu()
         self.scores[stage] = {k: v.detach().cpu() for k, v in scores.items()}
         # the confusion matrix is already summed over every process, so scores agree on all
@@ -194,6 +212,7 @@ class SegmentationTask(pl.LightningModule):
             if bool(scores["present"][i]):
                 logged[f"{stage}_IoU/{name}"] = scores["IoU"][i]
                 logged[f"{stage}_Dice/{name}"] = scores["Dice"][i]
+        logged |= self._boundary_logs(stage, scores)
         if stage == "val" and not self.trainer.sanity_checking:
             for key in ("mIoU", "mDice"):
                 value = float(scores[key])
@@ -202,6 +221,24 @@ class SegmentationTask(pl.LightningModule):
                 if key in self.best:
                     logged[f"val/{key}_best"] = torch.tensor(self.best[key])
         self.log_dict(logged, sync_dist=True)
+
+    def _reset_boundary(self, stage: str) -> None:
+        if stage in self.boundary_metrics:
+            self.boundary_metrics[stage].reset()
+
+    def _boundary_logs(self, stage: str, scores: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The boundary means under ``<stage>/``, and each class's values that exist in groups of
+        their own (``val_BoundaryIoU/``, ``val_HD95/``) as the per-class IoUs are."""
+        logged = {}
+        for name in ("BoundaryIoU", "HD95"):
+            if name not in scores:
+                continue
+            logged[f"{stage}/m{name}"] = scores[f"m{name}"]
+            values = scores[name]
+            for i, class_name in enumerate(self.classes):
+                if not math.isnan(float(values[i])):
+                    logged[f"{stage}_{name}/{class_name}"] = values[i]
+        return logged
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self.optimizer_factory(params=self.parameters())

@@ -17,7 +17,7 @@ from seglab.configs import config_dir
 from seglab.errors import SweepError, fail, reported
 from seglab.reproduce import register_search_path
 from seglab.runs import SWEPT_KEYS_ENV
-from seglab.sweeps import objective, share_machine
+from seglab.sweeps import objective, objective_names, share_machine
 from seglab.training import train
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,9 @@ PROG = "seglab-train"
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
-def _main(cfg: DictConfig) -> float | None:
-    """Return the optimised metric so that Hydra sweepers (e.g. Optuna) can read it.
+def _main(cfg: DictConfig) -> float | list[float | None] | None:
+    """Return the optimised metric (a list of them for a list) so that Hydra sweepers (e.g.
+    Optuna) can read it.
 
     In a multirun a failure is raised, not turned into an exit: Hydra then records the job as
     failed and an Optuna search goes on with its next trial. A signal stops the whole command,
@@ -38,7 +39,8 @@ def _main(cfg: DictConfig) -> float | None:
                 metrics = train(cfg)
         except RunInterrupted as interrupted:
             _exit_interrupted(interrupted)
-        return metrics.get(cfg.get("optimized_metric"))
+        values = [metrics.get(name) for name in objective_names(cfg.get("optimized_metric"))]
+        return values[0] if isinstance(cfg.get("optimized_metric"), str) else values or None
     share_machine(cfg)
     try:
         return objective(train(cfg), cfg.get("optimized_metric"))

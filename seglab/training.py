@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
@@ -23,9 +24,10 @@ from seglab.build import (
     setup_data,
 )
 from seglab.checkpoints import CheckpointWriteError
-from seglab.data import DatasetError
+from seglab.data import DatasetError, SegmentationDataModule
 from seglab.environment import write_environment
 from seglab.errors import SeglabError
+from seglab.models.cost import GFLOPS, PARAMS, cost_metrics
 from seglab.nonfinite import NonFiniteLossError
 from seglab.resume import resume
 from seglab.runs import check_fresh_run_dir
@@ -72,6 +74,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
             "on_nonfinite=stop"
         )
     setup_data(datamodule, "fit")
+    cost = _model_cost(model, datamodule)
+    if resumed is None:  # a resumed run logged them when it started
+        for logger in trainer.loggers:
+            logger.log_metrics(cost, step=0)
     task = build_task(cfg, datamodule, model, nonfinite)
     apply_performance_options(cfg, task, training=True)
     # a resume restores weights, optimizer, scheduler, loops and callbacks (best.ckpt's score)
@@ -95,6 +101,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics = {
         name: float(value) for name, value in trainer.callback_metrics.items() if value.numel() == 1
     }
+    metrics.update(cost)
     missing_test = datamodule.split_unavailable("test")
     if cfg.get("test_after_fit") and not trainer.interrupted and missing_test is not None:
         log.warning("skipping the test phase after fit: %s", missing_test)
@@ -112,6 +119,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
             }
         )
     return metrics
+
+
+def _model_cost(model: torch.nn.Module, datamodule: SegmentationDataModule) -> dict[str, float]:
+    """The model's size and compute (``seglab.models.cost``) for one image at the size it
+    trains on: the data config's fixed training size (``data.crop_size``, the synthetic
+    ``data.image_size``), or the first val image's when training images keep their own sizes."""
+    size = datamodule.training_size()
+    try:
+        height, width = size[2] if size else datamodule.dataset("val")[0][0].shape[-2:]
+    except DatasetError as error:
+        raise SeglabError(str(error)) from None
+    cost = cost_metrics(model, (1, datamodule.in_channels, height, width))
+    log.info(
+        "model: %d parameters, %.4g GFLOPs per %dx%d image (a multiply-add counted as 2 FLOPs)",
+        cost[PARAMS],
+        cost[GFLOPS],
+        height,
+        width,
+    )
+    return cost
 
 
 def _worker_message(error: Exception) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import ConfigCompositionException
+from hydra.errors import ConfigCompositionException, InstantiationException
 from hydra.experimental.callback import Callback as HydraCallback
 from hydra.utils import get_class, get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -20,6 +20,7 @@ from tiny import CONF_DIR
 
 from seglab.build import (
     PERFORMANCE_KEYS,
+    build_boundary_metric,
     build_datamodule,
     build_inferer,
     build_task,
@@ -28,6 +29,7 @@ from seglab.build import (
 )
 from seglab.configs import mount_checkpoint_config, refuse_group_overrides
 from seglab.errors import SeglabError
+from seglab.losses import MODES
 
 ENTRY_CONFIGS = {"train.yaml", "eval.yaml", "data_stats.yaml", "predict.yaml", "export.yaml"}
 # image and mask folders of the train split in the layout each folder dataset expects
@@ -95,11 +97,7 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
             logits = model(torch.randn(1, 3, 40, 48))
         assert logits.shape == (1, cfg.data.num_classes, 40, 48)
     elif top == "loss":
-        loss = instantiate(cfg.loss)
-        logits = torch.randn(2, cfg.data.num_classes, 8, 8, requires_grad=True)
-        value = loss(logits, torch.randint(0, cfg.data.num_classes, (2, 8, 8)))
-        value.backward()
-        assert torch.isfinite(value)
+        _check_loss_in_every_mode(cfg)
     elif top in ("optimizer", "scheduler"):
         weight = torch.nn.Parameter(torch.ones(3))
         optimizer = instantiate(cfg.optimizer)(params=[weight])
@@ -143,6 +141,9 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
             assert callbacks and all(isinstance(c, HydraCallback) for c in callbacks)
     elif top == "hparams_search":
         _check_search_space(cfg)
+    elif top == "metrics":
+        boundary = build_boundary_metric(cfg, build_datamodule(cfg))
+        assert boundary.dilation_ratio == cfg.metrics.boundary.dilation_ratio
     elif top == "inference":
         model = instantiate(cfg.model).eval()
         inferer = build_inferer(cfg, model)
@@ -151,10 +152,39 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
         pytest.fail(f"conf/{group}/ is a config group this test does not know how to build")
 
 
+def _check_loss_in_every_mode(cfg: DictConfig) -> None:
+    """The loss of ``cfg`` trains on the shapes of each mode it fits and refuses the others."""
+    classes, fitting = cfg.data.num_classes, []
+    for mode in MODES:
+        cfg.mode = mode
+        try:
+            loss = instantiate(cfg.loss)
+        except InstantiationException as error:
+            assert f"does not fit mode={mode}; use loss=" in str(error.__cause__)
+            continue
+        fitting.append(mode)
+        logits = torch.randn(2, 1 if mode == "binary" else classes, 8, 8, requires_grad=True)
+        if mode == "multilabel":
+            target = torch.randint(0, 2, (2, classes, 8, 8))
+        else:
+            target = torch.randint(0, 2 if mode == "binary" else classes, (2, 8, 8))
+        value = loss(logits, target)
+        value.backward()
+        assert torch.isfinite(value)
+    assert fitting, "the loss fits no mode"
+
+
 def _check_search_space(cfg: DictConfig) -> None:
-    """Every searched key names a config value or group, and every option of a group exists."""
-    assert cfg.hydra.sweeper.storage.startswith(f"sqlite:///{cfg.hydra.sweep.dir}/")
-    get_class(cfg.hydra.sweeper._target_)
+    """Every searched key names a config value or group, every option of a group exists, and
+    each optimised metric has a direction."""
+    from hydra_plugins.seglab_optuna_sweeper.space import study_directions
+    from seglab.sweeps import objective_names
+
+    sweeper = cfg.hydra.sweeper
+    assert sweeper.storage.startswith(f"sqlite:///{cfg.hydra.sweep.dir}/")
+    get_class(sweeper._target_)
+    names = objective_names(cfg.optimized_metric)
+    assert len(study_directions(names, sweeper.direction, sweeper.get("directions"))) == len(names)
     for override in OverridesParser.create().parse_overrides(
         [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
     ):

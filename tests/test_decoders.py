@@ -14,13 +14,16 @@ from seglab.models import (
     ConvEncoder,
     Decoder,
     DeepLabV3PlusDecoder,
+    FCNDecoder,
     FPNDecoder,
     MLPDecoder,
+    PSPDecoder,
     Segmenter,
     SegNetDecoder,
     TransposedConvDecoder,
     UNetDecoder,
 )
+from seglab.models.decoders.pspnet import average_pool_matrix
 
 # Encoder layouts the decoders must handle: (channels, strides), fine to coarse.
 LAYOUTS = {
@@ -30,7 +33,7 @@ LAYOUTS = {
 }
 POOLED_LAYOUTS = ["conv", "resnet"]  # the ones SegNet can unpool: each stride doubles
 SIZES = [64, 37]  # 37: every stride leaves a remainder
-DENSE_DECODERS = [FPNDecoder, MLPDecoder, DeepLabV3PlusDecoder]
+DENSE_DECODERS = [FPNDecoder, MLPDecoder, DeepLabV3PlusDecoder, PSPDecoder, FCNDecoder]
 STEPPED_DECODERS = [TransposedConvDecoder, UNetDecoder, SegNetDecoder]
 
 
@@ -72,13 +75,18 @@ def _used(decoder: Decoder) -> set[int]:
         return set(range(decoder.first, n))
     if isinstance(decoder, DeepLabV3PlusDecoder):
         return {decoder.low_level, n - 1}
+    if isinstance(decoder, FCNDecoder):
+        return set(range(n - 1 - decoder.skips, n))
     return {n - 1}
 
 
 def _expected_side(decoder: Decoder, size: int) -> int:
     if isinstance(decoder, FPNDecoder | MLPDecoder):
         return _side(size, decoder.encoder_strides[decoder.first])
-    return _side(size, decoder.encoder_strides[decoder.low_level])
+    if isinstance(decoder, DeepLabV3PlusDecoder):
+        return _side(size, decoder.encoder_strides[decoder.low_level])
+    finest_used = min(_used(decoder))
+    return _side(size, decoder.encoder_strides[finest_used])
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -129,8 +137,25 @@ def test_min_stride_picks_the_finest_feature_at_or_above_it(
         (MLPDecoder, {"min_stride": 8}),
         (DeepLabV3PlusDecoder, {}),
         (DeepLabV3PlusDecoder, {"low_level_stride": 8}),
+        (PSPDecoder, {}),
+        (PSPDecoder, {"bins": [4]}),
+        (FCNDecoder, {}),
+        (FCNDecoder, {"skips": 0}),
+        (FCNDecoder, {"skips": 3}),
     ],
-    ids=["fpn", "fpn-all-cat", "mlp", "mlp-stride8", "deeplab", "deeplab-low8"],
+    ids=[
+        "fpn",
+        "fpn-all-cat",
+        "mlp",
+        "mlp-stride8",
+        "deeplab",
+        "deeplab-low8",
+        "psp",
+        "psp-bin4",
+        "fcn-8s",
+        "fcn-32s",
+        "fcn-3-skips",
+    ],
 )
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_dense_decoder_reads_exactly_its_features(
@@ -270,6 +295,12 @@ def test_deeplab_trains_with_batch_size_one() -> None:
         (DeepLabV3PlusDecoder, {"aspp_channels": -1}, "aspp_channels=-1"),
         (SegNetDecoder, {"convs_per_stage": 0}, "convs_per_stage=0"),
         (SegNetDecoder, {"norm": "layer"}, "norm='layer'"),
+        (PSPDecoder, {"bins": []}, "bins=[]"),
+        (PSPDecoder, {"bins": [1, 0]}, "bins=[1, 0]"),
+        (PSPDecoder, {"pool_channels": 0}, "pool_channels=0"),
+        (FCNDecoder, {"skips": 4}, "skips=4 must be between 0 and 3"),
+        (FCNDecoder, {"skips": -1}, "skips=-1"),
+        (FCNDecoder, {"channels": 0}, "channels=0"),
     ],
     ids=lambda value: value.__name__ if isinstance(value, type) else None,
 )
@@ -360,7 +391,9 @@ def test_segnet_with_an_encoder_without_indices_fails_at_build(compose) -> None:
     assert isinstance(raised.value.__cause__, ValueError)
 
 
-@pytest.mark.parametrize("decoder_class", [FPNDecoder, DeepLabV3PlusDecoder, SegNetDecoder])
+@pytest.mark.parametrize(
+    "decoder_class", [FPNDecoder, DeepLabV3PlusDecoder, SegNetDecoder, PSPDecoder, FCNDecoder]
+)
 def test_multi_stage_decoders_feed_auxiliary_heads(decoder_class: type[Decoder]) -> None:
     encoder = ConvEncoder(widths=[4, 8, 16, 32], convs_per_stage=1)
     model = Segmenter(encoder, decoder_class, 3, aux_weight=0.4).eval()
@@ -373,3 +406,73 @@ def test_single_stage_mlp_decoder_rejects_auxiliary_heads() -> None:
     encoder = ConvEncoder(widths=[4, 8, 16, 32], convs_per_stage=1)
     with pytest.raises(ValueError, match=r"aux_weight=0.4 needs a decoder with several stages"):
         Segmenter(encoder, MLPDecoder, 3, aux_weight=0.4)
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "bins"),
+    [(12, 18, 6), (13, 7, 3), (5, 7, 2), (2, 3, 6), (1, 1, 2), (4, 5, 1)],
+    ids=["divisible", "odd", "remainders", "smaller-than-bins", "one-pixel", "global"],
+)
+def test_psp_pooling_is_adaptive_average_pooling(height: int, width: int, bins: int) -> None:
+    x = torch.randn(2, 3, height, width)
+    pooled = average_pool_matrix(height, bins, x) @ x @ average_pool_matrix(width, bins, x).T
+    torch.testing.assert_close(pooled, F.adaptive_avg_pool2d(x, bins))
+
+
+def test_psp_pools_each_bin_into_that_many_cells() -> None:
+    decoder = _build(PSPDecoder, "resnet", bins=[1, 2, 3, 6])
+    pooled_sides = []
+    for reduction in decoder.reductions:
+        reduction.register_forward_pre_hook(lambda _, args: pooled_sides.append(args[0].shape))
+    stages = decoder.forward_stages(_features("resnet", 100))  # a 4x4 coarsest map
+    assert [side[-2:] for side in pooled_sides] == [(1, 1), (2, 2), (3, 3), (6, 6)]
+    assert [s.shape for s in stages] == [(2, 4 * 64, 4, 4), (2, 128, 4, 4)]
+
+
+def test_psp_bins_add_one_reduction_each() -> None:
+    coarsest, pool, out = 12, 5, 7
+
+    def parameters(bins: list[int]) -> int:
+        decoder = _build(PSPDecoder, "resnet", bins=bins, pool_channels=pool, decoder_channels=out)
+        return sum(p.numel() for p in decoder.parameters())
+
+    bin_one = coarsest * pool + pool  # 1x1 conv with a bias, no norm
+    binned = coarsest * pool + 2 * pool  # 1x1 conv without bias, BatchNorm's weight and bias
+
+    def fuse(branches: int) -> int:  # 3x3 conv without bias over the feature and the pyramid
+        return (coarsest + branches * pool) * out * 9 + 2 * out
+
+    assert parameters([1]) == bin_one + fuse(1)
+    assert parameters([1, 2, 3, 6]) == bin_one + 3 * binned + fuse(4)
+    assert parameters([2, 4]) == 2 * binned + fuse(2)
+
+
+def test_psp_trains_with_batch_size_one_on_a_map_smaller_than_its_bins() -> None:
+    torch.manual_seed(0)
+    model = Segmenter(ConvEncoder(widths=[4, 8, 16, 32], convs_per_stage=1), PSPDecoder, 3)
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = {name: p.detach().clone() for name, p in model.decoder.named_parameters()}
+    logits = model(torch.randn(1, 3, 19, 21))  # a 3x3 coarsest map, pooled into up to 6x6
+    loss = F.cross_entropy(logits, torch.randint(0, 3, (1, 19, 21)))
+    loss.backward()
+    optimizer.step()
+    assert logits.shape == (1, 3, 19, 21) and torch.isfinite(loss)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.decoder.reductions[0].modules())
+    for name, param in model.decoder.named_parameters():
+        assert not torch.equal(param, before[name]), f"{name} did not train"
+
+
+def test_fcn_adds_each_skip_at_its_stride() -> None:
+    decoder = _build(FCNDecoder, "resnet")  # FCN-8s: skips at strides 16 and 8
+    features = _features("resnet", 64)
+    stages = decoder.forward_stages(features)
+    assert [s.shape for s in stages] == [(2, 128, 2, 2), (2, 128, 4, 4), (2, 128, 8, 8)]
+    for skip, joins_at in ((3, 1), (2, 2)):
+        zeroed = [torch.zeros_like(f) if i == skip else f for i, f in enumerate(features)]
+        changed = decoder.forward_stages(zeroed)
+        for stage, (before, after) in enumerate(zip(stages, changed, strict=True)):
+            if stage < joins_at:
+                torch.testing.assert_close(after, before, rtol=0, atol=0)
+            else:
+                assert not torch.allclose(after, before), f"skip {skip} missing at stage {stage}"

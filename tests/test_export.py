@@ -81,8 +81,12 @@ def _onnx_runner(path: Path):
 @pytest.mark.slow  # an ONNX export takes 10-30 s on a small CPU
 @pytest.mark.parametrize(
     "overrides",
-    [(), ("model/decoder=fpn", "model/attention=cbam", "model.attention_at=decoder")],
-    ids=["default", "fpn-cbam"],
+    [
+        (),
+        ("model/decoder=fpn", "model/attention=cbam", "model.attention_at=decoder"),
+        ("model/decoder=pspnet",),  # pools into cells computed from the symbolic size
+    ],
+    ids=["default", "fpn-cbam", "pspnet"],
 )
 def test_onnx_matches_pytorch_at_two_sizes(
     overrides: tuple[str, ...], checkpoint: Path, tmp_path: Path, compose, export

@@ -5,16 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 from PIL import Image
 
 from seglab.figures import (
     AGREE_COLOUR,
+    CARD_WIDTH_PX,
     ERROR_COLOUR,
     colourize,
     confusion_matrix_figure,
-    draw_confusion_matrix,
     draw_prediction_grid,
     error_map,
+    render_figure,
     scale_tile,
     spread_indices,
     tile_size,
@@ -134,23 +137,59 @@ def test_grid_has_column_headings_and_a_legend_in_the_palette_colours() -> None:
     assert many.width == grid.width and many.height > grid.height + 40
 
 
-@pytest.mark.parametrize("n", [11, 30])
-def test_confusion_matrix_names_every_class_in_full_with_labelled_axes(n: int) -> None:
-    classes = [f"class name {i}" for i in range(n)]
+CAMVID = [
+    "Sky", "Building", "Pole", "Road", "Pavement", "Tree",
+    "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist",
+]  # fmt: skip
+MANY = [f"class name {i}" for i in range(30)]
+
+
+def _card_font_px(figure: Figure) -> tuple[float, Image.Image]:
+    """The smallest text of ``figure``, in pixels of a `CARD_WIDTH_PX`-wide TensorBoard card
+    (which scales the image to its width), and the image."""
+    sizes = [text.get_fontsize() for text in figure.findobj(Text) if text.get_text()]
+    pixels = min(sizes) * figure.dpi / 72
+    image = render_figure(figure)
+    return pixels * CARD_WIDTH_PX / image.width, image
+
+
+@pytest.mark.parametrize(("classes", "least_px"), [(CAMVID, 10.0), (MANY, 7.5)])
+def test_confusion_matrix_text_is_legible_in_a_tensorboard_card(
+    classes: list[str], least_px: float
+) -> None:
+    n = len(classes)
     confmat = torch.eye(n, dtype=torch.int64) * 90 + 1
     figure = confusion_matrix_figure(confmat, classes)
     axes = figure.axes[0]
+    # every class in full on both axes, the axes say which is the truth
     assert [label.get_text() for label in axes.get_xticklabels()] == classes
     assert [label.get_text() for label in axes.get_yticklabels()] == classes
     assert axes.get_xlabel() == "predicted" and axes.get_ylabel() == "true"
-    # a figure for many classes is larger, so cells stay wide enough for their numbers
-    width_inches = figure.get_size_inches()[0]
-    assert width_inches * 100 / n > 30
-    # the diagonal's percentages are written in its cells
-    diagonal = round(100 * 91 / (90 + n))
-    assert sum(text.get_text() == str(diagonal) for text in axes.texts) == n
-    image = draw_confusion_matrix(confmat, classes)
-    assert image.width > 30 * n and image.height > 30 * n
+    card_px, image = _card_font_px(figure)
+    assert card_px >= least_px
+    # sharp where a screen has two pixels per card pixel, and not much more
+    assert 2 * CARD_WIDTH_PX <= image.width <= 3 * CARD_WIDTH_PX
+
+
+def test_confusion_matrix_writes_every_share_while_the_numbers_stay_legible() -> None:
+    confmat = torch.eye(11, dtype=torch.int64) * 90 + 1
+    axes = confusion_matrix_figure(confmat, CAMVID).axes[0]
+    # 91 of 101 on the diagonal, 1 of 101 everywhere else
+    assert sorted({text.get_text() for text in axes.texts}) == ["1", "90"]
+    assert len(axes.texts) == 11 * 11
+
+
+def test_many_classes_show_the_correct_share_beside_the_matrix_instead() -> None:
+    confmat = torch.eye(30, dtype=torch.int64) * 90 + 1
+    confmat[3] = 0  # a class absent from the truth has no share
+    figure = confusion_matrix_figure(confmat, MANY)
+    axes = figure.axes[0]
+    assert not axes.texts
+    diagonal = next(child for child in axes.child_axes if child.get_ylabel() == "% correct")
+    correct = ["-" if i == 3 else str(round(100 * 91 / 120)) for i in range(30)]
+    assert [label.get_text() for label in diagonal.get_yticklabels()] == correct
+    # the colours have a scale
+    assert len(figure.axes) == 2
 
 
 def test_confusion_matrix_is_row_normalised() -> None:

@@ -15,8 +15,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from seglab.compare import main as compare_main
-from seglab.errors import SeglabError
-from seglab.runs import job_name
+from seglab.errors import SeglabError, SweepError
+from seglab.runs import job_name, read_scalars
 from seglab.sweeps import job_share, objective
 from seglab.train import main as train_main
 
@@ -195,6 +195,166 @@ def test_bad_search_settings_stop_before_any_training(
     assert line.startswith(f"seglab-train: error: {key}")
     assert not list(tmp_path.glob("**/.hydra"))
     assert not list(tmp_path.glob("**/study.db"))
+
+
+PARETO = ["hparams_search=synthetic_pareto"]
+
+
+@pytest.mark.parametrize(
+    ("args", "key"),
+    [
+        (
+            ["hparams_search=synthetic_optuna", "optimized_metric=[val/mIoU_best,model/gflops]"],
+            "optimized_metric names 2 metrics (val/mIoU_best, model/gflops): set "
+            "hydra.sweeper.directions",
+        ),
+        (
+            ["hparams_search=synthetic_optuna", "hydra.sweeper.direction=up"],
+            "hydra.sweeper.direction=up is neither maximize nor minimize",
+        ),
+        (
+            [*PARETO, "hydra.sweeper.directions=[maximize]"],
+            "hydra.sweeper.directions=[maximize] gives 1 directions for the 2 metrics",
+        ),
+        (
+            [*PARETO, "hydra.sweeper.directions=[maximize,down]"],
+            "hydra.sweeper.directions[1]=down is neither maximize nor minimize",
+        ),
+        (
+            [*PARETO, "hydra.sweeper.pruner=median"],
+            "hydra.sweeper.pruner=median cannot prune a search of 2 metrics",
+        ),
+        (
+            [*PARETO, "hydra.sweeper.sampler=cmaes"],
+            "hydra.sweeper.sampler=cmaes optimises one metric",
+        ),
+    ],
+)
+def test_bad_objectives_stop_before_any_training(
+    args: list[str], key: str, cli, tmp_path: Path
+) -> None:
+    code, out, err = cli(train_main, "-m", *args, f"paths.output_root={tmp_path}", cwd=tmp_path)
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"seglab-train: error: {key}")
+    assert not list(tmp_path.glob("**/.hydra"))
+    assert not list(tmp_path.glob("**/study.db"))
+
+
+# opens a SQLite study: a few seconds
+@pytest.mark.slow
+def test_a_search_refuses_a_study_created_with_other_directions(cli, tmp_path: Path) -> None:
+    study_dir = tmp_path / "train" / "hparams_search" / "synthetic_pareto"
+    study_dir.mkdir(parents=True)
+    optuna.create_study(study_name="synthetic_pareto", storage=_storage(study_dir))
+    # every searched key fixed: no trial config to compose before the study is opened
+    fixed = ["model.encoder.widths=[8]", "model.encoder.convs_per_stage=1", "model/decoder=unet"]
+    args = [*PARETO, *fixed, "optimizer.lr=0.003", f"paths.output_root={tmp_path}"]
+    code, out, err = cli(train_main, "-m", *args, cwd=tmp_path)
+    assert code == 2
+    assert err.strip() == (
+        f"seglab-train: error: study synthetic_pareto in {_storage(study_dir)} was created to "
+        "minimize and this search would maximize, minimize (val/mIoU_best, model/gflops); "
+        "name another hydra.sweeper.study_name"
+    )
+    assert not list(tmp_path.glob("**/.hydra"))
+
+
+def test_the_cmaes_sampler_without_its_package_names_the_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hydra_plugins.seglab_optuna_sweeper.space import build_sampler
+
+    space = {"optimizer.lr": FloatDistribution(1e-4, 1e-2, log=True)}
+    assert isinstance(build_sampler("cmaes", 0, 1, space), optuna.samplers.CmaEsSampler)
+    monkeypatch.setitem(sys.modules, "cmaes", None)  # what an absent package imports as
+    with pytest.raises(SweepError, match=r"sampler=cmaes needs the cmaes package: pip install"):
+        build_sampler("cmaes", 0, 1, space)
+
+
+@pytest.mark.slow
+def test_a_two_objective_search_writes_its_pareto_front(tmp_path: Path) -> None:
+    """Encoders of one and of two stages: the larger model costs more FLOPs, so whichever
+    scores better, each is on the front unless the other beats it in both."""
+    result = _train(
+        *PARETO,
+        "hydra.sweeper.sampler=grid",
+        "model.encoder.widths=choice([8],[8,16])",
+        "model.encoder.convs_per_stage=1",
+        "model/decoder=unet",
+        "optimizer.lr=0.003",
+        "hydra.sweeper.n_trials=2",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    study_dir = tmp_path / "train" / "hparams_search" / "synthetic_pareto"
+    study = optuna.load_study(study_name="synthetic_pareto", storage=_storage(study_dir))
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert study.metric_names == ["val/mIoU_best", "model/gflops"]
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    results = OmegaConf.to_container(OmegaConf.load(study_dir / "optimization_results.yaml"))
+    assert results["metrics"] == ["val/mIoU_best", "model/gflops"]
+    assert results["directions"] == ["maximize", "minimize"]
+    front = sorted(study.best_trials, key=lambda trial: trial.number)
+    assert front and results["pareto_front"] == [
+        {
+            "trial": trial.number,
+            "params": trial.params,
+            "values": {"val/mIoU_best": trial.values[0], "model/gflops": trial.values[1]},
+        }
+        for trial in front
+    ]
+    # each trial's values are the ones its run logged
+    for trial, run_dir in zip(study.trials, _job_dirs(study_dir), strict=True):
+        scalars = read_scalars(run_dir)
+        assert trial.values[0] == pytest.approx(scalars["val/mIoU_best"][-1][1])
+        assert trial.values[1] == pytest.approx(scalars["model/gflops"][-1][1])
+        assert not trial.intermediate_values, "a multi-objective study takes no reports"
+    gflops = {t.params["model.encoder.widths"]: t.values[1] for t in study.trials}
+    assert gflops["[8,16]"] > gflops["[8]"]
+    # the front, printed: a header, then a row per trial of it
+    printed = (result.stdout + result.stderr).split("Pareto front of")[1].splitlines()[1:]
+    assert printed[0].split() == ["trial", "model.encoder.widths", *results["metrics"]]
+    for row, trial in zip(printed[1:], front, strict=False):
+        assert row.split()[:2] == [str(trial.number), trial.params["model.encoder.widths"]]
+
+
+@pytest.mark.slow
+def test_hyperband_pruner_prunes_a_trial_behind_the_best_at_its_rung(tmp_path: Path) -> None:
+    """A finished trial of 2 epochs (so Hyperband has one bracket, promoting after epoch 1)
+    with val/mIoU 1.0 at its rung, which no tiny run reaches: the next trial is pruned after
+    epoch 1 of 3."""
+    study_dir = tmp_path / STUDY
+    study_dir.mkdir(parents=True)
+    study = optuna.create_study(
+        study_name="synthetic_optuna", storage=_storage(study_dir), direction="maximize"
+    )
+    finished = optuna.trial.create_trial(
+        value=1.0,
+        intermediate_values={0: 1.0, 1: 1.0},
+        system_attrs={"completed_rung_0": 1.0},
+    )
+    study.add_trial(finished)
+    result = _train(
+        "hparams_search=synthetic_optuna",
+        "hydra.sweeper.n_trials=1",
+        "hydra.sweeper.pruner=hyperband",
+        # every searched key fixed
+        "model/decoder=unet",
+        "model/attention=none",
+        "model.attention_at=bottleneck",
+        "loss=ce",
+        "optimizer.lr=0.003",
+        "trainer.max_epochs=3",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trial = _trials(study_dir)[1]
+    assert trial.state.name == "PRUNED"
+    assert list(trial.intermediate_values) == [0, 1]
+    (run_dir,) = _job_dirs(study_dir)
+    assert OmegaConf.load(run_dir / "pruned.yaml").epoch == 1
+    assert len(read_scalars(run_dir)["val/mIoU"]) == 2
 
 
 def test_the_search_space_maps_each_kind_of_value_to_its_distribution() -> None:

@@ -103,7 +103,7 @@ def test_every_job_is_a_session_group_with_its_metrics(server: Server, sweep: Pa
         assert group["hparams"]["test_after_fit"] is True
         metrics = {value["name"]["tag"]: value["value"] for value in group["metricValues"]}
         scalars = read_scalars(sweep / name)
-        for tag in ("val/mIoU_best", "val/mDice_best", "val/loss", "test/mIoU"):
+        for tag in ("val/mIoU_best", "val/mDice_best", "val/loss", "test/mIoU", "model/gflops"):
             assert metrics[tag] == pytest.approx(scalars[tag][-1][1]), tag
         (session,) = group["sessions"]
         assert session["status"] == "STATUS_SUCCESS"

@@ -39,7 +39,8 @@ def test_tensorboard_has_every_promised_tag(trained_run: Path) -> None:
     expected = ["train/loss", "train/lr", "val/loss", "val/mIoU_best", "val/mDice_best"]
     for stage in ("val", "test"):
         expected += [f"{stage}/{m}" for m in ("mIoU", "mDice", "pixel_accuracy")]
-        expected += [f"{stage}_{m}/{c}" for m in ("IoU", "Dice") for c in classes]
+        expected += [f"{stage}_{m}/{c}" for m in ("IoU", "Dice", "BoundaryIoU") for c in classes]
+        expected.append(f"{stage}/mBoundaryIoU")
     missing = [tag for tag in expected if tag not in scalars]
     assert not missing, missing
     assert len(scalars["val/mIoU"]) == 2, "one val point per epoch, no sanity-check point"
@@ -76,10 +77,32 @@ def test_eval_reproduces_the_best_logged_val_miou(trained_run: Path, tmp_path: P
     assert "background" in out and "IoU" in out
     (eval_dir,) = (tmp_path / "eval").iterdir()
     report = json.loads((eval_dir / "metrics.json").read_text())
-    assert set(report) >= {"mIoU", "mDice", "pixel_accuracy", "per_class"}
-    assert set(report["per_class"]["triangle"]) == {"IoU", "Dice"}
-    best = max(value for _, value in read_scalars(trained_run)["val/mIoU"])
-    assert report["mIoU"] == pytest.approx(best, abs=1e-4)
+    assert set(report) >= {"mIoU", "mDice", "mBoundaryIoU", "pixel_accuracy", "per_class"}
+    assert set(report["per_class"]["triangle"]) == {"IoU", "Dice", "BoundaryIoU"}
+    scalars = read_scalars(trained_run)
+    best = max(range(len(scalars["val/mIoU"])), key=lambda i: scalars["val/mIoU"][i][1])
+    assert report["mIoU"] == pytest.approx(scalars["val/mIoU"][best][1], abs=1e-4)
+    assert report["mBoundaryIoU"] == pytest.approx(scalars["val/mBoundaryIoU"][best][1], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_eval_adds_hd95_on_request(trained_run: Path, tmp_path: Path, cli) -> None:
+    ckpt = trained_run / "checkpoints" / "best.ckpt"
+    code, out, err = cli(
+        eval_main,
+        f"ckpt_path={ckpt}",
+        "split=val",
+        "metrics.boundary.hd95=true",
+        f"paths.output_root={tmp_path}",
+        "trainer.enable_progress_bar=false",
+        cwd=tmp_path,
+    )
+    assert code == 0, err[-3000:]
+    assert "HD95" in out.splitlines()[0]
+    (eval_dir,) = (tmp_path / "eval").iterdir()
+    report = json.loads((eval_dir / "metrics.json").read_text())
+    assert report["mHD95"] > 0
+    assert set(report["per_class"]["triangle"]) == {"IoU", "Dice", "BoundaryIoU", "HD95"}
 
 
 def test_eval_report_prints_classes_then_the_means_below_a_rule() -> None:
@@ -183,6 +206,10 @@ BAD_VALUES = {
         "model.encoder: ResNetEncoder: weights_path='/no/such.pth' is not a file",
     ),
     "on_nonfinite": (["on_nonfinite=maybe"], "on_nonfinite=maybe must be one of: stop, skip"),
+    "loss that does not fit the mode": (
+        ["mode=multilabel"],
+        "loss.losses.ce: CrossEntropyLoss does not fit mode=multilabel; use loss=bce",
+    ),
 }
 
 
@@ -419,3 +446,26 @@ def test_camvid_stats_match_its_published_pixel_counts(
     stats = class_statistics(datamodule.classes, *datamodule.class_pixel_counts("train"))
     assert stats.pixel_count == readme_counts
     assert stats.pixel_frequency == pytest.approx([c / sum(readme_counts) for c in readme_counts])
+
+
+@pytest.mark.slow
+def test_the_model_cost_is_logged_once_and_is_an_hparams_metric(trained_run: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from seglab.build import build_model
+    from seglab.models.cost import forward_flops
+
+    cfg = OmegaConf.load(trained_run / ".hydra" / "config_resolved.yaml")
+    model = build_model(cfg)
+    scalars = read_scalars(trained_run)
+    assert scalars["model/params"] == [(0, sum(p.numel() for p in model.parameters()))]
+    # at the training size, data.image_size=32, one image; the encoder's 3x3 convs alone (2 a
+    # stage at widths 8, 16, 32, the stages 32, 16 and 8 pixels a side) take this many FLOPs,
+    # a multiply-add counted as 2
+    ((step, gflops),) = scalars["model/gflops"]
+    assert step == 0 and gflops == pytest.approx(forward_flops(model, (1, 3, 32, 32)) / 1e9)
+    encoder = sum(
+        2 * side * side * out * (inp + out) * 9
+        for side, inp, out in ((32, 3, 8), (16, 8, 16), (8, 16, 32))
+    )
+    assert gflops > encoder / 1e9

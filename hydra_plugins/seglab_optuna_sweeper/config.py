@@ -24,7 +24,11 @@ class SeglabOptunaSweeperConf:
     pruner_startup_trials: int = 5
     # ... nor in a trial's first epochs
     pruner_warmup_epochs: int = 0
+    # of a single optimized_metric: maximize or minimize
     direction: str = "maximize"
+    # of each metric of a list optimized_metric (a multi-objective search), in its order, e.g.
+    # [maximize, minimize]; replaces direction when set
+    directions: list[str] | None = None
     study_name: str = "seglab"
     # any SQLAlchemy URL; trials read it to report to the study, so it cannot be in memory
     storage: str = "sqlite:///${hydra.sweep.dir}/study.db"

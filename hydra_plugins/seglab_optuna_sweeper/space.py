@@ -20,6 +20,7 @@ from optuna.distributions import (
 from seglab.errors import SweepError
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes")
+DIRECTIONS = ("maximize", "minimize")
 
 
 def parse_space(
@@ -84,8 +85,44 @@ def override_value(value: Any) -> str:
     return str(value)
 
 
+def study_directions(
+    names: list[str], direction: str, directions: Sequence[str] | None
+) -> list[str]:
+    """The direction of each metric of ``optimized_metric`` (``names``): ``directions``, one a
+    metric, or for a single metric ``direction`` when ``directions`` is unset."""
+    if not names:
+        raise SweepError(
+            "optimized_metric is not set: name the metric the search optimises "
+            "(optimized_metric=val/mIoU_best) or a list of them"
+        )
+    if directions is None:
+        if len(names) > 1:
+            raise SweepError(
+                f"optimized_metric names {len(names)} metrics ({', '.join(names)}): set "
+                "hydra.sweeper.directions to a direction for each, e.g. [maximize, minimize]"
+            )
+        keys, chosen = ["hydra.sweeper.direction"], [direction]
+    else:
+        chosen = [str(d) for d in directions]
+        keys = [f"hydra.sweeper.directions[{i}]" for i in range(len(chosen))]
+        if len(chosen) != len(names):
+            raise SweepError(
+                f"hydra.sweeper.directions=[{', '.join(chosen)}] gives {len(chosen)} directions "
+                f"for the {len(names)} metrics of optimized_metric ({', '.join(names)}); give "
+                "one for each"
+            )
+    for key, value in zip(keys, chosen, strict=True):
+        if value not in DIRECTIONS:
+            raise SweepError(f"{key}={value} is neither maximize nor minimize")
+    return chosen
+
+
 def build_sampler(
-    name: str, seed: int | None, n_startup_trials: int, space: dict[str, BaseDistribution]
+    name: str,
+    seed: int | None,
+    n_startup_trials: int,
+    space: dict[str, BaseDistribution],
+    objectives: int = 1,
 ) -> optuna.samplers.BaseSampler:
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
@@ -94,6 +131,11 @@ def build_sampler(
     if name == "grid":
         return _GridSampler(grid(space), seed=seed)
     if name == "cmaes":
+        if objectives > 1:
+            raise SweepError(
+                f"hydra.sweeper.sampler=cmaes optimises one metric, not the {objectives} of "
+                "optimized_metric; use sampler=tpe or random"
+            )
         try:
             import cmaes  # noqa: F401
         except ImportError:

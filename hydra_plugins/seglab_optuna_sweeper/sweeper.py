@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,16 +52,23 @@ class SeglabOptunaSweeper(Sweeper):
         import optuna
 
         from seglab.pruning import PRUNED_ATTR, build_pruner
+        from seglab.sweeps import objective_names
 
-        from .space import build_sampler, override_value, parse_space
+        from .space import build_sampler, override_value, parse_space, study_directions
 
         s = self.settings
+        names = objective_names(self.config.get("optimized_metric"))
+        directions = study_directions(names, s["direction"], s["directions"])
         space, fixed = parse_space(dict(s["params"] or {}), arguments)
-        sampler = build_sampler(s["sampler"], s["seed"], s["n_startup_trials"], space)
+        sampler = build_sampler(
+            s["sampler"], s["seed"], s["n_startup_trials"], space, objectives=len(names)
+        )
         pruner = build_pruner(s["pruner"], s["pruner_startup_trials"], s["pruner_warmup_epochs"])
-        if s["direction"] not in ("maximize", "minimize"):
+        if len(names) > 1 and s["pruner"] != "none":
             raise SweepError(
-                f"hydra.sweeper.direction={s['direction']} is neither maximize nor minimize"
+                f"hydra.sweeper.pruner={s['pruner']} cannot prune a search of "
+                f"{len(names)} metrics (Optuna prunes single-objective studies only); "
+                "use hydra.sweeper.pruner=none"
             )
         if int(s["n_jobs"]) < 1 or int(s["n_trials"]) < 0:
             raise SweepError("hydra.sweeper.n_jobs must be >= 1 and hydra.sweeper.n_trials >= 0")
@@ -74,7 +82,7 @@ class SeglabOptunaSweeper(Sweeper):
                 storage=storage,
                 sampler=sampler,
                 pruner=pruner,
-                direction=s["direction"],
+                directions=directions,
                 load_if_exists=True,
             )
         except Exception as error:
@@ -82,13 +90,24 @@ class SeglabOptunaSweeper(Sweeper):
             raise SweepError(
                 f"hydra.sweeper.storage={storage} cannot be opened: {message}"
             ) from None
+        # a resumed study keeps the directions it was created with
+        stored = [direction.name.lower() for direction in study.directions]
+        if stored != directions:
+            raise SweepError(
+                f"study {study.study_name} in {storage} was created to "
+                f"{', '.join(stored)} and this search would {', '.join(directions)} "
+                f"({', '.join(names)}); name another hydra.sweeper.study_name"
+            )
+        with warnings.catch_warnings():  # experimental in Optuna, read by optuna-dashboard
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
         log.info(
             "study %s in %s: sampler %s, pruner %s, %s %d trials",
             study.study_name,
             storage,
             s["sampler"],
             s["pruner"],
-            s["direction"],
+            ", ".join(f"{d} {name}" for d, name in zip(directions, names, strict=True)),
             s["n_trials"],
         )
         n_trials = int(s["n_trials"])
@@ -168,13 +187,25 @@ def _tell(study: Any, trial: Any, job: JobReturn, pruned: bool) -> None:
         study.tell(trial, state=TrialState.PRUNED)
         return
     try:
-        study.tell(trial, float(value))
+        values = [float(v) for v in value] if isinstance(value, list | tuple) else [float(value)]
     except (TypeError, ValueError):
-        log.warning("trial %d failed: it returned %r, not a number", trial.number, value)
+        values = []
+    if len(values) != len(study.directions):
+        log.warning(
+            "trial %d failed: it returned %r, not %d number(s)",
+            trial.number,
+            value,
+            len(study.directions),
+        )
         study.tell(trial, state=TrialState.FAIL)
+        return
+    study.tell(trial, values)
 
 
 def _write_results(study: Any, sweep_dir: Path) -> None:
+    """``optimization_results.yaml``: the count of trials by state, and the best trial, or
+    for several metrics the Pareto front (the completed trials no other one beats in every
+    metric), which is printed too."""
     from optuna.trial import TrialState
 
     states = [trial.state for trial in study.get_trials(deepcopy=False)]
@@ -183,12 +214,46 @@ def _write_results(study: Any, sweep_dir: Path) -> None:
         "study_name": study.study_name,
         "trials": {state.name: states.count(state) for state in TrialState if state in states},
     }
-    try:
-        best = study.best_trial
-    except ValueError:
+    names = study.metric_names or [f"value_{i}" for i in range(len(study.directions))]
+    if not study.best_trials:
         log.warning("no trial of study %s has completed", study.study_name)
+    elif len(study.directions) > 1:
+        front = sorted(study.best_trials, key=lambda trial: trial.number)
+        results |= {
+            "metrics": names,
+            "directions": [direction.name.lower() for direction in study.directions],
+            "pareto_front": [
+                {
+                    "trial": trial.number,
+                    "params": trial.params,
+                    "values": dict(zip(names, trial.values, strict=True)),
+                }
+                for trial in front
+            ],
+        }
+        log.info("Pareto front of %d trials:\n%s", len(front), pareto_table(front, names))
     else:
+        best = study.best_trial
         results |= {"best_trial": best.number, "best_params": best.params, "best_value": best.value}
         log.info("best trial %d: %s = %s", best.number, best.params, best.value)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
+
+
+def pareto_table(trials: list[Any], names: list[str]) -> str:
+    """One row a trial: its number, searched values and metrics, in aligned columns."""
+    from seglab.tables import text_table
+
+    from .space import override_value
+
+    keys = sorted({key for trial in trials for key in trial.params})
+    header = ["trial", *keys, *names]
+    rows = [
+        [
+            str(trial.number),
+            *(override_value(trial.params[k]) if k in trial.params else "" for k in keys),
+            *(f"{value:.4g}" for value in trial.values),
+        ]
+        for trial in trials
+    ]
+    return text_table(header, rows, ">" + "<" * len(keys) + ">" * len(names))

@@ -18,6 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset, default_collate
 
 from seglab.data.folds import FoldSplit, check_folds, split_train, write_record
+from seglab.modes import DEFAULT_MODE, MODES
 
 #: What every dataset item is: ``(image, mask, name)``; the name says where the sample comes
 #: from (a file path, or a generator index), so that an error in training can point at it.
@@ -35,6 +36,15 @@ _STAGE_SPLITS = {
     "test": ("test",),
     "predict": ("test",),
 }
+
+
+def count_class_pixels(mask: Tensor, num_classes: int) -> Tensor:
+    """Labelled pixels of each class in one mask: ``(H, W)`` class indices are counted per
+    class; a multilabel ``(num_classes, H, W)`` mask counts each channel's positive pixels."""
+    if mask.dim() == 3:
+        return (mask == 1).flatten(1).sum(1)
+    labelled = mask[(mask >= 0) & (mask < num_classes)]
+    return torch.bincount(labelled, minlength=num_classes)
 
 
 class DatasetError(ValueError):
@@ -69,7 +79,9 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     Items of every split are ``(image, mask, name)``: a float32 ``(in_channels, H, W)`` image
     normalised with ``mean``/``std``, an int64 ``(H, W)`` mask of class indices,
-    ``ignore_index`` on void, and the sample's name (its image file, for files on disk).
+    ``ignore_index`` on void (in ``mode`` multilabel an int64 ``(num_classes, H, W)`` mask, 1
+    where the pixel has the class, 0 where not, ``ignore_index`` on void), and the sample's
+    name (its image file, for files on disk).
 
     No argument has a default: each dataset's file in ``conf/data/`` holds the values, with
     their comments, and its subclass hands them over, so none is taken silently from here.
@@ -99,6 +111,9 @@ class SegmentationDataModule(pl.LightningDataModule):
         fold_seed: which samples make up each fold; the same seed always gives the same folds.
         folds_record: JSON file the train and val sample names of the fold are written to when
             training sets up; None writes none.
+        mode: the run's task mode (``mode``, `seglab.modes`): multiclass and binary masks hold
+            one class index per pixel, multilabel masks one channel per class. Data configs
+            read it from the run (``mode: ${mode}``); multiclass for configs saved before it.
     """
 
     # how samples become a batch; datasets of images of different sizes replace it
@@ -123,6 +138,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         fold: int | None,
         fold_seed: int,
         folds_record: str | Path | None,
+        mode: str = DEFAULT_MODE,
     ) -> None:
         super().__init__()
         # Hydra hands ListConfig/DictConfig nodes over; plain Python values keep the
@@ -143,6 +159,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.fold = None if fold is None else int(fold)
         self.fold_seed = int(fold_seed)
         self.folds_record = None if folds_record is None else Path(folds_record)
+        self.mode = str(mode)
         self._check_metadata()
         self.palette = (
             default_palette(self.num_classes)
@@ -156,6 +173,8 @@ class SegmentationDataModule(pl.LightningDataModule):
         self._fold_names: list[str] = []
 
     def _check_metadata(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"data.mode={self.mode} is not one of: {', '.join(MODES)}")
         if len(self.classes) != self.num_classes:
             raise ValueError(
                 f"data.num_classes={self.num_classes} but data.classes lists "
@@ -270,9 +289,8 @@ class SegmentationDataModule(pl.LightningDataModule):
         image_pixels = torch.zeros(len(dataset), dtype=torch.int64)
         for index in range(len(dataset)):
             mask = dataset[index][1]
-            labelled = mask[(mask >= 0) & (mask < self.num_classes)]
-            class_pixels[index] = torch.bincount(labelled, minlength=self.num_classes)
-            image_pixels[index] = mask.numel()
+            class_pixels[index] = count_class_pixels(mask, self.num_classes)
+            image_pixels[index] = mask.shape[-2] * mask.shape[-1]
         return class_pixels, image_pixels
 
     def dataset(self, split: str) -> Dataset:

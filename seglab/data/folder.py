@@ -3,7 +3,8 @@
 The default layout is ``<root>/<split>/images/<stem>.<ext>`` with ``<root>/<split>/masks/
 <stem>.png``; folder names, split names and split list files are options, which also covers
 layouts such as SegNet's CamVid (``train/`` + ``trainannot/``) or VOC (one image folder and
-``ImageSets/Segmentation/<split>.txt``). Every split is checked at setup (`scan_pairs`).
+``ImageSets/Segmentation/<split>.txt``). In ``mode`` multilabel every class has a mask of
+its own, ``<mask_dir>/<class>/<stem>.png``. Every split is checked at setup (`scan_pairs`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
 from seglab.data.base import DatasetError, Sample, SegmentationDataModule
-from seglab.data.scan import READ_ERRORS, ScanResult, scan_pairs
+from seglab.data.scan import READ_ERRORS, MaskFiles, ScanResult, mask_name, scan_pairs
 from seglab.data.transforms import eval_transform, pad_collate, train_transform
 
 # the image files seglab-predict picks from a folder
@@ -146,6 +147,46 @@ class MaskDecoder:
         )
 
 
+class MultilabelMaskDecoder:
+    """Reads the masks of one image, one file per class, into ``(num_classes, H, W)`` int64
+    channels: 1 where the pixel has the class, 0 where not, ``ignore_index`` on void.
+
+    Each file is single-channel: raw value ``mask_values[0]`` is "no", ``mask_values[1]``
+    "yes" (``[0, 1]`` when None; ``[0, 255]`` for masks saved black and white), and a raw
+    value equal to ``ignore_index`` that is neither is void. Any other value, and class masks
+    of different sizes, are errors naming the file.
+
+    Args:
+        ignore_index: value of void pixels.
+        mask_values: the raw "no" and "yes" values of every class mask.
+    """
+
+    def __init__(self, ignore_index: int, mask_values: Sequence[int] | None = None) -> None:
+        if mask_values is not None and len(mask_values) != 2:
+            raise ValueError(
+                f"data.mask_values={list(mask_values)} must be the two raw values [no, yes] of "
+                "every class mask in mode=multilabel, e.g. [0, 255]"
+            )
+        self.channel = MaskDecoder(2, ignore_index, mask_values)
+
+    def options(self) -> dict[str, Any]:
+        """What decides how masks read; part of the scan cache key."""
+        return {"mode": "multilabel", **self.channel.options()}
+
+    def __call__(self, paths: tuple[Path, ...]) -> np.ndarray:
+        channels: list[np.ndarray] = []
+        for path in paths:
+            channel = self.channel(path)
+            if channels and channel.shape != channels[0].shape:
+                raise DatasetError(
+                    f"{path}: mask is {channel.shape[1]}x{channel.shape[0]} (WxH) but "
+                    f"{paths[0]} is {channels[0].shape[1]}x{channels[0].shape[0]}; the class "
+                    "masks of an image must have its size"
+                )
+            channels.append(channel)
+        return np.stack(channels)
+
+
 def _changed_since_scan(path: Path, kind: str, error: Exception) -> DatasetError:
     """A file that read at setup (`scan_pairs`) and fails in training: named, with the way out."""
     return DatasetError(
@@ -159,8 +200,10 @@ class SegmentationFolder(Dataset):
     """Image/mask pairs read from disk and transformed together.
 
     Args:
-        pairs: ``(image path, mask path)`` of each sample.
-        read_mask: decodes a mask file into ``(H, W)`` int64 class indices.
+        pairs: ``(image path, mask)`` of each sample: the mask file, or in multilabel mode
+            the mask files of every class.
+        read_mask: decodes a mask into ``(H, W)`` int64 class indices, or ``(num_classes, H,
+            W)`` channels in multilabel mode.
         transform: called as ``transform(image, mask)`` on a uint8 ``tv_tensors.Image`` and
             an int64 ``tv_tensors.Mask``; returns the float image and the mask.
         in_channels: 3 converts every image to RGB (grayscale replicated, palette applied,
@@ -169,8 +212,8 @@ class SegmentationFolder(Dataset):
 
     def __init__(
         self,
-        pairs: Sequence[tuple[Path, Path]],
-        read_mask: Callable[[Path], np.ndarray],
+        pairs: Sequence[tuple[Path, MaskFiles]],
+        read_mask: Callable[[Any], np.ndarray],
         transform: Callable[[Any, Any], tuple[Any, Any]],
         in_channels: int = 3,
     ) -> None:
@@ -183,20 +226,20 @@ class SegmentationFolder(Dataset):
         return len(self.pairs)
 
     def __getitem__(self, index: int) -> Sample:
-        image_path, mask_path = self.pairs[index]
+        image_path, mask = self.pairs[index]
         try:
             with Image.open(image_path) as image:
                 pixels = TF.pil_to_tensor(image.convert(self.mode))
         except READ_ERRORS as error:
             raise _changed_since_scan(image_path, "image", error) from error
         try:
-            mask = torch.from_numpy(self.read_mask(mask_path))
+            labels = torch.from_numpy(self.read_mask(mask))
         except DatasetError:
             raise
         except READ_ERRORS as error:
-            raise _changed_since_scan(mask_path, "mask", error) from error
-        image, mask = self.transform(tv_tensors.Image(pixels), tv_tensors.Mask(mask))
-        return image.as_subclass(Tensor), mask.as_subclass(Tensor), str(image_path)
+            raise _changed_since_scan(mask_name(mask), "mask", error) from error
+        image, labels = self.transform(tv_tensors.Image(pixels), tv_tensors.Mask(labels))
+        return image.as_subclass(Tensor), labels.as_subclass(Tensor), str(image_path)
 
 
 class FolderDataModule(SegmentationDataModule):
@@ -209,14 +252,17 @@ class FolderDataModule(SegmentationDataModule):
         root: dataset folder; the folders below are relative to it.
         image_dir: folder of a split's images; ``{split}`` stands for the split's name in
             ``split_names``.
-        mask_dir: folder of a split's masks, same convention.
+        mask_dir: folder of a split's masks, same convention; in ``mode`` multilabel it holds
+            one folder per class, named as in ``classes``, of that class's masks.
         split_names: name of the train, val and test splits in ``image_dir``/``mask_dir``.
         split_files: split -> text file (relative to ``root``) listing one image stem per
             line; those splits take only the listed images. None lists the folders.
         image_extensions: image file extensions, case-insensitive.
         mask_extension: mask file extension.
         mask_values: raw mask value of each class, in class order (e.g. ``[0, 255]`` for
-            binary masks saved as 0/255); None means the values are the class indices.
+            binary masks saved as 0/255); None means the values are the class indices. In
+            ``mode`` multilabel the two raw values [no, yes] of every class mask (None:
+            ``[0, 1]``).
         palette: RGB colour of each class: maps RGB masks to classes, and draws masks.
         void_colours: RGB colours of void pixels in RGB masks.
         crop_size: ``(height, width)`` of the random training crop; smaller images are
@@ -267,12 +313,17 @@ class FolderDataModule(SegmentationDataModule):
         self.split_files = dict(split_files or {})
         self.image_extensions = {ext.lower() for ext in image_extensions}
         self.mask_extension = mask_extension.lower()
-        self.decoder = MaskDecoder(
-            self.num_classes,
-            self.ignore_index,
-            mask_values,
-            self.palette if palette is not None else None,
-            void_colours,
+        self.class_folders = self.mode == "multilabel"
+        self.decoder: MaskDecoder | MultilabelMaskDecoder = (
+            MultilabelMaskDecoder(self.ignore_index, mask_values)
+            if self.class_folders
+            else MaskDecoder(
+                self.num_classes,
+                self.ignore_index,
+                mask_values,
+                self.palette if palette is not None else None,
+                void_colours,
+            )
         )
         self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
         if not 0 <= hflip <= 1 or not 0 <= vflip <= 1:
@@ -324,8 +375,9 @@ class FolderDataModule(SegmentationDataModule):
             files[path.stem] = path
         return files
 
-    def pairs(self, split: str) -> list[tuple[Path, Path]]:
-        """``(image, mask)`` paths of ``split``; errors name unmatched files and empty splits."""
+    def pairs(self, split: str) -> list[tuple[Path, MaskFiles]]:
+        """``(image, mask)`` paths of ``split`` (in multilabel mode the mask files of every
+        class, in class order); errors name unmatched files, missing folders, empty splits."""
         reason = self.split_unavailable(split)
         if reason is not None:
             raise DatasetError(reason)
@@ -336,8 +388,18 @@ class FolderDataModule(SegmentationDataModule):
                 f"mask folder {mask_folder} of the {split} split does not exist (its images are "
                 f"in {image_folder}); set data.mask_dir"
             )
+        folders = (
+            [mask_folder / name for name in self.classes] if self.class_folders else [mask_folder]
+        )
+        for folder in folders:
+            if not folder.is_dir():
+                raise DatasetError(
+                    f"class mask folder {folder} of the {split} split does not exist; in "
+                    f"mode=multilabel every class has a folder <mask_dir>/<class> of masks "
+                    f"<stem>{self.mask_extension}"
+                )
         images = self._files(image_folder, self.image_extensions)
-        masks = self._files(mask_folder, {self.mask_extension})
+        masks = [self._files(folder, {self.mask_extension}) for folder in folders]
         if split in self.split_files:
             list_file = self.root / self.split_files[split]
             stems = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
@@ -349,24 +411,28 @@ class FolderDataModule(SegmentationDataModule):
                 )
         else:
             stems = list(images)
-            orphans = [masks[stem] for stem in masks if stem not in images]
-            if orphans:
+            for folder_masks in masks:
+                orphans = [folder_masks[stem] for stem in folder_masks if stem not in images]
+                if orphans:
+                    raise DatasetError(
+                        f"{len(orphans)} mask(s) without an image in {image_folder}: "
+                        f"{[str(p) for p in orphans[:_MAX_LISTED_FILES]]}"
+                    )
+        for folder, folder_masks in zip(folders, masks, strict=True):
+            unmatched = [images[stem] for stem in stems if stem not in folder_masks]
+            if unmatched:
                 raise DatasetError(
-                    f"{len(orphans)} mask(s) without an image in {image_folder}: "
-                    f"{[str(p) for p in orphans[:_MAX_LISTED_FILES]]}"
+                    f"{len(unmatched)} image(s) without a mask <stem>{self.mask_extension} in "
+                    f"{folder}: {[str(p) for p in unmatched[:_MAX_LISTED_FILES]]}"
                 )
-        unmatched = [images[stem] for stem in stems if stem not in masks]
-        if unmatched:
-            raise DatasetError(
-                f"{len(unmatched)} image(s) without a mask <stem>{self.mask_extension} in "
-                f"{mask_folder}: {[str(p) for p in unmatched[:_MAX_LISTED_FILES]]}"
-            )
         if not stems:
             raise DatasetError(
                 f"the {split} split is empty: no {sorted(self.image_extensions)} images in "
                 f"{image_folder}"
             )
-        return [(images[stem], masks[stem]) for stem in stems]
+        if self.class_folders:
+            return [(images[stem], tuple(m[stem] for m in masks)) for stem in stems]
+        return [(images[stem], masks[0][stem]) for stem in stems]
 
     def scan(self, split: str) -> ScanResult:
         """Check every file of ``split`` (cached on disk and in memory); see `scan_pairs`."""

@@ -23,7 +23,7 @@ from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
 
-from seglab.data.base import DatasetError
+from seglab.data.base import DatasetError, count_class_pixels
 
 # bump when what a scan checks or stores changes, so older cache entries are not trusted
 SCAN_VERSION = 1
@@ -33,6 +33,21 @@ PROGRESS_MIN_PAIRS = 200
 MAX_LISTED_PROBLEMS = 5
 #: What PIL raises for a file it cannot decode.
 READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+#: The mask of an image: one file, or in multilabel mode one file per class, in class order.
+MaskFiles = Path | tuple[Path, ...]
+
+
+def mask_files(mask: MaskFiles) -> tuple[Path, ...]:
+    """Every file of a mask."""
+    return mask if isinstance(mask, tuple) else (mask,)
+
+
+def mask_name(mask: MaskFiles) -> str:
+    """How errors name a mask: its file, or the class folders' file pattern."""
+    if isinstance(mask, Path):
+        return str(mask)
+    first = mask[0]
+    return str(first.parent.parent / "<class>" / first.name)
 
 
 @dataclass(frozen=True)
@@ -55,10 +70,10 @@ def read_image_size(path: Path) -> tuple[int, int]:
         return image.size
 
 
-def _cache_key(pairs: list[tuple[Path, Path]], options: dict[str, Any]) -> str:
+def _cache_key(pairs: list[tuple[Path, MaskFiles]], options: dict[str, Any]) -> str:
     files = []
-    for pair in pairs:
-        for path in pair:
+    for image, mask in pairs:
+        for path in (image, *mask_files(mask)):
             stat = path.stat()
             files.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
     payload = json.dumps({"version": SCAN_VERSION, "options": options, "files": files})
@@ -66,8 +81,8 @@ def _cache_key(pairs: list[tuple[Path, Path]], options: dict[str, Any]) -> str:
 
 
 def scan_pairs(
-    pairs: list[tuple[Path, Path]],
-    read_mask: Callable[[Path], np.ndarray],
+    pairs: list[tuple[Path, MaskFiles]],
+    read_mask: Callable[[Any], np.ndarray],
     num_classes: int,
     options: dict[str, Any],
     cache_dir: str | Path | None,
@@ -76,9 +91,10 @@ def scan_pairs(
     """Check every ``(image, mask)`` pair and count class pixels; cached when possible.
 
     Args:
-        pairs: image and mask paths of one split.
-        read_mask: decodes a mask file into ``(H, W)`` class indices (``ignore_index`` on
-            void); raises `DatasetError` naming the file for values that are neither.
+        pairs: image and mask paths of one split (`MaskFiles`).
+        read_mask: decodes a mask into ``(H, W)`` class indices, or a multilabel mask into
+            ``(num_classes, H, W)`` 0/1 channels (``ignore_index`` on void); raises
+            `DatasetError` naming the file for values that are neither.
         num_classes: length of the class pixel counts.
         options: everything besides the files that changes how masks read (class values,
             palette, ignore index); part of the cache key.
@@ -114,17 +130,17 @@ def scan_pairs(
             problems.append(str(error))
             continue
         except READ_ERRORS as error:
-            problems.append(f"{mask_path}: unreadable or truncated mask ({error})")
+            problems.append(f"{mask_name(mask_path)}: unreadable or truncated mask ({error})")
             continue
-        if mask.shape != (height, width):
+        if mask.shape[-2:] != (height, width):
             problems.append(
-                f"{image_path}: image is {width}x{height} (WxH) but its mask {mask_path} is "
-                f"{mask.shape[1]}x{mask.shape[0]}; they must have the same size"
+                f"{image_path}: image is {width}x{height} (WxH) but its mask "
+                f"{mask_name(mask_path)} is {mask.shape[-1]}x{mask.shape[-2]}; they must have "
+                "the same size"
             )
             continue
-        labelled = mask[(mask >= 0) & (mask < num_classes)]
-        class_pixels[index] = torch.from_numpy(np.bincount(labelled, minlength=num_classes))
-        image_pixels[index] = mask.size
+        class_pixels[index] = count_class_pixels(torch.from_numpy(mask), num_classes)
+        image_pixels[index] = height * width
     if problems:
         listed = "; ".join(problems[:MAX_LISTED_PROBLEMS])
         more = len(problems) - MAX_LISTED_PROBLEMS

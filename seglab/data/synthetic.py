@@ -23,6 +23,16 @@ from seglab.data.base import Sample, SegmentationDataModule
 # What the generator draws, in class-index order; configs may rename the classes, not add any.
 CLASSES = ("background", "ellipse", "rectangle", "triangle")
 ELLIPSE, RECTANGLE, TRIANGLE = 1, 2, 3
+#: The classes of the masks in each task mode: the shapes' kinds, any shape against the
+#: background, or each kind on a channel of its own (shapes may overlap).
+MODE_CLASSES = {
+    "multiclass": CLASSES,
+    "binary": ("background", "foreground"),
+    "multilabel": CLASSES[1:],
+}
+# how much of what lies below a shape shows through it in multilabel scenes, where a pixel
+# under two shapes has both classes and so both must be visible
+LAYER_OPACITY = 0.6
 
 # Squared ratio between a kind's major half-axis and the radius of the disk of equal area (for
 # aspect 1): the rectangle's half-side is sqrt(pi / 4) r and the triangle's circumradius
@@ -137,6 +147,30 @@ def render(shapes: Shapes, background: Tensor) -> tuple[Tensor, Tensor]:
     return images, masks
 
 
+def render_layers(shapes: Shapes, background: Tensor) -> tuple[Tensor, Tensor]:
+    """Paint ``shapes`` translucently (`LAYER_OPACITY`) over ``(N, 3, H, W)`` backgrounds;
+    returns images and ``(N, 3, H, W)`` multilabel masks, channel ``k - 1`` being 1 wherever
+    a shape of kind ``k`` lies, on top or under another."""
+    n, k = shapes.kind.shape
+    images = background.clone()
+    masks = torch.zeros(n, len(CLASSES) - 1, *background.shape[2:], dtype=torch.bool)
+    for slot in range(k):
+        kind = shapes.kind[:, slot]
+        inside = shape_masks(
+            kind,
+            shapes.center[:, slot],
+            shapes.size[:, slot],
+            shapes.aspect[:, slot],
+            shapes.angle[:, slot],
+            background.shape[-1],
+        )
+        painted = torch.lerp(images, shapes.colour[:, slot, :, None, None], LAYER_OPACITY)
+        images = torch.where(inside[:, None], painted, images)
+        for shape_kind in (ELLIPSE, RECTANGLE, TRIANGLE):
+            masks[:, shape_kind - 1] |= inside & (kind == shape_kind)[:, None, None]
+    return images, masks.long()
+
+
 def _pick_spread(candidates: Tensor, references: Tensor) -> Tensor:
     """Per slot in turn, the candidate farthest from ``references`` and the earlier picks.
 
@@ -208,6 +242,10 @@ class SyntheticShapes(Dataset):
         options: what the generator draws.
         mean: per-channel mean the images are normalised with.
         std: per-channel standard deviation the images are normalised with.
+        mode: the masks' task mode (`MODE_CLASSES`): multiclass labels each pixel with the
+            kind of the shape on top, binary with shape or background, and multilabel with
+            every kind of shape it lies in, on ``(3, H, W)`` channels; multilabel shapes are
+            painted translucent, so that an overlap shows both.
     """
 
     def __init__(
@@ -217,6 +255,7 @@ class SyntheticShapes(Dataset):
         options: ShapesOptions,
         mean: Sequence[float],
         std: Sequence[float],
+        mode: str = "multiclass",
     ) -> None:
         options.check(prefix="")
         if num_samples < 1:
@@ -229,7 +268,13 @@ class SyntheticShapes(Dataset):
         ]
         backgrounds, shapes, noise_maps = zip(*blocks, strict=True)
         shapes = Shapes(*(torch.cat(field)[:num_samples] for field in zip(*shapes, strict=True)))
-        images, self.masks = render(shapes, torch.cat(backgrounds)[:num_samples])
+        background = torch.cat(backgrounds)[:num_samples]
+        if mode == "multilabel":
+            images, self.masks = render_layers(shapes, background)
+        else:
+            images, self.masks = render(shapes, background)
+        if mode == "binary":
+            self.masks = self.masks.clamp_max(1)
         images.add_(torch.cat(noise_maps)[:num_samples], alpha=options.noise).clamp_(0.0, 1.0)
         mean_t = torch.tensor([float(m) for m in mean])[:, None, None]
         std_t = torch.tensor([float(s) for s in std])[:, None, None]
@@ -293,8 +338,9 @@ class SyntheticShapesDataModule(SegmentationDataModule):
         num_train: scenes in the training split.
         num_val: scenes in the validation split.
         num_test: scenes in the test split.
-        num_classes: must be 4; ``classes`` names the generator's four classes (`CLASSES` in
-            index order): they may be renamed, not added.
+        num_classes: the generator's class count in the task mode (``mode``, see
+            `MODE_CLASSES`): 4 (multiclass), 2 (binary) or 3 (multilabel); ``classes`` names
+            them in that order: they may be renamed, not added.
         **options: the other options of `SegmentationDataModule` (``classes``,
             ``ignore_index``, for which the generator draws no pixel, ``palette``, ``mean``,
             ``std``, the loader options and the cross-validation folds); the images are RGB
@@ -316,10 +362,13 @@ class SyntheticShapesDataModule(SegmentationDataModule):
         num_classes: int,
         **options: Any,
     ) -> None:
-        if num_classes != len(CLASSES):
+        mode = str(options.get("mode", "multiclass"))
+        drawn = MODE_CLASSES.get(mode, CLASSES)
+        if num_classes != len(drawn):
             raise ValueError(
-                f"data.num_classes={num_classes} but the shapes generator draws "
-                f"{len(CLASSES)} classes {list(CLASSES)}"
+                f"data.num_classes={num_classes} but the shapes generator draws {len(drawn)} "
+                f"classes {list(drawn)} in mode={mode}"
+                + ("" if mode == "multiclass" else f" (data=synthetic_{mode})")
             )
         super().__init__(num_classes=num_classes, in_channels=3, **options)
         self.generator_options = ShapesOptions(
@@ -343,5 +392,5 @@ class SyntheticShapesDataModule(SegmentationDataModule):
 
     def _build_dataset(self, split: str) -> SyntheticShapes:
         return SyntheticShapes(
-            self.num_samples[split], split, self.generator_options, self.mean, self.std
+            self.num_samples[split], split, self.generator_options, self.mean, self.std, self.mode
         )
