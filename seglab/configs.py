@@ -42,6 +42,8 @@ _mounted: dict[tuple[Any, ...], dict[str, Any]] = {}
 #: Keys of a stored config that describe the run that saved it, not the command reading it
 #: (what a command trusts is said on its own command line, never by the file it reads).
 _RUN_ONLY = ("paths", "task_name", "ckpt_path", "resume", "hparams_search", "trusted_targets")
+#: Command-line values that leave a path key unset.
+_UNSET = (None, "", "???", "null")
 
 
 def config_dir() -> Path:
@@ -101,12 +103,22 @@ def refuse_group_overrides(args: list[str]) -> None:
 
 def mount_checkpoint(args: list[str]) -> None:
     """Offer the config of the checkpoint that ``ckpt_path=`` on the command line ``args``
-    names to Hydra as ``checkpoint_run`` (an empty one without it, so that the command itself
-    reports the missing key), after refusing group overrides."""
-    refuse_group_overrides(args)
+    names (or of the ONNX file ``model_path=`` names) to Hydra as ``checkpoint_run`` (an empty
+    one without either, so that the command itself reports the missing key), after refusing
+    group overrides."""
     path = command_line_value(args, "ckpt_path")
+    model_path = command_line_value(args, "model_path")
+    if model_path not in _UNSET:
+        if path not in _UNSET:
+            raise SeglabError(
+                f"ckpt_path={path} and model_path={model_path}: give one, the checkpoint or "
+                "the ONNX file to run"
+            )
+        mount_checkpoint_config(_model_file_config(args, model_path))
+        return
+    refuse_group_overrides(args)
     config = None
-    if path not in (None, "", "???", "null"):
+    if path not in _UNSET:
         # imported here: `seglab.reproduce` reads config_dir and should not load the model stack
         from seglab.checkpoints import CHECKPOINT_KEY, load_checkpoint
 
@@ -116,6 +128,28 @@ def mount_checkpoint(args: list[str]) -> None:
         _mounted[_file_identity(path, trusted)] = checkpoint
         config = checkpoint[CHECKPOINT_KEY]["config"]
     mount_checkpoint_config(config)
+
+
+def _model_file_config(args: list[str], path: str) -> dict[str, Any]:
+    """The run config an ONNX file carries (checked like a checkpoint's), or for a file
+    without one the training defaults with the data config ``data=<option>`` names."""
+    from seglab.onnx_model import stored_config
+
+    config = stored_config(path, command_line_trust(args))
+    if config is not None:
+        refuse_group_overrides(args)
+        return config
+    option = command_line_value(args, "data")
+    if option in _UNSET:
+        raise SeglabError(
+            f"model_path={path} carries no seglab metadata (seglab-export writes it): name "
+            "the data to run it on, e.g. data=camvid"
+        )
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        composed = compose("train", overrides=[f"data={option}"])
+    return OmegaConf.to_container(composed, resolve=False)
 
 
 def _file_identity(path: str | Path, trusted: list[str]) -> tuple[Any, ...]:

@@ -1,4 +1,5 @@
-"""Scoring a checkpoint on one split: ``seglab-eval``'s report and its ``metrics.json``."""
+"""Scoring a checkpoint, or an ONNX file (``model_path``) in ONNX Runtime, on one split:
+``seglab-eval``'s report and its ``metrics.json``."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from seglab.build import (
 )
 from seglab.configs import command_checkpoint
 from seglab.errors import SeglabError
+from seglab.onnx_model import file_model
 from seglab.tables import text_table
 
 #: the per-class scores of a report, each with its mean ``m<name>`` over the classes
@@ -31,22 +33,28 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score a checkpoint on one split; writes metrics.json to the run dir and returns it.
 
     ``cfg`` is the checkpoint's run config with the command line on top
-    (``seglab.configs.mount_checkpoint``), so the data and model are the run's own.
+    (``seglab.configs.mount_checkpoint``), so the data and model are the run's own. With
+    ``cfg.model_path`` the network is that ONNX file's, and the config the one it carries.
     """
-    if OmegaConf.is_missing(cfg, "ckpt_path"):
+    model_path = cfg.get("model_path")
+    if model_path is None and OmegaConf.is_missing(cfg, "ckpt_path"):
         raise SeglabError(
-            "ckpt_path is required: seglab-eval ckpt_path=<run>/checkpoints/best.ckpt"
+            "ckpt_path is required: seglab-eval ckpt_path=<run>/checkpoints/best.ckpt "
+            "(or model_path=model.onnx)"
         )
     if cfg.split not in ("val", "test"):
         raise SeglabError(f"split={cfg.split} is not one of: val, test")
-    checkpoint = command_checkpoint(cfg)
+    checkpoint = command_checkpoint(cfg) if model_path is None else None
     datamodule = build_datamodule(cfg)
     missing = datamodule.split_unavailable(cfg.split)
     if missing is not None:
         raise SeglabError(f"cannot evaluate split={cfg.split}: {missing}")
     setup_data(datamodule, "validate" if cfg.split == "val" else "test")
-    task = build_task(untrained(cfg), datamodule)
-    task.load_state_dict(checkpoint["state_dict"])
+    if checkpoint is None:
+        task = build_task(cfg, datamodule, model=file_model(cfg))
+    else:
+        task = build_task(untrained(cfg), datamodule)
+        task.load_state_dict(checkpoint["state_dict"])
     apply_performance_options(cfg, task, training=False)
     trainer = instantiate(
         lightning_trainer_config(cfg.trainer),
@@ -66,7 +74,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     # Boundary IoU and HD95 only where metrics.boundary computed them
     per_class = [name for name in PER_CLASS if name in scores]
     report = {
-        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "checkpoint": str(Path(model_path or cfg.ckpt_path).resolve()),
         "split": cfg.split,
         **{f"m{name}": _number(scores[f"m{name}"]) for name in per_class},
         "pixel_accuracy": _number(scores["pixel_accuracy"]),

@@ -7,6 +7,9 @@ input size. TorchScript goes through ``torch.jit.trace``, which records size ari
 graph operations too; ``torch.jit.script`` cannot compile the decoders' Python. A trace can
 still bake in a value that depends on the sample, so every export is run at a second size (not
 a multiple of the stride, with another batch size) and compared with PyTorch before it is kept.
+An ONNX file carries its run's config and data settings (seglab/onnx_model.py), so that
+``seglab-eval model_path=...`` scores it like a checkpoint; ``quantize=int8`` turns the checked
+float file into an INT8 one (seglab/quantize.py).
 """
 
 from __future__ import annotations
@@ -17,27 +20,27 @@ import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from seglab.build import trained_model
+from seglab.checkpoints import CHECKPOINT_KEY
 from seglab.configs import command_checkpoint, config_dir, on_checkpoint
 from seglab.errors import SeglabError, reported
+from seglab.onnx_model import INPUT_NAME, OUTPUT_NAME, metadata, require_onnxruntime, write_metadata
+from seglab.quantize import calibration, quantize_int8
 
 FORMATS = ("onnx", "torchscript")
-INPUT_NAME, OUTPUT_NAME = "image", "logits"
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _onnx(model: torch.nn.Module, sample: torch.Tensor, path: Path, opset: int) -> Runner:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise SeglabError(
-            "format=onnx needs onnx, onnxscript and onnxruntime: pip install 'seglab[export]'"
-        ) from None
+def _onnx(
+    model: torch.nn.Module, sample: torch.Tensor, path: Path, opset: int, properties: dict[str, str]
+) -> Runner:
+    require_onnxruntime("format=onnx")
     dynamic = torch.export.Dim.DYNAMIC
     # N, H and W symbolic (the channels are the encoder's); forward's argument is named x
     shapes = {"x": {0: dynamic, 2: dynamic, 3: dynamic}}
@@ -53,8 +56,15 @@ def _onnx(model: torch.nn.Module, sample: torch.Tensor, path: Path, opset: int) 
         external_data=False,  # one self-contained file (ONNX's protobuf limit is 2 GB)
         verbose=False,
     )
+    write_metadata(path, properties)
+    return _onnx_runner(path, sample.device)
+
+
+def _onnx_runner(path: Path, device: torch.device) -> Runner:
+    import onnxruntime
+
     providers = ["CPUExecutionProvider"]
-    if sample.device.type == "cuda":
+    if device.type == "cuda":
         providers.insert(0, "CUDAExecutionProvider")
     session = onnxruntime.InferenceSession(str(path), providers=providers)
 
@@ -135,6 +145,7 @@ def export(cfg: DictConfig) -> list[tuple[tuple[int, int, int, int], float]]:
     """
     output, sizes = _check_options(cfg)
     checkpoint = command_checkpoint(cfg)
+    calibrating = calibration(cfg)
     model = trained_model(cfg, checkpoint).to(cfg.device)
     channels = model.in_channels or OmegaConf.select(cfg, "data.in_channels", default=3)
     # a batch of 2 at export and 1 afterwards: neither batch size can be taken as a constant
@@ -147,7 +158,8 @@ def export(cfg: DictConfig) -> list[tuple[tuple[int, int, int, int], float]]:
     try:
         try:
             if cfg.format == "onnx":
-                run = _onnx(model, sample, partial_path, int(cfg.opset))
+                properties = metadata(_run_config(cfg, checkpoint))
+                run = _onnx(model, sample, partial_path, int(cfg.opset), properties)
             else:
                 run = _torchscript(model, sample, partial_path)
         except (SeglabError, SystemExit):
@@ -168,10 +180,37 @@ def export(cfg: DictConfig) -> list[tuple[tuple[int, int, int, int], float]]:
                 file=sys.stderr,
             )
             sys.exit(1)
+        if calibrating is not None:
+            quantize_int8(partial_path, partial_path, calibrating)
+            write_metadata(partial_path, properties)
+            _report_int8(model, _onnx_runner(partial_path, torch.device(cfg.device)), shapes, cfg)
         partial_path.replace(output)
     finally:
         partial_path.unlink(missing_ok=True)
     return results
+
+
+def _run_config(cfg: DictConfig, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The run keys of ``cfg`` (those the checkpoint's config holds), resolved: the run's config
+    with the export's overrides, without the export's own options."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    return {key: resolved[key] for key in checkpoint[CHECKPOINT_KEY]["config"] if key in resolved}
+
+
+def _report_int8(
+    model: torch.nn.Module,
+    run: Runner,
+    shapes: Sequence[tuple[int, int, int, int]],
+    cfg: DictConfig,
+) -> None:
+    """Run the INT8 file at the check shapes (a size fixed at quantization fails here) and
+    print how far its logits are from PyTorch's, which quantization moves by design."""
+    differences = largest_differences(model, run, shapes, cfg.device)
+    for shape, difference in zip(shapes, differences, strict=True):
+        print(
+            f"input {'x'.join(map(str, shape))}: INT8 largest |logits - PyTorch's| "
+            f"{difference:.3g} (not held to tolerance; score it with seglab-eval model_path=)"
+        )
 
 
 def _export_failure(model: torch.nn.Module, kind: str, error: Exception) -> str:

@@ -1,4 +1,5 @@
-"""``seglab-predict ckpt_path=<file> input=<file|dir|glob> output=<dir>``: masks for new images.
+"""``seglab-predict ckpt_path=<file> input=<file|dir|glob> output=<dir>``: masks for new images
+(``model_path=<file>.onnx`` instead of ``ckpt_path`` runs an exported file in ONNX Runtime).
 
 Every image gets ``<stem>.png``, a palette PNG of class indices coloured like the dataset
 (``mode`` binary: 255 on foreground, 0 elsewhere; multilabel: one such mask per class,
@@ -24,7 +25,8 @@ from tqdm import tqdm
 from seglab.configs import command_checkpoint, config_dir, on_checkpoint
 from seglab.data.folder import IMAGE_EXTENSIONS
 from seglab.errors import SeglabError, reported
-from seglab.predictor import Predictor, build_predictor, read_image
+from seglab.onnx_model import file_model
+from seglab.predictor import Predictor, build_predictor, predictor_for, read_image
 
 PROG = "seglab-predict"
 
@@ -101,8 +103,10 @@ def predict(cfg: DictConfig) -> list[tuple[Path, str]]:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     files = input_images(str(cfg.input))
-    checkpoint = command_checkpoint(cfg)
-    predictor = build_predictor(cfg, checkpoint, device)
+    if cfg.get("model_path") is not None:
+        predictor = predictor_for(cfg, file_model(cfg, device), torch.device(device))
+    else:
+        predictor = build_predictor(cfg, command_checkpoint(cfg), device)
     if cfg.overlay and predictor.mode.class_axis:
         raise SeglabError(
             f"overlay=true blends one mask's class colours into the image, but mode="

@@ -24,6 +24,7 @@ from seglab.data.base import IMAGENET_MEAN, IMAGENET_STD, default_palette
 from seglab.errors import SeglabError
 from seglab.inference import Inferer
 from seglab.modes import Multiclass, TaskMode, task_mode
+from seglab.onnx_model import file_config, file_model
 from seglab.trust import trust_names
 
 #: What a predictor accepts as an image.
@@ -119,7 +120,12 @@ def build_predictor(
     image by the same factor here, as validation did.
     """
     device = torch.device(device)
-    model = trained_model(cfg, checkpoint).to(device)
+    return predictor_for(cfg, trained_model(cfg, checkpoint).to(device), device)
+
+
+def predictor_for(cfg: DictConfig, model: nn.Module, device: torch.device) -> Predictor:
+    """The predictor running ``model`` (a trained Segmenter, or an ONNX file's
+    ``OnnxSegmenter``) on ``device`` with the data and inference settings of ``cfg``."""
     data: Any = cfg.data
     inferer = build_inferer(cfg, model, image_scale=float(data.get("eval_scale", 1.0)))
     classes = list(data.classes)
@@ -142,7 +148,8 @@ def load(
     threshold: float | None = None,
     **inference: Any,
 ) -> Predictor:
-    """The predictor of a seglab checkpoint.
+    """The predictor of a seglab checkpoint, or of an ONNX file from ``seglab-export`` (a
+    ``.onnx`` path, run in ONNX Runtime with the settings it carries).
 
     ``trusted_targets`` names the targets beyond seglab's own components that the
     checkpoint's config may build (your own encoder, ``["mypackage.MyEncoder"]``); a config
@@ -152,8 +159,12 @@ def load(
     tile=512, tta={"hflip": True})``. Raises ``SeglabError`` naming the file for a missing,
     foreign or untrusted checkpoint, and naming the option for an unknown one.
     """
-    checkpoint = load_checkpoint(ckpt_path, trust_names(trusted_targets))
-    cfg = OmegaConf.create(checkpoint[CHECKPOINT_KEY]["config"])
+    onnx = Path(ckpt_path).suffix.lower() == ".onnx"
+    if onnx:
+        cfg = OmegaConf.create(file_config(ckpt_path, trust_names(trusted_targets)))
+    else:
+        checkpoint = load_checkpoint(ckpt_path, trust_names(trusted_targets))
+        cfg = OmegaConf.create(checkpoint[CHECKPOINT_KEY]["config"])
     node = inference_config(cfg.get("inference"))
     options = [str(key) for key in node if not str(key).startswith("_")]
     unknown = set(inference) - set(options)
@@ -165,4 +176,7 @@ def load(
     cfg.inference = OmegaConf.merge(node, inference)
     if threshold is not None:
         cfg.threshold = threshold
+    if onnx:
+        cfg.model_path = str(ckpt_path)
+        return predictor_for(cfg, file_model(cfg, device), torch.device(device))
     return build_predictor(cfg, checkpoint, device)

@@ -228,6 +228,11 @@ class SegmentationDataModule(pl.LightningDataModule):
         builds it, which suits datasets that do not augment."""
         return self._whole_split(split)
 
+    def evaluation_dataset(self, split: str) -> Dataset:
+        """The whole ``split`` read as evaluation reads images (no random augmentation), e.g.
+        the train images that calibrate an INT8 export."""
+        return self._build_evaluation_dataset(split)
+
     def sample_names(self, split: str) -> list[str]:
         """The name of each sample of the whole ``split``, in dataset order: what picks a
         sample's fold and what the folds record lists. By default the names the items carry;

@@ -1,0 +1,192 @@
+"""FP32 PyTorch, FP32 ONNX and INT8 ONNX of one checkpoint: val mIoU, CPU latency, size.
+
+    python scripts/benchmark_compression.py --ckpt <run>/checkpoints/best.ckpt
+        [--calibration-images 64 --method minmax --repeats 20 --size 360 480]
+        [--output outputs/compression.json] [overrides for seglab-eval, e.g. data.root=...]
+
+The two ONNX files are written by ``seglab-export`` (``quantize=int8`` for the second) and all
+three models are scored by ``seglab-eval`` on the val split, so the figures are those of the
+commands a user runs. Latency is the median wall time of ``--repeats`` forward passes of random
+``--size`` images at batch 1 and 8, after two warm-up passes, on the CPU with every core (torch
+and ONNX Runtime threads at ``os.cpu_count()``); the ratio divides FP32 ONNX's median by each
+model's, measured in the same process. INT8 speed depends on the CPU's integer dot-product
+instructions (AVX-512 VNNI, AVX-VNNI, AMX), which the report lists from /proc/cpuinfo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import seglab
+from seglab.onnx_model import OnnxSegmenter
+
+#: The /proc/cpuinfo flags that decide how fast INT8 convolutions run.
+INT8_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8")
+
+
+def cpu_description() -> dict[str, Any]:
+    """The CPU's model name and which of `INT8_FLAGS` it has (Linux; empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"model": platform.processor(), "flags": []}
+    fields: dict[str, str] = {}
+    for line in text.splitlines():  # the first processor's lines; the others repeat them
+        key, colon, value = line.partition(":")
+        if colon:
+            fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    model = fields.get("model name", platform.processor())
+    return {"model": model, "flags": [flag for flag in INT8_FLAGS if flag in flags]}
+
+
+def run_command(*args: str) -> str:
+    """A seglab command in a fresh interpreter; its stdout, or exit with its stderr."""
+    result = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(args[:1])} failed:\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def val_miou(model_arg: str, root: Path, overrides: list[str]) -> float:
+    """seglab-eval's val mIoU of ``model_arg`` (``ckpt_path=`` or ``model_path=``)."""
+    output = root / f"eval-{len(list(root.glob('eval-*')))}"
+    run_command("seglab.eval", model_arg, "split=val", f"paths.output_root={output}", *overrides)
+    (metrics,) = output.glob("eval/*/metrics.json")
+    return json.loads(metrics.read_text())["mIoU"]
+
+
+def median_seconds(
+    model: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, repeats: int
+) -> float:
+    times = []
+    with torch.no_grad():
+        for index in range(repeats + 2):
+            start = time.perf_counter()
+            model(batch)
+            if index >= 2:  # two warm-up passes
+                times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def weights_bytes(model: torch.nn.Module) -> int:
+    """Size of the network's state dict as ``torch.save`` writes it (no optimizer state)."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.tell()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ckpt", type=Path, required=True)
+    parser.add_argument("--calibration-images", type=int, default=64)
+    parser.add_argument("--method", default="minmax")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--size", type=int, nargs=2, default=[360, 480])
+    parser.add_argument("--output", type=Path, default=Path("outputs/compression.json"))
+    args, overrides = parser.parse_known_args()
+    threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    work = Path(tempfile.mkdtemp(prefix="seglab-compression-"))
+    files = {"FP32 ONNX": work / "model.onnx", "INT8 ONNX": work / "model.int8.onnx"}
+    quantize = [
+        "quantize=int8",
+        f"calibration.num_images={args.calibration_images}",
+        f"calibration.method={args.method}",
+    ]
+    for name, extra in (("FP32 ONNX", []), ("INT8 ONNX", quantize)):
+        run_command(
+            "seglab.export",
+            f"ckpt_path={args.ckpt}",
+            f"output={files[name]}",
+            f"paths.output_root={work / 'outputs'}",
+            *extra,
+            *overrides,
+        )
+    network = seglab.load(args.ckpt).model
+    models: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"FP32 PyTorch": network}
+    models.update({name: OnnxSegmenter(path) for name, path in files.items()})
+    height, width = args.size
+    channels = network.in_channels or 3
+    rows: dict[str, dict[str, Any]] = {}
+    for name in models:
+        model_arg = (
+            f"ckpt_path={args.ckpt}" if name == "FP32 PyTorch" else f"model_path={files[name]}"
+        )
+        rows[name] = {
+            "val_mIoU": val_miou(model_arg, work, overrides),
+            "params": sum(p.numel() for p in network.parameters()),
+            "file_bytes": weights_bytes(network)
+            if name == "FP32 PyTorch"
+            else files[name].stat().st_size,
+        }
+    for batch_size in (1, 8):
+        batch = torch.randn(
+            batch_size, channels, height, width, generator=torch.Generator().manual_seed(0)
+        )
+        for name, model in models.items():
+            seconds = median_seconds(model, batch, args.repeats)
+            rows[name][f"ms_per_image_batch{batch_size}"] = 1000 * seconds / batch_size
+        reference = rows["FP32 ONNX"][f"ms_per_image_batch{batch_size}"]
+        for row in rows.values():
+            row[f"speedup_vs_fp32_onnx_batch{batch_size}"] = (
+                reference / row[f"ms_per_image_batch{batch_size}"]
+            )
+    report = {
+        "checkpoint": str(args.ckpt.resolve()),
+        "image_size": [height, width],
+        "repeats": args.repeats,
+        "threads": threads,
+        "cpu": cpu_description(),
+        "calibration": {"num_images": args.calibration_images, "method": args.method},
+        "versions": {"torch": torch.__version__, "onnxruntime": _onnxruntime_version()},
+        "models": rows,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(_table(report))
+    print(f"written to {args.output}")
+
+
+def _onnxruntime_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
+def _table(report: dict[str, Any]) -> str:
+    """The report as a Markdown table, as docs/compression.md quotes it."""
+    lines = [
+        f"CPU: {report['cpu']['model']} ({report['threads']} threads); "
+        f"INT8 flags: {', '.join(report['cpu']['flags']) or 'none'}",
+        "",
+        "| model | val mIoU | ms/image b1 | x FP32 ONNX b1 | ms/image b8 | x FP32 ONNX b8 "
+        "| params | file |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in report["models"].items():
+        lines.append(
+            f"| {name} | {row['val_mIoU']:.4f} | {row['ms_per_image_batch1']:.2f} "
+            f"| {row['speedup_vs_fp32_onnx_batch1']:.2f} | {row['ms_per_image_batch8']:.2f} "
+            f"| {row['speedup_vs_fp32_onnx_batch8']:.2f} | {row['params']:,} "
+            f"| {row['file_bytes'] / 1e3:.0f} kB |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
