@@ -137,8 +137,10 @@ def inside_epoch(root: Path, process: subprocess.Popen, epoch: int) -> Path:
 @functools.cache
 def _data_options(option: str) -> dict[str, Any]:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        # no run directory to record folds in
+        # no run directory to record folds or a held-out group in
         cfg = compose(config_name="train", overrides=[f"data={option}", "data.folds_record=null"])
+        if "holdout_record" in cfg.data:
+            cfg.data.holdout_record = None
     options = OmegaConf.to_container(cfg.data, resolve=True)
     del options["_target_"]
     return options

@@ -240,26 +240,36 @@ class SegmentationDataModule(pl.LightningDataModule):
         dataset = self._whole_split(split)
         return [dataset[index][2] for index in range(len(dataset))]
 
+    def validates_on_train(self) -> bool:
+        """Whether the run validates on part of the train split and trains on the rest (a
+        cross-validation fold here; subclasses add other cuts), leaving the val split unused."""
+        return self.folds is not None
+
     def source_split(self, split: str) -> str:
         """The split of the dataset that ``split`` reads: the train split for the validation
-        fold of a cross-validation run, else ``split`` itself."""
-        return "train" if self.folds is not None and split == "val" else split
+        samples of a run that `validates_on_train`, else ``split`` itself."""
+        return "train" if self.validates_on_train() and split == "val" else split
 
     def fold_split(self) -> FoldSplit:
-        """Indices into the train split of the folds trained on and of the fold validated on.
+        """Indices into the train split of the samples trained on and of those validated on.
 
         Raises:
-            DatasetError: naming ``data.folds`` when the train split has fewer samples.
+            DatasetError: naming the setting (``data.folds``) that the train split cannot meet.
         """
         if self._fold_split is None:
-            assert self.folds is not None and self.fold is not None, "no cross-validation"
             names = self.sample_names("train")
             try:
-                self._fold_split = split_train(names, self.folds, self.fold, self.fold_seed)
+                self._fold_split = self._split_train(names)
             except ValueError as error:
                 raise DatasetError(str(error)) from None
             self._fold_names = names
         return self._fold_split
+
+    def _split_train(self, names: list[str]) -> FoldSplit:
+        """The train split (``names``, in dataset order) cut into the samples trained on and
+        those validated on: the cross-validation fold; raises ValueError naming the key."""
+        assert self.folds is not None and self.fold is not None, "no cross-validation"
+        return split_train(names, self.folds, self.fold, self.fold_seed)
 
     def split_unavailable(self, split: str) -> str | None:
         """Why ``split`` cannot be built (e.g. its folder is absent), or None when it can.
@@ -302,9 +312,10 @@ class SegmentationDataModule(pl.LightningDataModule):
         return self._datasets[split]
 
     def _build_split(self, split: str) -> Dataset:
-        """The split, or for a cross-validation run (``folds`` set) the train split's fold
-        ``fold`` as val and its other folds as train."""
-        if self.folds is None or split == "test":
+        """The split, or for a run that `validates_on_train` the train split cut in two by
+        `fold_split` (for cross-validation, fold ``fold`` as val and the other folds as
+        train)."""
+        if not self.validates_on_train() or split == "test":
             return self._whole_split(split)
         indices = self.fold_split()
         if split == "train":

@@ -23,6 +23,8 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
 from seglab.data.base import DatasetError, Sample, SegmentationDataModule
+from seglab.data.folds import FoldSplit
+from seglab.data.holdout import hold_out, holdout_prefixes, write_record
 from seglab.data.scan import READ_ERRORS, MaskFiles, ScanResult, mask_name, scan_pairs
 from seglab.data.transforms import eval_transform, pad_collate, train_transform
 
@@ -275,6 +277,12 @@ class FolderDataModule(SegmentationDataModule):
         eval_scale: factor the val/test images are resized by before the model; their masks
             keep the labels' resolution, and logits are upsampled to it for the metrics.
         cache_dir: where setup scans are cached; None rescans every time.
+        holdout: stem prefix, or list of them, of the train images held out
+            (`seglab.data.holdout`): they become the val split, the others are trained on, and
+            the dataset's own val split is not used; the test split stays as it is. None holds
+            out nothing. Cannot be combined with ``folds``.
+        holdout_record: JSON file the held-out and trained-on stems are written to when
+            training sets up; None writes none.
         **options: the other options of `SegmentationDataModule`: ``classes``,
             ``num_classes``, ``ignore_index`` (also the raw mask value read as void),
             ``mean``, ``std``, ``in_channels`` (3 converts the images to RGB, 1 to grayscale),
@@ -301,9 +309,13 @@ class FolderDataModule(SegmentationDataModule):
         color_jitter: Mapping[str, float] | None,
         eval_scale: float,
         cache_dir: str | Path | None,
+        holdout: str | Sequence[str] | None,
+        holdout_record: str | Path | None,
         **options: Any,
     ) -> None:
         super().__init__(palette=palette, **options)
+        self.holdout = holdout_prefixes(holdout, self.folds)
+        self.holdout_record = None if holdout_record is None else Path(holdout_record)
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise DatasetError(f"data.root={root} is not a folder")
@@ -448,13 +460,29 @@ class FolderDataModule(SegmentationDataModule):
         return self._scans[split]
 
     def class_pixel_counts(self, split: str) -> tuple[Tensor, Tensor]:
-        """Counted on the mask files as they are, before any random training transform; those
-        of a cross-validation run's folds only."""
+        """Counted on the mask files as they are, before any random training transform; for a
+        run that `validates_on_train`, on the part of the train split that ``split`` is."""
         scan = self.scan(self.source_split(split))
-        if self.folds is None or split == "test":
+        if not self.validates_on_train() or split == "test":
             return scan.class_pixels, scan.image_pixels
         indices = getattr(self.fold_split(), split)
         return scan.class_pixels[indices], scan.image_pixels[indices]
+
+    def validates_on_train(self) -> bool:
+        return self.holdout is not None or super().validates_on_train()
+
+    def _split_train(self, names: list[str]) -> FoldSplit:
+        if self.holdout is None:
+            return super()._split_train(names)
+        return hold_out(names, self.holdout)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Also records, at fit, the held-out and trained-on stems in ``holdout_record``."""
+        super().setup(stage)
+        if stage == "fit" and self.holdout is not None and self.holdout_record is not None:
+            names, indices = self.sample_names("train"), self.fold_split()
+            train = [names[index] for index in indices.train]
+            write_record(self.holdout_record, self.holdout, train, [names[i] for i in indices.val])
 
     def sample_names(self, split: str) -> list[str]:
         """The image files' stems: they name a sample wherever the dataset is stored."""

@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 #: the file a cross-validation run records its folds in, inside its run directory
 RECORD_NAME = "folds.json"
@@ -80,13 +80,18 @@ def split_train(names: Sequence[str], folds: int, fold: int, seed: int) -> FoldS
 def write_record(
     path: Path, folds: int, fold: int, seed: int, train: list[str], val: list[str]
 ) -> None:
-    """Write the fold's sample names to ``path`` (JSON), whole or not at all.
+    """Write the fold's sample names to ``path`` (JSON), whole or not at all."""
+    record = {"folds": folds, "fold": fold, "fold_seed": seed, "val": val, "train": train}
+    write_json(path, record)
+
+
+def write_json(path: Path, record: dict[str, Any]) -> None:
+    """Write ``record`` to ``path`` as JSON, whole or not at all.
 
     Every process of a distributed run writes the same content; each writes its own temporary
     file and renames it, so that a reader never sees a half-written record.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"folds": folds, "fold": fold, "fold_seed": seed, "val": val, "train": train}
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(record, indent=1) + "\n")
     temporary.replace(path)
