@@ -34,6 +34,7 @@ _RUN_GROUPS = (
     "logger",
     "callbacks",
     "inference",
+    "method",
     "experiment",
 )
 #: The checkpoint `mount_checkpoint` read, keyed by `_file_identity`: the command reuses it.

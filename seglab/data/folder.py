@@ -394,6 +394,10 @@ class FolderDataModule(SegmentationDataModule):
         """The image files' stems: they name a sample wherever the dataset is stored."""
         return [image.stem for image, _ in self.pairs(split)]
 
+    def unlabeled_transform(self) -> Any:
+        """The training transform: unlabelled images are cropped and flipped as labelled ones."""
+        return self.transforms["train"]
+
     def _build_evaluation_dataset(self, split: str) -> SegmentationFolder:
         self.scan(split)
         return SegmentationFolder(
