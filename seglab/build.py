@@ -195,6 +195,8 @@ def build_task(
     cfg = resolve_class_weights(cfg, datamodule)
     scheduler = cfg.get("scheduler")
     model = build_model(cfg) if model is None else model
+    # a config saved before methods were a choice trained supervised
+    method = _instantiate(cfg.method) if cfg.get("method") is not None else None
     return SegmentationTask(
         model=model,
         loss=instantiate(cfg.loss),
@@ -206,6 +208,7 @@ def build_task(
         inferer=build_inferer(cfg, model),
         nonfinite=build_nonfinite_guard(cfg) if nonfinite is None else nonfinite,
         channels_last=bool(cfg.trainer.get("channels_last")),
+        method=method,
     )
 
 

@@ -79,6 +79,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         for logger in trainer.loggers:
             logger.log_metrics(cost, step=0)
     task = build_task(cfg, datamodule, model, nonfinite)
+    task.method.attach(datamodule)
     apply_performance_options(cfg, task, training=True)
     # a resume restores weights, optimizer, scheduler, loops and callbacks (best.ckpt's score)
     try:
