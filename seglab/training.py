@@ -74,12 +74,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
             "on_nonfinite=stop"
         )
     setup_data(datamodule, "fit")
+    task = build_task(cfg, datamodule, model, nonfinite)
+    task.method.attach(datamodule)
     cost = _model_cost(model, datamodule)
     if resumed is None:  # a resumed run logged them when it started
         for logger in trainer.loggers:
             logger.log_metrics(cost, step=0)
-    task = build_task(cfg, datamodule, model, nonfinite)
-    task.method.attach(datamodule)
     apply_performance_options(cfg, task, training=True)
     # a resume restores weights, optimizer, scheduler, loops and callbacks (best.ckpt's score)
     try:
