@@ -157,11 +157,13 @@ def test_a_short_run_logs_the_unlabelled_loss_and_pseudo_labels(
     assert len(record["labeled"]) == 8 and len(record["unlabeled"]) == 8
     # seglab-eval scores the network that validated: the val mIoU of best.ckpt's epoch
     best = load_checkpoint(run_dir / "checkpoints" / "best.ckpt")
+    ckpt = run_dir / "checkpoints" / "best.ckpt"
     code, _, err = cli(
-        eval_main, f"ckpt_path={run_dir}/checkpoints/best.ckpt", "split=val", cwd=tmp_path
+        eval_main, f"ckpt_path={ckpt}", "split=val", f"paths.output_root={tmp_path}", cwd=tmp_path
     )
     assert code == 0, err[-2000:]
-    metrics = json.loads((tmp_path / "eval").glob("*/metrics.json").__next__().read_text())
+    (eval_dir,) = (tmp_path / "eval").iterdir()
+    metrics = json.loads((eval_dir / "metrics.json").read_text())
     assert metrics["mIoU"] == pytest.approx(best["seglab"]["best"]["mIoU"], abs=1e-6)
 
 
