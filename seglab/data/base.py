@@ -20,6 +20,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler, Subset
 
 from seglab.data import labels
 from seglab.data.folds import FoldSplit, check_folds, split_train, write_record
+from seglab.data.sparse import SparseLabels, check_sparse
 from seglab.data.transforms import eval_transform
 
 #: What every dataset item is: ``(image, mask, name)``; the name says where the sample comes
@@ -111,6 +112,10 @@ class SegmentationDataModule(pl.LightningDataModule):
             training sets up with a labelled subset; None writes none.
         unlabeled_dir: a folder of images, or a glob pattern of image files, added to the
             unlabelled images; None adds none.
+        sparse_labels: ``points`` or ``scribbles`` keeps only those of each region of the
+            training masks (`seglab.data.sparse`, picked with ``labeled_seed``), the rest void;
+            val and test keep full masks. None: full masks.
+        sparse_points: pixels kept per region with ``sparse_labels=points``.
     """
 
     # how samples become a batch; datasets of images of different sizes replace it
@@ -140,6 +145,8 @@ class SegmentationDataModule(pl.LightningDataModule):
         labeled_seed: int,
         labeled_record: str | Path | None,
         unlabeled_dir: str | Path | None,
+        sparse_labels: str | None,
+        sparse_points: int,
     ) -> None:
         super().__init__()
         # Hydra hands ListConfig/DictConfig nodes over; plain Python values keep the
@@ -165,6 +172,19 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.labeled_seed = int(labeled_seed)
         self.labeled_record = None if labeled_record is None else Path(labeled_record)
         self.unlabeled_dir = unlabeled_dir
+        check_sparse(sparse_labels, int(sparse_points))
+        # what a training mask keeps; None: all of it
+        self.sparse = (
+            None
+            if sparse_labels is None
+            else SparseLabels(
+                sparse_labels,
+                int(sparse_points),
+                self.labeled_seed,
+                int(num_classes),
+                int(ignore_index),
+            )
+        )
         self._check_metadata()
         self.palette = (
             default_palette(self.num_classes)

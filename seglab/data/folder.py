@@ -23,6 +23,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from seglab.data.base import DatasetError, Sample, SegmentationDataModule
 from seglab.data.scan import READ_ERRORS, ScanResult, scan_pairs
+from seglab.data.sparse import SparseMaskReader
 from seglab.data.transforms import eval_transform, pad_collate, train_transform
 
 # the image files seglab-predict picks from a folder
@@ -385,9 +386,13 @@ class FolderDataModule(SegmentationDataModule):
         """Counted on the mask files as they are, before any random training transform; those
         of a cross-validation run's folds only."""
         scan = self.scan(self.source_split(split))
-        if self.folds is None or split == "test":
+        if split == "train" and self.labels_limited:
+            # the unlabelled samples' masks are not the training's to read
+            indices = self.labeled_split().labeled
+        elif self.folds is None or split == "test":
             return scan.class_pixels, scan.image_pixels
-        indices = getattr(self.fold_split(), split)
+        else:
+            indices = getattr(self.fold_split(), split)
         return scan.class_pixels[indices], scan.image_pixels[indices]
 
     def sample_names(self, split: str) -> list[str]:
@@ -408,6 +413,9 @@ class FolderDataModule(SegmentationDataModule):
         if split != "train":
             return self._build_evaluation_dataset(split)
         self.scan(split)
+        read_mask = (
+            self.decoder if self.sparse is None else SparseMaskReader(self.decoder, self.sparse)
+        )
         return SegmentationFolder(
-            self.pairs(split), self.decoder, self.transforms["train"], self.in_channels
+            self.pairs(split), read_mask, self.transforms["train"], self.in_channels
         )

@@ -342,6 +342,12 @@ class SyntheticShapesDataModule(SegmentationDataModule):
         return "data.image_size", size, (size, size)
 
     def _build_dataset(self, split: str) -> SyntheticShapes:
-        return SyntheticShapes(
+        dataset = SyntheticShapes(
             self.num_samples[split], split, self.generator_options, self.mean, self.std
         )
+        if split == "train" and self.sparse is not None:
+            for index in range(len(dataset)):
+                name = dataset[index][2]
+                sparse = self.sparse(dataset.masks[index].numpy(), name)
+                dataset.masks[index] = torch.from_numpy(sparse)
+        return dataset
