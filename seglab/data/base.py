@@ -16,11 +16,10 @@ import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from pytorch_lightning.utilities import CombinedLoader
 from torch import Tensor
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler, Subset, default_collate
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset, default_collate
 
-from seglab.data import labels
 from seglab.data.folds import FoldSplit, check_folds, split_train, write_record
-from seglab.data.sparse import SparseLabels, check_sparse
+from seglab.data.labels import FewLabels, LabeledSplit
 from seglab.data.transforms import eval_transform
 
 #: What every dataset item is: ``(image, mask, name)``; the name says where the sample comes
@@ -103,19 +102,12 @@ class SegmentationDataModule(pl.LightningDataModule):
         fold_seed: which samples make up each fold; the same seed always gives the same folds.
         folds_record: JSON file the train and val sample names of the fold are written to when
             training sets up; None writes none.
-        labeled_fraction: share of the train split (of its training folds) that keeps its
-            masks, in (0, 1]; the other samples are unlabelled (`seglab.data.labels`). None:
-            every sample is labelled, unless ``labeled_count`` is set.
-        labeled_count: how many training samples keep their masks, instead of a fraction.
-        labeled_seed: which samples stay labelled; the same seed always keeps the same ones.
-        labeled_record: JSON file the labelled and unlabelled sample names are written to when
-            training sets up with a labelled subset; None writes none.
-        unlabeled_dir: a folder of images, or a glob pattern of image files, added to the
-            unlabelled images; None adds none.
-        sparse_labels: ``points`` or ``scribbles`` keeps only those of each region of the
-            training masks (`seglab.data.sparse`, picked with ``labeled_seed``), the rest void;
-            val and test keep full masks. None: full masks.
-        sparse_points: pixels kept per region with ``sparse_labels=points``.
+        labeled_fraction, labeled_count, labeled_seed, labeled_record, unlabeled_dir,
+            sparse_labels, sparse_points: learning from few labels (`FewLabels`): the share
+            or number of training samples (of the training folds) that keep their masks, the
+            seed that picks them, the JSON file they are recorded in, more unlabelled images,
+            and sparse training masks (`seglab.data.sparse`). None, None, ..., None: every
+            training sample keeps its full mask.
     """
 
     # how samples become a batch; datasets of images of different sizes replace it
@@ -167,25 +159,18 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.fold = None if fold is None else int(fold)
         self.fold_seed = int(fold_seed)
         self.folds_record = None if folds_record is None else Path(folds_record)
-        self.labeled_fraction = None if labeled_fraction is None else float(labeled_fraction)
-        self.labeled_count = None if labeled_count is None else int(labeled_count)
-        self.labeled_seed = int(labeled_seed)
-        self.labeled_record = None if labeled_record is None else Path(labeled_record)
-        self.unlabeled_dir = unlabeled_dir
-        check_sparse(sparse_labels, int(sparse_points))
-        # what a training mask keeps; None: all of it
-        self.sparse = (
-            None
-            if sparse_labels is None
-            else SparseLabels(
-                sparse_labels,
-                int(sparse_points),
-                self.labeled_seed,
-                int(num_classes),
-                int(ignore_index),
-            )
-        )
         self._check_metadata()
+        self.few_labels = FewLabels(
+            labeled_fraction,
+            labeled_count,
+            labeled_seed,
+            labeled_record,
+            unlabeled_dir,
+            sparse_labels,
+            sparse_points,
+            self.num_classes,
+            self.ignore_index,
+        )
         self.palette = (
             default_palette(self.num_classes)
             if palette is None
@@ -196,14 +181,6 @@ class SegmentationDataModule(pl.LightningDataModule):
         self._whole: dict[str, Dataset] = {}
         self._fold_split: FoldSplit | None = None
         self._fold_names: list[str] = []
-        self._labeled_split: labels.LabeledSplit | None = None
-        self._labeled_names: list[str] = []
-        # set by `pair_unlabeled`: the unlabelled loader's batch size and how it joins the other
-        self._unlabeled_loading: tuple[int, str] | None = None
-        # listed now: a missing or empty folder is refused before anything trains
-        self.unlabeled_files = (
-            None if unlabeled_dir is None else labels.unlabeled_files(unlabeled_dir)
-        )
 
     def _check_metadata(self) -> None:
         if len(self.classes) != self.num_classes:
@@ -235,7 +212,6 @@ class SegmentationDataModule(pl.LightningDataModule):
         if self.num_workers < 0:
             raise ValueError(f"data.num_workers={self.num_workers} must be >= 0")
         check_folds(self.folds, self.fold)
-        labels.check_labeled(self.labeled_fraction, self.labeled_count)
 
     def _check_palette(self) -> None:
         if len(self.palette) != self.num_classes:
@@ -329,45 +305,30 @@ class SegmentationDataModule(pl.LightningDataModule):
             self._datasets[split] = self._build_split(split)
         return self._datasets[split]
 
-    @property
-    def labels_limited(self) -> bool:
-        """Whether only a subset of the training samples keeps its masks."""
-        return self.labeled_fraction is not None or self.labeled_count is not None
-
-    def labeled_split(self) -> labels.LabeledSplit:
-        """Indices into the train split of the labelled samples and of the unlabelled ones,
-        both taken from the training folds of a cross-validation run.
+    def labeled_split(self) -> LabeledSplit:
+        """Indices into the train split of the labelled samples and of the unlabelled ones
+        (`FewLabels`), both from the training folds of a cross-validation run.
 
         Raises:
             DatasetError: naming the key when the labelled subset would be empty or too large.
         """
-        if self._labeled_split is None:
-            names = self.sample_names("train")
-            pool = self.fold_split().train if self.folds is not None else range(len(names))
-            try:
-                self._labeled_split = labels.split_labeled(
-                    names, pool, self.labeled_fraction, self.labeled_count, self.labeled_seed
-                )
-            except ValueError as error:
-                raise DatasetError(str(error)) from None
-            self._labeled_names = names
-        return self._labeled_split
+        names = self.sample_names("train")
+        pool = self.fold_split().train if self.folds is not None else range(len(names))
+        try:
+            return self.few_labels.split(names, pool)
+        except ValueError as error:
+            raise DatasetError(str(error)) from None
 
     def unlabeled_dataset(self) -> Dataset | None:
-        """The unlabelled images: the training samples outside the labelled subset, whose masks
-        come along only so that pseudo-labels can be scored (never learnt from), then the
-        images of ``unlabeled_dir``, with all-void masks. None when there are none."""
-        parts: list[Dataset] = []
-        if self.labels_limited and self.labeled_split().unlabeled:
-            parts.append(Subset(self._whole_split("train"), self.labeled_split().unlabeled))
-        if self.unlabeled_files is not None:
-            transform = self.unlabeled_transform()
-            parts.append(
-                labels.UnlabeledImages(
-                    self.unlabeled_files, transform, self.in_channels, self.ignore_index
-                )
-            )
-        return ConcatDataset(parts) if parts else None
+        """The unlabelled images (`FewLabels.unlabeled`); None when there are none."""
+        if self.few_labels.limited:
+            self.labeled_split()
+        return self.few_labels.unlabeled(
+            self._whole_split("train"),
+            self.unlabeled_transform(),
+            self.in_channels,
+            self.ignore_index,
+        )
 
     def unlabeled_transform(self) -> Any:
         """How an image of ``unlabeled_dir`` and its void mask are transformed: the training
@@ -379,13 +340,13 @@ class SegmentationDataModule(pl.LightningDataModule):
         ``batch_size`` unlabelled images drawn with each labelled batch, the two loaders
         combined by Lightning's ``CombinedLoader`` in ``mode`` (``max_size_cycle``: the epoch
         runs through the longer loader, cycling the shorter; ``min_size``: the shorter)."""
-        self._unlabeled_loading = (int(batch_size), mode)
+        self.few_labels.loading = (int(batch_size), mode)
 
     def _build_split(self, split: str) -> Dataset:
         """The split, or for a cross-validation run (``folds`` set) the train split's fold
         ``fold`` as val and its other folds as train; the train split keeps only its labelled
         samples when labels are limited."""
-        if split == "train" and self.labels_limited:
+        if split == "train" and self.few_labels.limited:
             return Subset(self._whole_split("train"), self.labeled_split().labeled)
         if self.folds is None or split == "test":
             return self._whole_split(split)
@@ -415,18 +376,9 @@ class SegmentationDataModule(pl.LightningDataModule):
                 train=[self._fold_names[index] for index in indices.train],
                 val=[self._fold_names[index] for index in indices.val],
             )
-        if stage == "fit" and self.labels_limited and self.labeled_record is not None:
-            subset = self.labeled_split()
-            labels.write_record(
-                self.labeled_record,
-                {
-                    "labeled_fraction": self.labeled_fraction,
-                    "labeled_count": self.labeled_count,
-                    "labeled_seed": self.labeled_seed,
-                },
-                labeled=[self._labeled_names[index] for index in subset.labeled],
-                unlabeled=[self._labeled_names[index] for index in subset.unlabeled],
-            )
+        if stage == "fit" and self.few_labels.limited:
+            self.labeled_split()
+            self.few_labels.write_record()
 
     def train_dataloader(self) -> DataLoader | CombinedLoader:
         dataset = self.dataset("train")
@@ -436,9 +388,9 @@ class SegmentationDataModule(pl.LightningDataModule):
                 "samples; with data.drop_last=true every epoch would be empty"
             )
         loader = self._dataloader(dataset, self.batch_size, shuffle=True, drop_last=self.drop_last)
-        if self._unlabeled_loading is None:
+        if self.few_labels.loading is None:
             return loader
-        batch_size, mode = self._unlabeled_loading
+        batch_size, mode = self.few_labels.loading
         unlabeled = self.unlabeled_dataset()
         if unlabeled is None or (self.drop_last and len(unlabeled) < batch_size):
             raise ValueError(

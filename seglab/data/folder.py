@@ -386,7 +386,7 @@ class FolderDataModule(SegmentationDataModule):
         """Counted on the mask files as they are, before any random training transform; those
         of a cross-validation run's folds only."""
         scan = self.scan(self.source_split(split))
-        if split == "train" and self.labels_limited:
+        if split == "train" and self.few_labels.limited:
             # the unlabelled samples' masks are not the training's to read
             indices = self.labeled_split().labeled
         elif self.folds is None or split == "test":
@@ -414,7 +414,9 @@ class FolderDataModule(SegmentationDataModule):
             return self._build_evaluation_dataset(split)
         self.scan(split)
         read_mask = (
-            self.decoder if self.sparse is None else SparseMaskReader(self.decoder, self.sparse)
+            self.decoder
+            if self.few_labels.sparse is None
+            else SparseMaskReader(self.decoder, self.few_labels.sparse)
         )
         return SegmentationFolder(
             self.pairs(split), read_mask, self.transforms["train"], self.in_channels

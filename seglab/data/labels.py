@@ -18,8 +18,11 @@ from typing import Any, NamedTuple
 
 import torch
 from PIL import Image
+from torch.utils.data import ConcatDataset, Dataset, Subset
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
+
+from seglab.data.sparse import SparseLabels, check_sparse
 
 #: the file a run with a labelled subset records it in, inside its run directory
 RECORD_NAME = "labeled.json"
@@ -181,3 +184,94 @@ class UnlabeledImages(torch.utils.data.Dataset):
         void = torch.full(pixels.shape[-2:], self.ignore_index, dtype=torch.int64)
         image, mask = self.transform(tv_tensors.Image(pixels), tv_tensors.Mask(void))
         return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor), str(path)
+
+
+class FewLabels:
+    """A datamodule's settings for learning from few labels, and the subset they choose.
+
+    Args:
+        fraction: ``data.labeled_fraction``; None with ``count``, or for every sample.
+        count: ``data.labeled_count``; None for a fraction, or for every sample.
+        seed: ``data.labeled_seed``: which samples stay labelled, which sparse pixels are kept.
+        record: ``data.labeled_record``: the JSON file the subset is written to; None: none.
+        unlabeled_dir: ``data.unlabeled_dir``: listed now, so that a missing or empty folder
+            is refused before anything trains.
+        sparse_labels: ``data.sparse_labels``: ``points``, ``scribbles`` or None.
+        sparse_points: ``data.sparse_points``.
+        num_classes: the data's class count.
+        ignore_index: the data's void value.
+    """
+
+    def __init__(
+        self,
+        fraction: float | None,
+        count: int | None,
+        seed: int,
+        record: str | Path | None,
+        unlabeled_dir: str | Path | None,
+        sparse_labels: str | None,
+        sparse_points: int,
+        num_classes: int,
+        ignore_index: int,
+    ) -> None:
+        self.fraction = None if fraction is None else float(fraction)
+        self.count = None if count is None else int(count)
+        self.seed = int(seed)
+        check_labeled(self.fraction, self.count)
+        check_sparse(sparse_labels, int(sparse_points))
+        self.record = None if record is None else Path(record)
+        self.files = None if unlabeled_dir is None else unlabeled_files(unlabeled_dir)
+        #: what a training mask keeps; None: all of it
+        self.sparse = (
+            None
+            if sparse_labels is None
+            else SparseLabels(
+                sparse_labels, int(sparse_points), self.seed, num_classes, ignore_index
+            )
+        )
+        #: set by the training method: the unlabelled batch size and how the loaders combine
+        self.loading: tuple[int, str] | None = None
+        self._split: LabeledSplit | None = None
+        self._names: list[str] = []
+
+    @property
+    def limited(self) -> bool:
+        """Whether only a subset of the training samples keeps its masks."""
+        return self.fraction is not None or self.count is not None
+
+    def split(self, names: Sequence[str], pool: Sequence[int]) -> LabeledSplit:
+        """`split_labeled` of the train split ``names`` over ``pool``, chosen once."""
+        if self._split is None:
+            self._split = split_labeled(names, pool, self.fraction, self.count, self.seed)
+            self._names = list(names)
+        return self._split
+
+    def write_record(self) -> None:
+        """Write the chosen subset's sample names to ``record`` (after `split`)."""
+        if self.record is None or self._split is None:
+            return
+        settings = {"labeled_fraction": self.fraction, "labeled_count": self.count}
+        write_record(
+            self.record,
+            {**settings, "labeled_seed": self.seed},
+            labeled=[self._names[index] for index in self._split.labeled],
+            unlabeled=[self._names[index] for index in self._split.unlabeled],
+        )
+
+    def unlabeled(
+        self,
+        train: Dataset,
+        transform: Callable[[Any, Any], tuple[Any, Any]],
+        in_channels: int,
+        ignore_index: int,
+    ) -> Dataset | None:
+        """The unlabelled images: the samples of the whole ``train`` split outside the
+        labelled subset (after `split`), whose masks come along only so that pseudo-labels can
+        be scored, never learnt from; then the images of ``unlabeled_dir`` through
+        ``transform``, with all-void masks. None when there are none."""
+        parts: list[Dataset] = []
+        if self._split is not None and self._split.unlabeled:
+            parts.append(Subset(train, self._split.unlabeled))
+        if self.files is not None:
+            parts.append(UnlabeledImages(self.files, transform, in_channels, ignore_index))
+        return ConcatDataset(parts) if parts else None

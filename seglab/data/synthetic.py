@@ -345,9 +345,9 @@ class SyntheticShapesDataModule(SegmentationDataModule):
         dataset = SyntheticShapes(
             self.num_samples[split], split, self.generator_options, self.mean, self.std
         )
-        if split == "train" and self.sparse is not None:
+        sparse = self.few_labels.sparse
+        if split == "train" and sparse is not None:
             for index in range(len(dataset)):
                 name = dataset[index][2]
-                sparse = self.sparse(dataset.masks[index].numpy(), name)
-                dataset.masks[index] = torch.from_numpy(sparse)
+                dataset.masks[index] = torch.from_numpy(sparse(dataset.masks[index].numpy(), name))
         return dataset

@@ -63,7 +63,7 @@ class TrainingMethod(nn.Module):
         except DatasetError as error:
             raise SeglabError(str(error)) from None
         if self.unlabeled_batch_size is None:
-            if datamodule.unlabeled_files is not None:
+            if datamodule.few_labels.files is not None:
                 log.warning("method=%s does not use the images of data.unlabeled_dir", self.name)
             return
         if unlabeled is None or len(unlabeled) == 0:
