@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from tiny import run_module, train_once
 
+import seglab
 from seglab.build import build_datamodule, build_task
 from seglab.checkpoints import load_checkpoint
 from seglab.eval import main as eval_main
@@ -165,6 +166,16 @@ def test_a_short_run_logs_the_unlabelled_loss_and_pseudo_labels(
     (eval_dir,) = (tmp_path / "eval").iterdir()
     metrics = json.loads((eval_dir / "metrics.json").read_text())
     assert metrics["mIoU"] == pytest.approx(best["seglab"]["best"]["mIoU"], abs=1e-6)
+    # seglab.load (as seglab-predict and export) reads that network too, not the student
+    loaded = seglab.load(ckpt).model.state_dict()
+    for key, value in loaded.items():
+        assert torch.equal(value, best["state_dict"][f"model.{key}"]), key
+    if method == "mean_teacher":
+        student = {k: v for k, v in best["state_dict"].items() if k.startswith("method.network.")}
+        assert student and any(
+            not torch.equal(value, loaded[key.removeprefix("method.network.")])
+            for key, value in student.items()
+        ), "the student is saved beside the teacher"
 
 
 # One labelled and one unlabelled image: every epoch is one step on the same images, in
