@@ -70,7 +70,14 @@ def _instantiation_error(error: InstantiationException) -> SeglabError | None:
 
 
 def build_datamodule(cfg: DictConfig) -> SegmentationDataModule:
-    task_mode(cfg)  # a mode the data cannot have is named before the data is read
+    mode = task_mode(cfg)  # a mode the data cannot have is named before the data is read
+    method = str((cfg.get("method") or {}).get("_target_", "seglab.methods.Supervised"))
+    if mode.name != "multiclass" and method != "seglab.methods.Supervised":
+        # FixMatch and Mean Teacher learn from softmax pseudo-labels and class probabilities
+        raise SeglabError(
+            f"method._target_={method} fits mode=multiclass only; with mode={mode.name} use "
+            "method=supervised"
+        )
     datamodule = _instantiate(cfg.data)
     if not isinstance(datamodule, SegmentationDataModule):
         raise SeglabError(
@@ -231,6 +238,8 @@ def build_task(
     cfg = resolve_class_weights(cfg, datamodule)
     scheduler = cfg.get("scheduler")
     model = build_model(cfg) if model is None else model
+    # a config saved before methods were a choice trained supervised
+    method = _instantiate(cfg.method) if cfg.get("method") is not None else None
     return SegmentationTask(
         model=model,
         loss=_instantiate(cfg.loss),
@@ -244,6 +253,7 @@ def build_task(
         channels_last=bool(cfg.trainer.get("channels_last")),
         boundary=build_boundary_metric(cfg, datamodule),
         mode=task_mode(cfg),
+        method=method,
     )
 
 

@@ -35,6 +35,7 @@ _RUN_GROUPS = (
     "callbacks",
     "inference",
     "metrics",
+    "method",
     "experiment",
 )
 #: The checkpoint `mount_checkpoint` read, keyed by `_file_identity`: the command reuses it.

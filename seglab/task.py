@@ -22,6 +22,7 @@ from seglab.boundary import BoundaryMetric
 from seglab.checkpoints import CHECKPOINT_KEY
 from seglab.data.base import Batch
 from seglab.inference import Inferer
+from seglab.methods import Supervised, TrainingMethod
 from seglab.models.layers import resize
 from seglab.modes import Multiclass, TaskMode
 from seglab.nonfinite import NonFiniteGuard, TrainingStep
@@ -58,6 +59,8 @@ class SegmentationTask(pl.LightningModule):
             copied for validation and test; None computes none.
         mode: what a pixel's label is (``mode``): how logits become the labels the metrics
             count, and which counts those are; multiclass when None.
+        method: how training batches become the loss (`seglab.methods`); None is
+            `Supervised`. The method's own networks (a teacher) are part of the task's state.
     """
 
     def __init__(
@@ -74,11 +77,14 @@ class SegmentationTask(pl.LightningModule):
         channels_last: bool = False,
         boundary: BoundaryMetric | None = None,
         mode: TaskMode | None = None,
+        method: TrainingMethod | None = None,
     ) -> None:
         super().__init__()
         if channels_last:
             model.to(memory_format=torch.channels_last)
         self.model = model
+        self.method = Supervised() if method is None else method
+        self.method.bind(model)
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -109,15 +115,18 @@ class SegmentationTask(pl.LightningModule):
             return images.contiguous(memory_format=torch.channels_last)
         return images
 
-    def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
-        images, masks, names = batch
+    def supervised_loss(
+        self, images: Tensor, masks: Tensor, model: nn.Module | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss of ``model`` (the task's by default) on labelled images, and the terms
+        logged beside it under their full names (``train/loss/<term>``)."""
+        model = self.model if model is None else model
         images = self.in_model_format(images)
-        n = images.shape[0]
-        aux_weight = float(getattr(self.model, "aux_weight", 0.0))
+        aux_weight = float(getattr(model, "aux_weight", 0.0))
         if aux_weight > 0:
-            logits, aux_logits = self.model.forward_with_aux(images)
+            logits, aux_logits = model.forward_with_aux(images)
         else:
-            logits, aux_logits = self(images), []
+            logits, aux_logits = model(images), []
         loss = self.loss(logits, masks)
         # read before the auxiliary losses overwrite them
         terms = dict(getattr(self.loss, "last_terms", {}))
@@ -125,7 +134,11 @@ class SegmentationTask(pl.LightningModule):
             aux_loss = torch.stack([self.loss(aux, masks) for aux in aux_logits]).mean()
             terms["aux"] = aux_loss.detach()
             loss = loss + aux_weight * aux_loss
-        origin = TrainingStep(self.global_step, self.current_epoch, batch_idx, list(names))
+        return loss, {f"train/loss/{name}": value for name, value in terms.items()}
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
+        loss, terms, n, names = self.method.training_step(self, batch)
+        origin = TrainingStep(self.global_step, self.current_epoch, batch_idx, names)
         if not self.nonfinite.admit(loss, origin, self.trainer.log_every_n_steps):
             return None
         # not prog_bar: Lightning would copy it to the host every step (IntervalProgressBar)
@@ -136,7 +149,7 @@ class SegmentationTask(pl.LightningModule):
         )
         for name, value in terms.items():
             self.log(
-                f"train/loss/{name}",
+                name,
                 value,
                 on_step=False,
                 on_epoch=True,
@@ -144,6 +157,12 @@ class SegmentationTask(pl.LightningModule):
                 sync_dist=True,
             )
         return loss
+
+    def on_train_start(self) -> None:
+        self.method.on_train_start(self)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.method.on_train_batch_end(self)
 
     def on_train_end(self) -> None:
         self.nonfinite.check()

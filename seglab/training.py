@@ -76,6 +76,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     setup_data(datamodule, "fit")
     # the loss is built (and refused if it does not fit the mode) before anything is logged
     task = build_task(cfg, datamodule, model, nonfinite)
+    task.method.attach(datamodule)
     cost = _model_cost(model, datamodule)
     if resumed is None:  # a resumed run logged them when it started
         for logger in trainer.loggers:

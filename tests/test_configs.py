@@ -16,6 +16,7 @@ from hydra.experimental.callback import Callback as HydraCallback
 from hydra.utils import get_class, get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from PIL import Image
+from pytorch_lightning.utilities import CombinedLoader
 from tiny import CONF_DIR
 
 from seglab.build import (
@@ -144,6 +145,20 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
     elif top == "metrics":
         boundary = build_boundary_metric(cfg, build_datamodule(cfg))
         assert boundary.dilation_ratio == cfg.metrics.boundary.dilation_ratio
+    elif top == "method":
+        # a semi-supervised method needs unlabelled images: half the train split here
+        cfg.data.labeled_fraction, cfg.data.batch_size = 0.5, 2
+        _small_data(cfg)
+        datamodule = build_datamodule(cfg)
+        datamodule.setup("fit")
+        task = build_task(cfg, datamodule)
+        task.method.attach(datamodule)
+        assert type(task.method) is get_class(cfg.method._target_)
+        loader = datamodule.train_dataloader()
+        batch = next(iter(loader))
+        if isinstance(loader, CombinedLoader):  # alone, it yields (batch, index, loader index)
+            batch = batch[0]
+        assert torch.isfinite(task.method.training_step(task, batch).loss)
     elif top == "inference":
         model = instantiate(cfg.model).eval()
         inferer = build_inferer(cfg, model)

@@ -31,6 +31,8 @@ BASE = {
     + ("persistent_workers", "drop_last")
 }
 BASE.update(in_channels=3, folds=None, fold=None, fold_seed=0, folds_record=None)
+BASE.update(labeled_fraction=None, labeled_count=None, labeled_seed=0, labeled_record=None)
+BASE.update(unlabeled_dir=None, sparse_labels=None, sparse_points=1)
 
 
 def _datamodule(**overrides) -> SyntheticShapesDataModule:

@@ -206,6 +206,10 @@ BAD_VALUES = {
         "model.encoder: ResNetEncoder: weights_path='/no/such.pth' is not a file",
     ),
     "on_nonfinite": (["on_nonfinite=maybe"], "on_nonfinite=maybe must be one of: stop, skip"),
+    "semi-supervised method in binary mode": (
+        ["data=synthetic_binary", "mode=binary", "loss=bce_dice", "method=fixmatch"],
+        "method._target_=seglab.methods.FixMatch fits mode=multiclass only",
+    ),
     "loss that does not fit the mode": (
         ["data=synthetic_multilabel", "mode=multilabel"],
         "loss.losses.ce: CrossEntropyLoss does not fit mode=multilabel; use loss=bce",

@@ -14,10 +14,13 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from pytorch_lightning.utilities import CombinedLoader
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset, default_collate
 
 from seglab.data.folds import FoldSplit, check_folds, split_train, write_record
+from seglab.data.labels import FewLabels, LabeledSplit
+from seglab.data.transforms import eval_transform
 from seglab.modes import DEFAULT_MODE, MODES
 
 #: What every dataset item is: ``(image, mask, name)``; the name says where the sample comes
@@ -114,6 +117,12 @@ class SegmentationDataModule(pl.LightningDataModule):
         mode: the run's task mode (``mode``, `seglab.modes`): multiclass and binary masks hold
             one class index per pixel, multilabel masks one channel per class. Data configs
             read it from the run (``mode: ${mode}``); multiclass for configs saved before it.
+        labeled_fraction, labeled_count, labeled_seed, labeled_record, unlabeled_dir,
+            sparse_labels, sparse_points: learning from few labels (`FewLabels`): the share
+            or number of training samples (of the training folds) that keep their masks, the
+            seed that picks them, the JSON file they are recorded in, more unlabelled images,
+            and sparse training masks (`seglab.data.sparse`). None, None, ..., None: every
+            training sample keeps its full mask.
     """
 
     # how samples become a batch; datasets of images of different sizes replace it
@@ -138,6 +147,13 @@ class SegmentationDataModule(pl.LightningDataModule):
         fold: int | None,
         fold_seed: int,
         folds_record: str | Path | None,
+        labeled_fraction: float | None,
+        labeled_count: int | None,
+        labeled_seed: int,
+        labeled_record: str | Path | None,
+        unlabeled_dir: str | Path | None,
+        sparse_labels: str | None,
+        sparse_points: int,
         mode: str = DEFAULT_MODE,
     ) -> None:
         super().__init__()
@@ -161,6 +177,17 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.folds_record = None if folds_record is None else Path(folds_record)
         self.mode = str(mode)
         self._check_metadata()
+        self.few_labels = FewLabels(
+            labeled_fraction,
+            labeled_count,
+            labeled_seed,
+            labeled_record,
+            unlabeled_dir,
+            sparse_labels,
+            sparse_points,
+            self.num_classes,
+            self.ignore_index,
+        )
         self.palette = (
             default_palette(self.num_classes)
             if palette is None
@@ -311,10 +338,49 @@ class SegmentationDataModule(pl.LightningDataModule):
             self._datasets[split] = self._build_split(split)
         return self._datasets[split]
 
+    def labeled_split(self) -> LabeledSplit:
+        """Indices into the train split of the labelled samples and of the unlabelled ones
+        (`FewLabels`), both from the training folds of a cross-validation run.
+
+        Raises:
+            DatasetError: naming the key when the labelled subset would be empty or too large.
+        """
+        names = self.sample_names("train")
+        pool = self.fold_split().train if self.validates_on_train() else range(len(names))
+        try:
+            return self.few_labels.split(names, pool)
+        except ValueError as error:
+            raise DatasetError(str(error)) from None
+
+    def unlabeled_dataset(self) -> Dataset | None:
+        """The unlabelled images (`FewLabels.unlabeled`); None when there are none."""
+        if self.few_labels.limited:
+            self.labeled_split()
+        return self.few_labels.unlabeled(
+            self._whole_split("train"),
+            self.unlabeled_transform(),
+            self.in_channels,
+            self.ignore_index,
+        )
+
+    def unlabeled_transform(self) -> Any:
+        """How an image of ``unlabeled_dir`` and its void mask are transformed: the training
+        transform of datasets that read files; by default, normalisation alone."""
+        return eval_transform(self.mean, self.std)
+
+    def pair_unlabeled(self, batch_size: int, mode: str) -> None:
+        """Make every training batch a ``{"labeled": ..., "unlabeled": ...}`` pair: a batch of
+        ``batch_size`` unlabelled images drawn with each labelled batch, the two loaders
+        combined by Lightning's ``CombinedLoader`` in ``mode`` (``max_size_cycle``: the epoch
+        runs through the longer loader, cycling the shorter; ``min_size``: the shorter)."""
+        self.few_labels.loading = (int(batch_size), mode)
+
     def _build_split(self, split: str) -> Dataset:
         """The split, or for a run that `validates_on_train` the train split cut in two by
         `fold_split` (for cross-validation, fold ``fold`` as val and the other folds as
-        train)."""
+        train); the train split keeps only its labelled samples when labels are limited."""
+        if split == "train" and self.few_labels.limited:
+            return Subset(self._whole_split("train"), self.labeled_split().labeled)
         if not self.validates_on_train() or split == "test":
             return self._whole_split(split)
         indices = self.fold_split()
@@ -343,15 +409,35 @@ class SegmentationDataModule(pl.LightningDataModule):
                 train=[self._fold_names[index] for index in indices.train],
                 val=[self._fold_names[index] for index in indices.val],
             )
+        if stage == "fit" and self.few_labels.limited:
+            self.labeled_split()
+            self.few_labels.write_record()
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | CombinedLoader:
         dataset = self.dataset("train")
         if self.drop_last and len(dataset) < self.batch_size:
             raise ValueError(
                 f"data.batch_size={self.batch_size} exceeds the {len(dataset)} training "
                 "samples; with data.drop_last=true every epoch would be empty"
             )
-        return self._dataloader(dataset, self.batch_size, shuffle=True, drop_last=self.drop_last)
+        loader = self._dataloader(dataset, self.batch_size, shuffle=True, drop_last=self.drop_last)
+        if self.few_labels.loading is None:
+            return loader
+        batch_size, mode = self.few_labels.loading
+        unlabeled = self.unlabeled_dataset()
+        if unlabeled is None or (self.drop_last and len(unlabeled) < batch_size):
+            raise ValueError(
+                f"the unlabelled batch size {batch_size} exceeds the "
+                f"{0 if unlabeled is None else len(unlabeled)} unlabelled images; with "
+                "data.drop_last=true every epoch would be empty"
+            )
+        pair = {
+            "labeled": loader,
+            "unlabeled": self._dataloader(
+                unlabeled, batch_size, shuffle=True, drop_last=self.drop_last
+            ),
+        }
+        return CombinedLoader(pair, mode=mode)
 
     def val_dataloader(self) -> DataLoader:
         return self._evaluation_dataloader("val")

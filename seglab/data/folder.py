@@ -26,6 +26,7 @@ from seglab.data.base import DatasetError, Sample, SegmentationDataModule
 from seglab.data.folds import FoldSplit
 from seglab.data.holdout import hold_out, holdout_prefixes, write_record
 from seglab.data.scan import READ_ERRORS, MaskFiles, ScanResult, mask_name, scan_pairs
+from seglab.data.sparse import SparseMaskReader
 from seglab.data.transforms import eval_transform, pad_collate, train_transform
 
 # the image files seglab-predict picks from a folder
@@ -463,9 +464,13 @@ class FolderDataModule(SegmentationDataModule):
         """Counted on the mask files as they are, before any random training transform; for a
         run that `validates_on_train`, on the part of the train split that ``split`` is."""
         scan = self.scan(self.source_split(split))
-        if not self.validates_on_train() or split == "test":
+        if split == "train" and self.few_labels.limited:
+            # the unlabelled samples' masks are not the training's to read
+            indices = self.labeled_split().labeled
+        elif not self.validates_on_train() or split == "test":
             return scan.class_pixels, scan.image_pixels
-        indices = getattr(self.fold_split(), split)
+        else:
+            indices = getattr(self.fold_split(), split)
         return scan.class_pixels[indices], scan.image_pixels[indices]
 
     def validates_on_train(self) -> bool:
@@ -488,6 +493,10 @@ class FolderDataModule(SegmentationDataModule):
         """The image files' stems: they name a sample wherever the dataset is stored."""
         return [image.stem for image, _ in self.pairs(split)]
 
+    def unlabeled_transform(self) -> Any:
+        """The training transform: unlabelled images are cropped and flipped as labelled ones."""
+        return self.transforms["train"]
+
     def _build_evaluation_dataset(self, split: str) -> SegmentationFolder:
         self.scan(split)
         return SegmentationFolder(
@@ -498,6 +507,11 @@ class FolderDataModule(SegmentationDataModule):
         if split != "train":
             return self._build_evaluation_dataset(split)
         self.scan(split)
+        read_mask = (
+            self.decoder
+            if self.few_labels.sparse is None
+            else SparseMaskReader(self.decoder, self.few_labels.sparse)
+        )
         return SegmentationFolder(
-            self.pairs(split), self.decoder, self.transforms["train"], self.in_channels
+            self.pairs(split), read_mask, self.transforms["train"], self.in_channels
         )

@@ -391,6 +391,12 @@ class SyntheticShapesDataModule(SegmentationDataModule):
         return "data.image_size", size, (size, size)
 
     def _build_dataset(self, split: str) -> SyntheticShapes:
-        return SyntheticShapes(
+        dataset = SyntheticShapes(
             self.num_samples[split], split, self.generator_options, self.mean, self.std, self.mode
         )
+        sparse = self.few_labels.sparse
+        if split == "train" and sparse is not None:
+            for index in range(len(dataset)):
+                name = dataset[index][2]
+                dataset.masks[index] = torch.from_numpy(sparse(dataset.masks[index].numpy(), name))
+        return dataset

@@ -1,0 +1,120 @@
+"""Sparse training labels derived from full masks: a few points, or a scribble, per region.
+
+They stand in for what an annotator clicks or draws: ``points`` keeps ``k`` pixels of every
+connected region of each class, ``scribbles`` a thin line along each region's medial axis.
+Every other pixel becomes void. The pixels kept follow from the mask, the seed and the
+sample's name alone, so an image gets the same sparse labels in every epoch, in a resumed run
+and in every job of a sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+#: the kinds of sparse labels ``data.sparse_labels`` may ask for
+SPARSE_KINDS = ("points", "scribbles")
+# 8-connectivity: a region's diagonal neighbours belong to it
+_CONNECTED = np.ones((3, 3), dtype=bool)
+
+
+def check_sparse(kind: str | None, points: int) -> None:
+    """Refuse ``data.sparse_labels``/``data.sparse_points`` values, naming the key."""
+    if kind is not None and kind not in SPARSE_KINDS:
+        raise ValueError(
+            f"data.sparse_labels={kind} is not one of: {', '.join(SPARSE_KINDS)} (or null for "
+            "full masks)"
+        )
+    if points < 1:
+        raise ValueError(f"data.sparse_points={points} must be at least 1")
+
+
+def _generator(seed: int, name: str) -> np.random.Generator:
+    digest = hashlib.blake2b(f"seglab.sparse/{seed}/{name}".encode(), digest_size=8).digest()
+    return np.random.default_rng(int.from_bytes(digest, "little"))
+
+
+def _regions(mask: np.ndarray, num_classes: int) -> list[np.ndarray]:
+    """Boolean masks of the connected regions of every class, class by class."""
+    regions = []
+    for index in range(num_classes):
+        labelled, count = ndimage.label(mask == index, structure=_CONNECTED)
+        regions.extend(labelled == region for region in range(1, count + 1))
+    return regions
+
+
+def _skeleton(region: np.ndarray) -> np.ndarray:
+    """The region's medial axis, approximated: its pixels farthest from the border in their
+    3x3 neighbourhood (a ridge of the distance transform), or its deepest pixel."""
+    distance = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
+    ridge = region & (distance >= ndimage.maximum_filter(distance, size=3))
+    if not ridge.any():
+        ridge = distance == distance.max()
+    return ridge
+
+
+def sparse_mask(
+    mask: np.ndarray,
+    kind: str,
+    points: int,
+    seed: int,
+    name: str,
+    num_classes: int,
+    ignore_index: int,
+) -> np.ndarray:
+    """``mask`` (``(H, W)`` class indices) with only the sparse labels of ``kind`` kept.
+
+    Args:
+        mask: the full mask; ``ignore_index`` (and any value outside the classes) stays void.
+        kind: ``points`` (``points`` random pixels per region, fewer in a smaller region) or
+            ``scribbles`` (each region's medial axis).
+        points: pixels kept per region with ``points``.
+        seed: with ``name``, which pixels are picked.
+        name: the sample's name.
+        num_classes: the class count.
+        ignore_index: the void value the other pixels get.
+    """
+    sparse = np.full_like(mask, ignore_index)
+    generator = _generator(seed, name)
+    for region in _regions(mask, num_classes):
+        if kind == "points":
+            rows, columns = np.nonzero(region)
+            picked = generator.choice(rows.size, size=min(points, rows.size), replace=False)
+            keep = (rows[picked], columns[picked])
+        else:
+            keep = _skeleton(region)
+        sparse[keep] = mask[keep]
+    return sparse
+
+
+@dataclass(frozen=True)
+class SparseLabels:
+    """`sparse_mask` with a dataset's settings: ``sparse(mask, name)``."""
+
+    kind: str
+    points: int
+    seed: int
+    num_classes: int
+    ignore_index: int
+
+    def __call__(self, mask: np.ndarray, name: str) -> np.ndarray:
+        return sparse_mask(
+            mask, self.kind, self.points, self.seed, name, self.num_classes, self.ignore_index
+        )
+
+
+class SparseMaskReader:
+    """A mask file reader whose masks come out sparse, named by the file's stem (which is the
+    image's), before any random transform moves them."""
+
+    def __init__(self, read_mask: Callable[[Path], np.ndarray], sparse: SparseLabels) -> None:
+        self.read_mask = read_mask
+        self.sparse = sparse
+
+    def __call__(self, path: Path) -> np.ndarray:
+        return self.sparse(self.read_mask(path), path.stem)

@@ -1,0 +1,23 @@
+"""Supervised training: the loss of the labelled batch, the training every run had before
+methods were a choice."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from seglab.data.base import Batch
+from seglab.methods.base import StepLoss, TrainingMethod
+
+if TYPE_CHECKING:
+    from seglab.task import SegmentationTask
+
+
+class Supervised(TrainingMethod):
+    """Learn from labelled images only (with a labelled subset, from that subset alone)."""
+
+    name = "supervised"
+
+    def training_step(self, task: SegmentationTask, batch: Batch) -> StepLoss:
+        images, masks, names = batch
+        loss, logged = task.supervised_loss(images, masks)
+        return StepLoss(loss, logged, images.shape[0], list(names))
