@@ -1,6 +1,6 @@
 """Install seglab with every dependency at its floor and run the quick tests there.
 
-    python scripts/check_floors.py [--venv .venv-floors]
+    python scripts/check_floors.py [--venv .venv-floors]     # Python 3.11 or newer (tomllib)
 
 A lower bound in pyproject.toml is a promise that seglab runs on that release; nothing else
 checks it, since every other install resolves to the newest releases. This script reads every
@@ -14,8 +14,8 @@ as they would for a user who installs the floors.
 
 torch and torchvision are the exception: they are pinned to the releases of the interpreter
 that runs this script (which must satisfy their floors), because each release of them pulls
-gigabytes of CUDA libraries. Their floors are checked by reading their release notes and
-sources instead; pyproject.toml says how.
+gigabytes of CUDA libraries. Their floors were found by reading the sources of their
+releases instead; pyproject.toml says how.
 
 Exits nonzero, naming the step, when a floor cannot be read, installed, or fails a test.
 """
