@@ -52,6 +52,8 @@ REACH = (
     "tests/test_export.py::test_onnx_matches_pytorch_at_two_sizes[default]",
     # Optuna's ask-and-tell and its SQLite storage (SQLAlchemy, alembic)
     "tests/test_sweeps.py::test_optuna_search_records_failed_trials_goes_on_and_resumes",
+    # MLflow's SQLite tracking store through Lightning's MLFlowLogger
+    "tests/test_mlflow_logging.py::test_metrics_are_tensorboards_scalars_under_the_same_names",
     # hydra-joblib-launcher
     "tests/test_sweeps.py::test_parallel_launcher_runs_two_named_jobs_with_their_share_of_threads",
 )
