@@ -150,7 +150,11 @@ BAD_FOLDS = {
 }
 
 
-@pytest.mark.parametrize("case", list(BAD_FOLDS))
+# the first case in the quick subset; each of the others starts a run too (about 1 s)
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, marks=[pytest.mark.slow] if i else []) for i, c in enumerate(BAD_FOLDS)],
+)
 def test_bad_fold_settings_stop_the_run_in_one_line_before_training(
     case: str, tmp_path: Path, cli
 ) -> None:

@@ -166,7 +166,11 @@ BAD_HOLDOUT = {
 }
 
 
-@pytest.mark.parametrize("case", list(BAD_HOLDOUT))
+# the first case in the quick subset; each of the others starts a run too (about 1 s)
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, marks=[pytest.mark.slow] if i else []) for i, c in enumerate(BAD_HOLDOUT)],
+)
 def test_bad_holdout_settings_stop_the_run_in_one_line_before_training(
     case: str, grouped_root: Path, tmp_path: Path, cli
 ) -> None:

@@ -139,7 +139,11 @@ BAD_LABELS = {
 }
 
 
-@pytest.mark.parametrize("case", list(BAD_LABELS))
+# the first case in the quick subset; each of the others starts a run too (about 1 s)
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, marks=[pytest.mark.slow] if i else []) for i, c in enumerate(BAD_LABELS)],
+)
 def test_bad_label_settings_stop_the_run_in_one_line_before_training(
     case: str, tmp_path: Path, cli
 ) -> None:

@@ -217,7 +217,11 @@ BAD_VALUES = {
 }
 
 
-@pytest.mark.parametrize("case", list(BAD_VALUES))
+# the first case in the quick subset; each of the others starts a run too (about 1 s)
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, marks=[pytest.mark.slow] if i else []) for i, c in enumerate(BAD_VALUES)],
+)
 def test_a_bad_config_value_stops_the_run_in_one_line_before_any_work(
     case: str, tmp_path: Path, cli
 ) -> None:
