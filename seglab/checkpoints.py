@@ -30,7 +30,7 @@ import torch
 from lightning_fabric.plugins import TorchCheckpointIO
 
 from seglab.errors import MissingCheckpointError, SeglabError, UnreadableCheckpointError
-from seglab.trust import untrusted_part
+from seglab.trust import refuse_untrusted
 
 log = logging.getLogger(__name__)
 #: The entry of a Lightning checkpoint that holds seglab's own record: the run's resolved config
@@ -218,19 +218,7 @@ def load_checkpoint(path: str | Path, trusted: Collection[str] = ()) -> dict[str
     config = checkpoint[CHECKPOINT_KEY].get("config")
     if not config:
         raise SeglabError(f"ckpt_path={path} carries no run configuration")
-    untrusted = untrusted_part(config, trusted)
-    if untrusted is not None:
-        trust = (
-            f"if you made this file with your own components and trust them, add "
-            f"trusted_targets=[{untrusted.target}]"
-            if untrusted.target
-            else "seglab never saves that in a checkpoint, so the file was made or changed "
-            "elsewhere"
-        )
-        raise SeglabError(
-            f"ckpt_path={path}: {untrusted.reason}, which a config read from a file could run "
-            f"code through, so nothing was built from it; {trust}"
-        )
+    refuse_untrusted(config, trusted, f"ckpt_path={path}")
     return checkpoint
 
 

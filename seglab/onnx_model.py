@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from seglab.data.base import IMAGENET_MEAN, IMAGENET_STD, default_palette
 from seglab.errors import SeglabError
 from seglab.modes import task_mode
-from seglab.trust import untrusted_part
+from seglab.trust import refuse_untrusted
 
 #: Prefix of every metadata key seglab writes; the run's config is under ``seglab.config``.
 PREFIX = "seglab."
@@ -109,18 +109,7 @@ def stored_config(
     config = OmegaConf.to_container(OmegaConf.create(properties[CONFIG_KEY]))
     if not isinstance(config, dict):
         raise SeglabError(f"{key}={path}: its {CONFIG_KEY} metadata is not a config")
-    untrusted = untrusted_part(config, trusted)
-    if untrusted is not None:
-        trust = (
-            f"if you made this file with your own components and trust them, add "
-            f"trusted_targets=[{untrusted.target}]"
-            if untrusted.target
-            else "seglab never writes that into a file, so the file was made or changed elsewhere"
-        )
-        raise SeglabError(
-            f"{key}={path}: {untrusted.reason}, which a config read from a file could run code "
-            f"through, so nothing was built from it; {trust}"
-        )
+    refuse_untrusted(config, trusted, f"{key}={path}")
     return config
 
 

@@ -15,6 +15,8 @@ import re
 from collections.abc import Collection, Iterator
 from typing import Any, NamedTuple
 
+from seglab.errors import SeglabError
+
 #: Every ``_target_`` that seglab's conf/ names, and nothing else.
 TARGETS = frozenset(
     {
@@ -130,6 +132,24 @@ def untrusted_part(
         elif isinstance(node, str) and _RESOLVER_CALL.search(node) and node not in resolver_values:
             return Untrusted(key, f"{key}={node} calls a resolver")
     return None
+
+
+def refuse_untrusted(config: Any, trusted: Collection[str], source: str) -> None:
+    """Raise `SeglabError` naming ``source`` (``ckpt_path=<file>``) and `untrusted_part` of
+    ``config``, the config of a file, so that a checkpoint and an ONNX file refuse alike."""
+    untrusted = untrusted_part(config, trusted)
+    if untrusted is None:
+        return
+    trust = (
+        "if you made this file with your own components and trust them, add "
+        f"trusted_targets=[{untrusted.target}]"
+        if untrusted.target
+        else "seglab never writes that into a file, so the file was made or changed elsewhere"
+    )
+    raise SeglabError(
+        f"{source}: {untrusted.reason}, which a config read from a file could run code "
+        f"through, so nothing was built from it; {trust}"
+    )
 
 
 def _walk(node: Any, key: str) -> Iterator[tuple[str, Any]]:

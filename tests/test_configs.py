@@ -91,7 +91,8 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
         _small_data(cfg)
         datamodule = build_datamodule(cfg)
         image, mask, _ = datamodule.dataset("train")[0]
-        assert image.ndim == 3 and mask.ndim == 2
+        # a class index per pixel; in multilabel mode a yes/no map per class
+        assert image.ndim == 3 and mask.ndim == (3 if cfg.mode == "multilabel" else 2)
     elif top == "model":
         model = instantiate(cfg.model).eval()
         with torch.no_grad():
@@ -211,6 +212,10 @@ def _check_search_space(cfg: DictConfig) -> None:
             assert OmegaConf.select(cfg, key) is not None, key
 
 
+#: the data configs that need another task mode than multiclass
+DATA_MODES = {"synthetic_binary": "binary", "synthetic_multilabel": "multilabel"}
+
+
 # about half a second each, 50 of them: the whole suite composes every file
 @pytest.mark.slow
 @pytest.mark.parametrize(
@@ -226,6 +231,8 @@ def test_every_config_file_composes_and_instantiates(
         data = next((d["override /data"] for d in picked if "override /data" in d), None)
     if data in FOLDER_LAYOUTS:
         overrides.append(f"data.root={_tiny_folder(tmp_path / 'data', data)}")
+    if data in DATA_MODES:  # data made for another task mode than the default
+        overrides.append(f"mode={DATA_MODES[data]}")
     hydra_node = group.startswith(("hydra", "hparams_search"))
     cfg = composed("train", *overrides, return_hydra_config=hydra_node)
     _instantiate_group(group, cfg, tmp_path)
