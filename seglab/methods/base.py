@@ -5,6 +5,7 @@ that checkpoints carry it and a resumed run continues with it."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from torch import Tensor, nn
@@ -84,14 +85,46 @@ class TrainingMethod(nn.Module):
         """Called after each training batch (and the optimizer step it may have made)."""
 
 
-def check_unlabeled_options(name: str, unlabeled_batch_size: int, combine: str) -> None:
-    """Refuse the loading options of a method that learns from unlabelled images."""
-    if unlabeled_batch_size < 1:
-        raise ValueError(f"method.unlabeled_batch_size={unlabeled_batch_size} must be positive")
-    if combine not in COMBINE_MODES:
-        raise ValueError(
-            f"method.combine={combine} is not one of: {', '.join(COMBINE_MODES)} (method={name})"
-        )
+class UnlabeledMethod(TrainingMethod):
+    """A method that also learns from unlabelled images: the loading and perturbation options
+    FixMatch and Mean Teacher share, checked and kept in one place.
+
+    Args:
+        unlabeled_batch_size: unlabelled images drawn with each labelled batch.
+        combine: how the two loaders are combined (`COMBINE_MODES`).
+        jitter: colour-jitter strength of the perturbation, in ``[0, 1)``.
+        mean, std: per-channel normalisation of the images (the data's).
+        ignore_index: the data's void value.
+        seed: seeds the perturbations, with the step (the run's seed).
+    """
+
+    def __init__(
+        self,
+        unlabeled_batch_size: int,
+        combine: str,
+        jitter: float,
+        mean: Sequence[float],
+        std: Sequence[float],
+        ignore_index: int,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        if unlabeled_batch_size < 1:
+            raise ValueError(f"method.unlabeled_batch_size={unlabeled_batch_size} must be positive")
+        if combine not in COMBINE_MODES:
+            raise ValueError(
+                f"method.combine={combine} is not one of: {', '.join(COMBINE_MODES)} "
+                f"(method={self.name})"
+            )
+        if not 0 <= jitter < 1:
+            raise ValueError(f"method.jitter={jitter} must be in [0, 1)")
+        self.unlabeled_batch_size = int(unlabeled_batch_size)
+        self.combine = combine
+        self.jitter = float(jitter)
+        self.mean = [float(value) for value in mean]
+        self.std = [float(value) for value in std]
+        self.ignore_index = int(ignore_index)
+        self.seed = int(seed)
 
 
 def pseudo_accuracy(pseudo: Tensor, hidden: Tensor, ignore_index: int) -> Tensor | None:

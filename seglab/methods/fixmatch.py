@@ -12,8 +12,7 @@ from torch import Tensor
 
 from seglab.methods.base import (
     StepLoss,
-    TrainingMethod,
-    check_unlabeled_options,
+    UnlabeledMethod,
     pseudo_accuracy,
 )
 from seglab.methods.perturb import colour_jitter, cutmix, step_generator
@@ -39,7 +38,7 @@ def unlabeled_loss(logits: Tensor, targets: Tensor, ignore_index: int) -> Tensor
     return total / targets.numel()
 
 
-class FixMatch(TrainingMethod):
+class FixMatch(UnlabeledMethod):
     """FixMatch: labelled loss plus ``unlabeled_weight`` times the pseudo-label loss.
 
     The unlabelled batch arrives weakly augmented (the dataset's training transform: flips,
@@ -77,24 +76,14 @@ class FixMatch(TrainingMethod):
         ignore_index: int,
         seed: int,
     ) -> None:
-        super().__init__()
+        super().__init__(unlabeled_batch_size, combine, jitter, mean, std, ignore_index, seed)
         if not 0 <= threshold <= 1:
             raise ValueError(f"method.threshold={threshold} must be in [0, 1]")
         if unlabeled_weight < 0:
             raise ValueError(f"method.unlabeled_weight={unlabeled_weight} must be >= 0")
-        if not 0 <= jitter < 1:
-            raise ValueError(f"method.jitter={jitter} must be in [0, 1)")
-        check_unlabeled_options(self.name, unlabeled_batch_size, combine)
         self.threshold = float(threshold)
         self.unlabeled_weight = float(unlabeled_weight)
-        self.unlabeled_batch_size = int(unlabeled_batch_size)
-        self.combine = combine
-        self.jitter = float(jitter)
         self.cutmix = bool(cutmix)
-        self.mean = [float(value) for value in mean]
-        self.std = [float(value) for value in std]
-        self.ignore_index = int(ignore_index)
-        self.seed = int(seed)
 
     def strong(
         self, images: Tensor, targets: Tensor, generator: torch.Generator

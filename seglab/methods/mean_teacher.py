@@ -15,8 +15,7 @@ from torch import nn
 
 from seglab.methods.base import (
     StepLoss,
-    TrainingMethod,
-    check_unlabeled_options,
+    UnlabeledMethod,
     pseudo_accuracy,
 )
 from seglab.methods.perturb import colour_jitter, step_generator
@@ -56,7 +55,7 @@ def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
             target.copy_(source)
 
 
-class MeanTeacher(TrainingMethod):
+class MeanTeacher(UnlabeledMethod):
     """Labelled loss of the student plus a ramped-up consistency loss: the mean squared
     difference of the student's and the teacher's class probabilities on unlabelled images.
 
@@ -101,7 +100,7 @@ class MeanTeacher(TrainingMethod):
         ignore_index: int,
         seed: int,
     ) -> None:
-        super().__init__()
+        super().__init__(unlabeled_batch_size, combine, jitter, mean, std, ignore_index, seed)
         if not 0 <= ema_decay < 1:
             raise ValueError(f"method.ema_decay={ema_decay} must be in [0, 1)")
         if consistency_weight < 0:
@@ -110,21 +109,11 @@ class MeanTeacher(TrainingMethod):
             raise ValueError(f"method.rampup={rampup} must be >= 0 (optimizer steps)")
         if validate not in VALIDATED:
             raise ValueError(f"method.validate={validate} is not one of: {', '.join(VALIDATED)}")
-        if not 0 <= jitter < 1:
-            raise ValueError(f"method.jitter={jitter} must be in [0, 1)")
-        check_unlabeled_options(self.name, unlabeled_batch_size, combine)
         self.ema_decay = float(ema_decay)
         self.consistency_weight = float(consistency_weight)
         self.rampup = int(rampup)
         self.validate = validate
-        self.unlabeled_batch_size = int(unlabeled_batch_size)
-        self.combine = combine
-        self.jitter = float(jitter)
         self.threshold = float(threshold)
-        self.mean = [float(value) for value in mean]
-        self.std = [float(value) for value in std]
-        self.ignore_index = int(ignore_index)
-        self.seed = int(seed)
         # the network the task does not hold as its model: the student when the teacher
         # validates, else the teacher
         self.network: nn.Module | None = None
