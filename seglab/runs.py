@@ -246,12 +246,14 @@ def wall_time(events: EventAccumulator) -> float | None:
     return max(times) - min(times) if times else None
 
 
-def read_hparams(run_dir: str | Path) -> dict[str, object]:
-    """The settings a run registered in TensorBoard's HPARAMS tab (its session start)."""
+def read_hparams(run_dir: str | Path | EventAccumulator) -> dict[str, object]:
+    """The settings a run registered in TensorBoard's HPARAMS tab (its session start); takes
+    loaded events too, like :func:`read_scalars`."""
     from tensorboard.plugins.hparams import plugin_data_pb2
 
+    events = load_events(run_dir) if isinstance(run_dir, str | os.PathLike) else run_dir
     params: dict[str, object] = {}
-    for content in load_events(run_dir).PluginTagToContent("hparams").values():
+    for content in events.PluginTagToContent("hparams").values():
         data = plugin_data_pb2.HParamsPluginData.FromString(content)
         if data.HasField("session_start_info"):
             for name, value in data.session_start_info.hparams.items():

@@ -65,6 +65,7 @@ TARGETS = frozenset(
         "seglab.schedulers.constant",
         "seglab.schedulers.cosine",
         "seglab.schedulers.poly",
+        "seglab.sweep_hparams.SweepExperiment",
         "torch.nn.Identity",
         "torch.optim.AdamW",
         "torch.optim.SGD",
@@ -72,7 +73,7 @@ TARGETS = frozenset(
     }
 )
 #: The Hydra callbacks of conf/hydra and conf/hparams_search: all a re-run may install.
-HYDRA_CALLBACKS = frozenset({"seglab.runs.RunDirGuard"})
+HYDRA_CALLBACKS = frozenset({"seglab.runs.RunDirGuard", "seglab.sweep_hparams.SweepExperiment"})
 #: Values of conf/ that call a resolver and reach a run's saved ``.hydra/config.yaml``; a re-run
 #: resolves them again, as the original run did. A checkpoint's config was saved resolved and
 #: calls none.
