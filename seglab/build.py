@@ -72,11 +72,14 @@ def _instantiation_error(error: InstantiationException) -> SeglabError | None:
 def build_datamodule(cfg: DictConfig) -> SegmentationDataModule:
     mode = task_mode(cfg)  # a mode the data cannot have is named before the data is read
     method = str((cfg.get("method") or {}).get("_target_", "seglab.methods.Supervised"))
-    if mode.name != "multiclass" and method != "seglab.methods.Supervised":
-        # FixMatch and Mean Teacher learn from softmax pseudo-labels and class probabilities
+    try:
+        modes = tuple(get_class(method).modes)
+    except (ImportError, ValueError, AttributeError):
+        modes = (mode.name,)  # not a seglab method: instantiating it names what is wrong
+    if mode.name not in modes:
         raise SeglabError(
-            f"method._target_={method} fits mode=multiclass only; with mode={mode.name} use "
-            "method=supervised"
+            f"method._target_={method} fits mode={'|'.join(modes)} only, not mode={mode.name}; "
+            "use method=supervised"
         )
     datamodule = _instantiate(cfg.data)
     if not isinstance(datamodule, SegmentationDataModule):

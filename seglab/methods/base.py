@@ -45,6 +45,8 @@ class TrainingMethod(nn.Module):
 
     #: the option of ``conf/method`` that selects the method, for messages
     name = "supervised"
+    #: the task modes (``seglab.modes``) the method can learn in
+    modes: tuple[str, ...] = ("multiclass", "binary", "multilabel")
     #: images per unlabelled batch; None: the method learns from labelled batches alone
     unlabeled_batch_size: int | None = None
     #: how the labelled and unlabelled loaders are combined (`COMBINE_MODES`)
@@ -97,6 +99,9 @@ class UnlabeledMethod(TrainingMethod):
         ignore_index: the data's void value.
         seed: seeds the perturbations, with the step (the run's seed).
     """
+
+    # pseudo-labels are a softmax's most probable class, consistency compares class probabilities
+    modes = ("multiclass",)
 
     def __init__(
         self,
