@@ -3,9 +3,11 @@
 
 Every image gets ``<stem>.png``, a palette PNG of class indices coloured like the dataset
 (``mode`` binary: 255 on foreground, 0 elsewhere; multilabel: one such mask per class,
-``<class>/<stem>.png``), and on request ``<stem>_overlay.jpg`` and ``<stem>_probs.npy``. An
-unreadable image is skipped and named at the end (exit code 1) so that one bad file does not
-cost the others.
+``<class>/<stem>.png``), and on request ``<stem>_overlay.jpg`` and ``<stem>_probs.npy``. With
+``pseudo_labels=true`` the mask is instead the dataset's own mask file, void below
+``confidence`` (`seglab.pseudo_labels`), so the output folder can be trained on. An unreadable
+image is skipped and named at the end (exit code 1) so that one bad file does not cost the
+others.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from tqdm import tqdm
 from seglab.configs import command_checkpoint, config_dir, on_checkpoint
 from seglab.data.folder import IMAGE_EXTENSIONS
 from seglab.errors import SeglabError, reported
+from seglab.modes import task_mode
 from seglab.onnx_model import file_model
 from seglab.predictor import Predictor, build_predictor, predictor_for, read_image
+from seglab.pseudo_labels import PseudoLabeler, check_confidence
 
 PROG = "seglab-predict"
 
@@ -78,20 +82,33 @@ def overlay_image(path: Path, mask: Image.Image, alpha: float) -> Image.Image:
         return Image.blend(image.convert("RGB"), mask.convert("RGB"), alpha)
 
 
-def predict_file(predictor: Predictor, path: Path, output: Path, cfg: DictConfig) -> None:
-    """Write the outputs of one image; ``OSError``/``ValueError`` if it cannot be read."""
+def predict_file(
+    predictor: Predictor,
+    path: Path,
+    output: Path,
+    cfg: DictConfig,
+    labeler: PseudoLabeler | None = None,
+) -> None:
+    """Write the outputs of one image (its pseudo-label mask with a ``labeler``);
+    ``OSError``/``ValueError`` if it cannot be read."""
     pixels = read_image(path, channels=len(predictor.mean))
-    if cfg.save_probs:
+    if cfg.save_probs or labeler is not None:
         probabilities = predictor.probabilities(pixels)
-        np.save(output / f"{path.stem}_probs.npy", probabilities.half().numpy())
-        mask = predictor.mode.labels_of_probabilities(probabilities, dim=0)
+        if cfg.save_probs:
+            np.save(output / f"{path.stem}_probs.npy", probabilities.half().numpy())
+        if labeler is None:
+            mask = predictor.mode.labels_of_probabilities(probabilities, dim=0)
+        else:
+            stored, mask = labeler.mask(probabilities)
+            labeler.save(stored, output / labeler.file_name(path.stem))
         del probabilities
     else:
         mask = predictor(pixels)
     del pixels
-    for name, image in mask_images(mask, predictor, path.stem):
-        (output / name).parent.mkdir(parents=True, exist_ok=True)
-        image.save(output / name)
+    if labeler is None:
+        for name, image in mask_images(mask, predictor, path.stem):
+            (output / name).parent.mkdir(parents=True, exist_ok=True)
+            image.save(output / name)
     if cfg.overlay:
         coloured = palette_image(mask, predictor.palette)
         overlay_image(path, coloured, cfg.overlay_alpha).save(output / f"{path.stem}_overlay.jpg")
@@ -99,10 +116,18 @@ def predict_file(predictor: Predictor, path: Path, output: Path, cfg: DictConfig
 
 def predict(cfg: DictConfig) -> list[tuple[Path, str]]:
     """Predict every input image; returns the files that could not be read, with why."""
+    confidence = check_confidence(cfg.pseudo_labels, cfg.confidence)
+    labeler = PseudoLabeler(task_mode(cfg), cfg.data, confidence) if cfg.pseudo_labels else None
     device = cfg.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     files = input_images(str(cfg.input))
+    output = Path(cfg.output)
+    if labeler is not None and output.resolve() in {path.parent.resolve() for path in files}:
+        raise SeglabError(
+            f"output={cfg.output} holds input images, which pseudo-label masks could overwrite; "
+            "write them to a folder of their own"
+        )
     if cfg.get("model_path") is not None:
         predictor = predictor_for(cfg, file_model(cfg, device), torch.device(device))
     else:
@@ -112,14 +137,15 @@ def predict(cfg: DictConfig) -> list[tuple[Path, str]]:
             f"overlay=true blends one mask's class colours into the image, but mode="
             f"{predictor.mode.name} writes a mask per class: leave overlay=false"
         )
-    output = Path(cfg.output)
     output.mkdir(parents=True, exist_ok=True)
     failed = []
     for path in tqdm(files, desc="seglab-predict", unit="image"):
         try:
-            predict_file(predictor, path, output, cfg)
+            predict_file(predictor, path, output, cfg, labeler)
         except (OSError, UnidentifiedImageError, ValueError) as error:
             failed.append((path, f"{type(error).__name__}: {error}"))
+    if labeler is not None:
+        print(labeler.summary())
     return failed
 
 

@@ -226,9 +226,9 @@ def test_every_config_file_composes_and_instantiates(
 ) -> None:
     overrides = [f"{group}={option}"]
     data = option if group == "data" else None
-    if group == "experiment":  # a recipe on a folder dataset gets the tiny layout too
-        picked = OmegaConf.load(CONF_DIR / group / f"{option}.yaml").get("defaults", [])
-        data = next((d["override /data"] for d in picked if "override /data" in d), None)
+    if group == "experiment":  # a recipe on a folder dataset (its own or its parent's) too
+        recipe = composed("train", f"experiment={option}", return_hydra_config=True)
+        data = recipe.hydra.runtime.choices.get("data")
     if data in FOLDER_LAYOUTS:
         overrides.append(f"data.root={_tiny_folder(tmp_path / 'data', data)}")
     if data in DATA_MODES:  # data made for another task mode than the default
