@@ -12,8 +12,8 @@ commands a user runs. Latency is the median wall time of ``--repeats`` forward p
 and ONNX Runtime threads at ``os.cpu_count()``); the ratio divides FP32 ONNX's median by each
 model's, measured in the same process. With ``--prune-amount`` above 0 (0.25 by default),
 ``seglab-prune`` removes that share of the channels and fine-tunes for ``--fine-tune-time``
-(days:hours:minutes:seconds; or its default 3 epochs, if sooner), which adds the rows of the pruned network and
-of its INT8 ONNX file. INT8 speed depends on the CPU's integer dot-product
+(days:hours:minutes:seconds; or its default 3 epochs, if sooner), which adds the rows of the
+pruned network and of its INT8 ONNX file. INT8 speed depends on the CPU's integer dot-product
 instructions (AVX-512 VNNI, AVX-VNNI, AMX), which the report lists from /proc/cpuinfo.
 """
 
