@@ -2,6 +2,7 @@
 
     python scripts/benchmark_compression.py --ckpt <run>/checkpoints/best.ckpt
         [--calibration-images 64 --method minmax --repeats 20 --size 360 480]
+        [--prune-amount 0.25 --fine-tune-time 00:00:03:00]
         [--output outputs/compression.json] [overrides for seglab-eval, e.g. data.root=...]
 
 The two ONNX files are written by ``seglab-export`` (``quantize=int8`` for the second) and all
@@ -9,7 +10,10 @@ three models are scored by ``seglab-eval`` on the val split, so the figures are 
 commands a user runs. Latency is the median wall time of ``--repeats`` forward passes of random
 ``--size`` images at batch 1 and 8, after two warm-up passes, on the CPU with every core (torch
 and ONNX Runtime threads at ``os.cpu_count()``); the ratio divides FP32 ONNX's median by each
-model's, measured in the same process. INT8 speed depends on the CPU's integer dot-product
+model's, measured in the same process. With ``--prune-amount`` above 0 (0.25 by default),
+``seglab-prune`` removes that share of the channels and fine-tunes for ``--fine-tune-time``
+(days:hours:minutes:seconds; or its default 3 epochs, if sooner), which adds the rows of the
+pruned network and of its INT8 ONNX file. INT8 speed depends on the CPU's integer dot-product
 instructions (AVX-512 VNNI, AVX-VNNI, AMX), which the report lists from /proc/cpuinfo.
 """
 
@@ -83,6 +87,22 @@ def median_seconds(
     return statistics.median(times)
 
 
+def prune(args: argparse.Namespace, work: Path, overrides: list[str]) -> Path:
+    """seglab-prune's checkpoint of ``args.ckpt``: its best after ``--fine-tune-time`` of
+    fine-tuning, or the network as pruned when the fine-tune saved none."""
+    run_command(
+        "seglab.prune",
+        f"ckpt_path={args.ckpt}",
+        f"amount={args.prune_amount}",
+        f"trainer.max_time={args.fine_tune_time}",
+        f"paths.output_root={work / 'outputs'}",
+        *overrides,
+    )
+    (run_dir,) = (work / "outputs" / "prune").iterdir()
+    best = run_dir / "checkpoints" / "best.ckpt"
+    return best if best.is_file() else run_dir / "pruned.ckpt"
+
+
 def weights_bytes(model: torch.nn.Module) -> int:
     """Size of the network's state dict as ``torch.save`` writes it (no optimizer state)."""
     buffer = io.BytesIO()
@@ -97,42 +117,51 @@ def main() -> None:
     parser.add_argument("--method", default="minmax")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--size", type=int, nargs=2, default=[360, 480])
+    parser.add_argument("--prune-amount", type=float, default=0.25)
+    parser.add_argument("--fine-tune-time", default="00:00:03:00")
     parser.add_argument("--output", type=Path, default=Path("outputs/compression.json"))
     args, overrides = parser.parse_known_args()
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
     work = Path(tempfile.mkdtemp(prefix="seglab-compression-"))
+    # each row: the seglab-eval argument naming what it scores, and the file of its size
+    checkpoints = {"FP32 PyTorch": args.ckpt}
     files = {"FP32 ONNX": work / "model.onnx", "INT8 ONNX": work / "model.int8.onnx"}
+    # each ONNX row: the row of the checkpoint it is exported from, and whether INT8
+    exports = {"FP32 ONNX": ("FP32 PyTorch", False), "INT8 ONNX": ("FP32 PyTorch", True)}
+    if args.prune_amount:
+        pruned_name = f"pruned {100 * args.prune_amount:g} % + fine-tune"
+        checkpoints[pruned_name] = prune(args, work, overrides)
+        files["pruned + INT8"] = work / "pruned.int8.onnx"
+        exports["pruned + INT8"] = (pruned_name, True)
     quantize = [
         "quantize=int8",
         f"calibration.num_images={args.calibration_images}",
         f"calibration.method={args.method}",
     ]
-    for name, extra in (("FP32 ONNX", []), ("INT8 ONNX", quantize)):
+    for name, (source, int8) in exports.items():
         run_command(
             "seglab.export",
-            f"ckpt_path={args.ckpt}",
+            f"ckpt_path={checkpoints[source]}",
             f"output={files[name]}",
             f"paths.output_root={work / 'outputs'}",
-            *extra,
+            *(quantize if int8 else []),
             *overrides,
         )
-    network = seglab.load(args.ckpt).model
-    models: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"FP32 PyTorch": network}
+    networks = {name: seglab.load(path).model for name, path in checkpoints.items()}
+    models: dict[str, Callable[[torch.Tensor], torch.Tensor]] = dict(networks)
     models.update({name: OnnxSegmenter(path) for name, path in files.items()})
     height, width = args.size
-    channels = network.in_channels or 3
+    channels = networks["FP32 PyTorch"].in_channels or 3
     rows: dict[str, dict[str, Any]] = {}
     for name in models:
-        model_arg = (
-            f"ckpt_path={args.ckpt}" if name == "FP32 PyTorch" else f"model_path={files[name]}"
-        )
+        in_torch = name in checkpoints
+        network = networks[name if in_torch else exports[name][0]]
+        model_arg = f"ckpt_path={checkpoints[name]}" if in_torch else f"model_path={files[name]}"
         rows[name] = {
             "val_mIoU": val_miou(model_arg, work, overrides),
             "params": sum(p.numel() for p in network.parameters()),
-            "file_bytes": weights_bytes(network)
-            if name == "FP32 PyTorch"
-            else files[name].stat().st_size,
+            "file_bytes": weights_bytes(network) if in_torch else files[name].stat().st_size,
         }
     for batch_size in (1, 8):
         batch = torch.randn(

@@ -22,6 +22,7 @@ from pytorch_lightning.loggers import MLFlowLogger, TensorBoardLogger
 
 from seglab.boundary import BoundaryMetric
 from seglab.callbacks import IntervalProgressBar
+from seglab.channel_pruning import PRUNED_KEY, shrink_to
 from seglab.checkpoints import AtomicCheckpointIO, model_state
 from seglab.configs import inference_config, metrics_config
 from seglab.data import DatasetError, SegmentationDataModule
@@ -354,9 +355,17 @@ def untrained(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
+def checkpoint_model(cfg: DictConfig, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """The network of ``cfg`` at the channel counts of ``state`` (its weights in a checkpoint),
+    which differ from the config's in a pruned run (``pruned`` in its config); not loaded."""
+    model = build_model(cfg)
+    return shrink_to(model, state) if cfg.get(PRUNED_KEY) else model
+
+
 def trained_model(cfg: DictConfig, checkpoint: dict[str, Any]) -> torch.nn.Module:
     """The network of ``cfg`` with the checkpoint's weights, in eval mode: all that prediction
     and export need, without the run's data or loss."""
-    model = build_model(untrained(cfg))
-    model.load_state_dict(model_state(checkpoint))
+    state = model_state(checkpoint)
+    model = checkpoint_model(untrained(cfg), state)
+    model.load_state_dict(state)
     return model.eval()

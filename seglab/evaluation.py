@@ -16,10 +16,12 @@ from seglab.build import (
     apply_performance_options,
     build_datamodule,
     build_task,
+    checkpoint_model,
     lightning_trainer_config,
     setup_data,
     untrained,
 )
+from seglab.checkpoints import model_state
 from seglab.configs import command_checkpoint
 from seglab.errors import SeglabError
 from seglab.onnx_model import file_model
@@ -53,7 +55,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if checkpoint is None:
         task = build_task(cfg, datamodule, model=file_model(cfg))
     else:
-        task = build_task(untrained(cfg), datamodule)
+        run = untrained(cfg)
+        # a pruned run's network has the channel counts of its weights
+        task = build_task(run, datamodule, model=checkpoint_model(run, model_state(checkpoint)))
         task.load_state_dict(checkpoint["state_dict"])
     apply_performance_options(cfg, task, training=False)
     trainer = instantiate(

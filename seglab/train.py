@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -38,7 +39,7 @@ def _main(cfg: DictConfig) -> float | list[float | None] | None:
             with reported(PROG):
                 metrics = train(cfg)
         except RunInterrupted as interrupted:
-            _exit_interrupted(interrupted)
+            exit_interrupted(PROG, interrupted)
         values = [metrics.get(name) for name in objective_names(cfg.get("optimized_metric"))]
         return values[0] if isinstance(cfg.get("optimized_metric"), str) else values or None
     share_machine(cfg)
@@ -47,19 +48,21 @@ def _main(cfg: DictConfig) -> float | list[float | None] | None:
     except SweepError as error:
         fail(PROG, str(error))
     except RunInterrupted as interrupted:
-        _exit_interrupted(interrupted)
+        exit_interrupted(PROG, interrupted)
     except Exception as error:
         log.error("job %s failed: %s: %s", HydraConfig.get().job.num, type(error).__name__, error)
         raise
 
 
-def _exit_interrupted(interrupted: RunInterrupted) -> None:
+def exit_interrupted(prog: str, interrupted: RunInterrupted) -> NoReturn:
+    """Say where a run stopped by a signal stands and how to continue it; exit with the
+    shell's status for the signal."""
     resume = (
         f"; continue with: seglab-train ckpt_path={interrupted.checkpoint}"
         if interrupted.checkpoint
         else ""
     )
-    print(f"{PROG}: {interrupted}{resume}", file=sys.stderr)
+    print(f"{prog}: {interrupted}{resume}", file=sys.stderr)
     sys.exit(128 + interrupted.signum)
 
 

@@ -21,9 +21,11 @@ from seglab.build import (
     build_task,
     build_trainer,
     check_training_size,
+    checkpoint_model,
     setup_data,
 )
-from seglab.checkpoints import CheckpointWriteError
+from seglab.channel_pruning import PRUNED_KEY
+from seglab.checkpoints import CheckpointWriteError, model_state
 from seglab.data import DatasetError, SegmentationDataModule
 from seglab.environment import write_environment
 from seglab.errors import SeglabError
@@ -36,8 +38,12 @@ from seglab.sweeps import check_strategy
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit, then test the best checkpoint; returns the final metrics (for sweepers too)."""
+def train(cfg: DictConfig, model: torch.nn.Module | None = None) -> dict[str, float]:
+    """Fit, then test the best checkpoint; returns the final metrics (for sweepers too).
+
+    ``model`` replaces the network of ``cfg`` (seglab-prune's pruned one, whose channel counts
+    the config does not say); a resumed pruned run takes those of its checkpoint's weights.
+    """
     run_dir = Path(cfg.paths.output_dir)
     check_strategy(cfg)
     # .hydra/ of a fresh run, .hydra/resume-<time>/ of a resume (conf/hydra/default.yaml)
@@ -64,7 +70,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         write_environment(record_dir, seed)
     # every check of the config comes before the first file is read
     datamodule = build_datamodule(cfg)
-    model = build_model(cfg)
+    if model is None and resumed is not None and cfg.get(PRUNED_KEY):
+        stored = torch.load(resumed.checkpoint, map_location="cpu", weights_only=True, mmap=True)
+        model = checkpoint_model(cfg, model_state(stored))
+    model = build_model(cfg) if model is None else model
     check_training_size(datamodule, model)
     trainer = build_trainer(cfg, purge_step=resumed.step if resumed else None)
     if nonfinite.action == "skip" and trainer.world_size > 1:

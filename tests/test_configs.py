@@ -32,7 +32,14 @@ from seglab.configs import mount_checkpoint_config, refuse_group_overrides
 from seglab.errors import SeglabError
 from seglab.losses import MODES
 
-ENTRY_CONFIGS = {"train.yaml", "eval.yaml", "data_stats.yaml", "predict.yaml", "export.yaml"}
+ENTRY_CONFIGS = {
+    "train.yaml",
+    "eval.yaml",
+    "data_stats.yaml",
+    "predict.yaml",
+    "export.yaml",
+    "prune.yaml",
+}
 # image and mask folders of the train split in the layout each folder dataset expects
 FOLDER_LAYOUTS = {
     "folder": ("train/images", "train/masks"),
@@ -320,13 +327,18 @@ def test_default_train_config_builds_a_task_and_trainer(composed) -> None:
     assert build_trainer(cfg).max_epochs == cfg.trainer.max_epochs
 
 
-@pytest.mark.parametrize("entry", ["eval", "predict", "export"])
+@pytest.mark.parametrize("entry", ["eval", "predict", "export", "prune"])
 def test_entry_configs_compose_the_command_line_onto_the_checkpoint_config(
     composed, tmp_path: Path, entry: str
 ) -> None:
     run = composed("train", "data=camvid", "data.eval_scale=0.5")
     mount_checkpoint_config(OmegaConf.to_container(run, resolve=True))
-    required = {"eval": ["split=val"], "predict": ["input=x"], "export": ["output=x.onnx"]}
+    required = {
+        "eval": ["split=val"],
+        "predict": ["input=x"],
+        "export": ["output=x.onnx"],
+        "prune": ["amount=0.5"],
+    }
     cfg = composed(entry, "ckpt_path=x.ckpt", "data.root=/elsewhere", *required[entry])
     assert cfg.task_name == entry and cfg.ckpt_path == "x.ckpt"
     # a key the entry config's own defaults never had, and the run's settings kept around it

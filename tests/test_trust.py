@@ -29,7 +29,14 @@ from seglab.reproduce import untrusted_run
 from seglab.train import main as train_main
 from seglab.trust import HYDRA_CALLBACKS, RERUN_RESOLVER_VALUES, TARGETS, untrusted_part
 
-ENTRY_CONFIGS = {"train.yaml", "eval.yaml", "data_stats.yaml", "predict.yaml", "export.yaml"}
+ENTRY_CONFIGS = {
+    "train.yaml",
+    "eval.yaml",
+    "data_stats.yaml",
+    "predict.yaml",
+    "export.yaml",
+    "prune.yaml",
+}
 GADGET_TARGET = "pathlib.Path.write_text"
 SHORT_RUN = (*TINY, "trainer.max_epochs=1", "test_after_fit=false")
 
