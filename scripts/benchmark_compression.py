@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 import seglab
+from seglab.checkpoints import CHECKPOINT_KEY, load_checkpoint
 from seglab.onnx_model import OnnxSegmenter
 
 #: The /proc/cpuinfo flags that decide how fast INT8 convolutions run.
@@ -89,12 +90,20 @@ def median_seconds(
 
 def prune(args: argparse.Namespace, work: Path, overrides: list[str]) -> Path:
     """seglab-prune's checkpoint of ``args.ckpt``: its best after ``--fine-tune-time`` of
-    fine-tuning, or the network as pruned when the fine-tune saved none."""
+    fine-tuning, or the network as pruned when the fine-tune saved none.
+
+    A checkpoint whose schedule decays over a time budget (``scheduler.max_time``, as in
+    ``experiment=camvid_cpu``) is fine-tuned for the whole ``--fine-tune-time``, its rate
+    decaying over that time, rather than for prune.yaml's few epochs."""
+    config = load_checkpoint(args.ckpt)[CHECKPOINT_KEY]["config"]
+    timed = (config.get("scheduler") or {}).get("max_time") is not None
+    budget = ["trainer.max_epochs=1000", f"scheduler.max_time={args.fine_tune_time}"]
     run_command(
         "seglab.prune",
         f"ckpt_path={args.ckpt}",
         f"amount={args.prune_amount}",
         f"trainer.max_time={args.fine_tune_time}",
+        *(budget if timed else []),
         f"paths.output_root={work / 'outputs'}",
         *overrides,
     )
