@@ -11,8 +11,6 @@ import os
 
 os.environ["OMP_NUM_THREADS"] = "1"
 
-import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import torch
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from omegaconf import DictConfig
-from tiny import CONF_DIR
+from tiny import CONF_DIR, run_here
 
 torch.set_num_threads(1)
 
@@ -62,31 +60,12 @@ def compose() -> Compose:
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
     """``cli(main, *args, cwd=folder)``: a console entry point run in this process (no
-    interpreter start-up) from ``folder``; gives its exit code, stdout and stderr.
-
-    Hydra points the root logger at this test's captured streams; they close with the test, so
-    the logger gets its own handlers back, or later tests' log records would hit closed files.
-    """
+    interpreter start-up) from ``folder``, as ``tiny.run_here`` runs it; gives its exit code,
+    stdout and stderr. The test stays in ``folder`` afterwards."""
 
     def run(main: Callable[[], None], *args: str, cwd: Path) -> tuple[int, str, str]:
         monkeypatch.chdir(cwd)
-        monkeypatch.setattr(sys, "argv", ["seglab", *args])
-        root = logging.getLogger()
-        handlers, level = root.handlers[:], root.level
-        code = 0
-        try:
-            main()
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        finally:
-            for handler in root.handlers[:]:
-                if handler not in handlers:
-                    root.removeHandler(handler)
-                    handler.close()
-            for handler in handlers:
-                if handler not in root.handlers:
-                    root.addHandler(handler)
-            root.setLevel(level)
+        code = run_here(main, *args, cwd=cwd)
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 

@@ -15,6 +15,7 @@ from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
 from seglab.compare import main
+from seglab.train import main as train_main
 
 # (optimizer.lr, model.decoder) -> val/mIoU, val/mDice, val/loss at epochs 0, 1, 2
 GRID = {
@@ -318,7 +319,7 @@ def test_console_script_exits_2(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_2x2_grid_names_its_jobs_and_compares_them(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, cli, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The whole loop: seglab-train -m on the built-in data, then seglab-compare and TensorBoard."""
     from seglab.runs import read_hparams, read_scalars
@@ -334,23 +335,16 @@ def test_a_2x2_grid_names_its_jobs_and_compares_them(
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
     ]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "seglab.train",
-            "-m",
-            *tiny,
-            "optimizer.lr=0.001,0.003",
-            "optimizer.weight_decay=0,0.01",
-            f"paths.output_root={tmp_path}",
-        ],
+    code, _, err = cli(
+        train_main,
+        "-m",
+        *tiny,
+        "optimizer.lr=0.001,0.003",
+        "optimizer.weight_decay=0,0.01",
+        f"paths.output_root={tmp_path}",
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert code == 0, err[-3000:]
     (sweep_dir,) = (tmp_path / "train" / "multirun").iterdir()
     jobs = sorted(path.name for path in sweep_dir.iterdir() if path.is_dir())
     assert jobs == [

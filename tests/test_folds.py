@@ -7,15 +7,13 @@ import csv
 import io
 import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny import ENV, TINY, data_options
+from tiny import TINY, data_options
 
 from seglab.compare import main as compare_main
 from seglab.data import FolderDataModule, SyntheticShapesDataModule
@@ -169,16 +167,13 @@ def test_bad_fold_settings_stop_the_run_in_one_line_before_training(
 
 @pytest.mark.slow
 def test_a_cross_validation_sweep_is_one_row_of_seglab_compare(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, cli, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """seglab-train -m over every fold, then seglab-compare: the mean and sample std of the
     folds' best scores, read back from each run independently."""
-    command = [sys.executable, "-m", "seglab.train", "-m", *TINY, "trainer.max_epochs=1"]
-    command += ["data.folds=3", "data.fold=range(3)", f"paths.output_root={tmp_path}"]
-    result = subprocess.run(
-        command, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    args = ["-m", *TINY, "trainer.max_epochs=1", "data.folds=3", "data.fold=range(3)"]
+    code, _, err = cli(train_main, *args, f"paths.output_root={tmp_path}", cwd=tmp_path)
+    assert code == 0, err[-3000:]
     (sweep_dir,) = (tmp_path / "train" / "multirun").iterdir()
     runs = sorted(path for path in sweep_dir.iterdir() if path.is_dir())
     assert [run.name for run in runs] == ["fold=0", "fold=1", "fold=2"]

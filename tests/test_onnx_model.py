@@ -13,12 +13,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from PIL import Image
-from tiny import run_module, train_once
+from tiny import run_here, train_once
 
 import seglab
 from seglab.checkpoints import CHECKPOINT_KEY
 from seglab.errors import SeglabError
 from seglab.eval import main as eval_main
+from seglab.export import main as export_main
 from seglab.onnx_model import CONFIG_KEY, PREFIX, read_metadata, write_metadata
 from seglab.predict import main as predict_main
 
@@ -51,15 +52,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ckpt = train_once(root, *TRAINED) / "checkpoints" / "best.ckpt"
     files = {"ckpt": ckpt, "float": root / "model.onnx", "int8": root / "model.int8.onnx"}
     for kind, extra in (("float", []), ("int8", ["quantize=int8", "calibration.num_images=16"])):
-        result = run_module(
-            "seglab.export",
+        code = run_here(
+            export_main,
             f"ckpt_path={ckpt}",
             f"output={files[kind]}",
             *extra,
             f"paths.output_root={root / 'outputs'}",
             cwd=root,
         )
-        assert result.returncode == 0, result.stderr[-3000:]
+        assert code == 0, f"seglab-export of the {kind} file exited with {code}"
     return files
 
 

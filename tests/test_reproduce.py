@@ -7,7 +7,6 @@ import contextlib
 import io
 import json
 import math
-import os
 import platform
 import re
 import shutil
@@ -31,28 +30,14 @@ TINY = [*tiny.TINY, "trainer.deterministic=true", "seed=7"]
 RUN_NAME = re.compile(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d{6}")
 
 
-def _train(*args: str, cwd: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "seglab.train", *args],
-        cwd=cwd,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-
-
 def _files(run_dir: Path) -> dict[str, bytes]:
     return {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
 
 
 @pytest.fixture(scope="module")
 def original(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("runs")
-    _train(*TINY, f"paths.output_root={root}", cwd=root)
-    (run_dir,) = (root / "train").iterdir()
-    return run_dir
+    # trained here; seglab-reproduce re-runs it in a fresh interpreter
+    return tiny.train_once(tmp_path_factory.mktemp("runs"), *TINY)
 
 
 @pytest.fixture(scope="module")

@@ -58,6 +58,8 @@ STUDY = Path("train", "hparams_search", "synthetic_optuna")
 
 
 def _train(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """seglab-train -m in a fresh interpreter, as a user starts it (its output whole: Optuna
+    logs to the stream it was imported with, which this process's capture does not hold)."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, "-m", "seglab.train", "-m", *TINY, *args, f"paths.output_root={cwd}"],
@@ -67,6 +69,11 @@ def _train(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=600,
     )
+
+
+def _train_here(cli, *args: str, cwd: Path) -> tuple[int, str, str]:
+    """``_train`` in this process: exit code, stdout and stderr."""
+    return cli(train_main, "-m", *TINY, *args, f"paths.output_root={cwd}", cwd=cwd)
 
 
 def _storage(study_dir: Path) -> str:
@@ -120,7 +127,7 @@ def test_optuna_search_records_failed_trials_goes_on_and_resumes(tmp_path: Path)
 
 @pytest.mark.slow
 def test_median_pruner_prunes_a_trial_below_the_median_and_its_run_says_so(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, cli, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A finished trial with val/mIoU 1.0 after every epoch, which no tiny run reaches, makes
     the median pruner prune the next trial after its first epoch."""
@@ -139,10 +146,15 @@ def test_median_pruner_prunes_a_trial_below_the_median_and_its_run_says_so(
         "model/decoder=choice(unet, fpn)",
     ]
     pruner = ["hydra.sweeper.pruner=median", "hydra.sweeper.pruner_startup_trials=1"]
-    result = _train(
-        "hparams_search=synthetic_optuna", "hydra.sweeper.n_trials=1", *pruner, *space, cwd=tmp_path
+    code, _, err = _train_here(
+        cli,
+        "hparams_search=synthetic_optuna",
+        "hydra.sweeper.n_trials=1",
+        *pruner,
+        *space,
+        cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert code == 0, err[-3000:]
     trial = _trials(study_dir)[1]
     assert trial.state.name == "PRUNED"
     assert list(trial.intermediate_values) == [0]
@@ -277,10 +289,11 @@ def test_the_cmaes_sampler_without_its_package_names_the_install(
 
 
 @pytest.mark.slow
-def test_a_two_objective_search_writes_its_pareto_front(tmp_path: Path) -> None:
+def test_a_two_objective_search_writes_its_pareto_front(tmp_path: Path, cli) -> None:
     """Encoders of one and of two stages: the larger model costs more FLOPs, so whichever
     scores better, each is on the front unless the other beats it in both."""
-    result = _train(
+    code, out, err = _train_here(
+        cli,
         *PARETO,
         "hydra.sweeper.sampler=grid",
         "model.encoder.widths=choice([8],[8,16])",
@@ -290,7 +303,7 @@ def test_a_two_objective_search_writes_its_pareto_front(tmp_path: Path) -> None:
         "hydra.sweeper.n_trials=2",
         cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert code == 0, err[-3000:]
     study_dir = tmp_path / "train" / "hparams_search" / "synthetic_pareto"
     study = optuna.load_study(study_name="synthetic_pareto", storage=_storage(study_dir))
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
@@ -317,14 +330,14 @@ def test_a_two_objective_search_writes_its_pareto_front(tmp_path: Path) -> None:
     gflops = {t.params["model.encoder.widths"]: t.values[1] for t in study.trials}
     assert gflops["[8,16]"] > gflops["[8]"]
     # the front, printed: a header, then a row per trial of it
-    printed = (result.stdout + result.stderr).split("Pareto front of")[1].splitlines()[1:]
+    printed = (out + err).split("Pareto front of")[1].splitlines()[1:]
     assert printed[0].split() == ["trial", "model.encoder.widths", *results["metrics"]]
     for row, trial in zip(printed[1:], front, strict=False):
         assert row.split()[:2] == [str(trial.number), trial.params["model.encoder.widths"]]
 
 
 @pytest.mark.slow
-def test_hyperband_pruner_prunes_a_trial_behind_the_best_at_its_rung(tmp_path: Path) -> None:
+def test_hyperband_pruner_prunes_a_trial_behind_the_best_at_its_rung(tmp_path: Path, cli) -> None:
     """A finished trial of 2 epochs (so Hyperband has one bracket, promoting after epoch 1)
     with val/mIoU 1.0 at its rung, which no tiny run reaches: the next trial is pruned after
     epoch 1 of 3."""
@@ -339,7 +352,8 @@ def test_hyperband_pruner_prunes_a_trial_behind_the_best_at_its_rung(tmp_path: P
         system_attrs={"completed_rung_0": 1.0},
     )
     study.add_trial(finished)
-    result = _train(
+    code, _, err = _train_here(
+        cli,
         "hparams_search=synthetic_optuna",
         "hydra.sweeper.n_trials=1",
         "hydra.sweeper.pruner=hyperband",
@@ -352,7 +366,7 @@ def test_hyperband_pruner_prunes_a_trial_behind_the_best_at_its_rung(tmp_path: P
         "trainer.max_epochs=3",
         cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert code == 0, err[-3000:]
     trial = _trials(study_dir)[1]
     assert trial.state.name == "PRUNED"
     assert list(trial.intermediate_values) == [0, 1]

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tiny import TINY, run_module
+from tiny import TINY, run_here
+
+from seglab.train import main as train_main
 
 STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
 
@@ -52,8 +54,8 @@ class Server:
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("runs")
     args = ["-m", *TINY, "optimizer.lr=0.001", "model/attention=none,scse"]
-    result = run_module("seglab.train", *args, f"paths.output_root={root}", cwd=root)
-    assert result.returncode == 0, result.stderr[-3000:]
+    code = run_here(train_main, *args, f"paths.output_root={root}", cwd=root)
+    assert code == 0, f"seglab-train {' '.join(args)} exited with {code}"
     (sweep_dir,) = (root / "train" / "multirun").iterdir()
     return sweep_dir
 

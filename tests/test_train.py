@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import sys
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny import TINY, data_options, run_module, train_once
+from tiny import TINY, data_options, run_here, train_once
 
 from seglab.eval import main as eval_main
 from seglab.evaluation import format_report
@@ -270,10 +272,10 @@ def _binary_folder(root: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_folder_dataset_with_binary_masks_trains_from_overrides(tmp_path: Path) -> None:
+def test_folder_dataset_with_binary_masks_trains_from_overrides(tmp_path: Path, cli) -> None:
     root = _binary_folder(tmp_path / "cells")
-    result = run_module(
-        "seglab.train",
+    code, out, err = cli(
+        train_main,
         "data=folder",
         f"data.root={root}",
         "data.classes=[background,cell]",
@@ -286,10 +288,8 @@ def test_folder_dataset_with_binary_masks_trains_from_overrides(tmp_path: Path) 
         *QUIET,
         cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"skipping the test phase after fit: test split folder {root}/test/images" in (
-        result.stdout + result.stderr
-    )
+    assert code == 0, err[-3000:]
+    assert f"skipping the test phase after fit: test split folder {root}/test/images" in out + err
     (run_dir,) = (tmp_path / "runs" / "train").iterdir()
     checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
     config = checkpoint["seglab"]["config"]
@@ -389,25 +389,27 @@ def camvid_run(
     tmp_path_factory: pytest.TempPathFactory, camvid_root: Path, camvid_cache: Path
 ) -> Path:
     root = tmp_path_factory.mktemp("camvid_runs")
-    result = run_module(
-        "seglab.train",
-        "data=camvid",
-        f"data.root={camvid_root}",
-        "data.crop_size=[64,64]",
-        "data.batch_size=2",
-        "data.eval_batch_size=4",
-        "data.eval_scale=0.25",
-        "trainer.limit_train_batches=3",
-        "trainer.limit_val_batches=2",
-        "trainer.num_sanity_val_steps=0",
-        f"paths.cache_dir={camvid_cache}",
-        f"paths.output_root={root}",
-        *QUIET,
-        cwd=root,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = run_here(
+            train_main,
+            "data=camvid",
+            f"data.root={camvid_root}",
+            "data.crop_size=[64,64]",
+            "data.batch_size=2",
+            "data.eval_batch_size=4",
+            "data.eval_scale=0.25",
+            "trainer.limit_train_batches=3",
+            "trainer.limit_val_batches=2",
+            "trainer.num_sanity_val_steps=0",
+            f"paths.cache_dir={camvid_cache}",
+            f"paths.output_root={root}",
+            *QUIET,
+            cwd=root,
+        )
+    assert code == 0, out.getvalue()[-3000:]
     # the folder as given, not resolved: a symlinked data root is named as the user named it
-    assert f"test split folder {camvid_root}/test does not exist" in (result.stdout + result.stderr)
+    assert f"test split folder {camvid_root}/test does not exist" in out.getvalue()
     (run_dir,) = (root / "train").iterdir()
     return run_dir
 

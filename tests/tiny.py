@@ -1,11 +1,12 @@
 """What test modules need at import time, so not fixtures: the conf dir (parametrisation walks
-it), overrides for tiny seglab runs, ways to run the entry points in a fresh interpreter, and
-the values a data config hands its datamodule."""
+it), overrides for tiny seglab runs, ways to run the entry points in this process or in a fresh
+interpreter, and the values a data config hands its datamodule."""
 
 from __future__ import annotations
 
 import copy
 import functools
+import logging
 import os
 import subprocess
 import sys
@@ -74,11 +75,50 @@ def run_module(module: str, *args: str, cwd: Path) -> subprocess.CompletedProces
     )
 
 
+def run_here(main: Callable[[], None], *args: str, cwd: Path) -> int:
+    """A console entry point run in this process from ``cwd``, for fixtures of any scope; gives
+    its exit code. A fresh interpreter would spend seconds importing torch and Lightning first.
+
+    The working directory, ``sys.argv``, torch's deterministic setting (which a run with
+    ``trainer.deterministic=true`` switches on for the process) and the root logger are put back
+    afterwards: Hydra points the logger at streams that a test's capture closes, and later
+    tests' log records would hit closed files.
+    """
+    cwd_before, argv = os.getcwd(), sys.argv
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    os.chdir(cwd)
+    sys.argv = ["seglab", *args]
+    code = 0
+    try:
+        main()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        os.chdir(cwd_before)
+        sys.argv = argv
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
+                handler.close()
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(level)
+    return code
+
+
 def train_once(root: Path, *args: str, cwd: Path | None = None) -> Path:
-    """The directory of one seglab-train run with ``args``, trained in a fresh interpreter
-    below ``root`` (from ``cwd``, default ``root``); fails the test if the run fails."""
-    result = run_module("seglab.train", *args, f"paths.output_root={root}", cwd=cwd or root)
-    assert result.returncode == 0, result.stderr[-3000:]
+    """The directory of one seglab-train run with ``args``, trained in this process below
+    ``root`` (from ``cwd``, default ``root``); fails the test if the run fails (its error is in
+    the test's captured output)."""
+    from seglab.train import main
+
+    code = run_here(main, *args, f"paths.output_root={root}", cwd=cwd or root)
+    assert code == 0, f"seglab-train {' '.join(args)} exited with {code}"
     (run_dir,) = (root / "train").iterdir()
     return run_dir
 
