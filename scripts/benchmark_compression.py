@@ -37,6 +37,7 @@ import torch
 
 import seglab
 from seglab.checkpoints import CHECKPOINT_KEY, load_checkpoint
+from seglab.models.cost import forward_flops
 from seglab.onnx_model import OnnxSegmenter
 
 #: The /proc/cpuinfo flags that decide how fast INT8 convolutions run.
@@ -170,6 +171,8 @@ def main() -> None:
         rows[name] = {
             "val_mIoU": val_miou(model_arg, work, overrides),
             "params": sum(p.numel() for p in network.parameters()),
+            # of the float network the row runs or was quantized from, at --size
+            "gflops": forward_flops(network, (1, channels, height, width)) / 1e9,
             "file_bytes": weights_bytes(network) if in_torch else files[name].stat().st_size,
         }
     for batch_size in (1, 8):
@@ -213,15 +216,15 @@ def _table(report: dict[str, Any]) -> str:
         f"INT8 flags: {', '.join(report['cpu']['flags']) or 'none'}",
         "",
         "| model | val mIoU | ms/image b1 | x FP32 ONNX b1 | ms/image b8 | x FP32 ONNX b8 "
-        "| params | file |",
-        "|---|---|---|---|---|---|---|---|",
+        "| params | GFLOPs | file |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in report["models"].items():
         lines.append(
             f"| {name} | {row['val_mIoU']:.4f} | {row['ms_per_image_batch1']:.2f} "
             f"| {row['speedup_vs_fp32_onnx_batch1']:.2f} | {row['ms_per_image_batch8']:.2f} "
             f"| {row['speedup_vs_fp32_onnx_batch8']:.2f} | {row['params']:,} "
-            f"| {row['file_bytes'] / 1e3:.0f} kB |"
+            f"| {row['gflops']:.2f} | {row['file_bytes'] / 1e3:.0f} kB |"
         )
     return "\n".join(lines)
 
