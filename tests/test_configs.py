@@ -17,7 +17,7 @@ from hydra.utils import get_class, get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from PIL import Image
 from pytorch_lightning.utilities import CombinedLoader
-from tiny import CONF_DIR
+from tiny import CONF_DIR, ENTRY_CONFIGS
 
 from seglab.build import (
     PERFORMANCE_KEYS,
@@ -32,14 +32,6 @@ from seglab.configs import mount_checkpoint_config, refuse_group_overrides
 from seglab.errors import SeglabError
 from seglab.losses import MODES
 
-ENTRY_CONFIGS = {
-    "train.yaml",
-    "eval.yaml",
-    "data_stats.yaml",
-    "predict.yaml",
-    "export.yaml",
-    "prune.yaml",
-}
 # image and mask folders of the train split in the layout each folder dataset expects
 FOLDER_LAYOUTS = {
     "folder": ("train/images", "train/masks"),

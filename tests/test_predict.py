@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from PIL import Image
+from tiny import save_checkpoint
 
 import seglab
 from seglab.build import build_datamodule, build_model, build_task
-from seglab.checkpoints import CHECKPOINT_KEY
 from seglab.errors import SeglabError
 from seglab.predict import main as predict_main
 
@@ -34,17 +34,7 @@ def checkpoint(compose, tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     model = build_model(cfg)
     path = folder / "tiny.ckpt"
-    torch.save(
-        {
-            CHECKPOINT_KEY: {
-                "config": OmegaConf.to_container(cfg, resolve=True),
-                "classes": list(cfg.data.classes),
-            },
-            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
-        },
-        path,
-    )
-    return path
+    return save_checkpoint(model, cfg, path)
 
 
 def _image(height: int = 30, width: int = 45) -> np.ndarray:

@@ -10,10 +10,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from PIL import Image
+from tiny import save_checkpoint
 
 import seglab
 from seglab.build import build_model
-from seglab.checkpoints import CHECKPOINT_KEY
 from seglab.data.folder import MaskDecoder
 from seglab.modes import Binary, Multiclass
 from seglab.predict import main as predict_main
@@ -48,17 +48,7 @@ def _checkpoint(compose, folder: Path, *overrides: str, head_shift: float = 0.0)
     with torch.no_grad():
         model.head.bias += head_shift
     path = folder / "model.ckpt"
-    torch.save(
-        {
-            CHECKPOINT_KEY: {
-                "config": OmegaConf.to_container(cfg, resolve=True),
-                "classes": list(cfg.data.classes),
-            },
-            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
-        },
-        path,
-    )
-    return path
+    return save_checkpoint(model, cfg, path)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from own_components import OwnEncoder
 from PIL import Image
 from tiny import CONF_DIR as CONF
-from tiny import TINY, train_once
+from tiny import ENTRY_CONFIGS, TINY, train_once
 
 import seglab
 from seglab.checkpoints import CHECKPOINT_KEY
@@ -29,14 +29,6 @@ from seglab.reproduce import untrusted_run
 from seglab.train import main as train_main
 from seglab.trust import HYDRA_CALLBACKS, RERUN_RESOLVER_VALUES, TARGETS, untrusted_part
 
-ENTRY_CONFIGS = {
-    "train.yaml",
-    "eval.yaml",
-    "data_stats.yaml",
-    "predict.yaml",
-    "export.yaml",
-    "prune.yaml",
-}
 GADGET_TARGET = "pathlib.Path.write_text"
 SHORT_RUN = (*TINY, "trainer.max_epochs=1", "test_after_fit=false")
 

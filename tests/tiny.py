@@ -24,6 +24,10 @@ from seglab.runs import read_scalars
 
 #: the checkout's conf/, the one the entry points compose from an editable install
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+#: The configs under conf/ that commands start from; every other file is a group option.
+ENTRY_CONFIGS = frozenset(
+    {"train.yaml", "eval.yaml", "data_stats.yaml", "predict.yaml", "export.yaml", "prune.yaml"}
+)
 
 #: A run of a few seconds on the synthetic data: 4 batches an epoch, 2 epochs.
 TINY = [
@@ -194,3 +198,21 @@ def data_options(option: str) -> dict[str, Any]:
     datamodules take every value from their config and restate none.
     """
     return copy.deepcopy(_data_options(option))
+
+
+def save_checkpoint(model: torch.nn.Module, cfg: Any, path: Path) -> Path:
+    """``model`` and its composed ``cfg`` saved as seglab-train saves a checkpoint (the
+    entries every checkpoint reader needs), without training it."""
+    from seglab.checkpoints import CHECKPOINT_KEY
+
+    torch.save(
+        {
+            CHECKPOINT_KEY: {
+                "config": OmegaConf.to_container(cfg, resolve=True),
+                "classes": list(cfg.data.classes),
+            },
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+        },
+        path,
+    )
+    return path
