@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,6 +24,10 @@ class Server:
     def __init__(self, logdir: Path) -> None:
         from tensorboard import program
 
+        # the server's reload thread outlives the test that started it and reports at INFO;
+        # through the root logger's handlers (pytest's captured streams, closed by then) each
+        # report would print a logging error
+        logging.getLogger("tensorboard").propagate = False
         board = program.TensorBoard()
         board.configure(
             argv=[None, f"--logdir={logdir}", "--host=127.0.0.1", "--port=0", "--load_fast=false"]
