@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tiny import data_options
+from tiny import data_options, quick_first, refused_before_training
 
 from seglab.data import CamVidDataModule, FolderDataModule
 from seglab.data.folder import SegmentationDataModule
@@ -166,28 +166,15 @@ BAD_HOLDOUT = {
 }
 
 
-# the first case in the quick subset; each of the others starts a run too (about 1 s)
-@pytest.mark.parametrize(
-    "case",
-    [pytest.param(c, marks=[pytest.mark.slow] if i else []) for i, c in enumerate(BAD_HOLDOUT)],
-)
+@pytest.mark.parametrize("case", quick_first(BAD_HOLDOUT))
 def test_bad_holdout_settings_stop_the_run_in_one_line_before_training(
     case: str, grouped_root: Path, tmp_path: Path, cli
 ) -> None:
     overrides, message = BAD_HOLDOUT[case]
-    code, _, err = cli(
-        train_main,
-        *FOLDER,
-        f"data.root={grouped_root}",
-        *overrides,
-        f"paths.output_root={tmp_path}",
-        cwd=tmp_path,
+    run_dir = refused_before_training(
+        cli, tmp_path, *FOLDER, f"data.root={grouped_root}", *overrides, message=message
     )
-    assert code == 2
-    (line,) = err.strip().splitlines()
-    assert line.startswith(f"seglab-train: error: {message}"), line
-    (run_dir,) = (tmp_path / "train").iterdir()
-    assert not (run_dir / "checkpoints").exists() and not (run_dir / "holdout.json").exists()
+    assert not (run_dir / "holdout.json").exists()
 
 
 def test_an_unknown_camvid_sequence_names_the_sequences_there_are(

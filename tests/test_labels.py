@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tiny import TINY, data_options
+from tiny import TINY, data_options, quick_first, refused_before_training
 
 from seglab.data import FolderDataModule, SyntheticShapesDataModule
 from seglab.data.labels import split_labeled
-from seglab.train import main as train_main
 
 NUM_TRAIN = 20
 
@@ -139,21 +138,13 @@ BAD_LABELS = {
 }
 
 
-# the first case in the quick subset; each of the others starts a run too (about 1 s)
-@pytest.mark.parametrize(
-    "case",
-    [pytest.param(c, marks=[pytest.mark.slow] if i else []) for i, c in enumerate(BAD_LABELS)],
-)
+@pytest.mark.parametrize("case", quick_first(BAD_LABELS))
 def test_bad_label_settings_stop_the_run_in_one_line_before_training(
     case: str, tmp_path: Path, cli
 ) -> None:
     overrides, message = BAD_LABELS[case]
-    code, _, err = cli(train_main, *TINY, *overrides, f"paths.output_root={tmp_path}", cwd=tmp_path)
-    assert code == 2
-    (line,) = err.strip().splitlines()
-    assert line.startswith(f"seglab-train: error: {message}"), line
-    (run_dir,) = (tmp_path / "train").iterdir()
-    assert not (run_dir / "checkpoints").exists() and not list(run_dir.glob("events.out.*"))
+    run_dir = refused_before_training(cli, tmp_path, *TINY, *overrides, message=message)
+    assert not list(run_dir.glob("events.out.*"))
 
 
 def test_an_empty_unlabeled_dir_is_refused_naming_it(tmp_path: Path) -> None:

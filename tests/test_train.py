@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny import TINY, data_options, run_here, train_once
+from tiny import TINY, data_options, quick_first, refused_before_training, run_here, train_once
 
 from seglab.eval import main as eval_main
 from seglab.evaluation import format_report
@@ -219,26 +219,13 @@ BAD_VALUES = {
 }
 
 
-# the first case in the quick subset; each of the others starts a run too (about 1 s)
-@pytest.mark.parametrize(
-    "case",
-    [pytest.param(c, marks=[pytest.mark.slow] if i else []) for i, c in enumerate(BAD_VALUES)],
-)
+@pytest.mark.parametrize("case", quick_first(BAD_VALUES))
 def test_a_bad_config_value_stops_the_run_in_one_line_before_any_work(
     case: str, tmp_path: Path, cli
 ) -> None:
     overrides, message = BAD_VALUES[case]
-    code, _, err = cli(
-        train_main,
-        *overrides,
-        f"paths.output_root={tmp_path}",
-        cwd=tmp_path,
-    )
-    assert code == 2
-    (line,) = err.strip().splitlines()
-    assert line.startswith(f"seglab-train: error: {message}"), line
-    (run_dir,) = (tmp_path / "train").iterdir()
-    assert not (run_dir / "checkpoints").exists() and not list(run_dir.glob("events.out.*"))
+    run_dir = refused_before_training(cli, tmp_path, *overrides, message=message)
+    assert not list(run_dir.glob("events.out.*"))
 
 
 # --- real data: image/mask folders and CamVid ---------------------------------------------

@@ -11,10 +11,11 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -216,3 +217,24 @@ def save_checkpoint(model: torch.nn.Module, cfg: Any, path: Path) -> Path:
         path,
     )
     return path
+
+
+def quick_first(cases: Sequence[str]) -> list[Any]:
+    """Parameters over ``cases`` with only the first in the quick subset: each case starts a
+    run (about 1 s), and one is enough to show the refusal works."""
+    return [pytest.param(c, marks=[pytest.mark.slow] if i else []) for i, c in enumerate(cases)]
+
+
+def refused_before_training(cli: Callable[..., Any], root: Path, *args: str, message: str) -> Path:
+    """Runs seglab-train with ``args`` under ``root`` (through the ``cli`` fixture), requires
+    exit 2 with one error line starting with ``message`` and no checkpoint; returns the run
+    directory, for the caller's own checks of what was not written."""
+    from seglab.train import main as train_main
+
+    code, _, err = cli(train_main, *args, f"paths.output_root={root}", cwd=root)
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"seglab-train: error: {message}"), line
+    (run_dir,) = (root / "train").iterdir()
+    assert not (run_dir / "checkpoints").exists()
+    return run_dir
