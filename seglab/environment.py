@@ -29,6 +29,31 @@ _RECORDED_PACKAGES = (
 )
 
 
+#: CPU flags (Linux ``/proc/cpuinfo``) of instructions that compute in bfloat16 natively:
+#: AVX-512 BF16, AMX (x86) and the Arm BF16 extension.
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The instruction-set flags of the first CPU listed, empty where the system does not say."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def cpu_precision(flags: frozenset[str] | None = None) -> str:
+    """``trainer=cpu``'s precision: bf16 autocast where the CPU computes bfloat16 natively, else
+    float32, since bf16 emulated on other CPUs trains slower than float32 (docs/benchmarks.md)."""
+    flags = cpu_flags() if flags is None else flags
+    return "bf16-mixed" if flags & BF16_FLAGS else "32-true"
+
+
 def git_state(source: Path) -> tuple[str | None, bool | None]:
     """Commit and dirty flag of the git checkout whose top level is ``source``, else Nones.
 

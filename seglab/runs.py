@@ -133,6 +133,14 @@ def _hydra_subdir(ckpt_path: str | None, resume: bool | str | None, time: str) -
 
 
 # conf/hydra/default.yaml: hydra.run.dir and hydra.output_subdir
+def _cpu_precision() -> str:
+    # imported here: seglab.environment imports torch, which `import seglab` should not pay for
+    from seglab.environment import cpu_precision
+
+    return cpu_precision()
+
+
+OmegaConf.register_new_resolver("seglab.cpu_precision", _cpu_precision, replace=True)
 OmegaConf.register_new_resolver("seglab.run_dir", _run_dir, replace=True)
 OmegaConf.register_new_resolver("seglab.hydra_subdir", _hydra_subdir, replace=True)
 

@@ -21,6 +21,7 @@ from seglab.errors import SeglabError
 TARGETS = frozenset(
     {
         "pytorch_lightning.Trainer",
+        "pytorch_lightning.callbacks.EMAWeightAveraging",
         "pytorch_lightning.callbacks.LearningRateMonitor",
         "pytorch_lightning.callbacks.ModelCheckpoint",
         "pytorch_lightning.loggers.TensorBoardLogger",
@@ -75,10 +76,11 @@ TARGETS = frozenset(
 #: The Hydra callbacks of conf/hydra and conf/hparams_search: all a re-run may install.
 HYDRA_CALLBACKS = frozenset({"seglab.runs.RunDirGuard", "seglab.sweep_hparams.SweepExperiment"})
 #: Values of conf/ that call a resolver and reach a run's saved ``.hydra/config.yaml``; a re-run
-#: resolves them again, as the original run did. A checkpoint's config was saved resolved and
-#: calls none.
+#: resolves them again, as the original run did (trainer=cpu's precision follows the CPU it
+#: runs on). A checkpoint's config was saved resolved and calls none.
 RERUN_RESOLVER_VALUES = frozenset(
     {
+        "${seglab.cpu_precision:}",
         "${hydra:runtime.output_dir}",
         "${oc.env:XDG_CACHE_HOME,'~/.cache'}/seglab",
         "${len:${.classes}}",

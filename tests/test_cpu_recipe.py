@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from tiny import TINY
 from torch import nn
 
+from seglab.environment import cpu_flags, cpu_precision
 from seglab.runs import load_events, read_scalars
 from seglab.schedulers import max_time_seconds
 from seglab.train import main as train_main
@@ -40,13 +41,33 @@ def test_camvid_cpu_uses_what_these_runs_test(compose) -> None:
     trainer = cfg.trainer
     assert (trainer.accelerator, trainer.precision, trainer.channels_last) == (
         "cpu",
-        "bf16-mixed",
+        cpu_precision(),
         True,
     )
     assert trainer.check_val_every_n_epoch is None
     assert max_time_seconds(trainer.val_check_interval) < max_time_seconds(trainer.max_time)
     assert cfg.scheduler._target_ == "seglab.schedulers.poly"
     assert OmegaConf.to_container(cfg.scheduler, resolve=True)["max_time"] == trainer.max_time
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "precision"),
+    [
+        ("flags\t\t: fpu sse avx2 avx512f avx512bw avx512_vnni\n", "32-true"),
+        ("flags\t\t: fpu avx2 avx512f avx512_bf16\n", "bf16-mixed"),
+        ("flags\t\t: fpu avx2 amx_tile amx_bf16\n", "bf16-mixed"),
+        ("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n", "bf16-mixed"),
+        ("processor\t: 0\nFeatures\t: fp asimd crc32\n", "32-true"),
+        (None, "32-true"),
+    ],
+)
+def test_trainer_cpu_computes_in_bf16_only_where_the_cpu_does_natively(
+    cpuinfo: str | None, precision: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "cpuinfo"
+    if cpuinfo is not None:
+        path.write_text(cpuinfo)
+    assert cpu_precision(cpu_flags(path)) == precision
 
 
 @pytest.mark.slow
@@ -67,7 +88,11 @@ def test_trainer_cpu_trains_in_bf16_with_channels_last_convolutions(tmp_path: Pa
 
     handle = nn.modules.module.register_module_forward_hook(record)
     try:
-        run_dir = _train([*TINY, "trainer=cpu", "test_after_fit=false"], tmp_path, cli)
+        run_dir = _train(
+            [*TINY, "trainer=cpu", "trainer.precision=bf16-mixed", "test_after_fit=false"],
+            tmp_path,
+            cli,
+        )
     finally:
         handle.remove()
     assert seen, "no training convolution ran"

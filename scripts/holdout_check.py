@@ -1,0 +1,220 @@
+"""Score a CamVid recipe on the val split and on a drive it never saw, from one training run.
+
+    python scripts/holdout_check.py NAME [--seeds 42 ...] [--holdout 0006R0] [--eval OVERRIDE ...]
+        [--results outputs/holdout_check/results.jsonl] [override ...]
+    python scripts/holdout_check.py NAME --reuse <run> [--eval OVERRIDE ...]
+    python scripts/holdout_check.py --table [--results ...] [--per-class NAME]
+
+CamVid's val split is 101 frames of drive 0016E5, whose neighbouring frames are in train, so
+val mIoU rewards remembering that street. Each seed here trains
+``seglab-train experiment=camvid_cpu data.holdout=<drive> seed=<seed> <override ...>`` in a
+fresh process (the drive's train frames are left out of training), then scores the run's final
+weights (``last.ckpt``, the end of the time budget: no checkpoint is picked by a score) twice
+with ``seglab-eval``: on the held-out drive, and on the val split (``data.holdout=null``).
+``--eval`` overrides go to both scores only (test-time augmentation, evaluation scale), and
+``--reuse`` scores an already trained run under them, so an evaluation-time change costs no
+training. Each result is appended to ``--results`` as a JSON line; ``--table`` prints the
+Markdown table of every recipe (mean and spread over its seeds, the gap between the two
+scores, images/s and the commands) and, with ``--per-class``, that recipe's IoU per class.
+
+The budget is wall-clock time: run on a quiet machine, one run at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from seglab.runs import load_events, read_scalars, wall_time
+
+EXPERIMENT = "experiment=camvid_cpu"
+DEFAULT_RESULTS = Path("outputs/holdout_check/results.jsonl")
+
+
+def cpu_model() -> str:
+    """The CPU's model name and whether it has AMX and AVX-512 (what bf16 speed depends on)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    lines = text.splitlines()
+    name = next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), "")
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    features = [f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags]
+    return f"{name} ({', '.join(features) or 'no AVX2'})"
+
+
+def run(args: list[str]) -> None:
+    """Run a seglab command in a fresh process; stop with its last error line if it fails."""
+    print("+", shlex.join(args), flush=True)
+    result = subprocess.run(args, stderr=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines()
+        sys.exit(f"{shlex.join(args[:4])} ... failed: {lines[-1] if lines else result.returncode}")
+
+
+def train(overrides: list[str], output_root: Path) -> Path:
+    """Train one seed below ``output_root`` (which must be new) and return its run directory."""
+    if output_root.exists():
+        sys.exit(f"{output_root} exists: pick another --runs folder or recipe name")
+    run([sys.executable, "-m", "seglab.train", *overrides, f"paths.output_root={output_root}"])
+    (run_dir,) = sorted((output_root / "train").glob("*"))
+    return run_dir
+
+
+def score(run_dir: Path, overrides: list[str], output_root: Path) -> dict:
+    """``seglab-eval`` of the run's final weights on split=val under ``overrides``."""
+    before = set((output_root / "eval").glob("*")) if (output_root / "eval").is_dir() else set()
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    run(
+        [
+            sys.executable,
+            "-m",
+            "seglab.eval",
+            f"ckpt_path={ckpt}",
+            "split=val",
+            *overrides,
+            f"paths.output_root={output_root}",
+        ]
+    )
+    (eval_dir,) = set((output_root / "eval").glob("*")) - before
+    metrics = json.loads((eval_dir / "metrics.json").read_text())
+    return {
+        "mIoU": metrics["mIoU"],
+        "IoU": {name: values["IoU"] for name, values in metrics["per_class"].items()},
+    }
+
+
+def train_command(run_dir: Path) -> str:
+    """The seglab-train command that made the run, from its own record of its overrides."""
+    overrides = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
+    shown = [o for o in overrides if not str(o).startswith("paths.output_root=")]
+    return shlex.join(["seglab-train", *map(str, shown)])
+
+
+def throughput(run_dir: Path) -> dict:
+    """Steps the run made and trained images per second of its logged time (validation in)."""
+    events = load_events(run_dir)
+    steps = max(step for step, _ in read_scalars(events)["train/loss"])
+    batch = OmegaConf.load(run_dir / ".hydra" / "config.yaml").data.batch_size
+    seconds = wall_time(events) or float("nan")
+    return {"steps": steps, "images_per_s": steps * batch / seconds}
+
+
+def check(args: argparse.Namespace) -> None:
+    """Train (or reuse) and score every seed of one recipe; append the results."""
+    train_overrides = [EXPERIMENT, f"data.holdout={args.holdout}", *args.overrides]
+    runs = args.runs or args.results.parent / "runs"
+    if args.reuse:
+        trained = [(None, args.reuse)]
+    else:
+        trained = []
+        for seed in args.seeds:
+            command = [*train_overrides, f"seed={seed}"]
+            trained.append((seed, train(command, runs / args.name / f"seed{seed}")))
+    for seed, run_dir in trained:
+        scores = runs / args.name / "eval"
+        heldout = score(run_dir, args.eval, scores)
+        val = score(run_dir, [*args.eval, "data.holdout=null"], scores)
+        config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+        result = {
+            "name": args.name,
+            "seed": config.seed if seed is None else seed,
+            "holdout": args.holdout,
+            "train": train_command(run_dir),
+            "eval": args.eval,
+            "run": str(run_dir),
+            "val": val,
+            "heldout": heldout,
+            **throughput(run_dir),
+            "cpu": cpu_model(),
+            "date": datetime.date.today().isoformat(),
+        }
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        with args.results.open("a") as file:
+            file.write(json.dumps(result) + "\n")
+        print(
+            f"{args.name} seed {result['seed']}: val {val['mIoU']:.3f}, "
+            f"held-out {heldout['mIoU']:.3f}, {result['images_per_s']:.1f} images/s",
+            flush=True,
+        )
+
+
+def _spread(values: list[float]) -> str:
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return f"{mean:.3f}"
+    return f"{mean:.3f} ± {statistics.stdev(values):.3f}"
+
+
+def table(results: list[dict], per_class: str | None) -> str:
+    """Markdown: one row per recipe name (seeds pooled) and, optionally, one recipe's classes."""
+    names = list(dict.fromkeys(result["name"] for result in results))
+    lines = [
+        "| recipe | seeds | val mIoU | held-out mIoU | gap | images/s | commands |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in names:
+        rows = [result for result in results if result["name"] == name]
+        val = [row["val"]["mIoU"] for row in rows]
+        heldout = [row["heldout"]["mIoU"] for row in rows]
+        gaps = [v - h for v, h in zip(val, heldout, strict=True)]
+        speed = statistics.fmean(row["images_per_s"] for row in rows)
+        evaluated = shlex.join(rows[0]["eval"]) if rows[0]["eval"] else ""
+        commands = f"`{rows[0]['train']}`" + (f"; scored with `{evaluated}`" if evaluated else "")
+        lines.append(
+            f"| {name} | {len(rows)} | {_spread(val)} | {_spread(heldout)} | {_spread(gaps)} "
+            f"| {speed:.1f} | {commands} |"
+        )
+    if per_class:
+        rows = [result for result in results if result["name"] == per_class]
+        if not rows:
+            sys.exit(f"--per-class {per_class}: no such recipe in the results ({names})")
+        classes = list(rows[0]["val"]["IoU"])
+        lines += ["", f"| IoU of {per_class} | val | held-out |", "| --- | --- | --- |"]
+        for name in classes:
+            val = [row["val"]["IoU"][name] for row in rows]
+            heldout = [row["heldout"]["IoU"][name] for row in rows]
+            lines.append(f"| {name} | {_spread(val)} | {_spread(heldout)} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", nargs="?", help="the recipe's name in the results")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42])
+    parser.add_argument("--holdout", default="0006R0", help="the drive left out of training")
+    parser.add_argument("--eval", nargs="+", default=[], help="overrides of both scores only")
+    parser.add_argument("--reuse", type=Path, help="score this trained run instead of training")
+    parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    parser.add_argument("--runs", type=Path, help="folder of the runs (default: beside results)")
+    parser.add_argument("--table", action="store_true", help="print the results' table")
+    parser.add_argument("--per-class", help="with --table: this recipe's IoU per class")
+    parser.add_argument("overrides", nargs="*", help="seglab-train overrides of the recipe")
+    args = parser.parse_intermixed_args()
+    if args.table:
+        if not args.results.is_file():
+            sys.exit(f"--results {args.results}: no such file; run a recipe first")
+        lines = args.results.read_text().splitlines()
+        print(table([json.loads(line) for line in lines if line.strip()], args.per_class))
+        return
+    if not args.name:
+        parser.error("name the recipe (or ask for --table)")
+    if args.reuse and args.overrides:
+        parser.error("--reuse scores a trained run: give --eval overrides, not training ones")
+    if args.reuse and not (args.reuse / "checkpoints" / "last.ckpt").is_file():
+        parser.error(f"--reuse {args.reuse}: no checkpoints/last.ckpt there")
+    check(args)
+
+
+if __name__ == "__main__":
+    main()
