@@ -159,8 +159,10 @@ def _pruned_after(run_dir: Path) -> int | None:
 def differing_keys(runs: Sequence[Run]) -> list[str]:
     """Config keys whose value is not the same in every run, in config order.
 
-    Where runs picked different options of a config group (``model/decoder``), that choice is
-    the column, and the values inside the group, which differ because of it, are not.
+    Where runs picked different options of a config group (``model/decoder``, ``method``),
+    that choice is the column, and the values inside the group, which differ because of it,
+    are not. A group's choice is the one key that other keys extend (``method`` and
+    ``method.threshold``): a plain value has no keys below it.
     """
     keys = list(dict.fromkeys(key for run in runs for key in run.config))
     differing = [
@@ -170,8 +172,10 @@ def differing_keys(runs: Sequence[Run]) -> list[str]:
             run.config.get(key, _MISSING) != runs[0].config.get(key, _MISSING) for run in runs[1:]
         )
     ]
-    swapped = tuple(key.replace("/", ".") + "." for key in differing if "/" in key)
-    return [key for key in differing if not key.startswith(swapped) or "/" in key]
+    below = {key: key.replace("/", ".") + "." for key in differing}
+    groups = {key for key, prefix in below.items() if any(k.startswith(prefix) for k in differing)}
+    swapped = tuple(below[key] for key in groups)
+    return [key for key in differing if key in groups or not key.startswith(swapped)]
 
 
 def default_mode(metric: str) -> str:

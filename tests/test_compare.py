@@ -368,18 +368,35 @@ def test_a_2x2_grid_names_its_jobs_and_compares_them(
 def test_a_swapped_config_group_is_one_column(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for decoder, target in (("unet", "UNetDecoder"), ("fpn", "FPNDecoder")):
+    """A nested group (model/decoder) and a top-level one (method): the choices are the
+    columns, not the values inside the groups."""
+    runs = (
+        ("unet", "UNetDecoder", "supervised", {}),
+        ("fpn", "FPNDecoder", "fixmatch", {"threshold": 0.95}),
+    )
+    for decoder, target, method, options in runs:
         run_dir = tmp_path / decoder
         (run_dir / ".hydra").mkdir(parents=True)
-        config = {"model": {"decoder": {"_target_": target}}, "optimizer": {"lr": 0.1}}
+        config = {
+            "model": {"decoder": {"_target_": target}},
+            "method": {"_target_": method, **options},
+            "optimizer": {"lr": 0.1},
+            "data": {"labeled_fraction": 0.125 if options else 0.25},
+        }
         OmegaConf.save(config, run_dir / ".hydra" / "config.yaml")
-        choices = {"model/decoder": decoder, "optimizer": "adamw", "hydra/launcher": "basic"}
+        choices = {
+            "model/decoder": decoder,
+            "method": method,
+            "optimizer": "adamw",
+            "hydra/launcher": "basic",
+        }
         OmegaConf.save({"hydra": {"runtime": {"choices": choices}}}, run_dir / ".hydra/hydra.yaml")
         with SummaryWriter(str(run_dir)) as writer:
             writer.add_scalar("val/mIoU", 0.5, 0, walltime=START)
     main([str(tmp_path), "--format", "csv"])
     header = next(csv.reader(io.StringIO(capsys.readouterr().out)))
-    assert header[0] == "model/decoder" and not any(c.startswith("model.") for c in header)
+    assert header[:3] == ["model/decoder", "method", "data.labeled_fraction"]
+    assert not any(c.startswith(("model.", "method.")) for c in header)
 
 
 # (optimizer.lr) -> per fold: val/mIoU and val/loss at epochs 0, 1
