@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import shlex
 import statistics
 import subprocess
@@ -34,23 +33,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from seglab.environment import cpu_description
 from seglab.runs import load_events, read_scalars, wall_time
 
 EXPERIMENT = "experiment=camvid_cpu"
 DEFAULT_RESULTS = Path("outputs/holdout_check/results.jsonl")
-
-
-def cpu_model() -> str:
-    """The CPU's model name and whether it has AMX and AVX-512 (what bf16 speed depends on)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    lines = text.splitlines()
-    name = next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), "")
-    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
-    features = [f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags]
-    return f"{name} ({', '.join(features) or 'no AVX2'})"
 
 
 def run(args: list[str]) -> None:
@@ -136,7 +123,7 @@ def check(args: argparse.Namespace) -> None:
             "val": val,
             "heldout": heldout,
             **throughput(run_dir),
-            "cpu": cpu_model(),
+            "cpu": cpu_description(),
             "date": datetime.date.today().isoformat(),
         }
         args.results.parent.mkdir(parents=True, exist_ok=True)

@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 from typing import NamedTuple
 
+from seglab.environment import cpu_description
 from seglab.runs import read_scalars
 
 #: What every row is a variant of.
@@ -121,8 +121,8 @@ def document(lines: list[str], max_time: str | None, runs: Path) -> str:
             "rows draw 4 unlabelled frames beside the 8 labelled ones per step, and scribbles are",
             "derived from each mask as it is read, so those rows make fewer steps in the time.",
             "",
-            f"Made on {datetime.date.today().isoformat()} ({platform.machine()}, "
-            f"{os.cpu_count()} CPUs); runs in `{runs}`.",
+            f"Made on {datetime.date.today().isoformat()} on {os.cpu_count()} CPUs of an "
+            f"{cpu_description()}; runs in `{runs}`.",
             "",
             *lines,
             "",

@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from seglab.environment import cpu_description
+
 PRECISIONS = ("32-true", "bf16-mixed")
 
 
@@ -78,13 +80,6 @@ def run_child(isa: str, precision: str, args: argparse.Namespace) -> float:
     return float(result.stdout.strip().splitlines()[-1])
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -108,7 +103,7 @@ def main() -> None:
                 speed = run_child(isa, precision, args)
                 speeds.setdefault((isa, precision), []).append(speed)
                 print(f"{isa:18} {precision:10} {speed:6.2f} images/s", flush=True)
-    print(f"\n{cpu_name()}, {os.cpu_count()} CPUs; medians of {args.repeats} repeats")
+    print(f"\n{cpu_description()}, {os.cpu_count()} CPUs; medians of {args.repeats} repeats")
     print("| oneDNN instruction set | float32 images/s | bf16 autocast images/s | bf16 / float32 |")
     print("| --- | --- | --- | --- |")
     rows = []
@@ -119,7 +114,7 @@ def main() -> None:
         print(f"| {isa} | {fp32:.2f} | {bf16:.2f} | {bf16 / fp32:.2f} |")
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps({"cpu": cpu_name(), "rows": rows}, indent=2))
+        args.output.write_text(json.dumps({"cpu": cpu_description(), "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -29,9 +29,10 @@ _RECORDED_PACKAGES = (
 )
 
 
-#: CPU flags (Linux ``/proc/cpuinfo``) of instructions that compute in bfloat16 natively:
-#: AVX-512 BF16, AMX (x86) and the Arm BF16 extension.
-BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+#: CPU flags (Linux ``/proc/cpuinfo``) under which bf16 autocast trains faster than float32:
+#: AMX's bfloat16 tiles. With AVX-512 BF16 alone it trained at 0.81x float32's speed, without
+#: bf16 instructions at 0.41x (AVX-512) and 0.11x (AVX2) (scripts/precision_benchmark.py).
+BF16_FLAGS = frozenset({"amx_bf16"})
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
@@ -47,9 +48,22 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     return frozenset()
 
 
+def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name and the instruction sets that its training speed depends on, to
+    print beside a measured speed (the same command runs at different speeds elsewhere)."""
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), "")
+    flags = cpu_flags(cpuinfo)
+    shown = [flag for flag in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if flag in flags]
+    return f"{name or platform.machine()} ({', '.join(shown) or 'no AVX2'})"
+
+
 def cpu_precision(flags: frozenset[str] | None = None) -> str:
-    """``trainer=cpu``'s precision: bf16 autocast where the CPU computes bfloat16 natively, else
-    float32, since bf16 emulated on other CPUs trains slower than float32 (docs/benchmarks.md)."""
+    """``trainer=cpu``'s precision: bf16 autocast where the CPU has AMX, else float32, which
+    trains faster than bf16 on CPUs without it (measured: docs/benchmarks.md)."""
     flags = cpu_flags() if flags is None else flags
     return "bf16-mixed" if flags & BF16_FLAGS else "32-true"
 
