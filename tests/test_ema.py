@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny import run_module, train_once
+from tiny import resume, train_once
 
 from seglab.checkpoints import load_checkpoint
 
@@ -50,13 +50,7 @@ def test_checkpoints_hold_the_average_and_a_resume_continues_it(tmp_path: Path) 
         averaged += not torch.equal(value, step2)
     assert averaged, "the average differs from the trained weights"
 
-    result = run_module(
-        "seglab.train",
-        f"ckpt_path={part}/checkpoints/last.ckpt",
-        "trainer.max_epochs=2",
-        cwd=tmp_path / "part",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    resume(part, "trainer.max_epochs=2", cwd=tmp_path / "part")
     resumed = load_checkpoint(part / "checkpoints" / "last.ckpt")
     for state in ("state_dict", "current_model_state"):
         for key, value in second[state].items():

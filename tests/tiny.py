@@ -128,6 +128,15 @@ def train_once(root: Path, *args: str, cwd: Path | None = None) -> Path:
     return run_dir
 
 
+def resume(run_dir: Path, *args: str, cwd: Path) -> None:
+    """Resume ``run_dir`` from its last.ckpt with ``args`` in a fresh interpreter from ``cwd``,
+    as a user would after the first process ended; fails the test if the resume fails."""
+    result = run_module(
+        "seglab.train", f"ckpt_path={run_dir}/checkpoints/last.ckpt", *args, cwd=cwd
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def start_training(*args: str, cwd: Path, log: Path) -> subprocess.Popen:
     """seglab-train in the background, its output going to ``log``."""
     with open(log, "w") as output:
