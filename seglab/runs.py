@@ -132,7 +132,6 @@ def _hydra_subdir(ckpt_path: str | None, resume: bool | str | None, time: str) -
     return f".hydra/resume-{time}" if resumed_run_dir(ckpt_path, resume) else ".hydra"
 
 
-# conf/hydra/default.yaml: hydra.run.dir and hydra.output_subdir
 def _cpu_precision() -> str:
     # imported here: seglab.environment imports torch, which `import seglab` should not pay for
     from seglab.environment import cpu_precision
@@ -140,7 +139,9 @@ def _cpu_precision() -> str:
     return cpu_precision()
 
 
+# conf/trainer/cpu.yaml: trainer.precision
 OmegaConf.register_new_resolver("seglab.cpu_precision", _cpu_precision, replace=True)
+# conf/hydra/default.yaml: hydra.run.dir and hydra.output_subdir
 OmegaConf.register_new_resolver("seglab.run_dir", _run_dir, replace=True)
 OmegaConf.register_new_resolver("seglab.hydra_subdir", _hydra_subdir, replace=True)
 
