@@ -23,7 +23,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ import torch
 
 import seglab
 from seglab.checkpoints import CHECKPOINT_KEY, load_checkpoint
+from seglab.environment import cpu_flags, cpu_model
 from seglab.models.cost import forward_flops
 from seglab.onnx_model import OnnxSegmenter
 
@@ -45,19 +45,9 @@ INT8_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int
 
 
 def cpu_description() -> dict[str, Any]:
-    """The CPU's model name and which of `INT8_FLAGS` it has (Linux; empty elsewhere)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {"model": platform.processor(), "flags": []}
-    fields: dict[str, str] = {}
-    for line in text.splitlines():  # the first processor's lines; the others repeat them
-        key, colon, value = line.partition(":")
-        if colon:
-            fields.setdefault(key.strip(), value.strip())
-    flags = set(fields.get("flags", "").split())
-    model = fields.get("model name", platform.processor())
-    return {"model": model, "flags": [flag for flag in INT8_FLAGS if flag in flags]}
+    """The CPU's model name and which of `INT8_FLAGS` it has (Linux; no flags elsewhere)."""
+    flags = cpu_flags()
+    return {"model": cpu_model(), "flags": [flag for flag in INT8_FLAGS if flag in flags]}
 
 
 def run_command(*args: str) -> str:

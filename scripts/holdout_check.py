@@ -88,11 +88,10 @@ def train_command(run_dir: Path) -> str:
     return shlex.join(["seglab-train", *map(str, shown)])
 
 
-def throughput(run_dir: Path) -> dict:
+def throughput(run_dir: Path, batch: int) -> dict:
     """Steps the run made and trained images per second of its logged time (validation in)."""
     events = load_events(run_dir)
     steps = max(step for step, _ in read_scalars(events)["train/loss"])
-    batch = OmegaConf.load(run_dir / ".hydra" / "config.yaml").data.batch_size
     seconds = wall_time(events) or float("nan")
     return {"steps": steps, "images_per_s": steps * batch / seconds}
 
@@ -102,27 +101,28 @@ def check(args: argparse.Namespace) -> None:
     train_overrides = [EXPERIMENT, f"data.holdout={args.holdout}", *args.overrides]
     runs = args.runs or args.results.parent / "runs"
     if args.reuse:
-        trained = [(None, args.reuse)]
+        trained = [args.reuse]
     else:
-        trained = []
-        for seed in args.seeds:
-            command = [*train_overrides, f"seed={seed}"]
-            trained.append((seed, train(command, runs / args.name / f"seed{seed}")))
-    for seed, run_dir in trained:
+        trained = [
+            train([*train_overrides, f"seed={seed}"], runs / args.name / f"seed{seed}")
+            for seed in args.seeds
+        ]
+    for run_dir in trained:
         scores = runs / args.name / "eval"
         heldout = score(run_dir, args.eval, scores)
         val = score(run_dir, [*args.eval, "data.holdout=null"], scores)
+        # what the run trained with, from its own config (a reused run need not match --holdout)
         config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
         result = {
             "name": args.name,
-            "seed": config.seed if seed is None else seed,
-            "holdout": args.holdout,
+            "seed": config.seed,
+            "holdout": OmegaConf.to_container(config.data).get("holdout"),
             "train": train_command(run_dir),
             "eval": args.eval,
             "run": str(run_dir),
             "val": val,
             "heldout": heldout,
-            **throughput(run_dir),
+            **throughput(run_dir, config.data.batch_size),
             "cpu": cpu_description(),
             "date": datetime.date.today().isoformat(),
         }

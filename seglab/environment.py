@@ -48,17 +48,24 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     return frozenset()
 
 
-def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """The CPU's model name and the instruction sets that its training speed depends on, to
-    print beside a measured speed (the same command runs at different speeds elsewhere)."""
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name; what the platform says where ``cpuinfo`` does not name it."""
     try:
         lines = cpuinfo.read_text().splitlines()
     except OSError:
-        return platform.processor() or platform.machine()
+        lines = []
     name = next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), "")
+    return name or platform.processor() or platform.machine()
+
+
+def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name and the instruction sets that its training speed depends on, to
+    print beside a measured speed (the same command runs at different speeds elsewhere)."""
     flags = cpu_flags(cpuinfo)
+    if not flags:  # the system does not list them
+        return cpu_model(cpuinfo)
     shown = [flag for flag in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if flag in flags]
-    return f"{name or platform.machine()} ({', '.join(shown) or 'no AVX2'})"
+    return f"{cpu_model(cpuinfo)} ({', '.join(shown) or 'no AVX2'})"
 
 
 def cpu_precision(flags: frozenset[str] | None = None) -> str:

@@ -159,3 +159,6 @@ def test_a_measurement_names_the_cpu_and_its_instruction_sets(tmp_path: Path) ->
     path = tmp_path / "cpuinfo"
     path.write_text("model name\t: Some Xeon\nflags\t\t: fpu avx2 avx512f amx_bf16\n")
     assert cpu_description(path) == "Some Xeon (amx_bf16, avx512f, avx2)"
+    # where the system lists no flags, none are claimed missing
+    path.write_text("model name\t: Some Xeon\n")
+    assert cpu_description(path) == "Some Xeon"
