@@ -7,6 +7,7 @@ dataloaders happens here, once, so that every dataset is checked and loaded the 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,16 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset, default_colla
 
 from seglab.data.folds import FoldSplit, check_folds, split_train, write_record
 from seglab.data.labels import FewLabels, LabeledSplit
+from seglab.data.sampling import (
+    RepeatFactorSampler,
+    check_repeat_threshold,
+    expected_repeats,
+    repeat_factors,
+)
 from seglab.data.transforms import eval_transform
 from seglab.modes import DEFAULT_MODE, MODES
+
+log = logging.getLogger(__name__)
 
 #: What every dataset item is: ``(image, mask, name)``; the name says where the sample comes
 #: from (a file path, or a generator index), so that an error in training can point at it.
@@ -117,6 +126,9 @@ class SegmentationDataModule(pl.LightningDataModule):
         mode: the run's task mode (``mode``, `seglab.modes`): multiclass and binary masks hold
             one class index per pixel, multilabel masks one channel per class. Data configs
             read it from the run (``mode: ${mode}``); multiclass for configs saved before it.
+        repeat_threshold: class-balanced sampling (`seglab.data.sampling`): images of classes
+            that appear in fewer than this share of the training images are shown more often
+            per epoch. None (also for configs saved before it): each image once per epoch.
         labeled_fraction, labeled_count, labeled_seed, labeled_record, unlabeled_dir,
             sparse_labels, sparse_points: learning from few labels (`FewLabels`): the share
             or number of training samples (of the training folds) that keep their masks, the
@@ -155,6 +167,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         sparse_labels: str | None,
         sparse_points: int,
         mode: str = DEFAULT_MODE,
+        repeat_threshold: float | None = None,
     ) -> None:
         super().__init__()
         # Hydra hands ListConfig/DictConfig nodes over; plain Python values keep the
@@ -176,6 +189,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.fold_seed = int(fold_seed)
         self.folds_record = None if folds_record is None else Path(folds_record)
         self.mode = str(mode)
+        self.repeat_threshold = check_repeat_threshold(repeat_threshold)
         self._check_metadata()
         self.few_labels = FewLabels(
             labeled_fraction,
@@ -420,7 +434,13 @@ class SegmentationDataModule(pl.LightningDataModule):
                 f"data.batch_size={self.batch_size} exceeds the {len(dataset)} training "
                 "samples; with data.drop_last=true every epoch would be empty"
             )
-        loader = self._dataloader(dataset, self.batch_size, shuffle=True, drop_last=self.drop_last)
+        loader = self._dataloader(
+            dataset,
+            self.batch_size,
+            shuffle=self.repeat_threshold is None,
+            drop_last=self.drop_last,
+            sampler=self._repeat_sampler(),
+        )
         if self.few_labels.loading is None:
             return loader
         batch_size, mode = self.few_labels.loading
@@ -438,6 +458,24 @@ class SegmentationDataModule(pl.LightningDataModule):
             ),
         }
         return CombinedLoader(pair, mode=mode)
+
+    def _repeat_sampler(self) -> RepeatFactorSampler | None:
+        """The class-balanced sampler of the train split, or None for a plain shuffle.
+
+        Its draws are seeded from torch's seed, which ``seed_everything`` sets from the run's
+        ``seed``, so a run with the same seed draws the same epochs.
+        """
+        if self.repeat_threshold is None:
+            return None
+        class_pixels, _ = self.class_pixel_counts("train")
+        factors = repeat_factors(class_pixels, self.repeat_threshold)
+        log.info(
+            "data.repeat_threshold=%s: an epoch shows %.2f times the %d training images",
+            self.repeat_threshold,
+            expected_repeats(factors),
+            len(factors),
+        )
+        return RepeatFactorSampler(factors, torch.initial_seed())
 
     def val_dataloader(self) -> DataLoader:
         return self._evaluation_dataloader("val")
