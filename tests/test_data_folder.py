@@ -237,6 +237,7 @@ def test_class_statistics_follow_median_frequency_balancing() -> None:
     median = sorted(freq)[1]
     assert stats.pixel_count == [13, 2, 1]
     assert stats.pixel_frequency == pytest.approx([13 / 16, 2 / 16, 1 / 16])
+    assert stats.image_share == pytest.approx([1.0, 1 / 3, 1 / 3])
     assert stats.median_frequency_weights == pytest.approx([median / f for f in freq])
 
 
@@ -250,12 +251,13 @@ def test_statistics_print_as_an_aligned_table() -> None:
         classes=["road", "sky"],
         pixel_count=[300, 100],
         pixel_frequency=[0.75, 0.25],
+        image_share=[1.0, 0.5],
         median_frequency_weights=[0.5, 1.5],
     )
     assert format_statistics(stats).splitlines() == [
-        "class  pixels  frequency  median-freq weight",
-        "road      300     0.7500              0.5000",
-        "sky       100     0.2500              1.5000",
+        "class  pixels  frequency  images  median-freq weight",
+        "road      300     0.7500   1.000              0.5000",
+        "sky       100     0.2500   0.500              1.5000",
     ]
 
 

@@ -19,6 +19,8 @@ class ClassStatistics:
         classes: class names.
         pixel_count: labelled pixels of each class.
         pixel_frequency: share of each class among the labelled (non-void) pixels.
+        image_share: share of the images in which each class appears: what
+            ``data.repeat_threshold`` (class-balanced sampling) compares against.
         median_frequency_weights: ``median(freq) / freq(c)`` (Eigen & Fergus 2015), where
             ``freq(c)`` is the pixels of class ``c`` over all pixels of the images in which
             ``c`` appears; 0 for a class absent from the split, which no weight can help.
@@ -27,6 +29,7 @@ class ClassStatistics:
     classes: list[str]
     pixel_count: list[int]
     pixel_frequency: list[float]
+    image_share: list[float]
     median_frequency_weights: list[float]
 
     def to_dict(self) -> dict[str, list]:
@@ -59,6 +62,7 @@ def class_statistics(
         classes=list(classes),
         pixel_count=[int(value) for value in totals],
         pixel_frequency=(totals / labelled).tolist(),
+        image_share=appears.to(torch.float64).mean(0).tolist(),
         median_frequency_weights=weights.tolist(),
     )
 
@@ -66,14 +70,15 @@ def class_statistics(
 def format_statistics(stats: ClassStatistics) -> str:
     """A table of the statistics, as ``seglab-data stats`` prints it."""
     rows = [
-        [name, str(count), f"{frequency:.4f}", f"{weight:.4f}"]
-        for name, count, frequency, weight in zip(
+        [name, str(count), f"{frequency:.4f}", f"{share:.3f}", f"{weight:.4f}"]
+        for name, count, frequency, share, weight in zip(
             stats.classes,
             stats.pixel_count,
             stats.pixel_frequency,
+            stats.image_share,
             stats.median_frequency_weights,
             strict=True,
         )
     ]
-    header = ["class", "pixels", "frequency", "median-freq weight"]
-    return text_table(header, rows, "<>>>")
+    header = ["class", "pixels", "frequency", "images", "median-freq weight"]
+    return text_table(header, rows, "<>>>>")
