@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import re
 import shlex
 import statistics
 import subprocess
@@ -143,24 +144,38 @@ def _spread(values: list[float]) -> str:
     return f"{mean:.3f} ± {statistics.stdev(values):.3f}"
 
 
+def _seeded_command(rows: list[dict]) -> str:
+    """The command of a recipe's runs: with ``seed=42,1,2`` where its seeds differ (Hydra's
+    multirun list, ``seglab-train -m`` runs them all)."""
+    seeds = list(dict.fromkeys(str(row["seed"]) for row in rows))
+    command = rows[0]["train"]
+    if len(seeds) < 2:
+        return command
+    command = command.replace("seglab-train ", "seglab-train -m ", 1)
+    return re.sub(rf"(?<![\w.])seed={seeds[0]}\b", f"seed={','.join(seeds)}", command)
+
+
 def table(results: list[dict], per_class: str | None) -> str:
     """Markdown: one row per recipe name (seeds pooled) and, optionally, one recipe's classes."""
     names = list(dict.fromkeys(result["name"] for result in results))
     lines = [
-        "| recipe | seeds | val mIoU | held-out mIoU | gap | images/s | commands |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| recipe | seeds | val mIoU | held-out mIoU | gap | steps | images/s | commands |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name in names:
         rows = [result for result in results if result["name"] == name]
         val = [row["val"]["mIoU"] for row in rows]
         heldout = [row["heldout"]["mIoU"] for row in rows]
         gaps = [v - h for v, h in zip(val, heldout, strict=True)]
+        steps = statistics.fmean(row["steps"] for row in rows)
         speed = statistics.fmean(row["images_per_s"] for row in rows)
         evaluated = shlex.join(rows[0]["eval"]) if rows[0]["eval"] else ""
-        commands = f"`{rows[0]['train']}`" + (f"; scored with `{evaluated}`" if evaluated else "")
+        commands = f"`{_seeded_command(rows)}`" + (
+            f"; scored with `{evaluated}`" if evaluated else ""
+        )
         lines.append(
             f"| {name} | {len(rows)} | {_spread(val)} | {_spread(heldout)} | {_spread(gaps)} "
-            f"| {speed:.1f} | {commands} |"
+            f"| {steps:.0f} | {speed:.1f} | {commands} |"
         )
     if per_class:
         rows = [result for result in results if result["name"] == per_class]

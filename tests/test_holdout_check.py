@@ -14,13 +14,15 @@ SCRIPT = Path(__file__).parents[1] / "scripts" / "holdout_check.py"
 NAMES = runpy.run_path(str(SCRIPT))
 
 
-def _result(name: str, val: float, heldout: float, pole: float) -> dict:
+def _result(name: str, val: float, heldout: float, pole: float, seed: int = 42) -> dict:
     return {
         "name": name,
-        "train": f"seglab-train experiment=camvid_cpu data.holdout=0006R0 {name}",
+        "seed": seed,
+        "train": f"seglab-train experiment=camvid_cpu data.fold_seed={seed} {name} seed={seed}",
         "eval": [],
         "val": {"mIoU": val, "IoU": {"Sky": 0.9, "Pole": pole}},
         "heldout": {"mIoU": heldout, "IoU": {"Sky": 0.8, "Pole": pole / 2}},
+        "steps": 1000 + seed,
         "images_per_s": 10.0,
     }
 
@@ -28,13 +30,20 @@ def _result(name: str, val: float, heldout: float, pole: float) -> dict:
 def test_the_table_gives_each_recipe_its_seeds_mean_spread_and_gap() -> None:
     results = [
         _result("baseline", 0.50, 0.40, 0.1),
-        _result("baseline", 0.52, 0.44, 0.3),
+        _result("baseline", 0.52, 0.44, 0.3, seed=2),
         _result("ema", 0.55, 0.53, 0.2),
     ]
     results[2]["eval"] = ["inference.tta.hflip=true"]
     lines = NAMES["table"](results, per_class="baseline").splitlines()
-    assert lines[2].startswith("| baseline | 2 | 0.510 ± 0.014 | 0.420 ± 0.028 | 0.090 ± 0.014 |")
-    assert lines[3].startswith("| ema | 1 | 0.550 | 0.530 | 0.020 | 10.0 |")
+    assert lines[2].startswith(
+        "| baseline | 2 | 0.510 ± 0.014 | 0.420 ± 0.028 | 0.090 ± 0.014 | 1022 | 10.0 |"
+    )
+    # one command runs every seed of the recipe; other keys that end in seed stay as they were
+    assert lines[2].endswith(
+        "| `seglab-train -m experiment=camvid_cpu data.fold_seed=42 baseline seed=42,2` |"
+    )
+    assert lines[3].startswith("| ema | 1 | 0.550 | 0.530 | 0.020 | 1042 | 10.0 |")
+    assert "`seglab-train experiment=camvid_cpu data.fold_seed=42 ema seed=42`" in lines[3]
     assert lines[3].endswith("; scored with `inference.tta.hflip=true` |")
     assert "| Pole | 0.200 ± 0.141 | 0.100 ± 0.071 |" in lines
 
