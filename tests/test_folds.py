@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny import TINY, data_options, quick_first, refused_before_training
+from tiny import TINY, binary_folder, data_options, quick_first, refused_before_training
 
 from seglab.compare import main as compare_main
 from seglab.data import FolderDataModule, SyntheticShapesDataModule
@@ -50,11 +50,8 @@ def folder_root(tmp_path: Path) -> Path:
 
 def folder(root: Path, tmp_path: Path, **options) -> FolderDataModule:
     """conf/data/folder.yaml's datamodule on ``root``: binary masks, always flipped in training."""
-    values = {**data_options("folder"), "classes": ["background", "cell"], "num_classes": 2}
-    values |= {"mask_values": [0, 255], "crop_size": None, "scale_range": None, "hflip": 1.0}
-    values |= {"color_jitter": None, "num_workers": 0, "batch_size": 2, "cache_dir": None}
-    values |= {"root": root, "folds_record": tmp_path / "folds.json", **options}
-    return FolderDataModule(**values)
+    values = {"hflip": 1.0, "color_jitter": None, "folds_record": tmp_path / "folds.json"}
+    return binary_folder(root, **{**values, **options})
 
 
 def record_of(datamodule: SegmentationDataModule) -> dict:

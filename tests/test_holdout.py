@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tiny import data_options, quick_first, refused_before_training
+from tiny import binary_folder, data_options, quick_first, refused_before_training
 
 from seglab.data import CamVidDataModule, FolderDataModule
 from seglab.data.folder import SegmentationDataModule
@@ -43,12 +43,8 @@ def grouped_root(tmp_path: Path) -> Path:
 
 
 def folder(root: Path, tmp_path: Path, **options) -> FolderDataModule:
-    """conf/data/folder.yaml's datamodule on ``root`` (binary 0/255 masks, whole images)."""
-    values = {**data_options("folder"), "classes": ["background", "cell"], "num_classes": 2}
-    values |= {"mask_values": [0, 255], "crop_size": None, "scale_range": None}
-    values |= {"num_workers": 0, "batch_size": 2, "cache_dir": None, "root": root}
-    values |= {"holdout_record": tmp_path / "holdout.json", **options}
-    return FolderDataModule(**values)
+    """`binary_folder` on ``root``, recording its held-out group in ``tmp_path``."""
+    return binary_folder(root, **{"holdout_record": tmp_path / "holdout.json", **options})
 
 
 def camvid(root: Path, tmp_path: Path, **options) -> CamVidDataModule:

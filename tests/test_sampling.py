@@ -12,7 +12,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from PIL import Image
-from tiny import data_options
+from tiny import binary_folder
 
 from seglab.data import FolderDataModule
 from seglab.data.sampling import RepeatFactorSampler, repeat_factors
@@ -82,13 +82,6 @@ def rare_root(tmp_path: Path) -> Path:
     return root
 
 
-def folder(root: Path, **options) -> FolderDataModule:
-    values = {**data_options("folder"), "classes": ["background", "cell"], "num_classes": 2}
-    values |= {"mask_values": [0, 255], "crop_size": None, "scale_range": None}
-    values |= {"num_workers": 0, "batch_size": 2, "cache_dir": None, "root": root}
-    return FolderDataModule(**{**values, **options})
-
-
 class NameRecorder(pl.LightningModule):
     """Trains nothing of note; records the names of the training images of each epoch."""
 
@@ -127,7 +120,7 @@ def fit_names(datamodule: FolderDataModule, epochs: int) -> list[list[str]]:
 def test_a_fit_shows_the_rare_class_image_more_often_and_draws_anew_each_epoch(
     rare_root: Path,
 ) -> None:
-    epochs = fit_names(folder(rare_root, repeat_threshold=1.0), epochs=6)
+    epochs = fit_names(binary_folder(rare_root, repeat_threshold=1.0), epochs=6)
     # 'cell' is in 1 of 8 images: im0 is shown sqrt(8) = 2.83 times an epoch, the others once
     for names in epochs:
         counts = Counter(names)
@@ -137,11 +130,11 @@ def test_a_fit_shows_the_rare_class_image_more_often_and_draws_anew_each_epoch(
     # Lightning hands the sampler each epoch's number: the orders differ from epoch to epoch
     assert len({tuple(names) for names in epochs}) == len(epochs)
     # without a threshold, each image once per epoch
-    plain = fit_names(folder(rare_root, repeat_threshold=None), epochs=1)
+    plain = fit_names(binary_folder(rare_root, repeat_threshold=None), epochs=1)
     assert sorted(plain[0]) == [f"im{index}" for index in range(8)]
 
 
 @pytest.mark.parametrize("threshold", [0, -0.1, 1.5])
 def test_a_bad_repeat_threshold_names_the_key(rare_root: Path, threshold: float) -> None:
     with pytest.raises(ValueError, match=rf"data.repeat_threshold={threshold}"):
-        folder(rare_root, repeat_threshold=threshold)
+        binary_folder(rare_root, repeat_threshold=threshold)

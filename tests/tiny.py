@@ -21,6 +21,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import seglab.data  # noqa: F401  (registers the resolvers the data configs use)
+from seglab.data import FolderDataModule
 from seglab.runs import read_scalars
 
 #: the checkout's conf/, the one the entry points compose from an editable install
@@ -208,6 +209,16 @@ def data_options(option: str) -> dict[str, Any]:
     datamodules take every value from their config and restate none.
     """
     return copy.deepcopy(_data_options(option))
+
+
+def binary_folder(root: Path, **options: Any) -> FolderDataModule:
+    """conf/data/folder.yaml's datamodule on ``root``: 0/255 background/cell masks, whole
+    images (no crop or scaling), batches of 2 read in this process, no scan cache; ``options``
+    replace any of the values."""
+    values = {**data_options("folder"), "classes": ["background", "cell"], "num_classes": 2}
+    values |= {"mask_values": [0, 255], "crop_size": None, "scale_range": None}
+    values |= {"num_workers": 0, "batch_size": 2, "cache_dir": None, "root": root}
+    return FolderDataModule(**{**values, **options})
 
 
 def save_checkpoint(model: torch.nn.Module, cfg: Any, path: Path) -> Path:

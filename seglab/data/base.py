@@ -24,7 +24,6 @@ from seglab.data.labels import FewLabels, LabeledSplit
 from seglab.data.sampling import (
     RepeatFactorSampler,
     check_repeat_threshold,
-    expected_repeats,
     repeat_factors,
 )
 from seglab.data.transforms import eval_transform
@@ -434,12 +433,13 @@ class SegmentationDataModule(pl.LightningDataModule):
                 f"data.batch_size={self.batch_size} exceeds the {len(dataset)} training "
                 "samples; with data.drop_last=true every epoch would be empty"
             )
+        sampler = self._repeat_sampler()
         loader = self._dataloader(
             dataset,
             self.batch_size,
-            shuffle=self.repeat_threshold is None,
+            shuffle=sampler is None,
             drop_last=self.drop_last,
-            sampler=self._repeat_sampler(),
+            sampler=sampler,
         )
         if self.few_labels.loading is None:
             return loader
@@ -472,7 +472,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         log.info(
             "data.repeat_threshold=%s: an epoch shows %.2f times the %d training images",
             self.repeat_threshold,
-            expected_repeats(factors),
+            float(factors.mean()),
             len(factors),
         )
         return RepeatFactorSampler(factors, torch.initial_seed())

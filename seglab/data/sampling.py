@@ -8,7 +8,6 @@ leaves some out) while the images of rare classes come back more often.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import torch
@@ -44,8 +43,7 @@ def repeat_factors(class_pixels: Tensor, threshold: float) -> Tensor:
     appears = class_pixels > 0
     share = appears.to(torch.float64).mean(0)
     per_class = (threshold / share.clamp_min(1e-12)).sqrt().clamp_min(1.0)
-    per_image = torch.where(appears, per_class, torch.ones_like(per_class)).amax(1)
-    return per_image.clamp_min(1.0)
+    return torch.where(appears, per_class, torch.ones_like(per_class)).amax(1)
 
 
 class RepeatFactorSampler(Sampler[int]):
@@ -60,11 +58,11 @@ class RepeatFactorSampler(Sampler[int]):
     def __init__(self, factors: Tensor, seed: int) -> None:
         if factors.dim() != 1 or len(factors) == 0 or bool((factors < 1).any()):
             raise ValueError("repeat factors must be a non-empty 1-D tensor of values >= 1")
-        self.factors = factors.to(torch.float64)
+        factors = factors.to(torch.float64)
         self.seed = int(seed)
         self.epoch = 0
-        self.whole = self.factors.floor().to(torch.int64)
-        self.remainder = self.factors - self.whole
+        self.whole = factors.floor().to(torch.int64)
+        self.remainder = factors - self.whole
         self.extra = int(round(float(self.remainder.sum())))
 
     def set_epoch(self, epoch: int) -> None:
@@ -75,14 +73,9 @@ class RepeatFactorSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        indices = torch.repeat_interleave(torch.arange(len(self.factors)), self.whole)
+        indices = torch.repeat_interleave(torch.arange(len(self.whole)), self.whole)
         if self.extra:
             chosen = torch.multinomial(self.remainder, self.extra, generator=generator)
             indices = torch.cat([indices, chosen])
         order = torch.randperm(len(indices), generator=generator)
         return iter(indices[order].tolist())
-
-
-def expected_repeats(factors: Tensor) -> float:
-    """Images per epoch over the images of the split: how much longer an epoch gets."""
-    return math.fsum(factors.tolist()) / len(factors)
