@@ -56,11 +56,12 @@ def _instantiation_error(error: InstantiationException) -> SeglabError | None:
     """The one-line error of a constructor that refused a config value, or None for a bug.
 
     Constructors name the key and value in their ``ValueError``s (a missing file is a
-    ``FileNotFoundError``); Hydra wraps those in a multi-line report ending with the node's
-    ``full_key``, which is added when the message does not already start with it.
+    ``FileNotFoundError``, a missing optional dependency a ``SeglabError``); Hydra wraps those
+    in a multi-line report ending with the node's ``full_key``, which is added when the
+    message does not already start with it.
     """
     cause = error.__cause__
-    if not isinstance(cause, ValueError | FileNotFoundError):
+    if not isinstance(cause, ValueError | FileNotFoundError | SeglabError):
         return None
     message = str(cause)
     node = next(
