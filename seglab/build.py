@@ -33,6 +33,7 @@ from seglab.mlflow_logging import MLflowRecord, require_mlflow
 from seglab.modes import task_mode
 from seglab.nonfinite import NonFiniteGuard
 from seglab.pruning import pruning_callback
+from seglab.quiet import quiet_lightning
 from seglab.task import SegmentationTask
 
 log = logging.getLogger(__name__)
@@ -56,11 +57,12 @@ def _instantiation_error(error: InstantiationException) -> SeglabError | None:
     """The one-line error of a constructor that refused a config value, or None for a bug.
 
     Constructors name the key and value in their ``ValueError``s (a missing file is a
-    ``FileNotFoundError``); Hydra wraps those in a multi-line report ending with the node's
-    ``full_key``, which is added when the message does not already start with it.
+    ``FileNotFoundError``, a missing optional dependency a ``SeglabError``); Hydra wraps those
+    in a multi-line report ending with the node's ``full_key``, which is added when the
+    message does not already start with it.
     """
     cause = error.__cause__
-    if not isinstance(cause, ValueError | FileNotFoundError):
+    if not isinstance(cause, ValueError | FileNotFoundError | SeglabError):
         return None
     message = str(cause)
     node = next(
@@ -335,6 +337,7 @@ def build_trainer(cfg: DictConfig, purge_step: int | None = None) -> pl.Trainer:
     if any(isinstance(logger, MLFlowLogger) for logger in loggers):
         # the settings and the best checkpoint, which Lightning's logger does not record
         callbacks.append(MLflowRecord())
+    quiet_lightning()
     # plain containers: Lightning reads `max_time={hours: 1}` only from a dict
     trainer = instantiate(
         lightning_trainer_config(cfg.trainer), callbacks=callbacks, logger=loggers, _convert_="all"

@@ -29,12 +29,11 @@ import torch
 from torch import nn
 
 from seglab.errors import SeglabError
+from seglab.extras import require
 from seglab.models import CBAM, PixelSelfAttention, SCSEAttention
 
 #: The config key of a pruned run: ``{amount, importance, source}``.
 PRUNED_KEY = "pruned"
-#: What `pip install` brings the pruning library (the ``prune`` extra of pyproject.toml).
-INSTALL = 'pip install "seglab[prune]"'
 #: Values of ``importance``: the norm of a channel's weights (summed over its group) that ranks it.
 IMPORTANCES = {"l1": 1, "l2": 2}
 #: Per attention block: the convolutions that read its channels, and those that write them.
@@ -46,12 +45,8 @@ _ATTENTION_CHANNELS: dict[type[nn.Module], tuple[tuple[str, ...], tuple[str, ...
 
 
 def require_torch_pruning(why: str) -> Any:
-    """The ``torch_pruning`` module, or a SeglabError saying what to install for ``why``."""
-    try:
-        import torch_pruning
-    except ImportError:
-        raise SeglabError(f"{why} needs Torch-Pruning: {INSTALL}") from None
-    return torch_pruning
+    """The ``torch_pruning`` module, or a MissingExtraError saying what to install for ``why``."""
+    return require("torch_pruning", why)
 
 
 def check_amount(amount: Any) -> float:

@@ -25,6 +25,7 @@ from seglab.checkpoints import model_state
 from seglab.configs import command_checkpoint
 from seglab.errors import SeglabError
 from seglab.onnx_model import file_model
+from seglab.quiet import quiet_lightning
 from seglab.tables import text_table
 
 #: the per-class scores of a report, each with its mean ``m<name>`` over the classes
@@ -60,6 +61,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         task = build_task(run, datamodule, model=checkpoint_model(run, model_state(checkpoint)))
         task.load_state_dict(checkpoint["state_dict"])
     apply_performance_options(cfg, task, training=False)
+    quiet_lightning()
     trainer = instantiate(
         lightning_trainer_config(cfg.trainer),
         default_root_dir=cfg.paths.output_dir,

@@ -32,6 +32,7 @@ from seglab.configs import command_checkpoint, config_dir, on_checkpoint
 from seglab.errors import SeglabError, reported
 from seglab.onnx_model import INPUT_NAME, OUTPUT_NAME, metadata, require_onnxruntime, write_metadata
 from seglab.quantize import calibration, quantize_int8
+from seglab.quiet import quiet_torchscript
 
 FORMATS = ("onnx", "torchscript")
 Runner = Callable[[torch.Tensor], torch.Tensor]
@@ -81,9 +82,10 @@ def _torchscript(model: torch.nn.Module, sample: torch.Tensor, path: Path) -> Ru
     # follows would show one that is not.
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        quiet_torchscript()
         traced = torch.jit.trace(model, sample)
-    traced.save(str(path))
-    loaded = torch.jit.load(str(path), map_location=sample.device)
+        traced.save(str(path))
+        loaded = torch.jit.load(str(path), map_location=sample.device)
 
     def run(image: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

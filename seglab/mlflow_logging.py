@@ -12,18 +12,15 @@ logger does when a run logs to it.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import MLFlowLogger
 
 from seglab.callbacks import hparam_values
-from seglab.errors import SeglabError
+from seglab.extras import require
 from seglab.runs import group_choices
 
-#: The command that installs what ``logger=tensorboard_mlflow`` needs.
-INSTALL = 'pip install "seglab[mlflow]"'
 #: The tag holding a run's directory (absolute), which also finds the run again on a resume.
 RUN_DIR_TAG = "run_dir"
 #: The tag holding the run's best checkpoint (absolute), set when fitting ends.
@@ -34,8 +31,7 @@ STORE_FILE = "mlflow.db"
 
 def require_mlflow(key: str) -> None:
     """Refuse a logger node that logs to MLflow when mlflow is not installed, before training."""
-    if importlib.util.find_spec("mlflow") is None:
-        raise SeglabError(f"{key} logs to MLflow, which is not installed; run: {INSTALL}")
+    require("mlflow", key)
 
 
 def sqlite_uri(output_root: str | Path) -> str:

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from seglab.data.base import IMAGENET_MEAN, IMAGENET_STD, default_palette
 from seglab.errors import SeglabError
+from seglab.extras import require
 from seglab.modes import task_mode
 from seglab.trust import refuse_untrusted
 
@@ -30,18 +31,13 @@ PREFIX = "seglab."
 CONFIG_KEY = PREFIX + "config"
 #: The export's input and output names (seglab/export.py writes them).
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
-#: What `pip install` brings ONNX support (the ``export`` extra of pyproject.toml).
-INSTALL = "pip install 'seglab[export]'"
 
 
 def require_onnxruntime(why: str) -> Any:
-    """The ``onnxruntime`` module, or a SeglabError saying what to install for ``why``."""
-    try:
-        import onnx  # noqa: F401  (seglab reads and writes the files' metadata with it)
-        import onnxruntime
-    except ImportError:
-        raise SeglabError(f"{why} needs onnx and onnxruntime: {INSTALL}") from None
-    return onnxruntime
+    """The ``onnxruntime`` module, once ``onnx`` (which reads and writes the files' metadata)
+    is importable too; else a MissingExtraError saying what to install for ``why``."""
+    require("onnx", why)
+    return require("onnxruntime", why)
 
 
 def metadata(run: dict[str, Any]) -> dict[str, str]:

@@ -14,8 +14,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from seglab.checkpoints import RunInterrupted
-from seglab.configs import config_dir
+from seglab.configs import command_line_value, config_dir
 from seglab.errors import SweepError, fail, reported
+from seglab.extras import require_launcher
 from seglab.reproduce import register_search_path
 from seglab.runs import SWEPT_KEYS_ENV
 from seglab.sweeps import objective, objective_names, share_machine
@@ -106,6 +107,8 @@ def main() -> None:
         os.environ[SWEPT_KEYS_ENV] = ",".join(swept_keys(sys.argv[1:]))
     # `--config-path <run>/.hydra --config-name config` re-runs a run into a new directory
     sys.argv[1:] = absolute_config_path(sys.argv[1:])
+    with reported(PROG):
+        require_launcher(command_line_value(sys.argv[1:], "hydra/launcher") or "")
     register_search_path()
     _main()
 

@@ -1,23 +1,24 @@
 """From the sweeper's settings to Optuna objects: the search space parsed from Hydra's override
-grammar, and the sampler. A bad value is a ``SweepError`` naming its key."""
+grammar, and the sampler. A bad value is a ``SweepError`` naming its key.
+
+Optuna is imported where an object of it is made: Hydra imports this module at start-up, in
+every command and on a base install too, where Optuna is absent.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep, Override, RangeSweep, Transformer
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-)
 
 from seglab.errors import SweepError
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.distributions import BaseDistribution
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes")
 DIRECTIONS = ("maximize", "minimize")
@@ -52,6 +53,8 @@ def parse_space(
 def _distribution(override: Override) -> BaseDistribution:
     """``choice`` is categorical; ``range`` of integers an int grid, of floats its values;
     ``interval`` a float (or int, under ``int(...)``) span, on a log scale under ``tag(log)``."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
     key = override.get_key_element()
     value = override.value()
     if isinstance(value, IntervalSweep):
@@ -124,12 +127,14 @@ def build_sampler(
     space: dict[str, BaseDistribution],
     objectives: int = 1,
 ) -> optuna.samplers.BaseSampler:
+    import optuna
+
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
-        return _GridSampler(grid(space), seed=seed)
+        return _grid_sampler(grid(space), seed)
     if name == "cmaes":
         if objectives > 1:
             raise SweepError(
@@ -146,16 +151,22 @@ def build_sampler(
     raise SweepError(f"hydra.sweeper.sampler={name} is not a sampler; use one of {SAMPLERS}")
 
 
-class _GridSampler(optuna.samplers.GridSampler):
+def _grid_sampler(values: dict[str, list[Any]], seed: int | None) -> optuna.samplers.BaseSampler:
     """Optuna's grid sampler, without its ``study.stop()`` once the grid is done: that works
     only inside ``study.optimize``; the sweeper asks no more trials than grid points left."""
+    from optuna.samplers import GridSampler
 
-    def after_trial(self, *args: Any, **kwargs: Any) -> None:
-        pass
+    class Grid(GridSampler):
+        def after_trial(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    return Grid(values, seed=seed)
 
 
 def grid(space: dict[str, BaseDistribution]) -> dict[str, list[Any]]:
     """Every value of each key, for the grid sampler: a span has no finite set of them."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
     values: dict[str, list[Any]] = {}
     for key, distribution in space.items():
         if isinstance(distribution, CategoricalDistribution):

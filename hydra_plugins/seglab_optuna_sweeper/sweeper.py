@@ -15,7 +15,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from seglab.errors import SweepError, fail
+from seglab.errors import SeglabError, SweepError, fail
+from seglab.extras import require
 
 log = logging.getLogger(__name__)
 PROG = "seglab-train"
@@ -45,11 +46,12 @@ class SeglabOptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> None:
         try:
             self._sweep(arguments)
-        except SweepError as error:
+        except SeglabError as error:  # a SweepError, or Optuna missing
             fail(PROG, str(error))
 
     def _sweep(self, arguments: list[str]) -> None:
-        import optuna
+        search = self.config.hydra.runtime.choices.get("hparams_search")
+        optuna = require("optuna", f"hparams_search={search}" if search else "the Optuna sweeper")
 
         from seglab.pruning import PRUNED_ATTR, build_pruner
         from seglab.sweeps import objective_names

@@ -13,9 +13,11 @@ import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
-from scipy import ndimage
+
+from seglab.extras import require
 
 #: the kinds of sparse labels ``data.sparse_labels`` may ask for
 SPARSE_KINDS = ("points", "scribbles")
@@ -32,6 +34,8 @@ def check_sparse(kind: str | None, points: int) -> None:
         )
     if points < 1:
         raise ValueError(f"data.sparse_points={points} must be at least 1")
+    if kind is not None:
+        require("scipy.ndimage", f"data.sparse_labels={kind}")
 
 
 def _generator(seed: int, name: str) -> np.random.Generator:
@@ -40,7 +44,7 @@ def _generator(seed: int, name: str) -> np.random.Generator:
 
 
 def _regions(
-    mask: np.ndarray, num_classes: int
+    mask: np.ndarray, num_classes: int, ndimage: ModuleType
 ) -> Iterator[tuple[tuple[slice, slice], np.ndarray]]:
     """The connected regions of every class, class by class: each as a box around it with one
     pixel of margin (within the image) and the region's boolean mask inside that box.
@@ -62,7 +66,7 @@ def _regions(
             yield box, labelled[box] == region
 
 
-def _skeleton(region: np.ndarray) -> np.ndarray:
+def _skeleton(region: np.ndarray, ndimage: ModuleType) -> np.ndarray:
     """The region's medial axis, approximated: its pixels farthest from the border in their
     3x3 neighbourhood (a ridge of the distance transform), or its deepest pixel. ``region``
     is a box with a margin of non-region pixels wherever it does not end at the image's edge,
@@ -95,15 +99,16 @@ def sparse_mask(
         num_classes: the class count.
         ignore_index: the void value the other pixels get.
     """
+    ndimage = require("scipy.ndimage", f"data.sparse_labels={kind}")
     sparse = np.full_like(mask, ignore_index)
     generator = _generator(seed, name)
-    for box, region in _regions(mask, num_classes):
+    for box, region in _regions(mask, num_classes, ndimage):
         if kind == "points":
             rows, columns = np.nonzero(region)
             picked = generator.choice(rows.size, size=min(points, rows.size), replace=False)
             keep = (rows[picked], columns[picked])
         else:
-            keep = _skeleton(region)
+            keep = _skeleton(region, ndimage)
         sparse[box][keep] = mask[box][keep]
     return sparse
 

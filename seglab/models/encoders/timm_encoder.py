@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from seglab.extras import require
 from seglab.models.encoders.pretrained import (
     PretrainedEncoder,
     load_weights,
@@ -18,16 +19,6 @@ from seglab.models.layers import check_option
 
 # Keys of a TimmEncoder's own state dict start with the attribute that holds the timm model.
 OWN_PREFIX = "model."
-
-
-def _import_timm() -> ModuleType:
-    try:
-        import timm
-    except ImportError as error:
-        raise ImportError(
-            "TimmEncoder needs timm, which is not installed: pip install 'seglab[timm]'"
-        ) from error
-    return timm
 
 
 def _read_state_dict(timm: ModuleType, path: str | Path) -> dict[str, torch.Tensor]:
@@ -108,7 +99,7 @@ class TimmEncoder(PretrainedEncoder):
 
     def __init__(self, name: str = "efficientnet_b0", **options: Any) -> None:
         super().__init__(**options)
-        timm = _import_timm()
+        timm = require("timm", f"TimmEncoder(name={name!r})")
         if not timm.is_model(name):
             raise ValueError(
                 f"TimmEncoder: name={name!r} is not a timm model; list the candidates with "
