@@ -192,11 +192,12 @@ def inside_epoch(root: Path, process: subprocess.Popen, epoch: int) -> Path:
 @functools.cache
 def _data_options(option: str) -> dict[str, Any]:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        # no run directory to record folds, a held-out group or a labelled subset in
+        # no run directory to record folds, a held-out group, a val share or a labelled subset in
         overrides = [f"data={option}", "data.folds_record=null", "data.labeled_record=null"]
         cfg = compose(config_name="train", overrides=overrides)
-        if "holdout_record" in cfg.data:
-            cfg.data.holdout_record = None
+        for record in ("holdout_record", "split_record"):
+            if record in cfg.data:
+                cfg.data[record] = None
     options = OmegaConf.to_container(cfg.data, resolve=True)
     del options["_target_"]
     return options
