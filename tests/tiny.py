@@ -259,3 +259,30 @@ def refused_before_training(cli: Callable[..., Any], root: Path, *args: str, mes
     (run_dir,) = (root / "train").iterdir()
     assert not (run_dir / "checkpoints").exists()
     return run_dir
+
+
+def portrait_folder(
+    root: Path, count: int = 10, half_size: Sequence[int] = (), mask_format: str = "PNG"
+) -> Path:
+    """The user's portrait dataset in small: ``count`` 24x32 (WxH) JPEG photos in
+    ``<root>/images`` and their 0/255 masks (the person, 255, is about 60% of each) in
+    ``<root>/masks``, no split folders; the masks of the photos numbered in ``half_size`` are
+    at half size (12x16), and masks are saved in ``mask_format`` (``.jpg`` for JPEG)."""
+    import numpy as np
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    suffix = ".jpg" if mask_format == "JPEG" else ".png"
+    for index in range(count):
+        mask = np.zeros((32, 24), np.uint8)
+        mask[6 + index % 3 :, 3:21] = 255
+        person = (mask[..., None] > 0) * np.array([150, 100, 60])
+        photo = (rng.integers(0, 80, (32, 24, 3)) + person).astype(np.uint8)
+        Image.fromarray(photo).save(root / "images" / f"p{index:03d}.jpg")
+        saved = Image.fromarray(mask)
+        if index in half_size:
+            saved = saved.resize((12, 16), Image.Resampling.NEAREST)
+        saved.save(root / "masks" / f"p{index:03d}{suffix}", format=mask_format)
+    return root

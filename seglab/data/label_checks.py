@@ -33,8 +33,14 @@ class LabelMap:
     multilabel: bool
 
 
-def _splits(names: Sequence[str]) -> str:
+def _and(names: Sequence[str]) -> str:
     return " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + f" and {names[-1]}"
+
+
+def _absent(classes: Sequence[str], splits: Sequence[str]) -> str:
+    """``class 'dog' has no pixel in the train and val splits``"""
+    subject = f"class {classes[0]!r} has" if len(classes) == 1 else f"classes {classes} have"
+    return f"{subject} no pixel in the {_and(splits)} split{'s' if len(splits) > 1 else ''}"
 
 
 def _void_pixels(scan: ScanResult, channels: int) -> tuple[int, int]:
@@ -55,7 +61,7 @@ def check_classes_present(scans: Mapping[str, ScanResult], labels: LabelMap) -> 
     ]
     if not absent:
         return
-    splits = _splits(list(scans))
+    absent_where = _absent(absent, list(scans))
     channels = len(labels.classes) if labels.multilabel else 1
     void = sum(_void_pixels(scan, channels)[0] for scan in scans.values())
     if labels.mask_values is None and not labels.void_colours and void > 0:
@@ -70,12 +76,12 @@ def check_classes_present(scans: Mapping[str, ScanResult], labels: LabelMap) -> 
             else "list the raw value of every class in data.mask_values"
         )
         raise DatasetError(
-            f"class(es) {absent} have no pixel in the {splits} split(s), and the masks' value "
-            f"{labels.ignore_index} is read as void because it is data.ignore_index: if it "
-            f"marks a class (0/255 masks store the foreground as 255), {fix}"
+            f"{absent_where}, and the masks' value {labels.ignore_index} reads as void because "
+            f"it is data.ignore_index: if {labels.ignore_index} marks a class (0/255 masks store "
+            f"the foreground as 255), {fix}"
         )
     raise DatasetError(
-        f"class(es) {absent} have no pixel in the {splits} split(s): check that data.classes "
+        f"{absent_where}: check that data.classes "
         "lists the classes in the order of data.mask_values (or data.palette, or the mask "
         "values 0, 1, ...); if the class is really absent from them, set "
         "data.allow_absent_classes=true"
