@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny import data_options
+from tiny import data_options, portrait_folder
+from torchvision.transforms.v2 import functional as TF
 
 from seglab.data import CamVidDataModule, DatasetError, FolderDataModule, MaskDecoder
 from seglab.data import camvid as camvid_module
@@ -144,6 +146,110 @@ def test_split_files_choose_the_images(binary_root: Path) -> None:
     (binary_root / "val.txt").write_text("val1\nnope\n")
     with pytest.raises(DatasetError, match=r"val\.txt lists 1 stem\(s\) with no image.*'nope'"):
         make(binary_root, split_files={"val": "val.txt"}).pairs("val")
+
+
+# --- a dataset without split folders ------------------------------------------------------
+
+
+def test_flat_folders_need_a_val_fraction(tmp_path: Path) -> None:
+    root = portrait_folder(tmp_path / "portraits")
+    message = r"portraits/images holds all the images, .* set data\.val_fraction=0\.2"
+    with pytest.raises(DatasetError, match=message):
+        make(root).setup("fit")
+    with pytest.raises(DatasetError, match=message):
+        make(root, image_dir="images", mask_dir="masks").setup("fit")
+
+
+def test_flat_folders_validate_on_a_recorded_seeded_share(tmp_path: Path) -> None:
+    root = portrait_folder(tmp_path / "portraits")
+    record = tmp_path / "run" / "split.json"
+    datamodule = make(root, val_fraction=0.2, split_record=record)
+    datamodule.setup("fit")
+    val = [Path(datamodule.dataset("val")[i][2]).stem for i in range(2)]
+    train = [Path(datamodule.dataset("train")[i][2]).stem for i in range(8)]
+    assert sorted(val + train) == [f"p{i:03d}" for i in range(10)]
+    assert json.loads(record.read_text()) == {
+        "val_fraction": 0.2,
+        "split_seed": 0,
+        "val": val,
+        "train": train,
+    }
+    assert datamodule.split_unavailable("test").startswith("no test split: ")
+    again = make(root, val_fraction=0.2)
+    assert [again.dataset("val")[i][2] for i in range(2)] == [
+        datamodule.dataset("val")[i][2] for i in range(2)
+    ]
+    seeds = {
+        tuple(make(root, val_fraction=0.2, split_seed=seed).fold_split().val) for seed in range(4)
+    }
+    assert len(seeds) > 1, "the seed picks the val images"
+
+
+def test_val_fraction_cuts_the_train_split_of_split_folders(binary_root: Path) -> None:
+    datamodule = make(binary_root, val_fraction=0.5)
+    names = {datamodule.dataset("val")[i][2] for i in range(2)}
+    assert {Path(name).parent.parent.name for name in names} == {"train"}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"val_fraction": 1.0}, r"data\.val_fraction=1\.0 must be in \(0, 1\)"),
+        ({"folds": 5, "fold": 0}, r"data\.val_fraction=0\.2 and data\.folds=5 both choose"),
+        ({"holdout": "p00"}, r"data\.holdout=p00 and data\.val_fraction=0\.2 both choose"),
+    ],
+)
+def test_val_fraction_refuses_other_cuts_naming_both_keys(
+    tmp_path: Path, options: dict, message: str
+) -> None:
+    root = portrait_folder(tmp_path / "portraits")
+    with pytest.raises(ValueError, match=message):
+        make(root, **{"val_fraction": 0.2, **options})
+
+
+def test_a_labelled_subset_comes_from_the_images_trained_on(tmp_path: Path) -> None:
+    root = portrait_folder(tmp_path / "portraits")
+    datamodule = make(root, val_fraction=0.2, labeled_count=3, labeled_record=None)
+    datamodule.setup("fit")
+    split, labeled = datamodule.fold_split(), datamodule.labeled_split()
+    assert len(labeled.labeled) == 3 and set(labeled.labeled) <= set(split.train)
+    assert not set(labeled.unlabeled) & set(split.val)
+
+
+# --- masks at another size than their image -----------------------------------------------
+
+
+def test_smaller_masks_are_refused_naming_the_option_that_aligns_them(tmp_path: Path) -> None:
+    root = portrait_folder(tmp_path / "portraits", half_size=[1, 4])
+    message = (
+        r"p001\.jpg: image is 24x32 \(WxH\) but its mask .*p001\.png is 12x16; set "
+        r"data\.resize_images_to_masks=true"
+    )
+    with pytest.raises(DatasetError, match=message):
+        make(root, val_fraction=0.2).setup("fit")
+
+
+def test_resize_images_to_masks_resizes_the_image_and_never_the_mask(tmp_path: Path) -> None:
+    root = portrait_folder(tmp_path / "portraits", half_size=[1])
+    datamodule = make(root, val_fraction=0.2, resize_images_to_masks=True)
+    datamodule.setup("fit")
+    dataset = datamodule.dataset("train").dataset
+    image, mask, name = dataset[1]
+    assert Path(name).stem == "p001"
+    assert image.shape == (3, 16, 12) and mask.shape == (16, 12)
+    assert set(mask.unique().tolist()) == {0, 1}, "the mask keeps its class values"
+    with Image.open(root / "images" / "p001.jpg") as photo:
+        expected = TF.resize(TF.pil_to_tensor(photo), [16, 12], antialias=True)
+    assert torch.allclose(datamodule.denormalize(image) * 255, expected.float(), atol=1.0)
+    full, full_mask, _ = dataset[0]
+    assert full.shape == (3, 32, 24) and full_mask.shape == (32, 24)
+
+
+def test_masks_of_another_aspect_ratio_stay_refused(tmp_path: Path) -> None:
+    root = portrait_folder(tmp_path / "portraits")
+    Image.new("L", (12, 12)).save(root / "masks" / "p002.png")
+    with pytest.raises(DatasetError, match=r"p002\.png is 12x12, another aspect ratio"):
+        make(root, val_fraction=0.2, resize_images_to_masks=True).setup("fit")
 
 
 # --- bad input: every error names the file ------------------------------------------------

@@ -88,7 +88,9 @@ def test_a_folder_records_stems_and_unlabeled_dir_adds_void_masked_images(tmp_pa
         images, masks = write_images(root / split / "images", 4), root / split / "masks"
         masks.mkdir(parents=True)
         for path in images.iterdir():
-            Image.fromarray(np.zeros((32, 32), np.uint8)).save(masks / path.name)
+            mask = np.zeros((32, 32), np.uint8)
+            mask[:8] = 1  # both classes present, as the setup checks require
+            Image.fromarray(mask).save(masks / path.name)
     extra = write_images(tmp_path / "extra" / "more", 3)
     values = {**data_options("folder"), "root": root, "cache_dir": None, "num_workers": 0}
     values |= {"crop_size": [16, 16], "labeled_record": tmp_path / "labeled.json"}

@@ -192,11 +192,12 @@ def inside_epoch(root: Path, process: subprocess.Popen, epoch: int) -> Path:
 @functools.cache
 def _data_options(option: str) -> dict[str, Any]:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        # no run directory to record folds, a held-out group or a labelled subset in
+        # no run directory to record folds, a held-out group, a val share or a labelled subset in
         overrides = [f"data={option}", "data.folds_record=null", "data.labeled_record=null"]
         cfg = compose(config_name="train", overrides=overrides)
-        if "holdout_record" in cfg.data:
-            cfg.data.holdout_record = None
+        for record in ("holdout_record", "split_record"):
+            if record in cfg.data:
+                cfg.data[record] = None
     options = OmegaConf.to_container(cfg.data, resolve=True)
     del options["_target_"]
     return options
@@ -258,3 +259,30 @@ def refused_before_training(cli: Callable[..., Any], root: Path, *args: str, mes
     (run_dir,) = (root / "train").iterdir()
     assert not (run_dir / "checkpoints").exists()
     return run_dir
+
+
+def portrait_folder(
+    root: Path, count: int = 10, half_size: Sequence[int] = (), mask_format: str = "PNG"
+) -> Path:
+    """The user's portrait dataset in small: ``count`` 24x32 (WxH) JPEG photos in
+    ``<root>/images`` and their 0/255 masks (the person, 255, is about 60% of each) in
+    ``<root>/masks``, no split folders; the masks of the photos numbered in ``half_size`` are
+    at half size (12x16), and masks are saved in ``mask_format`` (``.jpg`` for JPEG)."""
+    import numpy as np
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    suffix = ".jpg" if mask_format == "JPEG" else ".png"
+    for index in range(count):
+        mask = np.zeros((32, 24), np.uint8)
+        mask[6 + index % 3 :, 3:21] = 255
+        person = (mask[..., None] > 0) * np.array([150, 100, 60])
+        photo = (rng.integers(0, 80, (32, 24, 3)) + person).astype(np.uint8)
+        Image.fromarray(photo).save(root / "images" / f"p{index:03d}.jpg")
+        saved = Image.fromarray(mask)
+        if index in half_size:
+            saved = saved.resize((12, 16), Image.Resampling.NEAREST)
+        saved.save(root / "masks" / f"p{index:03d}{suffix}", format=mask_format)
+    return root

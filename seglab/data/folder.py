@@ -3,8 +3,11 @@
 The default layout is ``<root>/<split>/images/<stem>.<ext>`` with ``<root>/<split>/masks/
 <stem>.png``; folder names, split names and split list files are options, which also covers
 layouts such as SegNet's CamVid (``train/`` + ``trainannot/``) or VOC (one image folder and
-``ImageSets/Segmentation/<split>.txt``). In ``mode`` multilabel every class has a mask of
-its own, ``<mask_dir>/<class>/<stem>.png``. Every split is checked at setup (`scan_pairs`).
+``ImageSets/Segmentation/<split>.txt``). A dataset without split folders (``<root>/images``
+and ``<root>/masks``) is all train split, and ``val_fraction`` validates on a share of it. In
+``mode`` multilabel every class has a mask of its own, ``<mask_dir>/<class>/<stem>.png``.
+Every split is checked at setup (`scan_pairs`), and so are the labels it holds
+(`seglab.data.label_checks`).
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
 from seglab.data.base import DatasetError, Sample, SegmentationDataModule
-from seglab.data.folds import FoldSplit
+from seglab.data.folds import FoldSplit, check_val_fraction, split_share, write_json
 from seglab.data.holdout import hold_out, holdout_prefixes, write_record
+from seglab.data.label_checks import LabelMap, check_classes_present, check_void_share
+from seglab.data.masks import MaskDecoder, MultilabelMaskDecoder
 from seglab.data.scan import READ_ERRORS, MaskFiles, ScanResult, mask_name, scan_pairs
 from seglab.data.sparse import SparseMaskReader
 from seglab.data.transforms import eval_transform, pad_collate, train_transform
@@ -33,161 +38,8 @@ from seglab.data.transforms import eval_transform, pad_collate, train_transform
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 # how many unmatched files an error names before it only counts the rest
 _MAX_LISTED_FILES = 5
-
-
-def _rgb_codes(rgb: np.ndarray) -> np.ndarray:
-    """One integer per colour, so that colours can be looked up like single values."""
-    rgb = rgb.astype(np.int64).reshape(*rgb.shape[:-1], 3)
-    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-
-
-class MaskDecoder:
-    """Reads a mask file into ``(H, W)`` int64 class indices, ``ignore_index`` on void.
-
-    Single-channel masks (8/16-bit grayscale, or palette PNGs, whose pixel values are the
-    palette indices) hold raw values: class ``i`` is ``mask_values[i]``, or ``i`` itself when
-    ``mask_values`` is None, and a raw value equal to ``ignore_index`` that is no class value
-    is void. RGB(A) masks hold colours: class ``i`` is ``palette[i]`` and ``void_colours``
-    are void. Any other value is an error naming the file.
-
-    Args:
-        num_classes: number of classes.
-        ignore_index: class index of void pixels.
-        mask_values: raw pixel value of each class, in class order (e.g. ``[0, 255]``).
-        palette: RGB colour of each class, for RGB masks.
-        void_colours: RGB colours of void pixels in RGB masks.
-    """
-
-    def __init__(
-        self,
-        num_classes: int,
-        ignore_index: int,
-        mask_values: Sequence[int] | None = None,
-        palette: Sequence[Sequence[int]] | None = None,
-        void_colours: Sequence[Sequence[int]] = (),
-    ) -> None:
-        self.num_classes = num_classes
-        self.ignore_index = ignore_index
-        self.mask_values = None if mask_values is None else [int(v) for v in mask_values]
-        self.palette = None if palette is None else [[int(v) for v in rgb] for rgb in palette]
-        self.void_colours = [[int(v) for v in rgb] for rgb in void_colours]
-        if self.mask_values is not None:
-            if len(self.mask_values) != num_classes:
-                raise ValueError(
-                    f"data.mask_values={self.mask_values} has {len(self.mask_values)} values "
-                    f"but there are {num_classes} classes; give one raw pixel value per class"
-                )
-            if len(set(self.mask_values)) != num_classes:
-                raise ValueError(f"data.mask_values={self.mask_values} repeats a value")
-        values = self.mask_values if self.mask_values is not None else list(range(num_classes))
-        void = [ignore_index] if ignore_index >= 0 and ignore_index not in values else []
-        self._values = self._table(
-            values + void, list(range(num_classes)) + [ignore_index] * len(void)
-        )
-        self._colours = None
-        if self.palette is not None:
-            colours = np.array(self.palette + self.void_colours, dtype=np.int64)
-            codes = _rgb_codes(colours).tolist()
-            targets = list(range(num_classes)) + [ignore_index] * len(self.void_colours)
-            self._colours = self._table(codes, targets)
-
-    @staticmethod
-    def _table(keys: Sequence[int], targets: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        keys_array = np.asarray(keys, dtype=np.int64)
-        order = np.argsort(keys_array, kind="stable")
-        return keys_array[order], np.asarray(targets, dtype=np.int64)[order]
-
-    def options(self) -> dict[str, Any]:
-        """What decides how a mask reads; part of the scan cache key."""
-        return {
-            "num_classes": self.num_classes,
-            "ignore_index": self.ignore_index,
-            "mask_values": self.mask_values,
-            "palette": self.palette,
-            "void_colours": self.void_colours,
-        }
-
-    def __call__(self, path: Path) -> np.ndarray:
-        with Image.open(path) as mask:
-            if mask.mode in ("RGB", "RGBA"):
-                raw, table, kind = (
-                    _rgb_codes(np.asarray(mask.convert("RGB"))),
-                    self._colours,
-                    "colour",
-                )
-            else:
-                if mask.mode in ("1", "LA"):
-                    mask = mask.convert("L")
-                raw, table, kind = np.asarray(mask).astype(np.int64), self._values, "value"
-        if table is None:
-            raise DatasetError(
-                f"{path}: mask is an RGB image but data.palette is not set; give the RGB colour "
-                "of each class in data.palette, or save masks as single-channel class values"
-            )
-        keys, targets = table
-        position = np.searchsorted(keys, raw).clip(max=len(keys) - 1)
-        known = keys[position] == raw
-        if not known.all():
-            raise DatasetError(f"{path}: {self._describe_unknown(raw[~known], kind)}")
-        return targets[position]
-
-    def _describe_unknown(self, raw: np.ndarray, kind: str) -> str:
-        unknown = np.unique(raw)[:10].tolist()
-        if kind == "colour":
-            colours = [[code >> 16, (code >> 8) & 255, code & 255] for code in unknown]
-            return (
-                f"mask has colours {colours} that are in neither data.palette={self.palette} "
-                f"nor data.void_colours={self.void_colours}"
-            )
-        values = (
-            f"data.mask_values={self.mask_values}"
-            if self.mask_values is not None
-            else f"a class index 0..{self.num_classes - 1}"
-        )
-        return (
-            f"mask has values {unknown} that are neither {values} nor "
-            f"data.ignore_index={self.ignore_index}"
-        )
-
-
-class MultilabelMaskDecoder:
-    """Reads the masks of one image, one file per class, into ``(num_classes, H, W)`` int64
-    channels: 1 where the pixel has the class, 0 where not, ``ignore_index`` on void.
-
-    Each file is single-channel: raw value ``mask_values[0]`` is "no", ``mask_values[1]``
-    "yes" (``[0, 1]`` when None; ``[0, 255]`` for masks saved black and white), and a raw
-    value equal to ``ignore_index`` that is neither is void. Any other value, and class masks
-    of different sizes, are errors naming the file.
-
-    Args:
-        ignore_index: value of void pixels.
-        mask_values: the raw "no" and "yes" values of every class mask.
-    """
-
-    def __init__(self, ignore_index: int, mask_values: Sequence[int] | None = None) -> None:
-        if mask_values is not None and len(mask_values) != 2:
-            raise ValueError(
-                f"data.mask_values={list(mask_values)} must be the two raw values [no, yes] of "
-                "every class mask in mode=multilabel, e.g. [0, 255]"
-            )
-        self.channel = MaskDecoder(2, ignore_index, mask_values)
-
-    def options(self) -> dict[str, Any]:
-        """What decides how masks read; part of the scan cache key."""
-        return {"mode": "multilabel", **self.channel.options()}
-
-    def __call__(self, paths: tuple[Path, ...]) -> np.ndarray:
-        channels: list[np.ndarray] = []
-        for path in paths:
-            channel = self.channel(path)
-            if channels and channel.shape != channels[0].shape:
-                raise DatasetError(
-                    f"{path}: mask is {channel.shape[1]}x{channel.shape[0]} (WxH) but "
-                    f"{paths[0]} is {channels[0].shape[1]}x{channels[0].shape[0]}; the class "
-                    "masks of an image must have its size"
-                )
-            channels.append(channel)
-        return np.stack(channels)
+# what a folder template starts with when each split has a folder of its own
+_SPLIT_FOLDER = "{split}/"
 
 
 def _changed_since_scan(path: Path, kind: str, error: Exception) -> DatasetError:
@@ -211,6 +63,8 @@ class SegmentationFolder(Dataset):
             an int64 ``tv_tensors.Mask``; returns the float image and the mask.
         in_channels: 3 converts every image to RGB (grayscale replicated, palette applied,
             alpha dropped), 1 to grayscale.
+        resize_images: an image of another size than its mask is resized to the mask's size
+            (bilinear, antialiased) before the transform; the mask never is.
     """
 
     def __init__(
@@ -219,11 +73,13 @@ class SegmentationFolder(Dataset):
         read_mask: Callable[[Any], np.ndarray],
         transform: Callable[[Any, Any], tuple[Any, Any]],
         in_channels: int = 3,
+        resize_images: bool = False,
     ) -> None:
         self.pairs = list(pairs)
         self.read_mask = read_mask
         self.transform = transform
         self.mode = "RGB" if in_channels == 3 else "L"
+        self.resize_images = resize_images
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -241,6 +97,13 @@ class SegmentationFolder(Dataset):
             raise
         except READ_ERRORS as error:
             raise _changed_since_scan(mask_name(mask), "mask", error) from error
+        if self.resize_images and pixels.shape[-2:] != labels.shape[-2:]:
+            pixels = TF.resize(
+                pixels,
+                list(labels.shape[-2:]),
+                interpolation=TF.InterpolationMode.BILINEAR,
+                antialias=True,
+            )
         image, labels = self.transform(tv_tensors.Image(pixels), tv_tensors.Mask(labels))
         return image.as_subclass(Tensor), labels.as_subclass(Tensor), str(image_path)
 
@@ -248,13 +111,15 @@ class SegmentationFolder(Dataset):
 class FolderDataModule(SegmentationDataModule):
     """Datamodule of image files with one mask file per image, in any folder layout.
 
-    No argument has a default: ``conf/data/folder.yaml`` holds the values with their comments
-    (``conf/data/camvid.yaml`` changes some for CamVid).
+    No argument has a default but those of configs saved before they existed:
+    ``conf/data/folder.yaml`` holds the values with their comments (``conf/data/camvid.yaml``
+    changes some for CamVid).
 
     Args:
         root: dataset folder; the folders below are relative to it.
         image_dir: folder of a split's images; ``{split}`` stands for the split's name in
-            ``split_names``.
+            ``split_names``. Where ``<root>/{split}/...`` has no train folder but ``<root>/...``
+            exists, the dataset has no split folders: all its images are the train split.
         mask_dir: folder of a split's masks, same convention; in ``mode`` multilabel it holds
             one folder per class, named as in ``classes``, of that class's masks.
         split_names: name of the train, val and test splits in ``image_dir``/``mask_dir``.
@@ -284,6 +149,18 @@ class FolderDataModule(SegmentationDataModule):
             out nothing. Cannot be combined with ``folds``.
         holdout_record: JSON file the held-out and trained-on stems are written to when
             training sets up; None writes none.
+        val_fraction: share of the train images validated on (`seglab.data.folds.split_share`,
+            picked by ``split_seed``) instead of the val split, e.g. 0.2 for a dataset without
+            split folders; None validates on the val split. Cannot be combined with ``folds``
+            or ``holdout``.
+        split_seed: which images ``val_fraction`` validates on; one seed, one cut.
+        split_record: JSON file the validated-on and trained-on stems of ``val_fraction`` are
+            written to when training sets up; None writes none.
+        resize_images_to_masks: an image of another size than its mask (of the same aspect
+            ratio) is resized to the mask's size; False refuses such pairs at setup.
+        allow_absent_classes: let a class have no pixel in the train and val splits (refused
+            at setup otherwise, `seglab.data.label_checks`).
+        allow_void_heavy: let more than half of a split's pixels be void (refused otherwise).
         **options: the other options of `SegmentationDataModule`: ``classes``,
             ``num_classes``, ``ignore_index`` (also the raw mask value read as void),
             ``mean``, ``std``, ``in_channels`` (3 converts the images to RGB, 1 to grayscale),
@@ -312,18 +189,36 @@ class FolderDataModule(SegmentationDataModule):
         cache_dir: str | Path | None,
         holdout: str | Sequence[str] | None,
         holdout_record: str | Path | None,
+        val_fraction: float | None = None,
+        split_seed: int = 0,
+        split_record: str | Path | None = None,
+        resize_images_to_masks: bool = False,
+        allow_absent_classes: bool = False,
+        allow_void_heavy: bool = False,
         **options: Any,
     ) -> None:
         super().__init__(palette=palette, **options)
         self.holdout = holdout_prefixes(holdout, self.folds)
         self.holdout_record = None if holdout_record is None else Path(holdout_record)
+        self.val_fraction = check_val_fraction(val_fraction, self.folds)
+        if self.holdout is not None and self.val_fraction is not None:
+            raise ValueError(
+                f"data.holdout={holdout} and data.val_fraction={val_fraction} both choose the "
+                "validation samples from the train split; set one of them to null"
+            )
+        self.split_seed = int(split_seed)
+        self.split_record = None if split_record is None else Path(split_record)
+        self.resize_images_to_masks = bool(resize_images_to_masks)
+        self.allow_absent_classes = bool(allow_absent_classes)
+        self.allow_void_heavy = bool(allow_void_heavy)
+        self.void_colours = [[int(v) for v in rgb] for rgb in void_colours]
+        self.mask_values = None if mask_values is None else [int(v) for v in mask_values]
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise DatasetError(f"data.root={root} is not a folder")
-        self.image_dir = str(image_dir)
-        self.mask_dir = str(mask_dir)
         self.split_names = dict(split_names)
         self.split_files = dict(split_files or {})
+        self.image_dir, self.mask_dir = self._layout(str(image_dir), str(mask_dir))
         self.image_extensions = {ext.lower() for ext in image_extensions}
         self.mask_extension = mask_extension.lower()
         self.class_folders = self.mode == "multilabel"
@@ -360,6 +255,24 @@ class FolderDataModule(SegmentationDataModule):
     def _folder(self, template: str, split: str) -> Path:
         return self.root / template.format(split=self.split_names[split])
 
+    def _layout(self, image_dir: str, mask_dir: str) -> tuple[str, str]:
+        """The folder templates, without their ``{split}/`` where the dataset has no split
+        folders: no ``<root>/train/images`` but a ``<root>/images``."""
+        split_folders = image_dir.startswith(_SPLIT_FOLDER) and mask_dir.startswith(_SPLIT_FOLDER)
+        if self.split_files or not split_folders or self._folder(image_dir, "train").is_dir():
+            return image_dir, mask_dir
+        flat = image_dir.removeprefix(_SPLIT_FOLDER), mask_dir.removeprefix(_SPLIT_FOLDER)
+        return flat if (self.root / flat[0]).is_dir() else (image_dir, mask_dir)
+
+    def _reads_train_images(self, split: str) -> bool:
+        """Whether ``split`` would read the train split's image folder: a dataset without split
+        folders, which only has a train split."""
+        return (
+            split != "train"
+            and split not in self.split_files
+            and self._folder(self.image_dir, split) == self._folder(self.image_dir, "train")
+        )
+
     def training_size(self) -> tuple[str, Any, tuple[int, int]] | None:
         crop = self.train_options["crop_size"]
         return None if crop is None else ("data.crop_size", crop, (crop[0], crop[1]))
@@ -368,6 +281,15 @@ class FolderDataModule(SegmentationDataModule):
         split = self.source_split(split)
         if split not in self.split_names:
             return f"data.split_names={self.split_names} has no {split!r} split"
+        if self._reads_train_images(split):
+            images = self._folder(self.image_dir, "train")
+            if split == "val":
+                return (
+                    f"{images} holds all the images, without split folders ({split}/images), so "
+                    "there is no val split: set data.val_fraction=0.2 to validate on a share of "
+                    "the images"
+                )
+            return f"no {split} split: {images} holds all the images, without split folders"
         if split in self.split_files and not (self.root / self.split_files[split]).is_file():
             return f"{split} split list {self.root / self.split_files[split]} does not exist"
         images = self._folder(self.image_dir, split)
@@ -437,6 +359,7 @@ class FolderDataModule(SegmentationDataModule):
                 raise DatasetError(
                     f"{len(unmatched)} image(s) without a mask <stem>{self.mask_extension} in "
                     f"{folder}: {[str(p) for p in unmatched[:_MAX_LISTED_FILES]]}"
+                    f"{self._extension_hint(folder, {p.stem for p in unmatched})}"
                 )
         if not stems:
             raise DatasetError(
@@ -446,6 +369,17 @@ class FolderDataModule(SegmentationDataModule):
         if self.class_folders:
             return [(images[stem], tuple(m[stem] for m in masks)) for stem in stems]
         return [(images[stem], masks[0][stem]) for stem in stems]
+
+    def _extension_hint(self, folder: Path, stems: set[str]) -> str:
+        """Where the masks of ``stems`` exist with another extension, the key that finds them."""
+        found = sorted(
+            {p.suffix.lower() for p in folder.iterdir() if p.stem in stems and p.is_file()}
+        )
+        return (
+            f"; {folder} holds them as {found[0]}: set data.mask_extension={found[0]}"
+            if found
+            else ""
+        )
 
     def scan(self, split: str) -> ScanResult:
         """Check every file of ``split`` (cached on disk and in memory); see `scan_pairs`."""
@@ -457,6 +391,8 @@ class FolderDataModule(SegmentationDataModule):
                 self.decoder.options(),
                 self.cache_dir,
                 f"the {split} split of {self.root}",
+                self.ignore_index,
+                self.resize_images_to_masks,
             )
         return self._scans[split]
 
@@ -474,20 +410,41 @@ class FolderDataModule(SegmentationDataModule):
         return scan.class_pixels[indices], scan.image_pixels[indices]
 
     def validates_on_train(self) -> bool:
-        return self.holdout is not None or super().validates_on_train()
+        cut = self.holdout is not None or self.val_fraction is not None
+        return cut or super().validates_on_train()
 
     def _split_train(self, names: list[str]) -> FoldSplit:
+        if self.val_fraction is not None:
+            return split_share(names, self.val_fraction, self.split_seed)
         if self.holdout is None:
             return super()._split_train(names)
         return hold_out(names, self.holdout)
 
     def setup(self, stage: str | None = None) -> None:
-        """Also records, at fit, the held-out and trained-on stems in ``holdout_record``."""
+        """Also checks the labels of the splits scanned (`seglab.data.label_checks`: at fit
+        every check, else the void share), and records, at fit, the held-out and trained-on
+        stems in ``holdout_record`` or ``split_record``."""
         super().setup(stage)
-        if stage == "fit" and self.holdout is not None and self.holdout_record is not None:
-            names, indices = self.sample_names("train"), self.fold_split()
-            train = [names[index] for index in indices.train]
-            write_record(self.holdout_record, self.holdout, train, [names[i] for i in indices.val])
+        labels = LabelMap(
+            self.classes,
+            self.ignore_index,
+            self.mask_values,
+            self.void_colours,
+            self.class_folders,
+        )
+        if stage in ("fit", None) and not self.allow_absent_classes:
+            check_classes_present(self._scans, labels)
+        if not self.allow_void_heavy:
+            check_void_share(self._scans, labels)
+        if stage != "fit" or not self.validates_on_train() or self.folds is not None:
+            return
+        names, indices = self.sample_names("train"), self.fold_split()
+        train, val = [names[i] for i in indices.train], [names[i] for i in indices.val]
+        if self.holdout is not None and self.holdout_record is not None:
+            write_record(self.holdout_record, self.holdout, train, val)
+        if self.val_fraction is not None and self.split_record is not None:
+            settings = {"val_fraction": self.val_fraction, "split_seed": self.split_seed}
+            write_json(self.split_record, {**settings, "val": val, "train": train})
 
     def sample_names(self, split: str) -> list[str]:
         """The image files' stems: they name a sample wherever the dataset is stored."""
@@ -500,7 +457,11 @@ class FolderDataModule(SegmentationDataModule):
     def _build_evaluation_dataset(self, split: str) -> SegmentationFolder:
         self.scan(split)
         return SegmentationFolder(
-            self.pairs(split), self.decoder, self.transforms["eval"], self.in_channels
+            self.pairs(split),
+            self.decoder,
+            self.transforms["eval"],
+            self.in_channels,
+            self.resize_images_to_masks,
         )
 
     def _build_dataset(self, split: str) -> SegmentationFolder:
@@ -513,5 +474,9 @@ class FolderDataModule(SegmentationDataModule):
             else SparseMaskReader(self.decoder, self.few_labels.sparse)
         )
         return SegmentationFolder(
-            self.pairs(split), read_mask, self.transforms["train"], self.in_channels
+            self.pairs(split),
+            read_mask,
+            self.transforms["train"],
+            self.in_channels,
+            self.resize_images_to_masks,
         )

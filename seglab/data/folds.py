@@ -1,8 +1,8 @@
-"""k-fold cross-validation: which fold of the train split each sample belongs to.
+"""k-fold cross-validation, and a val share: which part of the train split each sample is in.
 
-A sample's fold follows from its name and the seed alone (a hash, never a library's random
-stream), so the folds are the same on every machine and version, and do not depend on the
-order in which a folder lists its files.
+A sample's fold (or whether it is in the val share) follows from its name and the seed alone
+(a hash, never a library's random stream), so the cut is the same on every machine and
+version, and does not depend on the order in which a folder lists its files.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any, NamedTuple
 
 #: the file a cross-validation run records its folds in, inside its run directory
 RECORD_NAME = "folds.json"
+#: the file a run validating on a share of the train split records it in
+SPLIT_RECORD_NAME = "split.json"
 
 
 class FoldSplit(NamedTuple):
@@ -43,8 +45,8 @@ def check_folds(folds: int | None, fold: int | None) -> None:
         )
 
 
-def _rank_key(seed: int, name: str) -> bytes:
-    return hashlib.blake2b(f"seglab.folds/{seed}/{name}".encode(), digest_size=8).digest()
+def _rank_key(seed: int, name: str, purpose: str = "folds") -> bytes:
+    return hashlib.blake2b(f"seglab.{purpose}/{seed}/{name}".encode(), digest_size=8).digest()
 
 
 def fold_of(names: Sequence[str], folds: int, seed: int) -> list[int]:
@@ -74,6 +76,46 @@ def split_train(names: Sequence[str], folds: int, fold: int, seed: int) -> FoldS
     return FoldSplit(
         train=[index for index, value in enumerate(assigned) if value != fold],
         val=[index for index, value in enumerate(assigned) if value == fold],
+    )
+
+
+def check_val_fraction(fraction: float | None, folds: int | None) -> float | None:
+    """``data.val_fraction`` as a float, or None; refused outside (0, 1) or with folds."""
+    if fraction is None:
+        return None
+    if folds is not None:
+        raise ValueError(
+            f"data.val_fraction={fraction} and data.folds={folds} both choose the validation "
+            "samples from the train split; set one of them to null"
+        )
+    if not 0 < fraction < 1:
+        raise ValueError(
+            f"data.val_fraction={fraction} must be in (0, 1): the share of the train images "
+            "validated on, e.g. 0.2; null validates on the val split"
+        )
+    return float(fraction)
+
+
+def split_share(names: Sequence[str], fraction: float, seed: int) -> FoldSplit:
+    """The train split (``names``, in dataset order) cut into the samples trained on and a
+    share ``fraction`` of it (rounded, at least one, never all) validated on.
+
+    The samples are ordered by a hash of ``(seed, name)`` and the first ones are validated on.
+
+    Raises:
+        ValueError: naming ``data.val_fraction`` when the train split has under two samples.
+    """
+    if len(names) < 2:
+        raise ValueError(
+            f"data.val_fraction={fraction} needs at least 2 train images to validate on some "
+            f"and train on the others; there are {len(names)}"
+        )
+    count = min(max(round(fraction * len(names)), 1), len(names) - 1)
+    order = sorted(range(len(names)), key=lambda index: _rank_key(seed, names[index], "split"))
+    held = set(order[:count])
+    return FoldSplit(
+        train=[index for index in range(len(names)) if index not in held],
+        val=[index for index in range(len(names)) if index in held],
     )
 
 

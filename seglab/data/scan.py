@@ -26,7 +26,7 @@ from tqdm import tqdm
 from seglab.data.base import DatasetError, count_class_pixels
 
 # bump when what a scan checks or stores changes, so older cache entries are not trusted
-SCAN_VERSION = 1
+SCAN_VERSION = 2
 # below this many pairs a scan is quick enough to need no progress bar
 PROGRESS_MIN_PAIRS = 200
 # how many problems an error lists before it only counts the rest
@@ -56,11 +56,14 @@ class ScanResult:
 
     Attributes:
         class_pixels: ``(num_images, num_classes)`` int64 labelled pixels per class and image.
-        image_pixels: ``(num_images,)`` int64 pixels of each image, void included.
+        image_pixels: ``(num_images,)`` int64 pixels of each image (of its mask), void included.
+        void_pixels: ``(num_images,)`` int64 void mask values of each image (in multilabel
+            mode summed over the class channels).
     """
 
     class_pixels: Tensor
     image_pixels: Tensor
+    void_pixels: Tensor
 
 
 def read_image_size(path: Path) -> tuple[int, int]:
@@ -68,6 +71,13 @@ def read_image_size(path: Path) -> tuple[int, int]:
     with Image.open(path) as image:
         image.load()
         return image.size
+
+
+def same_aspect(image: tuple[int, int], mask: tuple[int, int]) -> bool:
+    """Whether two ``(width, height)`` sizes have one aspect ratio, up to a pixel of rounding
+    at the smaller size (a 1000x750 photo and its 333x250 mask do)."""
+    (image_w, image_h), (mask_w, mask_h) = image, mask
+    return abs(image_w * mask_h - mask_w * image_h) <= max(image_h, mask_h)
 
 
 def _cache_key(pairs: list[tuple[Path, MaskFiles]], options: dict[str, Any]) -> str:
@@ -87,6 +97,8 @@ def scan_pairs(
     options: dict[str, Any],
     cache_dir: str | Path | None,
     description: str,
+    ignore_index: int,
+    resize_images: bool = False,
 ) -> ScanResult:
     """Check every ``(image, mask)`` pair and count class pixels; cached when possible.
 
@@ -101,19 +113,24 @@ def scan_pairs(
         cache_dir: where results are kept; None scans every time.
         description: names the split in the progress bar and in errors, e.g.
             ``"split 'train' of /data/camvid"``.
+        ignore_index: the value of void pixels in decoded masks, which the scan counts.
+        resize_images: images of another size than their mask, with its aspect ratio, are
+            resized to it when read (``data.resize_images_to_masks``), so they pass.
 
     Raises:
         DatasetError: listing, file by file, unreadable or truncated files, images and masks
-            of different sizes and mask values that are neither a class nor void.
+            of different sizes (of one aspect ratio: naming ``data.resize_images_to_masks``)
+            and mask values that are neither a class nor void.
     """
     cache_file = None
     if cache_dir is not None:
-        cache_file = Path(cache_dir).expanduser() / "scans" / f"{_cache_key(pairs, options)}.pt"
+        key = _cache_key(pairs, {**options, "resize_images": resize_images})
+        cache_file = Path(cache_dir).expanduser() / "scans" / f"{key}.pt"
         if cache_file.is_file():
-            cached = torch.load(cache_file, weights_only=True)
-            return ScanResult(cached["class_pixels"], cached["image_pixels"])
+            return ScanResult(**torch.load(cache_file, weights_only=True))
     class_pixels = torch.zeros(len(pairs), num_classes, dtype=torch.int64)
     image_pixels = torch.zeros(len(pairs), dtype=torch.int64)
+    void_pixels = torch.zeros(len(pairs), dtype=torch.int64)
     problems = []
     progress = tqdm(
         pairs, desc=f"checking {description}", unit="pair", disable=len(pairs) < PROGRESS_MIN_PAIRS
@@ -132,15 +149,26 @@ def scan_pairs(
         except READ_ERRORS as error:
             problems.append(f"{mask_name(mask_path)}: unreadable or truncated mask ({error})")
             continue
-        if mask.shape[-2:] != (height, width):
-            problems.append(
-                f"{image_path}: image is {width}x{height} (WxH) but its mask "
-                f"{mask_name(mask_path)} is {mask.shape[-1]}x{mask.shape[-2]}; they must have "
-                "the same size"
-            )
-            continue
-        class_pixels[index] = count_class_pixels(torch.from_numpy(mask), num_classes)
-        image_pixels[index] = height * width
+        mask_height, mask_width = mask.shape[-2:]
+        if (mask_height, mask_width) != (height, width):
+            aspect = same_aspect((width, height), (mask_width, mask_height))
+            if not (aspect and resize_images):
+                remedy = (
+                    "; set data.resize_images_to_masks=true to resize each image to its mask "
+                    "(masks are never resized)"
+                    if aspect
+                    else ", another aspect ratio, so no resize aligns them: they must have the "
+                    "same size"
+                )
+                problems.append(
+                    f"{image_path}: image is {width}x{height} (WxH) but its mask "
+                    f"{mask_name(mask_path)} is {mask_width}x{mask_height}{remedy}"
+                )
+                continue
+        labels = torch.from_numpy(mask)
+        class_pixels[index] = count_class_pixels(labels, num_classes)
+        image_pixels[index] = mask_height * mask_width
+        void_pixels[index] = int((labels == ignore_index).sum())
     if problems:
         listed = "; ".join(problems[:MAX_LISTED_PROBLEMS])
         more = len(problems) - MAX_LISTED_PROBLEMS
@@ -149,7 +177,8 @@ def scan_pairs(
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         partial = cache_file.with_suffix(f".{os.getpid()}.tmp")
-        torch.save({"class_pixels": class_pixels, "image_pixels": image_pixels}, partial)
+        counts = {"class_pixels": class_pixels, "image_pixels": image_pixels}
+        torch.save({**counts, "void_pixels": void_pixels}, partial)
         # a concurrent run reading the cache sees the whole file or none
         partial.replace(cache_file)
-    return ScanResult(class_pixels, image_pixels)
+    return ScanResult(class_pixels, image_pixels, void_pixels)
