@@ -23,6 +23,7 @@ from tensorboard.plugins.hparams.summary_v2 import hparams_pb
 from torch import Tensor
 from torchvision.transforms.functional import pil_to_tensor
 
+from seglab.compared_keys import is_hparam
 from seglab.data.base import Sample
 from seglab.figures import draw_confusion_matrix, draw_prediction_grid, spread_indices
 from seglab.models.layers import resize
@@ -148,44 +149,27 @@ def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-#: Config nodes about where and how a run is recorded, resumed or run by Hydra, never about
-#: what it computes: they are no HPARAMS column.
-NOT_COMPARED = (
-    "callbacks",
-    "logger",
-    "paths",
-    "hydra",
-    "task_name",
-    "ckpt_path",
-    "resume",
-    "trusted_targets",
-    "optimized_metric",
-)
-
-
 def hparam_values(config: dict[str, Any], choices: dict[str, str]) -> dict[str, Any]:
     """The settings of a run that the HPARAMS tab compares across runs.
 
     A swapped config group is one value, its option's name (``model/decoder: fpn``), in place
     of the class path its ``_target_`` holds; any other ``_target_`` is shown by its class name.
-    Hydra's ``_convert_``-style instructions and the nodes of `NOT_COMPARED` are left out, and
-    so is any value naming the run's own directory.
+    Hydra's ``_convert_``-style instructions, the keys `seglab.compared_keys.is_hparam` refuses
+    (where a run is recorded, how fast it goes) and any value naming the run's own directory are
+    left out.
 
     Args:
         config: the run's resolved config.
         choices: the option picked in each config group (``hydra.runtime.choices``).
     """
     values: dict[str, Any] = {
-        group: option
-        for group, option in choices.items()
-        if group.split("/")[0] not in NOT_COMPARED
+        group: option for group, option in choices.items() if is_hparam(group)
     }
     swapped = {group.replace("/", ".") + "._target_" for group in values}
     output_dir = str((config.get("paths") or {}).get("output_dir") or "") or None
-    kept = {key: value for key, value in config.items() if key not in NOT_COMPARED}
-    for key, value in flatten_config(kept).items():
+    for key, value in flatten_config(config).items():
         name = key.rsplit(".", 1)[-1]
-        if key in swapped or (name.startswith("_") and name != "_target_"):
+        if not is_hparam(key) or key in swapped or (name.startswith("_") and name != "_target_"):
             continue
         if output_dir and isinstance(value, str) and output_dir in value:
             continue

@@ -14,10 +14,8 @@ data only, and refuses a stored config that names anything seglab's configs do n
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import re
-import secrets
 import signal
 import threading
 from collections.abc import Collection
@@ -29,6 +27,7 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins import TorchCheckpointIO
 
+from seglab.atomic import atomic_path
 from seglab.errors import MissingCheckpointError, SeglabError, UnreadableCheckpointError
 from seglab.trust import refuse_untrusted
 
@@ -45,10 +44,11 @@ class CheckpointWriteError(OSError):
 class AtomicCheckpointIO(TorchCheckpointIO):
     """`TorchCheckpointIO` that replaces a checkpoint only with a complete, flushed file.
 
-    The new checkpoint goes to a hidden ``.<name>.*.partial`` file in the same directory (the
-    same filesystem, so the rename is atomic), is flushed to the disk and then renamed onto
-    ``path``. A partial file that a killed process left behind is removed by the next save of
-    the same checkpoint. Remote paths (``s3://...``) are written as Lightning writes them.
+    The new checkpoint goes to a hidden ``.<name>.*.partial`` file in the same directory, with
+    the umask's permissions, reaches the disk and is then renamed onto ``path``
+    (`seglab.atomic.atomic_path`). A partial file that a killed process left behind is removed
+    by the next save of the same checkpoint. Remote paths (``s3://...``) are written as
+    Lightning writes them.
     """
 
     def save_checkpoint(
@@ -63,33 +63,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f"{storage_options!r}"
             )
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        for stale in target.parent.glob(f".{target.name}.*.partial"):
-            stale.unlink(missing_ok=True)
-        partial = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
-        # permissions from the umask, as a plain open() would give the checkpoint
-        handle = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
-            with os.fdopen(handle, "wb") as file:
+            with atomic_path(target, remove_stale=True) as partial, open(partial, "wb") as file:
                 torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(partial, target)
-        except BaseException as error:
-            partial.unlink(missing_ok=True)
-            if not isinstance(error, OSError):
-                raise
+        except OSError as error:
             kept = f"the previous {target.name} is unchanged" if target.exists() else "none exists"
             raise CheckpointWriteError(
                 f"could not write checkpoint {target} ({type(error).__name__}: {error}); {kept}"
             ) from error
-        # the rename itself reaches the disk only with its directory (POSIX opens directories)
-        if os.name == "posix":
-            directory = os.open(target.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
 
 
 class RunInterrupted(Exception):

@@ -27,6 +27,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
+from seglab.compared_keys import is_compared
 from seglab.errors import SeglabError, reported
 from seglab.runs import PRUNED_FILE, event_dir, group_choices, load_events, read_scalars, wall_time
 from seglab.tables import markdown_table, text_table
@@ -37,8 +38,6 @@ LOSS = "val/loss"
 # the keys of a cross-validation run (conf/data): how many folds, and which one it validated on
 FOLDS = "data.folds"
 FOLD = "data.fold"
-# config keys about where a run writes, never about what it computes: they always differ
-_LOCATION_PREFIXES = ("paths.", "hydra.")
 _MISSING = object()
 _RESOLVER_CALL = re.compile(r"\$\{[\w.]+:")
 
@@ -82,7 +81,8 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
-    """The run's flattened config, without the keys that only say where it wrote."""
+    """The run's flattened config, without the keys that say where it wrote or how fast it ran
+    (`seglab.compared_keys.is_compared`)."""
     hydra_dir = run_dir / ".hydra"
     resolved = hydra_dir / "config_resolved.yaml"
     if resolved.is_file():  # what ran
@@ -93,7 +93,7 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     config = {
         key: value
         for key, value in flat.items()
-        if not key.startswith(_LOCATION_PREFIXES)
+        if is_compared(key)
         # values built from the run's own directory (checkpoint dir, logger dir...)
         and not (isinstance(output_dir, str) and isinstance(value, str) and output_dir in value)
     }
@@ -102,11 +102,7 @@ def read_config(run_dir: Path) -> dict[str, Any]:
 
 def _group_choices(run_dir: Path) -> dict[str, Any]:
     """The option picked in each config group, but those of where and how Hydra ran it."""
-    return {
-        group: choice
-        for group, choice in group_choices(run_dir).items()
-        if not group.startswith(("hydra/", "paths"))
-    }
+    return {group: choice for group, choice in group_choices(run_dir).items() if is_compared(group)}
 
 
 def _resolvable_values(path: Path) -> dict[str, Any]:

@@ -14,9 +14,7 @@ float file into an INT8 one (seglab/quantize.py).
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,6 +24,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from seglab.atomic import atomic_path
 from seglab.build import trained_model
 from seglab.checkpoints import CHECKPOINT_KEY
 from seglab.configs import command_checkpoint, config_dir, on_checkpoint
@@ -154,10 +153,7 @@ def export(cfg: DictConfig) -> list[tuple[tuple[int, int, int, int], float]]:
     shapes = [(2 if i == 0 else 1, channels, h, w) for i, (h, w) in enumerate(sizes)]
     sample = torch.zeros(shapes[0], device=cfg.device)
     # written beside the output and moved there once checked: no half-written or unchecked file
-    handle, partial = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-    os.close(handle)
-    partial_path = Path(partial)
-    try:
+    with atomic_path(output) as partial_path:
         try:
             if cfg.format == "onnx":
                 properties = metadata(_run_config(cfg, checkpoint))
@@ -186,9 +182,6 @@ def export(cfg: DictConfig) -> list[tuple[tuple[int, int, int, int], float]]:
             quantize_int8(partial_path, partial_path, calibrating)
             write_metadata(partial_path, properties)
             _report_int8(model, _onnx_runner(partial_path, torch.device(cfg.device)), shapes, cfg)
-        partial_path.replace(output)
-    finally:
-        partial_path.unlink(missing_ok=True)
     return results
 
 
@@ -233,7 +226,13 @@ def _export_failure(model: torch.nn.Module, kind: str, error: Exception) -> str:
 def _main(cfg: DictConfig) -> None:
     with reported("seglab-export"):
         export(cfg)
-    print(f"{cfg.format} model written to {Path(cfg.output).expanduser()}")
+    output = Path(cfg.output).expanduser()
+    print(f"{cfg.format} model written to {output}")
+    if cfg.format == "onnx":
+        print(f"next: seglab-eval model_path={output}")
+        print(f"      seglab-predict model_path={output} input=<images>")
+    else:
+        print(f"next: torch.jit.load('{output}') runs it without seglab")
 
 
 def main() -> None:

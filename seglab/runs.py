@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from seglab.compared_keys import names_job
 from seglab.errors import SeglabError, fail
 from seglab.resume import resumed_run_dir
 
@@ -33,15 +34,6 @@ PRUNED_FILE = "pruned.yaml"
 
 #: Environment variable holding the keys a multirun sweeps, comma-separated (set by seglab-train).
 SWEPT_KEYS_ENV = "SEGLAB_SWEPT_KEYS"
-
-
-#: Overrides that change where outputs go or how they are shown, never what a job computes.
-_NOT_NAMING = {
-    "paths.output_root",
-    "paths.cache_dir",
-    "trainer.enable_progress_bar",
-    "trainer.enable_model_summary",
-}
 
 
 def job_name(
@@ -67,7 +59,7 @@ def job_name(
     def key(item: str) -> str:
         return item.split("=", 1)[0].lstrip("+~")
 
-    kept = [item for item in items if key(item) not in _NOT_NAMING]
+    kept = [item for item in items if names_job(key(item))]
     if swept:
         kept = sorted(
             (item for item in kept if key(item) in swept), key=lambda item: swept.index(key(item))
@@ -239,8 +231,12 @@ def wall_time(events: EventAccumulator) -> float | None:
     """Seconds from a run's first logged value to its last (None if it logged nothing).
 
     The event file's own header is left out: it is stamped when the writer opens, which need
-    not be when the run started logging.
+    not be when the run started logging. So is a sweep's HPARAMS experiment, which the sweep
+    writes into its first job's directory when its last job ends
+    (`seglab.sweep_hparams.write_sweep_experiment`): it is no event of that job's training.
     """
+    from tensorboard.plugins.hparams.metadata import EXPERIMENT_TAG
+
     tags = events.Tags()
     times = [
         event.wall_time
@@ -250,6 +246,7 @@ def wall_time(events: EventAccumulator) -> float | None:
             ("images", events.Images),
         )
         for tag in tags.get(kind, [])
+        if tag != EXPERIMENT_TAG
         for event in read(tag)
     ]
     return max(times) - min(times) if times else None

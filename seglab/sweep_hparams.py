@@ -34,7 +34,10 @@ def sweep_experiment(run_dirs: Iterable[Path]) -> Any | None:
 
     A setting differs when two runs hold different values (one that only some runs have, such
     as an attention option's own settings, does not); strings and booleans list their values:
-    all as TensorBoard's own builder does.
+    all as TensorBoard's own builder does. Where some settings differ, only they are listed:
+    TensorBoard shows the first five settings of the list, differing ones first, so a setting
+    that every job shares would take a column from the metrics (the run's TEXT tab holds its
+    whole config). Where none differs, every setting is listed.
     """
     from google.protobuf import struct_pb2
     from tensorboard.plugins.hparams import api_pb2
@@ -55,8 +58,7 @@ def sweep_experiment(run_dirs: Iterable[Path]) -> Any | None:
     infos = []
     for name in sorted({name for params in sessions for name in params}):
         values = [params[name] for params in sessions if name in params]
-        distinct = sorted({repr(value) for value in values})
-        info = api_pb2.HParamInfo(name=name, differs=len(distinct) > 1)
+        info = api_pb2.HParamInfo(name=name, differs=len({repr(value) for value in values}) > 1)
         if all(isinstance(value, bool) for value in values):
             info.type = api_pb2.DATA_TYPE_BOOL
         elif all(isinstance(value, float | int) for value in values):
@@ -73,6 +75,8 @@ def sweep_experiment(run_dirs: Iterable[Path]) -> Any | None:
         if domain:
             info.domain_discrete.CopyFrom(struct_pb2.ListValue(values=domain))
         infos.append(info)
+    if any(info.differs for info in infos):
+        infos = [info for info in infos if info.differs]
     metrics = [tag for tag in HEADLINE_METRICS if tag in tags]
     metrics += sorted(tags - set(metrics))
     return api_pb2.Experiment(

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 from PIL import Image
+from tensorboard.plugins.hparams.summary_v2 import hparams_pb
 from torch.utils.tensorboard import SummaryWriter
 
 from seglab.compare import main
+from seglab.sweep_hparams import write_sweep_experiment
 from seglab.train import main as train_main
 
 # (optimizer.lr, model.decoder) -> val/mIoU, val/mDice, val/loss at epochs 0, 1, 2
@@ -124,6 +126,24 @@ def test_csv_has_one_row_per_run_sorted_by_best_metric(
     ]
 
 
+def test_wall_time_leaves_out_the_experiment_the_sweep_wrote_when_it_ended(
+    sweep: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sweep's HPARAMS experiment lands in its first job's directory, stamped when the
+    sweep ended (now, years after START): it is no event of that job's training."""
+    for k, (lr, decoder) in enumerate(GRID):
+        run_dir = sweep / job_name(lr, decoder)
+        writer = SummaryWriter(str(run_dir))
+        session = hparams_pb({"optimizer.lr": float(lr)}, trial_id=run_dir.name)
+        # within the job's span (the fixture starts job k at START + 1000 k)
+        writer._get_file_writer().add_summary(session, walltime=START + 1000 * k + 40)
+        writer.close()
+    written = write_sweep_experiment(sweep)
+    assert written is not None and written.parent == sorted(sweep.iterdir())[0]
+    rows = read_csv(run_cli(capsys, sweep, "--format", "csv"))
+    assert [float(row["wall time [s]"]) for row in rows] == [80.0] * 4
+
+
 def test_a_pruned_run_is_marked_in_its_own_column(
     sweep: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -225,6 +245,27 @@ def test_only_values_that_differ_become_columns(
         "train/2026-01-01_00-00-00-000001",
         "train/2026-01-01_00-00-05-000002",
     ]
+
+
+def test_worker_counts_and_the_cache_folder_are_no_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two runs that differ in how fast they load data and in their learning rate: only the
+    learning rate can explain a difference in their scores."""
+    outputs = tmp_path / "outputs"
+    for name, lr, workers in (("a", 0.001, 0), ("b", 0.01, 4)):
+        run_dir = outputs / "train" / name
+        write_config(run_dir, lr, "unet")
+        resolved = run_dir / ".hydra" / "config_resolved.yaml"
+        config = OmegaConf.load(resolved)
+        config.data.num_workers = workers
+        config.data.persistent_workers = workers > 0
+        config.data.cache_dir = f"/cache/{name}"
+        config.trainer.enable_progress_bar = workers > 0
+        OmegaConf.save(config, resolved)
+        write_events(run_dir, {"val/mIoU": [0.5]}, START)
+    rows = read_csv(run_cli(capsys, outputs, "--format", "csv"))
+    assert list(rows[0])[:2] == ["optimizer.lr", "best val/mIoU"]
 
 
 def test_plot_writes_a_png(sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@ other than the export sample's, and bad input is one line on stderr."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -92,11 +93,17 @@ def test_onnx_matches_pytorch_at_two_sizes(
     overrides: tuple[str, ...], checkpoint: Path, tmp_path: Path, compose, export
 ) -> None:
     ckpt = _checkpoint(compose, tmp_path / "model.ckpt", *overrides) if overrides else checkpoint
-    code, out, err = export(f"ckpt_path={ckpt}", "output=m.onnx")
+    previous = os.umask(0o022)
+    try:
+        code, out, err = export(f"ckpt_path={ckpt}", "output=m.onnx")
+    finally:
+        os.umask(previous)
     assert code == 0, err[-2000:]
     assert out.count("largest |logits - PyTorch's|") == 2
     differences = _largest_differences(ckpt, _onnx_runner(tmp_path / "m.onnx"))
     assert max(differences) <= TOLERANCE, differences
+    # under umask 022 (set by the test) a colleague can read it, as any other file seglab writes
+    assert (tmp_path / "m.onnx").stat().st_mode & 0o777 == 0o644
 
 
 def test_torchscript_matches_pytorch_at_two_sizes(checkpoint: Path, tmp_path: Path, export) -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from seglab.atomic import write_text
 
 #: the file a cross-validation run records its folds in, inside its run directory
 RECORD_NAME = "folds.json"
@@ -130,10 +131,7 @@ def write_record(
 def write_json(path: Path, record: dict[str, Any]) -> None:
     """Write ``record`` to ``path`` as JSON, whole or not at all.
 
-    Every process of a distributed run writes the same content; each writes its own temporary
-    file and renames it, so that a reader never sees a half-written record.
+    Every process of a distributed run writes the same content, each through a partial file
+    of its own (`seglab.atomic.atomic_path`), so that a reader never sees a half-written record.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(record, indent=1) + "\n")
-    temporary.replace(path)
+    write_text(path, json.dumps(record, indent=1) + "\n")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -22,6 +21,7 @@ from torch.utils.data import ConcatDataset, Dataset, Subset
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
+from seglab.atomic import write_text
 from seglab.data.sparse import SparseLabels, check_sparse
 
 #: the file a run with a labelled subset records it in, inside its run directory
@@ -102,13 +102,11 @@ def split_labeled(
 def write_record(path: Path, settings: dict[str, Any], labeled: list[str], unlabeled: list[str]):
     """Write the labelled and unlabelled sample names to ``path`` (JSON), whole or not at all.
 
-    Every process of a distributed run writes the same content through its own temporary file.
+    Every process of a distributed run writes the same content through a partial file of its
+    own (`seglab.atomic.atomic_path`).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     record = {**settings, "labeled": labeled, "unlabeled": unlabeled}
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(record, indent=1) + "\n")
-    temporary.replace(path)
+    write_text(path, json.dumps(record, indent=1) + "\n")
 
 
 def unlabeled_files(pattern: str | Path) -> list[Path]:

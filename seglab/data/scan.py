@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
 
+from seglab.atomic import atomic_path
 from seglab.data.base import DatasetError, count_class_pixels
 
 # bump when what a scan checks or stores changes, so older cache entries are not trusted
@@ -175,10 +175,8 @@ def scan_pairs(
         suffix = f"; and {more} more" if more > 0 else ""
         raise DatasetError(f"{len(problems)} bad file(s) in {description}: {listed}{suffix}")
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_suffix(f".{os.getpid()}.tmp")
         counts = {"class_pixels": class_pixels, "image_pixels": image_pixels}
-        torch.save({**counts, "void_pixels": void_pixels}, partial)
         # a concurrent run reading the cache sees the whole file or none
-        partial.replace(cache_file)
+        with atomic_path(cache_file) as partial:
+            torch.save({**counts, "void_pixels": void_pixels}, partial)
     return ScanResult(class_pixels, image_pixels, void_pixels)

@@ -1,0 +1,60 @@
+"""Which config keys say what a run computes: one policy for the HPARAMS table, seglab-compare's
+columns and the names of multirun jobs.
+
+A comparison of runs is read as "this setting gave that number", so a column for a setting
+that cannot change the number only pushes the ones that can out of view (TensorBoard's HPARAMS
+table shows five setting columns).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+#: Nodes that say where a run writes: their values differ between any two runs.
+LOCATION_NODES = ("paths", "hydra")
+#: Nodes about how a run is recorded, resumed, started or judged, never what it trains.
+RECORD_NODES = (
+    *LOCATION_NODES,
+    "callbacks",
+    "logger",
+    "task_name",
+    "ckpt_path",
+    "resume",
+    "trusted_targets",
+    "optimized_metric",
+)
+#: How fast a run goes. Worker processes draw their own random augmentations, so a worker
+#: count changes the exact numbers as another seed would, never the recipe that made them.
+SPEED_KEYS = (
+    "data.num_workers",
+    "data.pin_memory",
+    "data.persistent_workers",
+    "data.cache_dir",
+)
+#: What a run shows while it trains and how often it logs, none of which the model sees.
+DISPLAY_KEYS = (
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.log_every_n_steps",
+)
+
+
+def under(key: str, nodes: Iterable[str]) -> bool:
+    """Whether the dotted (or config group) ``key`` is one of ``nodes`` or lies below one."""
+    return any(key == node or key.startswith((f"{node}.", f"{node}/")) for node in nodes)
+
+
+def is_hparam(key: str) -> bool:
+    """A setting the HPARAMS table compares runs on."""
+    return not under(key, RECORD_NODES) and key not in (*SPEED_KEYS, *DISPLAY_KEYS)
+
+
+def is_compared(key: str) -> bool:
+    """A setting seglab-compare may give a column (where runs differ in it)."""
+    return not under(key, LOCATION_NODES) and key not in (*SPEED_KEYS, *DISPLAY_KEYS)
+
+
+def names_job(key: str) -> bool:
+    """An override that may name a multirun job: anything but where it writes or what it
+    shows (a sweep over worker counts is told apart by them)."""
+    return not under(key, LOCATION_NODES) and key not in DISPLAY_KEYS
