@@ -14,6 +14,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from seglab.checkpoints import RunInterrupted
+from seglab.config_check import check_command_line
 from seglab.configs import config_dir
 from seglab.errors import SweepError, fail, reported
 from seglab.reproduce import register_search_path
@@ -107,6 +108,8 @@ def main() -> None:
     # `--config-path <run>/.hydra --config-name config` re-runs a run into a new directory
     sys.argv[1:] = absolute_config_path(sys.argv[1:])
     register_search_path()
+    with reported(PROG):
+        check_command_line(PROG, "train", sys.argv[1:], str(config_dir()))
     _main()
 
 
