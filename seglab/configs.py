@@ -209,9 +209,13 @@ def metrics_config(node: DictConfig | None) -> DictConfig:
     return OmegaConf.merge(default, node or {})
 
 
-def on_checkpoint(prog: str, app: Callable[[], None]) -> None:
+def on_checkpoint(prog: str, app: Callable[[], None], config_name: str) -> None:
     """Run the Hydra ``app`` of a command that works on a checkpoint (``seglab-eval``,
-    ``-predict``, ``-export``) with that checkpoint's config mounted under its own."""
+    ``-predict``, ``-export``) with that checkpoint's config mounted under its own
+    (``conf/<config_name>.yaml``), once its command line is checked against both."""
+    from seglab.config_check import check_command_line
+
     with reported(prog):
         mount_checkpoint(sys.argv[1:])
+        check_command_line(prog, config_name, sys.argv[1:], str(config_dir()))
     app()

@@ -15,6 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from seglab.build import build_datamodule
+from seglab.config_check import check_command_line
 from seglab.configs import config_dir
 from seglab.data import DatasetError
 from seglab.data.stats import class_statistics, format_statistics
@@ -57,6 +58,8 @@ def main() -> None:
         print(USAGE, file=sys.stderr)
         sys.exit(2)
     del sys.argv[1]
+    with reported("seglab-data"):
+        check_command_line("seglab-data stats", "data_stats", sys.argv[1:], str(config_dir()))
     _stats_app()
 
 

@@ -21,7 +21,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    on_checkpoint(PROG, _main)
+    on_checkpoint(PROG, _main, "eval")
 
 
 if __name__ == "__main__":

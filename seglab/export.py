@@ -236,7 +236,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    on_checkpoint("seglab-export", _main)
+    on_checkpoint("seglab-export", _main, "export")
 
 
 if __name__ == "__main__":

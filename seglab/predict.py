@@ -162,7 +162,7 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    on_checkpoint(PROG, _main)
+    on_checkpoint(PROG, _main, "predict")
 
 
 if __name__ == "__main__":

@@ -148,7 +148,7 @@ def _main(cfg: DictConfig) -> None:
 def main() -> None:
     with reported(PROG):
         check_command_line(sys.argv[1:])
-    on_checkpoint(PROG, _main)
+    on_checkpoint(PROG, _main, "prune")
 
 
 if __name__ == "__main__":

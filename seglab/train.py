@@ -14,6 +14,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from seglab.checkpoints import RunInterrupted
+from seglab.config_check import check_command_line
 from seglab.configs import command_line_value, config_dir
 from seglab.errors import SweepError, fail, reported
 from seglab.extras import require_launcher
@@ -107,9 +108,10 @@ def main() -> None:
         os.environ[SWEPT_KEYS_ENV] = ",".join(swept_keys(sys.argv[1:]))
     # `--config-path <run>/.hydra --config-name config` re-runs a run into a new directory
     sys.argv[1:] = absolute_config_path(sys.argv[1:])
+    register_search_path()
     with reported(PROG):
         require_launcher(command_line_value(sys.argv[1:], "hydra/launcher") or "")
-    register_search_path()
+        check_command_line(PROG, "train", sys.argv[1:], str(config_dir()))
     _main()
 
 

@@ -1,0 +1,498 @@
+"""A command line's typos and unset values, refused in one line before a Hydra command runs.
+
+Hydra answers ``optimiser.lr=1e-3`` with "use +optimiser.lr=1e-3", which then trains with the
+learning rate unchanged, and leaves a ``???`` value to a traceback from deep inside
+``instantiate``. Here the command line is composed as the command will compose it (with the
+compose API, on the same config directory and search path), and refused with the closest
+existing name (`difflib`) when:
+
+- a key, a config group or a group's option names nothing (``did you mean optimizer.lr?``);
+- a ``+key`` is read by nothing: under a ``_target_`` it must be an argument of that target
+  (`seglab.target_arguments`); elsewhere seglab reads only the keys its configs define, so a
+  new key must be a component of a node whose entries seglab builds one by one (``callbacks``,
+  ``logger``) or a value that an interpolation of the config names (``+lr=1e-3
+  optimizer.lr=${lr}``);
+- a value the command needs is still ``???`` (`MANDATORY` gives each an example).
+
+A multirun is checked once before any job launches: the first value of every sweep, and each
+option of a swept config group, with the sweeper's ``hydra.sweeper.params`` as sweeps too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Glob, IntervalSweep, Override
+from hydra.errors import ConfigCompositionException
+from omegaconf import DictConfig, OmegaConf
+
+from seglab.errors import SeglabError
+from seglab.target_arguments import HYDRA_KEYS, accepted_arguments
+from seglab.trust import TARGETS, trust_names
+
+#: How alike (`difflib.SequenceMatcher` ratio) a name must be to be offered as the one meant.
+CUTOFF = 0.6
+#: What each ``???`` of conf/ asks for, and the arguments of an example command that gives it.
+MANDATORY = {
+    "data.root": ("give the dataset folder", "data=folder data.root=/path/to/data"),
+    "ckpt_path": (
+        "give the checkpoint to read",
+        "ckpt_path=outputs/train/<run>/checkpoints/best.ckpt",
+    ),
+    "input": ("give the images: a file, a folder or a glob", "input=images/"),
+    "output": ("give the file to write", "output=model.onnx"),
+}
+#: A key whose value stands in for an unset mandatory one.
+_INSTEAD = {"ckpt_path": "model_path"}
+_SHOWN_KEYS = 10
+_MISSING = object()
+_INTERPOLATION = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*\}")
+
+
+class _Line(NamedTuple):
+    """One override to compose, and the command-line text it came from (for messages)."""
+
+    text: str
+    origin: str
+
+
+class _Problem(NamedTuple):
+    message: str
+    #: the key the message offers instead, if any
+    suggestion: str | None = None
+
+
+def check_command_line(command: str, config_name: str, args: list[str], config_path: str) -> None:
+    """Raise `SeglabError` for the first typo or unset value of the Hydra command line
+    ``args`` of ``command`` (``seglab-train``), whose ``@hydra.main`` composes ``config_name``
+    from ``config_path``. What this cannot judge is left to Hydra, which reports it as ever."""
+    from hydra._internal.utils import get_args_parser
+
+    parsed = get_args_parser().parse_args(args)
+    if (
+        parsed.help
+        or parsed.hydra_help
+        or parsed.cfg
+        or parsed.info
+        or parsed.shell_completion
+        or parsed.experimental_rerun
+        or parsed.config_dir  # an extra search path: composed here it could differ
+    ):
+        return
+    config_path = parsed.config_path or config_path
+    if not os.path.isabs(config_path) or not os.path.isdir(config_path):
+        return
+    try:
+        overrides = OverridesParser.create().parse_overrides(parsed.overrides)
+    except Exception:  # Hydra reports a malformed override itself, with its own message
+        return
+    if not parsed.multirun and any(o.is_sweep_override() for o in overrides):
+        return  # Hydra says how to sweep or quote it
+    with _composer(config_path) as composer:
+        problem = _check(composer, parsed.config_name or config_name, overrides, command)
+    if problem is not None:
+        raise SeglabError(problem.message)
+
+
+class _Composer:
+    """Composes ``config_name`` with overrides and lists the config groups, on one search path."""
+
+    def __init__(self) -> None:
+        self.loader = GlobalHydra.instance().config_loader()
+        self._groups: list[str] | None = None
+
+    def compose(self, config_name: str, lines: list[_Line]) -> DictConfig:
+        return compose(config_name, [line.text for line in lines], return_hydra_config=True)
+
+    def groups(self) -> list[str]:
+        """Every config group, ``hydra/launcher`` and ``model/encoder`` alike."""
+        if self._groups is None:
+            found, pending = [], [""]
+            while pending:
+                parent = pending.pop()
+                for name in self.loader.list_groups(parent):
+                    path = f"{parent}/{name}" if parent else name
+                    found.append(path)
+                    pending.append(path)
+            self._groups = found
+        return self._groups
+
+    def options(self, group: str) -> list[str]:
+        return self.loader.get_group_options(group)
+
+    def subgroups(self, parts: list[str]) -> list[str]:
+        return self.loader.list_groups("/".join(parts))
+
+
+@contextmanager
+def _composer(config_path: str) -> Iterator[_Composer]:
+    with initialize_config_dir(config_dir=config_path, version_base="1.3"):
+        yield _Composer()
+
+
+def _check(
+    composer: _Composer, config_name: str, overrides: list[Override], command: str
+) -> _Problem | None:
+    lines = [_Line(o.input_line, o.input_line) for o in overrides if not o.is_sweep_override()]
+    sweeps = [(o, o.input_line) for o in overrides if o.is_sweep_override()]
+    if sweeps:
+        try:
+            first = composer.compose(config_name, lines + _firsts(composer, sweeps))
+        except ConfigCompositionException:
+            first = None
+        if first is not None:
+            swept = {o.key_or_group for o in overrides}
+            sweeps += [(o, f"hydra.sweeper.params: {o.input_line}") for o in _params(first, swept)]
+    for variant in _variants(composer, lines, sweeps):
+        problem = _check_variant(composer, config_name, variant, command)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _params(cfg: DictConfig, swept: set[str]) -> list[Override]:
+    """The sweeper's search space (``hydra.sweeper.params``) as overrides, but for the keys the
+    command line sweeps or sets itself."""
+    params = OmegaConf.select(cfg, "hydra.sweeper.params")
+    if not isinstance(params, DictConfig):
+        return []
+    lines = [f"{key}={value}" for key, value in params.items() if key not in swept]
+    try:
+        return OverridesParser.create().parse_overrides(lines)
+    except Exception:  # the sweeper reports its own space
+        return []
+
+
+def _sweep_values(composer: _Composer, override: Override) -> list[str]:
+    """Values of a sweep, as override values: every option of a swept config group, and a
+    first value of any other sweep (any value tells whether its key exists)."""
+    value = override.value()
+    if isinstance(value, Glob):
+        return value.filter(composer.options(override.key_or_group))
+    if isinstance(value, IntervalSweep):
+        return [str(value.start)]
+    values = override.sweep_string_iterator()
+    if override.key_or_group in composer.groups():
+        return list(values)
+    return [next(values)]
+
+
+def _firsts(composer: _Composer, sweeps: list[tuple[Override, str]]) -> list[_Line]:
+    return [
+        _Line(f"{o.get_key_element()}={values[0]}", origin)
+        for o, origin in sweeps
+        if (values := _sweep_values(composer, o))
+    ]
+
+
+def _variants(
+    composer: _Composer, lines: list[_Line], sweeps: list[tuple[Override, str]]
+) -> Iterator[list[_Line]]:
+    """The first value of every sweep, then each other option of each swept group in turn."""
+    firsts = _firsts(composer, sweeps)
+    yield lines + firsts
+    for index, (override, origin) in enumerate(sweeps):
+        for value in _sweep_values(composer, override)[1:]:
+            line = _Line(f"{override.get_key_element()}={value}", origin)
+            yield lines + [*firsts[:index], line, *firsts[index + 1 :]]
+
+
+def _is_group(composer: _Composer, override: Override) -> bool:
+    return "/" in override.key_or_group or override.key_or_group in composer.groups()
+
+
+def _check_variant(
+    composer: _Composer, config_name: str, lines: list[_Line], command: str
+) -> _Problem | None:
+    parsed = [(OverridesParser.create().parse_override(line.text), line) for line in lines]
+    group_lines = [line for override, line in parsed if _is_group(composer, override)]
+    for override, line in parsed:
+        if _is_group(composer, override):
+            problem = _group_problem(composer, override, line)
+            if problem is not None:
+                return problem
+    try:
+        cfg = composer.compose(config_name, lines)
+    except ConfigCompositionException:
+        cfg = None
+    try:
+        base = composer.compose(config_name, group_lines)
+    except ConfigCompositionException:
+        return None  # a problem Hydra reports
+    values = [(o, line) for o, line in parsed if not _is_group(composer, o)]
+    base_tree = OmegaConf.to_container(base, resolve=False)
+    if cfg is None:
+        typo = _key_problem(base, base_tree, values)
+        missing = _missing_problem(base_tree, command, {o.key_or_group for o, _ in values})
+        if missing is not None and (typo is None or typo.suggestion not in MANDATORY):
+            return missing
+        return typo  # None: Hydra reports it
+    tree = OmegaConf.to_container(cfg, resolve=False)
+    problem = _new_key_problem(cfg, tree, base_tree, values)
+    return problem or _missing_problem(tree, command, set())
+
+
+def _group_problem(composer: _Composer, override: Override, line: _Line) -> _Problem | None:
+    """An override of a config group that does not exist, or of an option it does not have."""
+    group = override.key_or_group
+    if group not in composer.groups():
+        fixed = _closest(group.split("/"), composer.subgroups)
+        if fixed is not None and "/".join(fixed) in composer.groups():
+            meant = "/".join(fixed)
+            return _Problem(f"{line.origin}: no config group {group}; did you mean {meant}?", meant)
+        top = ", ".join(composer.subgroups([]))
+        return _Problem(f"{line.origin}: no config group {group}; the groups are: {top}")
+    if override.is_delete():
+        return None
+    value = override.value()
+    chosen = value if isinstance(value, list) else [value]
+    options = composer.options(group)
+    for option in chosen:
+        if option is None or not isinstance(option, str) or option in options:
+            continue
+        listed = ", ".join(options)
+        close = difflib.get_close_matches(option, options, n=1, cutoff=CUTOFF)
+        meant = f"did you mean {group}={close[0]}? " if close else ""
+        return _Problem(
+            f"{line.origin}: config group {group} has no option {option}; {meant}"
+            f"(options: {listed})",
+            f"{group}={close[0]}" if close else None,
+        )
+    return None
+
+
+def _node(tree: Any, parts: list[str]) -> Any:
+    """The value at ``parts`` of a container, `_MISSING` where there is none."""
+    for part in parts:
+        if isinstance(tree, dict) and part in tree:
+            tree = tree[part]
+        elif isinstance(tree, list) and part.isdigit() and int(part) < len(tree):
+            tree = tree[int(part)]
+        else:
+            return _MISSING
+    return tree
+
+
+def _target_of(cfg: DictConfig, node: Any) -> Callable[..., Any] | None:
+    """The callable a node's ``_target_`` names, if seglab trusts it to be imported.
+
+    Only seglab's own targets and ``trusted_targets`` are imported here: importing runs a
+    module's code, and a config from a file is checked for trust only later.
+    """
+    target = node.get("_target_") if isinstance(node, dict) else None
+    if not isinstance(target, str) or "${" in target:
+        return None
+    if target not in TARGETS and target not in trust_names(cfg.get("trusted_targets")):
+        return None
+    from hydra.utils import get_object
+
+    try:
+        return get_object(target)
+    except Exception:  # instantiating it says why it cannot be found
+        return None
+
+
+def _arguments(cfg: DictConfig, tree: Any, parts: list[str]) -> frozenset[str] | None:
+    """The keys the target of the node at ``parts`` reads, None for any or for no target."""
+    target = _target_of(cfg, _node(tree, parts))
+    if target is None:
+        return None
+    accepted = accepted_arguments(target)
+    if accepted is not None and parts == ["trainer"]:
+        from seglab.build import PERFORMANCE_KEYS  # read by seglab, not by Lightning
+
+        accepted |= frozenset(PERFORMANCE_KEYS)
+    return accepted
+
+
+def _children(cfg: DictConfig, tree: Any) -> Callable[[list[str]], list[str] | None]:
+    """The names one level below a path: a node's keys and its target's arguments."""
+
+    def children(parts: list[str]) -> list[str] | None:
+        node = _node(tree, parts)
+        if not isinstance(node, dict):
+            return None
+        arguments = _arguments(cfg, tree, parts) or frozenset()
+        return list(node) + sorted(arguments - set(node) - HYDRA_KEYS)
+
+    return children
+
+
+def _closest(
+    parts: list[str], children: Callable[[list[str]], list[str] | None]
+) -> list[str] | None:
+    """``parts`` with each part that names nothing replaced by the most alike name at its level,
+    None where some part has none alike; below a value (no children) parts stay as they are."""
+    fixed: list[str] = []
+    for index, part in enumerate(parts):
+        names = children(fixed)
+        if names is None:
+            return fixed + parts[index:]
+        if part not in names:
+            close = difflib.get_close_matches(part, names, n=1, cutoff=CUTOFF)
+            if not close:
+                return None
+            part = close[0]
+        fixed.append(part)
+    return fixed
+
+
+def _level(parts: list[str], children: Callable[[list[str]], list[str] | None]) -> str:
+    """The keys at the level where ``parts`` first names nothing, for a message."""
+    fixed: list[str] = []
+    for part in parts:
+        names = children(fixed) or []
+        if part not in names:
+            # Hydra's settings are not the command's: leave them out of the top level
+            hidden = HYDRA_KEYS | ({"hydra"} if not fixed else set())
+            shown = [name for name in names if name not in hidden]
+            if not shown:
+                return f"{'.'.join(fixed)} takes no keys"
+            more = len(shown) - _SHOWN_KEYS
+            listed = ", ".join(shown[:_SHOWN_KEYS]) + (f" and {more} more" if more > 0 else "")
+            where = f"the keys of {'.'.join(fixed)}" if fixed else "the top-level keys"
+            return f"{where} are: {listed}"
+        fixed.append(part)
+    return ""
+
+
+def _suggestion(cfg: DictConfig, tree: Any, parts: list[str], origin: str, what: str) -> _Problem:
+    """``what`` is wrong with the key at ``parts``: the closest key, else the keys at its level."""
+    children = _children(cfg, tree)
+    fixed = _closest(parts, children)
+    if fixed is None or fixed == parts:
+        return _Problem(f"{origin}: {what}; {_level(parts, children)}")
+    key = ".".join(fixed)
+    if _node(tree, fixed) is _MISSING:  # an argument of a target, not in the config
+        return _Problem(f"{origin}: {what}; did you mean +{key}? (added with +)", key)
+    return _Problem(f"{origin}: {what}; did you mean {key}?", key)
+
+
+def _key_problem(
+    cfg: DictConfig, tree: Any, values: list[tuple[Override, _Line]]
+) -> _Problem | None:
+    """The first override of a key that is not in the config (``+`` adds one, ``++`` may)."""
+    added: list[list[str]] = []
+    for override, line in values:
+        parts = override.key_or_group.split(".")
+        if override.is_add() or override.is_force_add():
+            added.append(parts)
+            continue
+        if any(parts[: len(prefix)] == prefix for prefix in added):
+            continue
+        if _node(tree, parts) is not _MISSING:
+            continue
+        parent = _node(tree, parts[:-1])
+        if parent is not _MISSING and not isinstance(parent, dict | list):
+            return None  # a child of a value: Hydra says so
+        arguments = _arguments(cfg, tree, parts[:-1]) or frozenset()
+        if isinstance(parent, dict) and parts[-1] in arguments:
+            return _Problem(
+                f"{line.origin}: {override.key_or_group} is not in the config; add it with "
+                f"+{line.origin.lstrip('~')} (an argument of {_node(tree, parts[:-1])['_target_']})"
+            )
+        return _suggestion(cfg, tree, parts, line.origin, f"no key {override.key_or_group}")
+    return None
+
+
+def _new_key_problem(
+    cfg: DictConfig, tree: Any, base_tree: Any, values: list[tuple[Override, _Line]]
+) -> _Problem | None:
+    """The first key that ``+`` or ``++`` adds and nothing reads."""
+    references = _references(tree)
+    for override, line in values:
+        if not (override.is_add() or override.is_force_add()):
+            continue
+        parts = override.key_or_group.split(".")
+        if parts[0] == "hydra":
+            continue  # Hydra's own settings are Hydra's to check
+        new = next(
+            (i for i in range(len(parts)) if _node(base_tree, parts[: i + 1]) is _MISSING), None
+        )
+        if new is None:
+            continue
+        parent, key = parts[:new], parts[: new + 1]
+        owner = next((i for i in range(new, -1, -1) if _has_target(tree, parts[:i])), None)
+        if owner is not None and owner < new:
+            continue  # inside the value of an argument: the target's to check
+        if owner == new:
+            accepted = _arguments(cfg, tree, parent)
+            if accepted is None or parts[new] in accepted | HYDRA_KEYS:
+                continue
+            target = _node(tree, parent)["_target_"]
+            return _suggestion(
+                cfg,
+                base_tree,
+                parts,
+                line.origin,
+                f"{target} ({'.'.join(parent)}) takes no argument {parts[new]}",
+            )
+        if _is_collection(_node(base_tree, parent)) and _has_target(tree, key):
+            continue
+        name = ".".join(key)
+        if any(
+            ref == name or ref.startswith(f"{name}.") or name.startswith(f"{ref}.")
+            for ref in references
+        ):
+            continue
+        return _suggestion(cfg, base_tree, parts, line.origin, f"nothing reads {name}")
+    return None
+
+
+def _has_target(tree: Any, parts: list[str]) -> bool:
+    node = _node(tree, parts)
+    return isinstance(node, dict) and "_target_" in node
+
+
+def _is_collection(node: Any) -> bool:
+    """A node whose entries are all components that seglab builds one by one (``callbacks``)."""
+    return isinstance(node, dict) and all(
+        isinstance(value, dict) and "_target_" in value for value in node.values()
+    )
+
+
+def _references(tree: Any) -> set[str]:
+    """The keys that the config's interpolations (``${optimizer.lr}``) name."""
+    found: set[str] = set()
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str):
+            found.update(_INTERPOLATION.findall(node))
+    return found
+
+
+def _missing_problem(tree: Any, command: str, overridden: set[str]) -> _Problem | None:
+    """The first ``???`` the command would read, with an example of a value for it."""
+    for key in _missing_keys({k: v for k, v in tree.items() if k != "hydra"}, []):
+        if key in overridden:
+            continue
+        instead = _INSTEAD.get(key)
+        if instead is not None and _node(tree, instead.split(".")) not in (_MISSING, None, "???"):
+            continue
+        what, example = MANDATORY.get(key, ("give it a value", f"{key}=<value>"))
+        alternative = ""
+        if instead is not None and _node(tree, instead.split(".")) is not _MISSING:
+            alternative = f" (or {instead}=model.onnx)"
+        return _Problem(f"{key} is not set: {what}, e.g. {command} {example}{alternative}", key)
+    return None
+
+
+def _missing_keys(node: Any, parts: list[str]) -> Iterator[str]:
+    if node == "???":
+        yield ".".join(parts)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _missing_keys(value, [*parts, str(key)])
