@@ -10,6 +10,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
@@ -33,6 +34,7 @@ from seglab.models.cost import GFLOPS, PARAMS, cost_metrics
 from seglab.nonfinite import NonFiniteLossError
 from seglab.resume import resume
 from seglab.runs import check_fresh_run_dir
+from seglab.summary import print_summary, run_summary
 from seglab.sweeps import check_strategy
 
 log = logging.getLogger(__name__)
@@ -129,6 +131,10 @@ def train(cfg: DictConfig, model: torch.nn.Module | None = None) -> dict[str, fl
                 if name.startswith("test/") and value.numel() == 1
             }
         )
+    # a sweep's jobs share one terminal: the sweep says where they went
+    if rank_zero_only.rank == 0 and HydraConfig.get().mode != RunMode.MULTIRUN:
+        ranking = [c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)]
+        print_summary(run_summary(run_dir, ranking[0] if ranking else None, metrics))
     return metrics
 
 
