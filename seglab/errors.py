@@ -5,6 +5,7 @@ Kept free of the training stack: ``seglab-compare`` and ``seglab-reproduce`` imp
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,8 +29,19 @@ class SweepError(SeglabError):
 
 
 def fail(command: str, message: str) -> NoReturn:
-    """``<command>: error: <message>`` on stderr and exit status 2, as argparse does."""
-    print(f"{command}: error: {message}", file=sys.stderr)
+    """``<command>: error: <message>`` on stderr and exit status 2, as argparse does; the same
+    line goes to the run's log file (Hydra's ``<run>/<command>.log``) when one is open, so a
+    run directory left by a refused run says why it holds nothing."""
+    line = f"{command}: error: {message}"
+    print(line, file=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(
+                logging.makeLogRecord(
+                    {"name": command, "levelno": logging.ERROR, "levelname": "ERROR", "msg": line}
+                )
+            )
+            handler.flush()
     sys.exit(2)
 
 

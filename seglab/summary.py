@@ -3,6 +3,7 @@ and the commands that look at it; the Lightning tables above scroll away."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -29,10 +30,15 @@ def best_step(run_dir: str | Path, tag: str, score: float) -> int | None:
     Lightning logs a validation at the step before the one its checkpoint stores as
     ``global_step``, so the events, not the checkpoint, say where to look on the chart.
     """
+    reader = logging.getLogger("tensorboard")  # notes each end of a file it reads, at INFO
+    level = reader.level
+    reader.setLevel(max(level, logging.WARNING))
     try:
         points = read_scalars(run_dir).get(tag, [])
     except (OSError, ValueError):
         return None
+    finally:
+        reader.setLevel(level)
     close = [step for step, value in points if abs(value - score) <= 1e-6 * max(1.0, abs(score))]
     return close[0] if close else None
 

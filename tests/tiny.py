@@ -258,6 +258,8 @@ def refused_before_training(cli: Callable[..., Any], root: Path, *args: str, mes
     assert line.startswith(f"seglab-train: error: {message}"), line
     (run_dir,) = (root / "train").iterdir()
     assert not (run_dir / "checkpoints").exists()
+    # the run directory says why it holds nothing
+    assert line in (run_dir / "train.log").read_text()
     return run_dir
 
 
