@@ -20,6 +20,7 @@ from pathlib import Path
 import hydra
 import numpy as np
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
@@ -32,6 +33,8 @@ from seglab.onnx_model import file_model
 from seglab.predictor import Predictor, build_predictor, predictor_for, read_image
 from seglab.pseudo_labels import PseudoLabeler, check_confidence
 
+#: what makes a folder a run's (seglab-train's, or another command's record), not masks
+RUN_MARKERS = ("checkpoints", "events.out.tfevents.*", ".hydra")
 PROG = "seglab-predict"
 
 
@@ -123,6 +126,12 @@ def predict(cfg: DictConfig) -> list[tuple[Path, str]]:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     files = input_images(str(cfg.input))
     output = Path(cfg.output)
+    # masks may be written again into an earlier prediction's folder, never into a run
+    if output.is_dir() and any(any(output.glob(marker)) for marker in RUN_MARKERS):
+        raise SeglabError(
+            f"output={cfg.output} is a run's directory (it holds checkpoints, events or .hydra); "
+            "give a folder of its own"
+        )
     if labeler is not None and output.resolve() in {path.parent.resolve() for path in files}:
         raise SeglabError(
             f"output={cfg.output} holds input images, which pseudo-label masks could overwrite; "
@@ -159,6 +168,7 @@ def _main(cfg: DictConfig) -> None:
             print(f"  {path}: {reason}", file=sys.stderr)
         sys.exit(1)
     print(f"masks written to {cfg.output}")
+    print(f"the command's record (config, log) is in {HydraConfig.get().runtime.output_dir}")
 
 
 def main() -> None:

@@ -139,6 +139,15 @@ def test_predict_and_export_take_overrides_of_the_run_config(
     assert code == 0, err
     with Image.open(tmp_path / "masks" / "0001TP_000000.png") as mask:
         assert mask.size == (56, 40)
+    # the folder holds predictions only; the command's record is a run of its own
+    assert {path.suffix for path in (tmp_path / "masks").iterdir()} == {".png"}
+    (record,) = (tmp_path / "outputs" / "predict").iterdir()
+    assert (record / ".hydra" / "config.yaml").is_file() and (record / "predict.log").is_file()
+    # nor are masks written into a run's directory
+    code, _, err = on_checkpoint(
+        predict_main, f"input={moved / 'test'}", f"output={record}", f"data.root={moved}"
+    )
+    assert code == 2 and f"output={record} is a run's directory" in err, err
     code, _, err = on_checkpoint(
         export_main,
         "format=torchscript",
