@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 #: Lightning's logger of rank-zero messages, which prints its tips on every Trainer.
 LIGHTNING_RANK_ZERO = "pytorch_lightning.utilities.rank_zero"
@@ -46,3 +48,16 @@ def quiet_torchscript() -> None:
         category=FutureWarning,
         module=r"torch\.jit\.",
     )
+
+
+@contextmanager
+def quiet_event_reader() -> Iterator[None]:
+    """While seglab reads a run's event files: TensorBoard's reader notes at INFO each end of
+    a file it reached ("No path found after ..."), which a run's log would print."""
+    reader = logging.getLogger("tensorboard")
+    level = reader.level
+    reader.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        reader.setLevel(level)

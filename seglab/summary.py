@@ -3,12 +3,12 @@ and the commands that look at it; the Lightning tables above scroll away."""
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+from seglab.quiet import quiet_event_reader
 from seglab.runs import read_scalars
 
 #: TensorBoard's tab with seglab's layout of the headline curves (`seglab.callbacks`).
@@ -30,15 +30,11 @@ def best_step(run_dir: str | Path, tag: str, score: float) -> int | None:
     Lightning logs a validation at the step before the one its checkpoint stores as
     ``global_step``, so the events, not the checkpoint, say where to look on the chart.
     """
-    reader = logging.getLogger("tensorboard")  # notes each end of a file it reads, at INFO
-    level = reader.level
-    reader.setLevel(max(level, logging.WARNING))
     try:
-        points = read_scalars(run_dir).get(tag, [])
+        with quiet_event_reader():
+            points = read_scalars(run_dir).get(tag, [])
     except (OSError, ValueError):
         return None
-    finally:
-        reader.setLevel(level)
     close = [step for step, value in points if abs(value - score) <= 1e-6 * max(1.0, abs(score))]
     return close[0] if close else None
 
@@ -69,3 +65,27 @@ def run_summary(
 
 def print_summary(lines: list[str]) -> None:
     print(os.linesep.join(["", *lines]), flush=True)
+
+
+def sweep_summary(sweep_dir: str | Path, metric: str, mode: str) -> list[str]:
+    """The closing lines of a sweep: its directory, the job with the best ``metric`` (as
+    seglab-compare ranks them) and the command that compares them all."""
+    from seglab.compare import CompareError, best, compare  # reads every job's events
+
+    sweep = shown(sweep_dir)
+    lines = [f"sweep: {sweep}"]
+    try:
+        runs, _ = compare(Path(sweep_dir), metric, mode)
+    except CompareError as error:
+        lines.append(f"best:  none ({error})")
+    else:
+        scored = [
+            (score, run.name)
+            for run in runs
+            if (score := best(run.scalars.get(metric, []), mode)) is not None
+        ]
+        if scored:
+            score, name = max(scored) if mode == "max" else min(scored)
+            lines.append(f"best:  {name}: {metric} {score:.4f} (of {len(runs)} jobs)")
+    lines.append(f"next:  seglab-compare {sweep}")
+    return lines

@@ -129,9 +129,19 @@ def _holds_experiment(path: Path) -> bool:
 
 
 class SweepExperiment(Callback):
-    """Writes a multirun's HPARAMS experiment when its last job has ended (conf/hydra)."""
+    """Writes a multirun's HPARAMS experiment when its last job has ended (conf/hydra), and
+    says where the sweep went and which job did best."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = config.hydra.sweep.dir
-        if os.path.isdir(sweep_dir):
+        if not os.path.isdir(sweep_dir):
+            return
+        from seglab.quiet import quiet_event_reader
+        from seglab.summary import print_summary, sweep_summary
+
+        ranking = config.get("callbacks", {}).get("model_checkpoint") or {}
+        metric = ranking.get("monitor") or "val/mIoU"
+        with quiet_event_reader():
             write_sweep_experiment(sweep_dir)
+            lines = sweep_summary(sweep_dir, metric, ranking.get("mode") or "max")
+        print_summary(lines)

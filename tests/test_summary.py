@@ -54,3 +54,26 @@ def test_a_run_ends_on_its_summary(tmp_path: Path, cli) -> None:
     assert (
         last[-1].strip() == f"seglab-eval ckpt_path=outputs/train/{run.name}/checkpoints/best.ckpt"
     )
+
+
+@pytest.mark.slow  # a sweep of two tiny trainings
+def test_a_sweep_ends_on_its_directory_best_job_and_compare(tmp_path: Path, cli) -> None:
+    args = ["-m", "optimizer.lr=1e-3,1e-2", *TINY, "trainer.max_epochs=1"]
+    code, out, err = cli(train_main, *args, "paths.output_root=outputs", cwd=tmp_path)
+    assert code == 0, err[-3000:]
+    (sweep,) = (tmp_path / "outputs" / "train" / "multirun").iterdir()
+    scores = {
+        job.name: max(value for _, value in read_scalars(job)["val/mIoU"])
+        for job in sweep.iterdir()
+        if (job / "checkpoints").is_dir()
+    }
+    top = max(scores.values())
+    shown = f"outputs/train/multirun/{sweep.name}"
+    first, best, last = out.strip().splitlines()[-3:]
+    assert (first, last) == (f"sweep: {shown}", f"next:  seglab-compare {shown}")
+    # the best job (either of two that tie)
+    assert best in [
+        f"best:  {job}: val/mIoU {top:.4f} (of 2 jobs)"
+        for job, score in scores.items()
+        if score == top
+    ]
