@@ -250,5 +250,5 @@ def test_without_torch_pruning_it_says_what_to_install(
     code, _, err = cli(prune_main, "ckpt_path=absent.ckpt", cwd=tmp_path)
     assert code == 2
     assert err.strip() == (
-        'seglab-prune: error: seglab-prune needs Torch-Pruning: pip install "seglab[prune]"'
+        "seglab-prune: error: seglab-prune needs torch_pruning: pip install 'seglab[prune]'"
     )
