@@ -90,10 +90,14 @@ def check_command_line(command: str, config_name: str, args: list[str], config_p
     if not parsed.multirun and any(o.is_sweep_override() for o in overrides):
         return  # Hydra says how to sweep or quote it
     with composing(config_path, parsed.config_name or config_name) as composer:
-        for variant in variants(composer, overrides):
-            problem = _check_variant(composer, variant, command)
-            if problem is not None:
-                raise SeglabError(problem.message)
+        for variant in variants(composer, overrides, parsed.multirun):
+            problem = _check_variant(composer, variant.lines, command)
+            if problem is None:
+                continue
+            if any(problem.message.startswith(line.origin) for line in variant.options):
+                raise SeglabError(problem.message)  # the option itself is wrong
+            jobs = " ".join(line.text for line in variant.options)
+            raise SeglabError(problem.message + (f" (in the jobs with {jobs})" if jobs else ""))
 
 
 def _check_variant(composer: Composer, lines: list[Line], command: str) -> _Problem | None:

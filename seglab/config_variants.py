@@ -78,21 +78,32 @@ def composing(config_path: str, config_name: str) -> Iterator[Composer]:
         yield Composer(config_name)
 
 
-def variants(composer: Composer, overrides: list[Override]) -> Iterator[list[Line]]:
-    """The first value of every sweep, then each other option of each swept group in turn."""
+class Variant(NamedTuple):
+    lines: list[Line]
+    #: the options of swept config groups that make this variant: the jobs it stands for
+    options: list[Line]
+
+
+def variants(composer: Composer, overrides: list[Override], multirun: bool) -> Iterator[Variant]:
+    """The first value of every sweep, then each other option of each swept group in turn;
+    a multirun sweeps its sweeper's search space too."""
     lines = [Line(o.input_line, o.input_line) for o in overrides if not o.is_sweep_override()]
     sweeps = [(o, o.input_line) for o in overrides if o.is_sweep_override()]
-    if sweeps:
+    if multirun:
         first = composer.compose(lines + _firsts(composer, sweeps))
         if first is not None:
             swept = {o.key_or_group for o in overrides}
             sweeps += [(o, f"hydra.sweeper.params: {o.input_line}") for o in _params(first, swept)]
     firsts = _firsts(composer, sweeps)
-    yield lines + firsts
+    grouped = {o.input_line for o in overrides if composer.is_group(o)}
+    grouped |= {origin for o, origin in sweeps if composer.is_group(o)}
+
+    yield Variant(lines + firsts, [line for line in firsts if line.origin in grouped])
     for index, (override, origin) in enumerate(sweeps):
         for value in _sweep_values(composer, override)[1:]:
             line = Line(f"{override.get_key_element()}={value}", origin)
-            yield lines + [*firsts[:index], line, *firsts[index + 1 :]]
+            swept = [*firsts[:index], line, *firsts[index + 1 :]]
+            yield Variant(lines + swept, [line] if origin in grouped else [])
 
 
 def _params(cfg: DictConfig, swept: set[str]) -> list[Override]:
