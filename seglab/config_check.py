@@ -135,9 +135,9 @@ def _check_variant(composer: Composer, lines: list[Line], command: str) -> _Prob
 def _group_problem(composer: Composer, override: Override, line: Line) -> _Problem | None:
     """An override of a config group that does not exist, or of an option it does not have."""
     group = override.key_or_group
-    if group not in composer.groups():
+    if not composer.has_group(group):
         fixed = _closest(group.split("/"), composer.subgroups)
-        if fixed is not None and "/".join(fixed) in composer.groups():
+        if fixed is not None and composer.has_group("/".join(fixed)):
             meant = "/".join(fixed)
             return _Problem(f"{line.origin}: no config group {group}; did you mean {meant}?", meant)
         top = ", ".join(composer.subgroups([]))
@@ -172,7 +172,7 @@ def _option_as_value_problem(composer: Composer, override: Override, line: Line)
     the run fails later on an attribute of a string."""
     group = override.key_or_group.replace(".", "/")
     value = override.value()
-    if override.is_delete() or not isinstance(value, str) or group not in composer.groups():
+    if override.is_delete() or not isinstance(value, str) or not composer.has_group(group):
         return None
     options = composer.options(group)
     close = (

@@ -33,7 +33,8 @@ class Composer:
     def __init__(self, config_name: str) -> None:
         self.config_name = config_name
         self.loader = GlobalHydra.instance().config_loader()
-        self._groups: list[str] | None = None
+        self._subgroups: dict[str, list[str]] = {}
+        self._options: dict[str, list[str]] = {}
         self._composed: dict[tuple[str, ...], DictConfig | None] = {}
 
     def compose(self, lines: list[Line]) -> DictConfig | None:
@@ -48,27 +49,26 @@ class Composer:
             self._composed[texts] = composed
         return self._composed[texts]
 
-    def groups(self) -> list[str]:
-        """Every config group, ``hydra/launcher`` and ``model/encoder`` alike."""
-        if self._groups is None:
-            found, pending = [], [""]
-            while pending:
-                parent = pending.pop()
-                for name in self.loader.list_groups(parent):
-                    path = f"{parent}/{name}" if parent else name
-                    found.append(path)
-                    pending.append(path)
-            self._groups = found
-        return self._groups
-
     def options(self, group: str) -> list[str]:
-        return self.loader.get_group_options(group)
+        if group not in self._options:
+            self._options[group] = self.loader.get_group_options(group)
+        return self._options[group]
 
     def subgroups(self, parts: list[str]) -> list[str]:
-        return self.loader.list_groups("/".join(parts))
+        """The config groups right under ``parts`` (the top-level ones for none). Listed on
+        demand: each listing scans the search path, and there are dozens of groups."""
+        parent = "/".join(parts)
+        if parent not in self._subgroups:
+            self._subgroups[parent] = self.loader.list_groups(parent)
+        return self._subgroups[parent]
+
+    def has_group(self, path: str) -> bool:
+        """Whether ``path`` (``trainer``, ``model/encoder``, ``hydra/launcher``) is a group."""
+        *parents, name = path.split("/")
+        return all(parents) and name in self.subgroups(parents)
 
     def is_group(self, override: Override) -> bool:
-        return "/" in override.key_or_group or override.key_or_group in self.groups()
+        return "/" in override.key_or_group or self.has_group(override.key_or_group)
 
 
 @contextmanager
@@ -128,7 +128,7 @@ def _sweep_values(composer: Composer, override: Override) -> list[str]:
     if isinstance(value, IntervalSweep):
         return [str(value.start)]
     values = override.sweep_string_iterator()
-    if override.key_or_group in composer.groups():
+    if composer.has_group(override.key_or_group):
         return list(values)
     return [next(values)]
 
