@@ -257,9 +257,7 @@ def _closest(
         if names is None:
             return fixed + parts[index:]
         if part not in names:
-            # a name with a dot (a key of hydra.sweeper.params) cannot be reached by a path
-            addressable = [name for name in names if "." not in name]
-            close = difflib.get_close_matches(part, addressable, n=1, cutoff=CUTOFF)
+            close = difflib.get_close_matches(part, names, n=1, cutoff=CUTOFF)
             if not close:
                 return None
             part = close[0]

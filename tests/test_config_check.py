@@ -271,6 +271,20 @@ def test_a_saved_run_is_checked_against_its_own_config(saved_run: Path) -> None:
         passes(*rerun, "optimiser.lr=1e-3")
 
 
+def test_a_run_saved_before_a_trainer_key_existed_may_add_it(saved_run: Path) -> None:
+    """seglab reads trainer.channels_last and hands Lightning the rest: not the Trainer's
+    argument, still read."""
+    from seglab.reproduce import register_search_path
+
+    config = OmegaConf.load(saved_run / "config.yaml")
+    del config.trainer["channels_last"]
+    OmegaConf.save(config, saved_run / "config.yaml")
+    register_search_path()
+    passes(
+        "--config-path", str(saved_run), "--config-name", "config", "+trainer.channels_last=true"
+    )
+
+
 @pytest.mark.slow
 def test_seglab_data_stats_keys_are_checked() -> None:
     message = refusal("data.num_trian=3", command="seglab-data stats", config="data_stats")
@@ -310,7 +324,7 @@ def test_seglab_eval_without_ckpt_path_is_one_line(cli, tmp_path: Path) -> None:
     assert code == 2
     (line,) = err.strip().splitlines()
     assert line.startswith("seglab-eval: error: ckpt_path is not set")
-    assert "e.g. seglab-eval ckpt_path=" in line
+    assert "e.g. seglab-eval ckpt_path=outputs/train/<run>/checkpoints/best.ckpt" in line
 
 
 @pytest.fixture(scope="module")
