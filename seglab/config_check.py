@@ -13,7 +13,7 @@ existing name (`difflib`) when:
   new key must be a component of a node whose entries seglab builds one by one (``callbacks``,
   ``logger``) or a value that an interpolation of the config names (``+lr=1e-3
   optimizer.lr=${lr}``);
-- a value the command needs is still ``???`` (`MANDATORY` gives each an example).
+- a value the command needs is still ``???`` (`seglab.unset_values` gives each an example).
 
 A multirun is checked once before any job launches, in each of the variants that
 `seglab.config_variants` composes.
@@ -24,7 +24,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -35,21 +35,10 @@ from seglab.config_variants import Composer, Line, composing, variants
 from seglab.errors import SeglabError
 from seglab.target_arguments import HYDRA_KEYS, accepted_arguments
 from seglab.trust import TARGETS, trust_names
+from seglab.unset_values import MANDATORY, unset_value
 
 #: How alike (`difflib.SequenceMatcher` ratio) a name must be to be offered as the one meant.
 CUTOFF = 0.6
-#: What each ``???`` of conf/ asks for, and the arguments of an example command that gives it.
-MANDATORY = {
-    "data.root": ("give the dataset folder", "data=folder data.root=/path/to/data"),
-    "ckpt_path": (
-        "give the checkpoint to read",
-        "ckpt_path=outputs/train/<run>/checkpoints/best.ckpt",
-    ),
-    "input": ("give the images: a file, a folder or a glob", "input=images/"),
-    "output": ("give the file to write", "output=model.onnx"),
-}
-#: A key whose value stands in for an unset mandatory one.
-_INSTEAD = {"ckpt_path": "model_path"}
 _SHOWN_KEYS = 10
 #: The sweeper's search space: its keys are whole keys of the config (``optimizer.lr``).
 _SEARCH_SPACE = ["hydra", "sweeper", "params"]
@@ -407,25 +396,6 @@ def _references(tree: Any) -> set[str]:
     return found
 
 
-def _missing_problem(tree: Any, command: str, overridden: set[str]) -> _Problem | None:
-    """The first ``???`` the command would read, with an example of a value for it."""
-    for key in _missing_keys({k: v for k, v in tree.items() if k != "hydra"}, []):
-        if key in overridden:
-            continue
-        instead = _INSTEAD.get(key)
-        if instead is not None and _node(tree, instead.split(".")) not in (_MISSING, None, "???"):
-            continue
-        what, example = MANDATORY.get(key, ("give it a value", f"{key}=<value>"))
-        alternative = ""
-        if instead is not None and _node(tree, instead.split(".")) is not _MISSING:
-            alternative = f" (or {instead}=model.onnx)"
-        return _Problem(f"{key} is not set: {what}, e.g. {command} {example}{alternative}", key)
-    return None
-
-
-def _missing_keys(node: Any, parts: list[str]) -> Iterator[str]:
-    if node == "???":
-        yield ".".join(parts)
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            yield from _missing_keys(value, [*parts, str(key)])
+def _missing_problem(tree: Any, command: str, given: set[str]) -> _Problem | None:
+    unset = unset_value(tree, command, given)
+    return None if unset is None else _Problem(*unset)

@@ -325,6 +325,7 @@ def test_seglab_eval_without_ckpt_path_is_one_line(cli, tmp_path: Path) -> None:
     (line,) = err.strip().splitlines()
     assert line.startswith("seglab-eval: error: ckpt_path is not set")
     assert "e.g. seglab-eval ckpt_path=outputs/train/<run>/checkpoints/best.ckpt" in line
+    assert line.endswith("(or model_path=model.onnx)")
 
 
 @pytest.fixture(scope="module")
