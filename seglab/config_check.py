@@ -6,16 +6,17 @@ learning rate unchanged, and leaves a ``???`` value to a traceback from deep ins
 compose API, on the same config directory and search path), and refused with the closest
 existing name (`difflib`) when:
 
-- a key, a config group or a group's option names nothing (``did you mean optimizer.lr?``);
+- a key, a config group or a group's option names nothing (``did you mean optimizer.lr?``),
+  or a group's option is given as a key's value (``model.encoder=resnet34``);
 - a ``+key`` is read by nothing: under a ``_target_`` it must be an argument of that target
   (`seglab.target_arguments`); elsewhere seglab reads only the keys its configs define, so a
   new key must be a component of a node whose entries seglab builds one by one (``callbacks``,
   ``logger``) or a value that an interpolation of the config names (``+lr=1e-3
   optimizer.lr=${lr}``);
-- a value the command needs is still ``???`` (`MANDATORY` gives each an example).
+- a value the command needs is still ``???`` (`seglab.unset_values` gives each an example).
 
-A multirun is checked once before any job launches: the first value of every sweep, and each
-option of a swept config group, with the sweeper's ``hydra.sweeper.params`` as sweeps too.
+A multirun is checked once before any job launches, in each of the variants that
+`seglab.config_variants` composes.
 """
 
 from __future__ import annotations
@@ -23,45 +24,26 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Glob, IntervalSweep, Override
-from hydra.errors import ConfigCompositionException
+from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
+from seglab.config_variants import Composer, Line, composing, variants
 from seglab.errors import SeglabError
 from seglab.target_arguments import HYDRA_KEYS, accepted_arguments
 from seglab.trust import TARGETS, trust_names
+from seglab.unset_values import MANDATORY, unset_value
 
 #: How alike (`difflib.SequenceMatcher` ratio) a name must be to be offered as the one meant.
 CUTOFF = 0.6
-#: What each ``???`` of conf/ asks for, and the arguments of an example command that gives it.
-MANDATORY = {
-    "data.root": ("give the dataset folder", "data=folder data.root=/path/to/data"),
-    "ckpt_path": (
-        "give the checkpoint to read",
-        "ckpt_path=outputs/train/<run>/checkpoints/best.ckpt",
-    ),
-    "input": ("give the images: a file, a folder or a glob", "input=images/"),
-    "output": ("give the file to write", "output=model.onnx"),
-}
-#: A key whose value stands in for an unset mandatory one.
-_INSTEAD = {"ckpt_path": "model_path"}
 _SHOWN_KEYS = 10
+#: The sweeper's search space: its keys are whole keys of the config (``optimizer.lr``).
+_SEARCH_SPACE = ["hydra", "sweeper", "params"]
 _MISSING = object()
 _INTERPOLATION = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*\}")
-
-
-class _Line(NamedTuple):
-    """One override to compose, and the command-line text it came from (for messages)."""
-
-    text: str
-    origin: str
 
 
 class _Problem(NamedTuple):
@@ -96,138 +78,37 @@ def check_command_line(command: str, config_name: str, args: list[str], config_p
         return
     if not parsed.multirun and any(o.is_sweep_override() for o in overrides):
         return  # Hydra says how to sweep or quote it
-    with _composer(config_path) as composer:
-        problem = _check(composer, parsed.config_name or config_name, overrides, command)
-    if problem is not None:
-        raise SeglabError(problem.message)
+    with composing(config_path, parsed.config_name or config_name) as composer:
+        for variant in variants(composer, overrides, parsed.multirun):
+            problem = _check_variant(composer, variant.lines, command)
+            if problem is None:
+                continue
+            if any(problem.message.startswith(line.origin) for line in variant.options):
+                raise SeglabError(problem.message)  # the option itself is wrong
+            jobs = " ".join(line.text for line in variant.options)
+            raise SeglabError(problem.message + (f" (in the jobs with {jobs})" if jobs else ""))
 
 
-class _Composer:
-    """Composes ``config_name`` with overrides and lists the config groups, on one search path."""
-
-    def __init__(self) -> None:
-        self.loader = GlobalHydra.instance().config_loader()
-        self._groups: list[str] | None = None
-
-    def compose(self, config_name: str, lines: list[_Line]) -> DictConfig:
-        return compose(config_name, [line.text for line in lines], return_hydra_config=True)
-
-    def groups(self) -> list[str]:
-        """Every config group, ``hydra/launcher`` and ``model/encoder`` alike."""
-        if self._groups is None:
-            found, pending = [], [""]
-            while pending:
-                parent = pending.pop()
-                for name in self.loader.list_groups(parent):
-                    path = f"{parent}/{name}" if parent else name
-                    found.append(path)
-                    pending.append(path)
-            self._groups = found
-        return self._groups
-
-    def options(self, group: str) -> list[str]:
-        return self.loader.get_group_options(group)
-
-    def subgroups(self, parts: list[str]) -> list[str]:
-        return self.loader.list_groups("/".join(parts))
-
-
-@contextmanager
-def _composer(config_path: str) -> Iterator[_Composer]:
-    with initialize_config_dir(config_dir=config_path, version_base="1.3"):
-        yield _Composer()
-
-
-def _check(
-    composer: _Composer, config_name: str, overrides: list[Override], command: str
-) -> _Problem | None:
-    lines = [_Line(o.input_line, o.input_line) for o in overrides if not o.is_sweep_override()]
-    sweeps = [(o, o.input_line) for o in overrides if o.is_sweep_override()]
-    if sweeps:
-        try:
-            first = composer.compose(config_name, lines + _firsts(composer, sweeps))
-        except ConfigCompositionException:
-            first = None
-        if first is not None:
-            swept = {o.key_or_group for o in overrides}
-            sweeps += [(o, f"hydra.sweeper.params: {o.input_line}") for o in _params(first, swept)]
-    for variant in _variants(composer, lines, sweeps):
-        problem = _check_variant(composer, config_name, variant, command)
+def _check_variant(composer: Composer, lines: list[Line], command: str) -> _Problem | None:
+    parsed = [(OverridesParser.create().parse_override(line.text), line) for line in lines]
+    groups = [(o, line) for o, line in parsed if composer.is_group(o)]
+    values = [(o, line) for o, line in parsed if not composer.is_group(o)]
+    for override, line in groups:
+        problem = _group_problem(composer, override, line)
         if problem is not None:
             return problem
-    return None
-
-
-def _params(cfg: DictConfig, swept: set[str]) -> list[Override]:
-    """The sweeper's search space (``hydra.sweeper.params``) as overrides, but for the keys the
-    command line sweeps or sets itself."""
-    params = OmegaConf.select(cfg, "hydra.sweeper.params")
-    if not isinstance(params, DictConfig):
-        return []
-    lines = [f"{key}={value}" for key, value in params.items() if key not in swept]
-    try:
-        return OverridesParser.create().parse_overrides(lines)
-    except Exception:  # the sweeper reports its own space
-        return []
-
-
-def _sweep_values(composer: _Composer, override: Override) -> list[str]:
-    """Values of a sweep, as override values: every option of a swept config group, and a
-    first value of any other sweep (any value tells whether its key exists)."""
-    value = override.value()
-    if isinstance(value, Glob):
-        return value.filter(composer.options(override.key_or_group))
-    if isinstance(value, IntervalSweep):
-        return [str(value.start)]
-    values = override.sweep_string_iterator()
-    if override.key_or_group in composer.groups():
-        return list(values)
-    return [next(values)]
-
-
-def _firsts(composer: _Composer, sweeps: list[tuple[Override, str]]) -> list[_Line]:
-    return [
-        _Line(f"{o.get_key_element()}={values[0]}", origin)
-        for o, origin in sweeps
-        if (values := _sweep_values(composer, o))
-    ]
-
-
-def _variants(
-    composer: _Composer, lines: list[_Line], sweeps: list[tuple[Override, str]]
-) -> Iterator[list[_Line]]:
-    """The first value of every sweep, then each other option of each swept group in turn."""
-    firsts = _firsts(composer, sweeps)
-    yield lines + firsts
-    for index, (override, origin) in enumerate(sweeps):
-        for value in _sweep_values(composer, override)[1:]:
-            line = _Line(f"{override.get_key_element()}={value}", origin)
-            yield lines + [*firsts[:index], line, *firsts[index + 1 :]]
-
-
-def _is_group(composer: _Composer, override: Override) -> bool:
-    return "/" in override.key_or_group or override.key_or_group in composer.groups()
-
-
-def _check_variant(
-    composer: _Composer, config_name: str, lines: list[_Line], command: str
-) -> _Problem | None:
-    parsed = [(OverridesParser.create().parse_override(line.text), line) for line in lines]
-    group_lines = [line for override, line in parsed if _is_group(composer, override)]
-    for override, line in parsed:
-        if _is_group(composer, override):
-            problem = _group_problem(composer, override, line)
-            if problem is not None:
-                return problem
-    try:
-        cfg = composer.compose(config_name, lines)
-    except ConfigCompositionException:
-        cfg = None
-    try:
-        base = composer.compose(config_name, group_lines)
-    except ConfigCompositionException:
+    for override, line in values:
+        problem = _option_as_value_problem(composer, override, line)
+        if problem is not None:
+            return problem
+    cfg = composer.compose(lines)
+    added = any(o.is_add() or o.is_force_add() for o, _ in values)
+    if cfg is not None and not added:  # every key exists: only an unset value is left
+        return _missing_problem(OmegaConf.to_container(cfg, resolve=False), command, set())
+    # the keys the command line may name: those of the config its groups choose
+    base = composer.compose([line for _, line in groups])
+    if base is None:
         return None  # a problem Hydra reports
-    values = [(o, line) for o, line in parsed if not _is_group(composer, o)]
     base_tree = OmegaConf.to_container(base, resolve=False)
     if cfg is None:
         typo = _key_problem(base, base_tree, values)
@@ -240,12 +121,12 @@ def _check_variant(
     return problem or _missing_problem(tree, command, set())
 
 
-def _group_problem(composer: _Composer, override: Override, line: _Line) -> _Problem | None:
+def _group_problem(composer: Composer, override: Override, line: Line) -> _Problem | None:
     """An override of a config group that does not exist, or of an option it does not have."""
     group = override.key_or_group
-    if group not in composer.groups():
+    if not composer.has_group(group):
         fixed = _closest(group.split("/"), composer.subgroups)
-        if fixed is not None and "/".join(fixed) in composer.groups():
+        if fixed is not None and composer.has_group("/".join(fixed)):
             meant = "/".join(fixed)
             return _Problem(f"{line.origin}: no config group {group}; did you mean {meant}?", meant)
         top = ", ".join(composer.subgroups([]))
@@ -255,10 +136,15 @@ def _group_problem(composer: _Composer, override: Override, line: _Line) -> _Pro
     value = override.value()
     chosen = value if isinstance(value, list) else [value]
     options = composer.options(group)
+    listed = ", ".join(options)
     for option in chosen:
-        if option is None or not isinstance(option, str) or option in options:
+        if option is None:  # Hydra's answer is a ValueError traceback
+            return _Problem(
+                f"{line.origin}: config group {group} takes one of its options, not null "
+                f"(options: {listed})"
+            )
+        if not isinstance(option, str) or option in options:
             continue
-        listed = ", ".join(options)
         close = difflib.get_close_matches(option, options, n=1, cutoff=CUTOFF)
         meant = f"did you mean {group}={close[0]}? " if close else ""
         return _Problem(
@@ -267,6 +153,29 @@ def _group_problem(composer: _Composer, override: Override, line: _Line) -> _Pro
             f"{group}={close[0]}" if close else None,
         )
     return None
+
+
+def _option_as_value_problem(composer: Composer, override: Override, line: Line) -> _Problem | None:
+    """``model.encoder=resnet34``: the option of config group ``model/encoder`` meant, given
+    as the value of the node the group fills. Hydra puts the string in place of the node, and
+    the run fails later on an attribute of a string."""
+    group = override.key_or_group.replace(".", "/")
+    value = override.value()
+    if override.is_delete() or not isinstance(value, str) or not composer.has_group(group):
+        return None
+    options = composer.options(group)
+    close = (
+        value
+        if value in options
+        else next(iter(difflib.get_close_matches(value, options, 1, CUTOFF)), None)
+    )
+    if close is None:
+        return None
+    return _Problem(
+        f"{line.origin}: {override.key_or_group} holds the options of config group {group}; "
+        f"did you mean {group}={close}?",
+        f"{group}={close}",
+    )
 
 
 def _node(tree: Any, parts: list[str]) -> Any:
@@ -345,11 +254,17 @@ def _closest(
     return fixed
 
 
-def _level(parts: list[str], children: Callable[[list[str]], list[str] | None]) -> str:
+def _level(tree: Any, parts: list[str], children: Callable[[list[str]], list[str] | None]) -> str:
     """The keys at the level where ``parts`` first names nothing, for a message."""
     fixed: list[str] = []
     for part in parts:
         names = children(fixed) or []
+        node = _node(tree, fixed)
+        if isinstance(node, list) and fixed:
+            key = ".".join(fixed)
+            if not node:
+                return f"{key} is an empty list"
+            return f"{key} is a list of {len(node)}: {key}.0 to {key}.{len(node) - 1}"
         if part not in names:
             # Hydra's settings are not the command's: leave them out of the top level
             hidden = HYDRA_KEYS | ({"hydra"} if not fixed else set())
@@ -369,7 +284,7 @@ def _suggestion(cfg: DictConfig, tree: Any, parts: list[str], origin: str, what:
     children = _children(cfg, tree)
     fixed = _closest(parts, children)
     if fixed is None or fixed == parts:
-        return _Problem(f"{origin}: {what}; {_level(parts, children)}")
+        return _Problem(f"{origin}: {what}; {_level(tree, parts, children)}")
     key = ".".join(fixed)
     if _node(tree, fixed) is _MISSING:  # an argument of a target, not in the config
         return _Problem(f"{origin}: {what}; did you mean +{key}? (added with +)", key)
@@ -377,7 +292,7 @@ def _suggestion(cfg: DictConfig, tree: Any, parts: list[str], origin: str, what:
 
 
 def _key_problem(
-    cfg: DictConfig, tree: Any, values: list[tuple[Override, _Line]]
+    cfg: DictConfig, tree: Any, values: list[tuple[Override, Line]]
 ) -> _Problem | None:
     """The first override of a key that is not in the config (``+`` adds one, ``++`` may)."""
     added: list[list[str]] = []
@@ -390,6 +305,13 @@ def _key_problem(
             continue
         if _node(tree, parts) is not _MISSING:
             continue
+        if parts[:3] == _SEARCH_SPACE and len(parts) > 3:  # its keys hold dots
+            swept = ".".join(parts[3:])
+            return _Problem(
+                f"{line.origin}: a key of the search space cannot be set by its path; give "
+                f"the sweep itself, e.g. -m {swept}={line.origin.partition('=')[2]}",
+                swept,
+            )
         parent = _node(tree, parts[:-1])
         if parent is not _MISSING and not isinstance(parent, dict | list):
             return None  # a child of a value: Hydra says so
@@ -404,7 +326,7 @@ def _key_problem(
 
 
 def _new_key_problem(
-    cfg: DictConfig, tree: Any, base_tree: Any, values: list[tuple[Override, _Line]]
+    cfg: DictConfig, tree: Any, base_tree: Any, values: list[tuple[Override, Line]]
 ) -> _Problem | None:
     """The first key that ``+`` or ``++`` adds and nothing reads."""
     references = _references(tree)
@@ -474,25 +396,6 @@ def _references(tree: Any) -> set[str]:
     return found
 
 
-def _missing_problem(tree: Any, command: str, overridden: set[str]) -> _Problem | None:
-    """The first ``???`` the command would read, with an example of a value for it."""
-    for key in _missing_keys({k: v for k, v in tree.items() if k != "hydra"}, []):
-        if key in overridden:
-            continue
-        instead = _INSTEAD.get(key)
-        if instead is not None and _node(tree, instead.split(".")) not in (_MISSING, None, "???"):
-            continue
-        what, example = MANDATORY.get(key, ("give it a value", f"{key}=<value>"))
-        alternative = ""
-        if instead is not None and _node(tree, instead.split(".")) is not _MISSING:
-            alternative = f" (or {instead}=model.onnx)"
-        return _Problem(f"{key} is not set: {what}, e.g. {command} {example}{alternative}", key)
-    return None
-
-
-def _missing_keys(node: Any, parts: list[str]) -> Iterator[str]:
-    if node == "???":
-        yield ".".join(parts)
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            yield from _missing_keys(value, [*parts, str(key)])
+def _missing_problem(tree: Any, command: str, given: set[str]) -> _Problem | None:
+    unset = unset_value(tree, command, given)
+    return None if unset is None else _Problem(*unset)

@@ -4,7 +4,8 @@
 A ``+key`` under a node with a ``_target_`` reaches the target as a keyword argument. seglab's
 own components take options as ``**options`` that they pass to ``super().__init__`` (a
 datamodule to `SegmentationDataModule`, a torchvision encoder to `PretrainedEncoder`), so the
-parent's arguments are accepted too. Where ``**kwargs`` go anywhere else (a logger passing them
+parent's arguments are accepted too, as are the keys read from them by name
+(``options.get("mode")``). Where ``**kwargs`` go anywhere else (a logger passing them
 to its writer), any key may be read and none is refused. The body of ``__init__`` is read with
 `ast` to tell these apart: the signature alone cannot.
 """
@@ -37,8 +38,8 @@ def accepted_arguments(target: Callable[..., Any]) -> frozenset[str] | None:
     var_keyword = _var_keyword(parameters.values())
     if var_keyword is None:
         return named
-    use = _keyword_use(target, var_keyword)
-    return named if use in ("ignored", "refused") else None
+    use, read = _keyword_use(target, var_keyword)
+    return named | read if use in ("ignored", "refused", "read") else None
 
 
 def _class_arguments(cls: type, start: int) -> frozenset[str] | None:
@@ -57,12 +58,12 @@ def _class_arguments(cls: type, start: int) -> frozenset[str] | None:
     var_keyword = _var_keyword(parameters)
     if var_keyword is None:
         return named
-    use = _keyword_use(init, var_keyword)
-    if use in ("ignored", "refused"):
-        return named
+    use, read = _keyword_use(init, var_keyword)
+    if use in ("ignored", "refused", "read"):
+        return named | read
     if use == "parent":
         parent = _class_arguments(cls, index + 1)
-        return None if parent is None else named | parent
+        return None if parent is None else named | read | parent
     return None
 
 
@@ -75,50 +76,64 @@ def _var_keyword(parameters: Any) -> str | None:
     return next((p.name for p in parameters if p.kind == inspect.Parameter.VAR_KEYWORD), None)
 
 
-def _keyword_use(function: Callable[..., Any], name: str) -> str:
-    """What ``function`` does with its ``**name``: "ignored" (never looked at), "refused" (only
-    raised on), "parent" (handed to ``super().__init__``, besides reads of single keys) or
-    "other" (anything else, or no source to read)."""
+def _keyword_use(function: Callable[..., Any], name: str) -> tuple[str, frozenset[str]]:
+    """What ``function`` does with its ``**name``, and the keys it reads from it by name
+    (``options.get("mode")``): "ignored" (never looked at), "refused" (only raised on), "read"
+    (only single keys read), "parent" (handed to ``super().__init__``, besides such reads) or
+    "other" (anything else, a key read by a variable, or no source to read)."""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
     except (OSError, TypeError, SyntaxError):
-        return "other"
+        return "other", frozenset()
     parents: dict[ast.AST, ast.AST] = {}
     for node in ast.walk(tree):
         for child in ast.iter_child_nodes(node):
             parents[child] = node
-    uses = set()
+    uses, read = set(), set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load):
-            uses.add(_use(node, parents))
+            use, key = _use(node, parents)
+            uses.add(use)
+            if key is not None:
+                read.add(key)
     if not uses:
-        return "ignored"
+        return "ignored", frozenset()
     if uses <= {"refused"}:
-        return "refused"
+        return "refused", frozenset()
+    if uses <= {"read", "refused"}:
+        return "read", frozenset(read)
     if "other" in uses or "parent" not in uses:
-        return "other"
-    return "parent"
+        return "other", frozenset()
+    return "parent", frozenset(read)
 
 
-def _use(name: ast.Name, parents: dict[ast.AST, ast.AST]) -> str:
-    """How one reference to the ``**kwargs`` dict uses it."""
+def _use(name: ast.Name, parents: dict[ast.AST, ast.AST]) -> tuple[str, str | None]:
+    """How one reference to the ``**kwargs`` dict uses it, and the key it reads, if one."""
     parent = parents.get(name)
     if isinstance(parent, ast.keyword) and parent.arg is None and _is_super_init(parents[parent]):
-        return "parent"
+        return "parent", None
+    key: ast.AST | None = None
     if isinstance(parent, ast.Attribute) and parent.attr in _KEY_READS:
-        return "read"
-    if isinstance(parent, ast.Subscript) and parent.value is name:
-        return "read"
+        call = parents.get(parent)
+        if isinstance(call, ast.Call) and call.func is parent and call.args:
+            key = call.args[0]
+    elif isinstance(parent, ast.Subscript) and parent.value is name:
+        key = parent.slice
+    if key is not None:
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            return "read", key.value
+        return "other", None  # a key chosen at run time: any key may be read
     node: ast.AST | None = name
     while node is not None:
         if isinstance(node, ast.Raise):
-            return "refused"
+            return "refused", None
         above = parents.get(node)
         # `if kwargs: raise ...`: a test whose branch only raises
         if isinstance(above, ast.If) and above.test is node:
-            return "refused" if all(isinstance(s, ast.Raise) for s in above.body) else "other"
+            refused = all(isinstance(s, ast.Raise) for s in above.body)
+            return ("refused" if refused else "other"), None
         node = above
-    return "other"
+    return "other", None
 
 
 def _is_super_init(call: ast.AST) -> bool:
