@@ -154,7 +154,7 @@ def test_bad_input_is_one_line_with_exit_2(checkpoint: Path, tmp_path: Path, exp
         (("ckpt_path=missing.ckpt", "output=m.onnx"), "ckpt_path=missing.ckpt does not exist"),
         ((f"ckpt_path={foreign}", "output=m.onnx"), "is not a seglab checkpoint"),
         ((f"ckpt_path={checkpoint}", "output=m.x", "format=tflite"), "format=tflite is not one"),
-        ((f"ckpt_path={checkpoint}",), "output is required"),
+        ((f"ckpt_path={checkpoint}",), "output is not set: give the file to write, e.g."),
     ]
     for args, message in cases:
         code, _, err = export(*args)

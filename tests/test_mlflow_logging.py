@@ -118,7 +118,6 @@ def test_without_mlflow_the_run_stops_before_training_naming_the_extra(
     )
     assert code == 2
     assert err.strip().splitlines()[-1] == (
-        "seglab-train: error: logger.mlflow logs to MLflow, which is not installed; run: pip "
-        'install "seglab[mlflow]"'
+        "seglab-train: error: logger.mlflow needs mlflow: pip install 'seglab[mlflow]'"
     )
     assert not list(tmp_path.glob("train/*/checkpoints"))

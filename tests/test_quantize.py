@@ -90,5 +90,5 @@ def test_int8_without_onnxruntime_says_what_to_install(
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now fails
     code, _, err = export(f"ckpt_path={checkpoint}", "output=m.onnx", "quantize=int8")
     assert code == 2
-    assert "quantize=int8 needs onnx and onnxruntime: pip install 'seglab[export]'" in err
+    assert "quantize=int8 needs onnxruntime: pip install 'seglab[export]'" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outputs"]

@@ -84,19 +84,11 @@ def test_runs_are_named_by_their_swept_value(server: Server) -> None:
 @pytest.mark.slow
 def test_hparams_put_the_swept_setting_first_and_leave_out_plumbing(server: Server) -> None:
     infos = server.experiment()["hparamInfos"]
-    names = [info["name"] for info in infos]
-    assert names[0] == "model/attention" and infos[0]["differs"] is True
+    # a sweep's experiment lists only the settings that differ between its jobs: TensorBoard
+    # shows five setting columns, and unchanged ones (data.batch_size, data.cache_dir) took two
+    assert [info["name"] for info in infos] == ["model/attention"]
+    assert infos[0]["differs"] is True and infos[0]["type"] == "DATA_TYPE_STRING"
     assert sorted(infos[0]["domainDiscrete"]) == ["none", "scse"]
-    assert not any(info.get("differs") for info in infos[1:]), "only the swept setting differs"
-    # every setting of every run is a column, also one that only the scse job has
-    assert "model.attention.reduction" in names
-    assert not [name for name in names if name.startswith(("callbacks", "logger", "paths"))]
-    targets = {info["name"]: info["domainDiscrete"] for info in infos if "_target_" in info["name"]}
-    assert "model._target_" not in targets and "model.decoder._target_" not in targets
-    assert targets["loss.losses.ce._target_"] == ["CrossEntropyLoss"], "a class name, no path"
-    types = {info["name"]: info["type"] for info in infos}
-    assert types["data.pin_memory"] == "DATA_TYPE_BOOL"
-    assert types["model/decoder"] == "DATA_TYPE_STRING"
 
 
 @pytest.mark.slow
