@@ -32,9 +32,8 @@ from seglab.modes import task_mode
 from seglab.onnx_model import file_model
 from seglab.predictor import Predictor, build_predictor, predictor_for, read_image
 from seglab.pseudo_labels import PseudoLabeler, check_confidence
+from seglab.runs import RUN_MARKERS
 
-#: what makes a folder a run's (seglab-train's, or another command's record), not masks
-RUN_MARKERS = ("checkpoints", "events.out.tfevents.*", ".hydra")
 PROG = "seglab-predict"
 
 

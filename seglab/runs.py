@@ -141,6 +141,10 @@ OmegaConf.register_new_resolver("seglab.hydra_subdir", _hydra_subdir, replace=Tr
 _COMMANDS = {"data_stats": "seglab-data"}
 
 
+#: What makes a directory a run's (glob patterns; event files are TensorBoard's).
+RUN_MARKERS = (".hydra", "checkpoints", EVENT_FILES)
+
+
 class RunDirGuard(Callback):
     """Gives a run a directory of its own before Hydra writes into it.
 
@@ -156,7 +160,7 @@ class RunDirGuard(Callback):
         markers: the entries that make a directory another run's (glob patterns).
     """
 
-    def __init__(self, markers: Sequence[str] = (".hydra", "checkpoints", EVENT_FILES)) -> None:
+    def __init__(self, markers: Sequence[str] = RUN_MARKERS) -> None:
         self.markers = list(markers)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:

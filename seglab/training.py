@@ -115,13 +115,13 @@ def train(cfg: DictConfig, model: torch.nn.Module | None = None) -> dict[str, fl
         name: float(value) for name, value in trainer.callback_metrics.items() if value.numel() == 1
     }
     metrics.update(cost)
+    # the checkpoint callback that ranks by a metric (the other one keeps last.ckpt)
+    ranking = [c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)]
     missing_test = datamodule.split_unavailable("test")
     if cfg.get("test_after_fit") and not trainer.interrupted and missing_test is not None:
         log.warning("skipping the test phase after fit: %s", missing_test)
     elif cfg.get("test_after_fit") and not trainer.interrupted:
         setup_data(datamodule, "test")
-        # the checkpoint callback that ranks by a metric (the other one keeps last.ckpt)
-        ranking = [c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)]
         best = ranking[0].best_model_path if ranking else ""
         trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update(
@@ -133,7 +133,6 @@ def train(cfg: DictConfig, model: torch.nn.Module | None = None) -> dict[str, fl
         )
     # a sweep's jobs share one terminal: the sweep says where they went
     if rank_zero_only.rank == 0 and HydraConfig.get().mode != RunMode.MULTIRUN:
-        ranking = [c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)]
         print_summary(run_summary(run_dir, ranking[0] if ranking else None, metrics))
     return metrics
 
