@@ -53,11 +53,11 @@ from seglab.build import (
     build_trainer,
     setup_data,
 )
-from seglab.configs import config_dir
+from seglab.config.mounting import config_dir
 from seglab.data import SegmentationDataModule
-from seglab.metrics import segmentation_scores
+from seglab.engine.task import SegmentationTask
+from seglab.metrics.confusion import segmentation_scores
 from seglab.models.layers import resize
-from seglab.task import SegmentationTask
 
 
 def load_config(overrides: list[str], output_dir: Path) -> DictConfig:

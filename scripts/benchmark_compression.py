@@ -35,10 +35,10 @@ from typing import Any
 import torch
 
 import seglab
-from seglab.checkpoints import CHECKPOINT_KEY, load_checkpoint
-from seglab.environment import cpu_flags, cpu_model
+from seglab.engine.checkpoints import CHECKPOINT_KEY, load_checkpoint
+from seglab.inference.onnx_model import OnnxSegmenter
 from seglab.models.cost import forward_flops
-from seglab.onnx_model import OnnxSegmenter
+from seglab.runs.environment import cpu_flags, cpu_model
 
 #: The /proc/cpuinfo flags that decide how fast INT8 convolutions run.
 INT8_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8")
@@ -61,7 +61,9 @@ def run_command(*args: str) -> str:
 def val_miou(model_arg: str, root: Path, overrides: list[str]) -> float:
     """seglab-eval's val mIoU of ``model_arg`` (``ckpt_path=`` or ``model_path=``)."""
     output = root / f"eval-{len(list(root.glob('eval-*')))}"
-    run_command("seglab.eval", model_arg, "split=val", f"paths.output_root={output}", *overrides)
+    run_command(
+        "seglab.cli.eval", model_arg, "split=val", f"paths.output_root={output}", *overrides
+    )
     (metrics,) = output.glob("eval/*/metrics.json")
     return json.loads(metrics.read_text())["mIoU"]
 
@@ -90,7 +92,7 @@ def prune(args: argparse.Namespace, work: Path, overrides: list[str]) -> Path:
     timed = (config.get("scheduler") or {}).get("max_time") is not None
     budget = ["trainer.max_epochs=1000", f"scheduler.max_time={args.fine_tune_time}"]
     run_command(
-        "seglab.prune",
+        "seglab.compression.prune",
         f"ckpt_path={args.ckpt}",
         f"amount={args.prune_amount}",
         f"trainer.max_time={args.fine_tune_time}",
@@ -141,7 +143,7 @@ def main() -> None:
     ]
     for name, (source, int8) in exports.items():
         run_command(
-            "seglab.export",
+            "seglab.compression.export",
             f"ckpt_path={checkpoints[source]}",
             f"output={files[name]}",
             f"paths.output_root={work / 'outputs'}",

@@ -38,8 +38,8 @@ from seglab.build import (
     setup_data,
     untrained,
 )
-from seglab.checkpoints import load_checkpoint, model_state
-from seglab.task import SegmentationTask
+from seglab.engine.checkpoints import load_checkpoint, model_state
+from seglab.engine.task import SegmentationTask
 
 VARIANTS = {
     "none": {"enabled": False},

@@ -34,8 +34,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from seglab.environment import cpu_description
-from seglab.runs import load_events, read_scalars, wall_time
+from seglab.runs.directories import load_events, read_scalars, wall_time
+from seglab.runs.environment import cpu_description
 
 EXPERIMENT = "experiment=camvid_cpu"
 DEFAULT_RESULTS = Path("outputs/holdout_check/results.jsonl")
@@ -54,7 +54,7 @@ def train(overrides: list[str], output_root: Path) -> Path:
     """Train one seed below ``output_root`` (which must be new) and return its run directory."""
     if output_root.exists():
         sys.exit(f"{output_root} exists: pick another --runs folder or recipe name")
-    run([sys.executable, "-m", "seglab.train", *overrides, f"paths.output_root={output_root}"])
+    run([sys.executable, "-m", "seglab.cli.train", *overrides, f"paths.output_root={output_root}"])
     (run_dir,) = sorted((output_root / "train").glob("*"))
     return run_dir
 
@@ -67,7 +67,7 @@ def score(run_dir: Path, overrides: list[str], output_root: Path) -> dict:
         [
             sys.executable,
             "-m",
-            "seglab.eval",
+            "seglab.cli.eval",
             f"ckpt_path={ckpt}",
             "split=val",
             *overrides,

@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from seglab.environment import cpu_description
-from seglab.runs import read_scalars
+from seglab.runs.directories import read_scalars
+from seglab.runs.environment import cpu_description
 
 #: What every row is a variant of.
 EXPERIMENT = "experiment=camvid_cpu"
@@ -80,7 +80,7 @@ def best_val_miou(run_dir: Path) -> str | None:
 
 def train(row: Row, extra: list[str], output_root: Path) -> tuple[Path | None, str | None]:
     """Run ``row`` below ``output_root``; its run directory, or None and why it failed."""
-    args = [sys.executable, "-m", "seglab.train", *command(row, extra)]
+    args = [sys.executable, "-m", "seglab.cli.train", *command(row, extra)]
     args.append(f"paths.output_root={output_root}")
     print("+", shlex.join(args), flush=True)
     result = subprocess.run(args, stderr=subprocess.PIPE, text=True)

@@ -25,7 +25,7 @@ from hydra import compose, initialize_config_dir
 from torch.utils.flop_counter import FlopCounterMode
 
 from seglab.build import build_model
-from seglab.configs import config_dir
+from seglab.config.mounting import config_dir
 from seglab.errors import SeglabError
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "models.md"

@@ -5,7 +5,7 @@ CPU and on the instruction sets of older CPUs that oneDNN can be limited to.
         [--isa DEFAULT AVX512_CORE_BF16 AVX512_CORE_VNNI AVX2] [--output <file>.json]
 
 Why: ``trainer=cpu`` trains in bf16 autocast only where the CPU computes bfloat16 natively
-(``seglab.environment.cpu_precision``). That rule is measured here rather than assumed: each
+(``seglab.runs.environment.cpu_precision``). That rule is measured here rather than assumed: each
 (instruction set, precision) pair runs in a fresh process with ``ONEDNN_MAX_CPU_ISA`` set (and
 ``ATEN_CPU_CAPABILITY=avx2`` for AVX2), so that the convolutions use only the instructions a
 CPU of that kind has: ``DEFAULT`` is this CPU (with AMX where it has it), ``AVX512_CORE_BF16``
@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from seglab.environment import cpu_description
+from seglab.runs.environment import cpu_description
 
 PRECISIONS = ("32-true", "bf16-mixed")
 

@@ -2,7 +2,7 @@
 
     python scripts/predict_memory.py [--height 2000 --width 3000 --tile 256 --ckpt <file>]
 
-Writes a random image, runs ``python -m seglab.predict`` on it in a child process and reports
+Writes a random image, runs ``python -m seglab.cli.predict`` on it in a child process and reports
 the child's peak resident memory (``ru_maxrss``). Without ``--ckpt`` the checkpoint is the
 default model (``conf/train.yaml``) with untrained weights, which costs the same memory as a
 trained one. Exits 1 when the peak exceeds ``--limit-gib`` or the mask has the wrong size.
@@ -26,8 +26,8 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from seglab.build import build_model
-from seglab.checkpoints import CHECKPOINT_KEY
-from seglab.configs import config_dir
+from seglab.config.mounting import config_dir
+from seglab.engine.checkpoints import CHECKPOINT_KEY
 
 
 def write_checkpoint(path: Path, overrides: list[str]) -> None:
@@ -61,7 +61,7 @@ def main() -> int:
         command = [
             sys.executable,
             "-m",
-            "seglab.predict",
+            "seglab.cli.predict",
             f"ckpt_path={ckpt}",
             f"input={work / 'large.png'}",
             f"output={work / 'out'}",

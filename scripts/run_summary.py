@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from seglab.runs import read_scalars
+from seglab.runs.directories import read_scalars
 
 
 def main() -> None:

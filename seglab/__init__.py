@@ -2,18 +2,20 @@
 
 from typing import Any
 
-# registers the resolvers the configs use, whichever entry point is imported first
-from seglab import runs as _runs  # noqa: F401
+from seglab.runs.resolvers import register
+
+# the resolvers the configs use, whichever entry point is imported first
+register()
 
 __version__ = "0.1.0"
 __all__ = ["load"]
 
 
 def __getattr__(name: str) -> Any:
-    """``seglab.load`` (``seglab.predictor.load``), imported on first use: it pulls in the
-    model and training stack, which a plain ``import seglab`` should not pay for."""
+    """``seglab.load`` (``seglab.inference.predictor.load``), imported on first use: it pulls
+    in the model and training stack, which a plain ``import seglab`` should not pay for."""
     if name == "load":
-        from seglab.predictor import load
+        from seglab.inference.predictor import load
 
         return load
     raise AttributeError(f"module 'seglab' has no attribute {name!r}")

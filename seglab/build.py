@@ -20,21 +20,21 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.loggers import MLFlowLogger, TensorBoardLogger
 
-from seglab.boundary import BoundaryMetric
-from seglab.callbacks import IntervalProgressBar
-from seglab.channel_pruning import PRUNED_KEY, shrink_to
-from seglab.checkpoints import AtomicCheckpointIO, model_state
-from seglab.configs import inference_config, metrics_config
+from seglab.compression.channel_pruning import PRUNED_KEY, shrink_to
+from seglab.config.mounting import inference_config, metrics_config
 from seglab.data import DatasetError, SegmentationDataModule
 from seglab.data.stats import class_statistics
+from seglab.engine.callbacks import IntervalProgressBar
+from seglab.engine.checkpoints import AtomicCheckpointIO, model_state
+from seglab.engine.nonfinite import NonFiniteGuard
+from seglab.engine.task import SegmentationTask
 from seglab.errors import SeglabError
-from seglab.inference import Inferer
-from seglab.mlflow_logging import MLflowRecord, require_mlflow
-from seglab.modes import task_mode
-from seglab.nonfinite import NonFiniteGuard
-from seglab.pruning import pruning_callback
+from seglab.inference.inferer import Inferer
+from seglab.metrics.boundary import BoundaryMetric
 from seglab.quiet import quiet_lightning
-from seglab.task import SegmentationTask
+from seglab.sweeps.mlflow_logging import MLflowRecord, require_mlflow
+from seglab.sweeps.trial_pruning import pruning_callback
+from seglab.task_modes import task_mode
 
 log = logging.getLogger(__name__)
 # the value of a loss's `class_weights` that asks for weights computed from the train split

@@ -18,11 +18,11 @@ from pathlib import Path
 from hydra.core.global_hydra import GlobalHydra
 
 COMMANDS = {
-    "seglab-train": "seglab.train",
-    "seglab-eval": "seglab.eval",
-    "seglab-compare": "seglab.compare",
-    "seglab-predict": "seglab.predict",
-    "seglab-export": "seglab.export",
+    "seglab-train": "seglab.cli.train",
+    "seglab-eval": "seglab.cli.eval",
+    "seglab-compare": "seglab.runs.compare",
+    "seglab-predict": "seglab.cli.predict",
+    "seglab-export": "seglab.compression.export",
 }
 
 

@@ -15,11 +15,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from tiny import TINY
 
-from seglab.boundary import BoundaryMetric, boundary_width
 from seglab.build import build_boundary_metric, build_datamodule, build_task
-from seglab.configs import metrics_config
+from seglab.config.mounting import metrics_config
+from seglab.engine.evaluation import format_report
 from seglab.errors import SeglabError
-from seglab.evaluation import format_report
+from seglab.metrics.boundary import BoundaryMetric, boundary_width
 
 VOID = 9
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from seglab.callbacks import PredictionGrid, flatten_config, hparam_values
+from seglab.engine.callbacks import PredictionGrid, flatten_config, hparam_values
 
 
 @pytest.mark.parametrize(
@@ -53,7 +53,7 @@ def test_hparam_values_name_swapped_groups_by_option_and_leave_out_plumbing() ->
             "cache_dir": "/home/me/.cache/seglab",
         },
         "trainer": {"max_epochs": 3, "enable_progress_bar": False, "log_every_n_steps": 1},
-        "callbacks": {"grid": {"_target_": "seglab.callbacks.PredictionGrid"}},
+        "callbacks": {"grid": {"_target_": "seglab.engine.callbacks.PredictionGrid"}},
         "paths": {"output_dir": "/runs/a"},
         "seed": 3,
     }

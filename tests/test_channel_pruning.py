@@ -1,6 +1,6 @@
-"""seglab-prune and seglab/channel_pruning.py: every decoder and attention block pruned and
-rebuilt from its weights alone, a pruned run scored, loaded, exported and resumed, and bad
-input refused in one line."""
+"""seglab-prune and seglab/compression/channel_pruning.py: every decoder and attention block
+pruned and rebuilt from its weights alone, a pruned run scored, loaded, exported and resumed,
+and bad input refused in one line."""
 
 from __future__ import annotations
 
@@ -17,12 +17,17 @@ from torch import nn
 
 import seglab
 from seglab.build import trained_model
-from seglab.channel_pruning import PRUNED_KEY, parameter_count, prune_channels, shrink_to
-from seglab.checkpoints import CHECKPOINT_KEY
-from seglab.eval import main as eval_main
-from seglab.export import main as export_main
-from seglab.prune import PRUNED_CHECKPOINT
-from seglab.prune import main as prune_main
+from seglab.cli.eval import main as eval_main
+from seglab.compression.channel_pruning import (
+    PRUNED_KEY,
+    parameter_count,
+    prune_channels,
+    shrink_to,
+)
+from seglab.compression.export import main as export_main
+from seglab.compression.prune import PRUNED_CHECKPOINT
+from seglab.compression.prune import main as prune_main
+from seglab.engine.checkpoints import CHECKPOINT_KEY
 
 AMOUNT = 0.25
 #: A convolution loses `AMOUNT` of its inputs and of its outputs, so its weights fall by
@@ -123,7 +128,7 @@ def pruned_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     source = train_once(root, *TINY, "trainer.max_epochs=1", "test_after_fit=false")
     before = {path: path.stat().st_mtime_ns for path in source.rglob("*")}
     result = run_module(
-        "seglab.prune",
+        "seglab.compression.prune",
         f"ckpt_path={source / 'checkpoints' / 'best.ckpt'}",
         f"amount={AMOUNT}",
         "trainer.max_epochs=1",
@@ -188,7 +193,7 @@ def test_a_pruned_run_resumes_with_seglab_train(pruned_run: dict[str, Path]) -> 
     run_dir = pruned_run["run"]
     last = run_dir / "checkpoints" / "last.ckpt"
     result = run_module(
-        "seglab.train", f"ckpt_path={last}", "trainer.max_epochs=2", cwd=pruned_run["root"]
+        "seglab.cli.train", f"ckpt_path={last}", "trainer.max_epochs=2", cwd=pruned_run["root"]
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert torch.load(last, weights_only=True)["epoch"] == 1
@@ -199,7 +204,7 @@ def test_a_pruned_run_resumes_with_seglab_train(pruned_run: dict[str, Path]) -> 
 def test_no_fine_tuning_keeps_the_pruned_network(pruned_run: dict[str, Path], tmp_path) -> None:
     source = pruned_run["source"] / "checkpoints" / "best.ckpt"
     result = run_module(
-        "seglab.prune",
+        "seglab.compression.prune",
         f"ckpt_path={source}",
         "trainer.max_epochs=0",
         f"paths.output_root={tmp_path}",

@@ -14,10 +14,10 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from seglab.build import build_model
-from seglab.checkpoints import CHECKPOINT_KEY
-from seglab.eval import main as eval_main
-from seglab.export import main as export_main
-from seglab.predict import main as predict_main
+from seglab.cli.eval import main as eval_main
+from seglab.cli.predict import main as predict_main
+from seglab.compression.export import main as export_main
+from seglab.engine.checkpoints import CHECKPOINT_KEY
 
 
 def _camvid_like(root: Path) -> None:

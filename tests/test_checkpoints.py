@@ -21,16 +21,16 @@ from tiny import (
 )
 
 import seglab
-from seglab.checkpoints import (
+from seglab.cli.train import main as train_main
+from seglab.compression.export import main as export_main
+from seglab.engine.checkpoints import (
     AtomicCheckpointIO,
     CheckpointWriteError,
     StopOnSignal,
     load_checkpoint,
 )
 from seglab.errors import SeglabError
-from seglab.export import main as export_main
-from seglab.runs import read_scalars
-from seglab.train import main as train_main
+from seglab.runs.directories import read_scalars
 
 # --- atomic writes ------------------------------------------------------------------------
 

@@ -15,9 +15,9 @@ from PIL import Image
 from tensorboard.plugins.hparams.summary_v2 import hparams_pb
 from torch.utils.tensorboard import SummaryWriter
 
-from seglab.compare import main
-from seglab.sweep_hparams import write_sweep_experiment
-from seglab.train import main as train_main
+from seglab.cli.train import main as train_main
+from seglab.runs.compare import main
+from seglab.sweeps.hparams import write_sweep_experiment
 
 # (optimizer.lr, model.decoder) -> val/mIoU, val/mDice, val/loss at epochs 0, 1, 2
 GRID = {
@@ -277,8 +277,8 @@ def test_plot_writes_a_png(sweep: Path, tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_legend_names_a_swapped_group_by_its_class() -> None:
-    from seglab.compare import Run, differing_keys
-    from seglab.curves import legend_label
+    from seglab.runs.compare import Run, differing_keys
+    from seglab.runs.curves import legend_label
 
     def run(name: str, config: dict[str, object]) -> Run:
         return Run(name=name, config=config, scalars={}, wall_time=None)
@@ -300,8 +300,8 @@ def test_legend_names_a_swapped_group_by_its_class() -> None:
 
 
 def test_curves_use_epochs_where_logged_else_steps(tmp_path: Path) -> None:
-    from seglab.compare import read_run
-    from seglab.curves import curve, has_epochs
+    from seglab.runs.compare import read_run
+    from seglab.runs.curves import curve, has_epochs
 
     with_epochs, without = tmp_path / "a", tmp_path / "b"
     for run_dir, epoch_tag in ((with_epochs, True), (without, False)):
@@ -363,7 +363,7 @@ def test_a_2x2_grid_names_its_jobs_and_compares_them(
     tmp_path: Path, cli, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The whole loop: seglab-train -m on the built-in data, then seglab-compare and TensorBoard."""
-    from seglab.runs import read_hparams, read_scalars
+    from seglab.runs.directories import read_hparams, read_scalars
 
     tiny = [
         "data.image_size=32",

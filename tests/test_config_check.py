@@ -1,4 +1,4 @@
-"""The command-line check (seglab/config_check.py, seglab/config_variants.py): the user's
+"""The command-line check (seglab/config/check.py, seglab/config/variants.py): the user's
 typos and unset values refused in one line with the key meant, and what must still run.
 
 Most cases call `check_command_line` as seglab-train calls it (it composes conf/ with
@@ -16,8 +16,8 @@ import torch
 from omegaconf import OmegaConf
 from tiny import CONF_DIR
 
-from seglab.checkpoints import CHECKPOINT_KEY
-from seglab.config_check import check_command_line
+from seglab.config.check import check_command_line
+from seglab.engine.checkpoints import CHECKPOINT_KEY
 from seglab.errors import SeglabError
 
 #: Each check keeps one of the user's cases in the quick subset; every case composes conf/ once
@@ -262,7 +262,7 @@ def saved_run(tmp_path: Path, compose) -> Path:
 
 
 def test_a_saved_run_is_checked_against_its_own_config(saved_run: Path) -> None:
-    from seglab.reproduce import register_search_path
+    from seglab.runs.reproduce import register_search_path
 
     register_search_path()
     rerun = ["--config-path", str(saved_run), "--config-name", "config"]
@@ -274,7 +274,7 @@ def test_a_saved_run_is_checked_against_its_own_config(saved_run: Path) -> None:
 def test_a_run_saved_before_a_trainer_key_existed_may_add_it(saved_run: Path) -> None:
     """seglab reads trainer.channels_last and hands Lightning the rest: not the Trainer's
     argument, still read."""
-    from seglab.reproduce import register_search_path
+    from seglab.runs.reproduce import register_search_path
 
     config = OmegaConf.load(saved_run / "config.yaml")
     del config.trainer["channels_last"]
@@ -295,7 +295,7 @@ def test_seglab_data_stats_keys_are_checked() -> None:
 
 
 def test_seglab_train_refuses_a_typo_in_one_line(cli, tmp_path: Path) -> None:
-    from seglab.train import main
+    from seglab.cli.train import main
 
     code, _, err = cli(main, "optimiser.lr=1e-3", f"paths.output_root={tmp_path}/out", cwd=tmp_path)
     assert code == 2
@@ -306,7 +306,7 @@ def test_seglab_train_refuses_a_typo_in_one_line(cli, tmp_path: Path) -> None:
 
 
 def test_a_sweep_is_refused_before_any_job(cli, tmp_path: Path) -> None:
-    from seglab.train import main
+    from seglab.cli.train import main
 
     args = ["-m", "optimiser.lr=1e-3,1e-2", f"paths.output_root={tmp_path}/out"]
     code, out, err = cli(main, *args, cwd=tmp_path)
@@ -318,7 +318,7 @@ def test_a_sweep_is_refused_before_any_job(cli, tmp_path: Path) -> None:
 
 
 def test_seglab_eval_without_ckpt_path_is_one_line(cli, tmp_path: Path) -> None:
-    from seglab.eval import main
+    from seglab.cli.eval import main
 
     code, _, err = cli(main, cwd=tmp_path)
     assert code == 2
@@ -361,9 +361,10 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_checkpoint_commands_refuse_a_typo(
     cli, tmp_path: Path, checkpoint: Path, command: str, args: list[str], expected: str
 ) -> None:
-    import importlib
+    from importlib.metadata import entry_points
 
-    main = importlib.import_module(f"seglab.{command}").main
+    (entry,) = entry_points(group="console_scripts", name=f"seglab-{command}")
+    main = entry.load()
     code, _, err = cli(main, f"ckpt_path={checkpoint}", *args, cwd=tmp_path)
     assert code == 2
     (line,) = err.strip().splitlines()

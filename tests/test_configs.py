@@ -28,7 +28,7 @@ from seglab.build import (
     build_trainer,
     lightning_trainer_config,
 )
-from seglab.configs import mount_checkpoint_config, refuse_group_overrides
+from seglab.config.mounting import mount_checkpoint_config, refuse_group_overrides
 from seglab.errors import SeglabError
 from seglab.losses import MODES
 
@@ -193,7 +193,7 @@ def _check_search_space(cfg: DictConfig) -> None:
     """Every searched key names a config value or group, every option of a group exists, and
     each optimised metric has a direction."""
     from hydra_plugins.seglab_optuna_sweeper.space import study_directions
-    from seglab.sweeps import objective_names
+    from seglab.sweeps.objective import objective_names
 
     sweeper = cfg.hydra.sweeper
     assert sweeper.storage.startswith(f"sqlite:///{cfg.hydra.sweep.dir}/")

@@ -13,10 +13,10 @@ from omegaconf import OmegaConf
 from tiny import TINY
 from torch import nn
 
-from seglab.environment import cpu_description, cpu_flags, cpu_precision
-from seglab.runs import load_events, read_scalars
-from seglab.schedulers import max_time_seconds
-from seglab.train import main as train_main
+from seglab.cli.train import main as train_main
+from seglab.engine.schedulers import max_time_seconds
+from seglab.runs.directories import load_events, read_scalars
+from seglab.runs.environment import cpu_description, cpu_flags, cpu_precision
 
 #: The wall-clock settings of the time-budget run, seconds apart enough to tell apart.
 INTERVAL, BUDGET = 2.0, 7.0
@@ -46,7 +46,7 @@ def test_camvid_cpu_uses_what_these_runs_test(compose) -> None:
     )
     assert trainer.check_val_every_n_epoch is None
     assert max_time_seconds(trainer.val_check_interval) < max_time_seconds(trainer.max_time)
-    assert cfg.scheduler._target_ == "seglab.schedulers.poly"
+    assert cfg.scheduler._target_ == "seglab.engine.schedulers.poly"
     assert OmegaConf.to_container(cfg.scheduler, resolve=True)["max_time"] == trainer.max_time
 
 

@@ -15,10 +15,10 @@ import torch
 from omegaconf import OmegaConf
 
 from seglab.build import build_datamodule, trained_model
-from seglab.checkpoints import CHECKPOINT_KEY, load_checkpoint
-from seglab.eval import main as eval_main
-from seglab.runs import SWEPT_KEYS_ENV, read_scalars
-from seglab.train import main as train_main
+from seglab.cli.eval import main as eval_main
+from seglab.cli.train import main as train_main
+from seglab.engine.checkpoints import CHECKPOINT_KEY, load_checkpoint
+from seglab.runs.directories import SWEPT_KEYS_ENV, read_scalars
 
 # 5 val and 5 test images on 2 ranks: a padding sampler would score one image twice, and with
 # 2 images a batch the first rank runs one batch more than the second
@@ -73,7 +73,7 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     matrices in ``confusion/``)."""
     root = tmp_path_factory.mktemp("ddp")
     result = _run(
-        "seglab.train",
+        "seglab.cli.train",
         "trainer=ddp",
         "trainer.accelerator=cpu",
         "trainer.devices=2",

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 from tiny import TINY, run_module
 
-from seglab.runs import read_scalars
-from seglab.train import main as train_main
+from seglab.cli.train import main as train_main
+from seglab.runs.directories import read_scalars
 
 DETERMINISTIC = ["trainer.deterministic=true", "seed=11"]
 FOLDER_CLASSES = ["background", "square", "bar"]
@@ -43,7 +43,7 @@ def _write_folder_dataset(root: Path) -> None:
 def _train_twice(args: list[str], root: Path, cli) -> tuple[dict, dict]:
     """The scalars of ``args`` trained in a fresh interpreter and again in this process."""
     first, second = root / "first", root / "second"
-    result = run_module("seglab.train", *args, f"paths.output_root={first}", cwd=root)
+    result = run_module("seglab.cli.train", *args, f"paths.output_root={first}", cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
     code, _, err = cli(
         train_main,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from tiny import resume, train_once
 
-from seglab.checkpoints import load_checkpoint
+from seglab.engine.checkpoints import load_checkpoint
 
 # One step an epoch on the same two images, with a constant rate, so that runs of different
 # lengths share their first steps exactly.

@@ -11,8 +11,8 @@ import torch
 from omegaconf import DictConfig
 from tiny import CONF_DIR
 
-import seglab.train
-from seglab.training import train
+import seglab.cli.train
+from seglab.engine.training import train
 
 EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))
 
@@ -54,8 +54,8 @@ def test_experiment_runs_with_fast_dev_run(
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["seglab-train", *overrides])
-    monkeypatch.setattr(seglab.train, "train", recording_train)
-    seglab.train.main()
+    monkeypatch.setattr(seglab.cli.train, "train", recording_train)
+    seglab.cli.train.main()
     (metrics,) = results
     assert math.isfinite(metrics["train/loss"])
     assert 0.0 <= metrics["val/mIoU"] <= 1.0

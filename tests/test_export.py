@@ -14,8 +14,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 import seglab
-from seglab.checkpoints import CHECKPOINT_KEY
-from seglab.export import main as export_main
+from seglab.compression.export import main as export_main
+from seglab.engine.checkpoints import CHECKPOINT_KEY
 
 # sizes the export command does not check itself: other batch sizes, odd heights and widths
 SHAPES = [(3, 3, 45, 70), (1, 3, 128, 33)]

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from PIL import Image
 
-from seglab.figures import (
+from seglab.visualization.figures import (
     AGREE_COLOUR,
     CARD_WIDTH_PX,
     ERROR_COLOUR,

@@ -15,11 +15,11 @@ import torch
 from PIL import Image
 from tiny import TINY, binary_folder, data_options, quick_first, refused_before_training
 
-from seglab.compare import main as compare_main
+from seglab.cli.train import main as train_main
 from seglab.data import FolderDataModule, SyntheticShapesDataModule
 from seglab.data.base import SegmentationDataModule
-from seglab.runs import read_scalars
-from seglab.train import main as train_main
+from seglab.runs.compare import main as compare_main
+from seglab.runs.directories import read_scalars
 
 FOLDS = 3
 NUM_TRAIN = 11  # not a multiple of FOLDS: the folds differ in size

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 from tiny import binary_folder, data_options, quick_first, refused_before_training
 
+from seglab.cli.train import main as train_main
 from seglab.data import CamVidDataModule, FolderDataModule
 from seglab.data.folder import SegmentationDataModule
-from seglab.train import main as train_main
 
 #: the generated folder dataset's train images, by group
 GROUPS = {"seqA": 3, "seqB": 2, "seq10": 2}

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from seglab.inference import TTA, Inferer, blend_weights, window_starts
+from seglab.inference.inferer import TTA, Inferer, blend_weights, window_starts
 
 
 def _model(kernel: int = 3) -> nn.Module:

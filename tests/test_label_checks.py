@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from tiny import data_options, portrait_folder
 
+from seglab.cli.train import main as train_main
 from seglab.data import DatasetError, FolderDataModule
-from seglab.train import main as train_main
 
 
 def folder(root: Path, **options) -> FolderDataModule:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from seglab.runs import read_scalars
-from seglab.train import main as train_main
+from seglab.cli.train import main as train_main
+from seglab.runs.directories import read_scalars
 
 QUIET = [
     "trainer.enable_progress_bar=false",

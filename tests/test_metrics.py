@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from seglab.metrics import confusion_matrix_metric, segmentation_scores
+from seglab.metrics.confusion import confusion_matrix_metric, segmentation_scores
 
 
 def test_confusion_matrix_rows_are_targets_and_ignored_pixels_are_dropped():

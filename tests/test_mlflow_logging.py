@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from tiny import TINY, run_module, train_once
 
-from seglab.mlflow_logging import default_experiment, sqlite_uri
-from seglab.runs import event_dir, read_hparams, read_scalars
-from seglab.train import main as train_main
+from seglab.cli.train import main as train_main
+from seglab.runs.directories import event_dir, read_hparams, read_scalars
+from seglab.sweeps.mlflow_logging import default_experiment, sqlite_uri
 
 
 def _client(root: Path):
@@ -80,7 +80,9 @@ def test_metrics_are_tensorboards_scalars_under_the_same_names(
 def test_a_resumed_run_continues_its_mlflow_run(tmp_path: Path) -> None:
     one_epoch = [arg for arg in TINY if not arg.startswith("trainer.max_epochs")]
     run_dir = train_once(tmp_path, *one_epoch, "trainer.max_epochs=1", "logger=tensorboard_mlflow")
-    result = run_module("seglab.train", f"resume={run_dir}", "trainer.max_epochs=2", cwd=tmp_path)
+    result = run_module(
+        "seglab.cli.train", f"resume={run_dir}", "trainer.max_epochs=2", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     client, run = _only_run(tmp_path)
     assert run.info.run_name == run_dir.name

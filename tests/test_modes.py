@@ -1,4 +1,4 @@
-"""Task modes (seglab/modes.py): labels and probabilities from logits, the counts and scores of
+"""Task modes (seglab/task_modes.py): labels and probabilities from logits, the counts and scores of
 each mode against hand computations, and the one-line refusals of a bad mode or threshold."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from seglab.build import build_datamodule, build_model
-from seglab.configs import mount_checkpoint_config
+from seglab.config.mounting import mount_checkpoint_config
 from seglab.errors import SeglabError
-from seglab.inference import TTA, Inferer
-from seglab.modes import Binary, Multiclass, Multilabel, make_mode, task_mode
+from seglab.inference.inferer import TTA, Inferer
+from seglab.task_modes import Binary, Multiclass, Multilabel, make_mode, task_mode
 
 IGNORE = 255
 

@@ -14,12 +14,12 @@ from PIL import Image
 from tiny import train_once
 
 import seglab
-from seglab.checkpoints import CHECKPOINT_KEY
-from seglab.eval import main as eval_main
-from seglab.export import main as export_main
-from seglab.predict import main as predict_main
-from seglab.runs import read_scalars
-from seglab.train import main as train_main
+from seglab.cli.eval import main as eval_main
+from seglab.cli.predict import main as predict_main
+from seglab.cli.train import main as train_main
+from seglab.compression.export import main as export_main
+from seglab.engine.checkpoints import CHECKPOINT_KEY
+from seglab.runs.directories import read_scalars
 
 pytestmark = pytest.mark.slow
 

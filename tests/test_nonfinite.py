@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from seglab.nonfinite import NonFiniteGuard, NonFiniteLossError, TrainingStep
+from seglab.engine.nonfinite import NonFiniteGuard, NonFiniteLossError, TrainingStep
 
 # losses of steps 0..5; step 2 is NaN and step 4 infinite
 LOSSES = [0.5, 0.4, math.nan, 0.3, math.inf, 0.2]
@@ -55,7 +55,7 @@ def test_skip_leaves_out_only_the_nonfinite_batches_and_warns_of_each(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     guard = NonFiniteGuard("skip")
-    with caplog.at_level(logging.WARNING, logger="seglab.nonfinite"):
+    with caplog.at_level(logging.WARNING, logger="seglab.engine.nonfinite"):
         admitted = [
             guard.admit(torch.tensor(loss), _origin(step), check_every=100)
             for step, loss in enumerate(LOSSES)

@@ -16,12 +16,12 @@ from PIL import Image
 from tiny import run_here, train_once
 
 import seglab
-from seglab.checkpoints import CHECKPOINT_KEY
+from seglab.cli.eval import main as eval_main
+from seglab.cli.predict import main as predict_main
+from seglab.compression.export import main as export_main
+from seglab.engine.checkpoints import CHECKPOINT_KEY
 from seglab.errors import SeglabError
-from seglab.eval import main as eval_main
-from seglab.export import main as export_main
-from seglab.onnx_model import CONFIG_KEY, PREFIX, read_metadata, write_metadata
-from seglab.predict import main as predict_main
+from seglab.inference.onnx_model import CONFIG_KEY, PREFIX, read_metadata, write_metadata
 
 #: 64 training steps on 32x32 scenes: val mIoU about 0.23, far from chance, in under a minute
 TRAINED = [

@@ -24,9 +24,9 @@ from seglab.build import (
     build_trainer,
     setup_data,
 )
+from seglab.engine.task import SegmentationTask
 from seglab.errors import SeglabError
-from seglab.runs import load_events
-from seglab.task import SegmentationTask
+from seglab.runs.directories import load_events
 
 SCRIPT = Path(__file__).parents[1] / "scripts" / "benchmark.py"
 TINY = [
@@ -135,7 +135,7 @@ def test_a_per_step_progress_bar_would_be_counted(
             "trainer.limit_val_batches=0",
             "trainer.num_sanity_val_steps=0",
             "trainer.log_every_n_steps=1000",
-            "+callbacks.progress._target_=seglab.callbacks.IntervalProgressBar",
+            "+callbacks.progress._target_=seglab.engine.callbacks.IntervalProgressBar",
             "+callbacks.progress.refresh_rate=1",
             "data.num_workers=1",
         )

@@ -15,8 +15,8 @@ from tiny import save_checkpoint
 
 import seglab
 from seglab.build import build_datamodule, build_model, build_task
+from seglab.cli.predict import main as predict_main
 from seglab.errors import SeglabError
-from seglab.predict import main as predict_main
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_MODEL = ["model.encoder.widths=[8,16,32]"]

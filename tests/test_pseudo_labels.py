@@ -14,11 +14,11 @@ from tiny import save_checkpoint
 
 import seglab
 from seglab.build import build_model
+from seglab.cli.predict import main as predict_main
+from seglab.cli.train import main as train_main
 from seglab.data.folder import MaskDecoder
-from seglab.modes import Binary, Multiclass
-from seglab.predict import main as predict_main
-from seglab.pseudo_labels import PseudoLabeler
-from seglab.train import main as train_main
+from seglab.inference.pseudo_labels import PseudoLabeler
+from seglab.task_modes import Binary, Multiclass
 
 TINY_MODEL = ["model.encoder.widths=[8,16,32]"]
 #: a folder dataset whose masks store its three classes as 0, 128 and 255, and void as 64

@@ -14,8 +14,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from seglab.checkpoints import CHECKPOINT_KEY
-from seglab.export import main as export_main
+from seglab.compression.export import main as export_main
+from seglab.engine.checkpoints import CHECKPOINT_KEY
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,9 @@ from tiny import (
     train_steps,
 )
 
-from seglab.checkpoints import load_checkpoint
-from seglab.runs import load_events, read_scalars
-from seglab.train import main as train_main
+from seglab.cli.train import main as train_main
+from seglab.engine.checkpoints import load_checkpoint
+from seglab.runs.directories import load_events, read_scalars
 
 
 @pytest.fixture

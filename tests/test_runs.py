@@ -8,9 +8,9 @@ from pathlib import Path
 import hydra.core.utils
 import pytest
 
-from seglab.data_stats import main as data_stats_main
-from seglab.runs import claim_run_dir
-from seglab.train import main as train_main
+from seglab.cli.data import main as data_stats_main
+from seglab.cli.train import main as train_main
+from seglab.runs.directories import claim_run_dir
 
 
 def test_a_taken_name_gets_the_next_free_suffix(tmp_path: Path) -> None:
@@ -81,8 +81,8 @@ def test_a_run_never_writes_into_another_runs_directory(tmp_path: Path, cli) -> 
 def test_runs_recorded_with_a_tensorboard_folder_are_still_read(tmp_path: Path) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
-    from seglab.compare import find_runs
-    from seglab.runs import read_scalars
+    from seglab.runs.compare import find_runs
+    from seglab.runs.directories import read_scalars
 
     run = tmp_path / "train" / "old"
     (run / ".hydra").mkdir(parents=True)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from seglab.schedulers import constant, cosine, poly
+from seglab.engine.schedulers import constant, cosine, poly
 
 
 def _optimizer(lr: float = 1.0) -> torch.optim.Optimizer:
@@ -57,7 +57,7 @@ class _Clock:
 
 def test_timed_poly_decays_by_wall_time_when_time_runs_out_first(monkeypatch) -> None:
     clock = _Clock()
-    monkeypatch.setattr("seglab.schedulers.time.monotonic", clock)
+    monkeypatch.setattr("seglab.engine.schedulers.time.monotonic", clock)
     scheduler = poly(_optimizer(), total_steps=1000, power=1.0, max_time="00:00:01:40")
     optimizer = scheduler.optimizer
     assert optimizer.param_groups[0]["lr"] == pytest.approx(1.0)
@@ -76,7 +76,7 @@ def test_timed_poly_decays_by_wall_time_when_time_runs_out_first(monkeypatch) ->
 
 def test_timed_cosine_follows_steps_when_they_are_further_along(monkeypatch) -> None:
     clock = _Clock()
-    monkeypatch.setattr("seglab.schedulers.time.monotonic", clock)
+    monkeypatch.setattr("seglab.engine.schedulers.time.monotonic", clock)
     scheduler = cosine(_optimizer(), total_steps=4, min_lr=0.1, max_time=3600)
     rates = _rates(scheduler, 5)
     expected = [0.1 + 0.9 * (1 + math.cos(math.pi * t / 4)) / 2 for t in range(5)]
@@ -85,7 +85,7 @@ def test_timed_cosine_follows_steps_when_they_are_further_along(monkeypatch) -> 
 
 def test_timed_decay_resumes_with_the_time_already_used(monkeypatch) -> None:
     clock = _Clock()
-    monkeypatch.setattr("seglab.schedulers.time.monotonic", clock)
+    monkeypatch.setattr("seglab.engine.schedulers.time.monotonic", clock)
     scheduler = poly(_optimizer(), total_steps=10_000, power=1.0, max_time={"seconds": 100})
     _rates(scheduler, 1)
     clock.now += 40.0

@@ -10,9 +10,9 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from tiny import TINY
 from torch.utils.tensorboard import SummaryWriter
 
-from seglab.runs import read_scalars
-from seglab.summary import run_summary
-from seglab.train import main as train_main
+from seglab.cli.train import main as train_main
+from seglab.runs.directories import read_scalars
+from seglab.runs.summary import run_summary
 
 
 def test_the_summary_names_the_run_best_step_test_score_and_next_commands(

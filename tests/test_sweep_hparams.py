@@ -8,8 +8,8 @@ from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams.summary_v2 import hparams_pb
 from torch.utils.tensorboard import SummaryWriter
 
-from seglab.runs import EVENT_FILES, load_events
-from seglab.sweep_hparams import HEADLINE_METRICS, SUFFIX, sweep_experiment, write_sweep_experiment
+from seglab.runs.directories import EVENT_FILES, load_events
+from seglab.sweeps.hparams import HEADLINE_METRICS, SUFFIX, sweep_experiment, write_sweep_experiment
 
 
 def _run(path: Path, hparams: dict[str, object], scalars: dict[str, float]) -> Path:

@@ -15,11 +15,11 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from seglab.compare import main as compare_main
+from seglab.cli.train import main as train_main
 from seglab.errors import SeglabError, SweepError
-from seglab.runs import job_name, read_scalars
-from seglab.sweeps import job_share, objective
-from seglab.train import main as train_main
+from seglab.runs.compare import main as compare_main
+from seglab.runs.directories import job_name, read_scalars
+from seglab.sweeps.objective import job_share, objective
 
 optuna = pytest.importorskip("optuna", reason="the sweep extra is not installed")
 from optuna.distributions import (  # noqa: E402
@@ -62,7 +62,7 @@ def _train(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     logs to the stream it was imported with, which this process's capture does not hold)."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "seglab.train", "-m", *TINY, *args, f"paths.output_root={cwd}"],
+        [sys.executable, "-m", "seglab.cli.train", "-m", *TINY, *args, f"paths.output_root={cwd}"],
         cwd=cwd,
         env=env,
         capture_output=True,

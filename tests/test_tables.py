@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from seglab.tables import markdown_table, text_table
+from seglab.visualization.tables import markdown_table, text_table
 
 
 def test_columns_are_as_wide_as_their_widest_cell_and_aligned_as_asked() -> None:

@@ -1,5 +1,5 @@
-"""Which keyword arguments a ``_target_`` reads (seglab/target_arguments.py), from classes and
-functions written here, and from targets seglab's configs name."""
+"""Which keyword arguments a ``_target_`` reads (seglab/config/target_arguments.py), from
+classes and functions written here, and from targets seglab's configs name."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from seglab.target_arguments import accepted_arguments
+from seglab.config.target_arguments import accepted_arguments
 
 
 def make_writer(**kwargs: Any) -> dict[str, Any]:

@@ -10,12 +10,12 @@ from tiny import TINY
 from torch import nn
 from torch.utils.data import DataLoader
 
-from seglab.checkpoints import load_checkpoint
+from seglab.cli.train import main as train_main
+from seglab.engine.checkpoints import load_checkpoint
+from seglab.engine.task import SegmentationTask
 from seglab.losses import CrossEntropyLoss, WeightedSumLoss
 from seglab.models import ConvEncoder, Segmenter, UNetDecoder
-from seglab.runs import read_scalars
-from seglab.task import SegmentationTask
-from seglab.train import main as train_main
+from seglab.runs.directories import read_scalars
 
 
 @pytest.mark.slow

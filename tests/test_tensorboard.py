@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from tiny import TINY, run_here
 
-from seglab.train import main as train_main
+from seglab.cli.train import main as train_main
 
 STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
 
@@ -94,7 +94,7 @@ def test_hparams_put_the_swept_setting_first_and_leave_out_plumbing(server: Serv
 @pytest.mark.slow
 def test_hparams_metric_columns_start_with_the_headline(server: Server) -> None:
     # TensorBoard's table shows the first five metric columns it is given: the sweep's
-    # experiment (seglab.sweep_hparams) puts the ones a sweep is judged by first
+    # experiment (seglab.sweeps.hparams) puts the ones a sweep is judged by first
     tags = [info["name"]["tag"] for info in server.experiment()["metricInfos"]]
     assert tags[:4] == ["val/mIoU_best", "val/mDice_best", "val/loss", "test/mIoU"]
     assert "val_IoU/ellipse" in tags and "epoch" in tags, "the other scalars stay columns"
@@ -102,7 +102,7 @@ def test_hparams_metric_columns_start_with_the_headline(server: Server) -> None:
 
 @pytest.mark.slow
 def test_every_job_is_a_session_group_with_its_metrics(server: Server, sweep: Path) -> None:
-    from seglab.runs import read_scalars
+    from seglab.runs.directories import read_scalars
 
     groups = {group["name"]: group for group in server.session_groups()}
     assert sorted(groups) == ["attention=none", "attention=scse"]

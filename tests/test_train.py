@@ -13,10 +13,10 @@ import pytest
 import torch
 from tiny import TINY, data_options, quick_first, refused_before_training, run_here, train_once
 
-from seglab.eval import main as eval_main
-from seglab.evaluation import format_report
-from seglab.runs import load_events, read_hparams, read_scalars
-from seglab.train import main as train_main
+from seglab.cli.eval import main as eval_main
+from seglab.cli.train import main as train_main
+from seglab.engine.evaluation import format_report
+from seglab.runs.directories import load_events, read_hparams, read_scalars
 
 
 @pytest.fixture(scope="module")
@@ -334,7 +334,7 @@ def test_an_image_that_breaks_after_the_setup_check_stops_training_naming_it(
 
 
 def test_data_stats_writes_class_stats_json(tmp_path: Path, cli) -> None:
-    from seglab.data_stats import main
+    from seglab.cli.data import main
 
     root = _binary_folder(tmp_path / "cells")
     code, out, err = cli(
@@ -358,7 +358,7 @@ def test_data_stats_writes_class_stats_json(tmp_path: Path, cli) -> None:
 
 
 def test_data_stats_needs_a_command(monkeypatch, capsys) -> None:
-    from seglab.data_stats import main
+    from seglab.cli.data import main
 
     monkeypatch.setattr(sys, "argv", ["seglab-data", "data=folder"])
     with pytest.raises(SystemExit) as exit_info:

@@ -19,15 +19,15 @@ from tiny import CONF_DIR as CONF
 from tiny import ENTRY_CONFIGS, TINY, train_once
 
 import seglab
-from seglab.checkpoints import CHECKPOINT_KEY
+from seglab.cli.eval import main as eval_main
+from seglab.cli.predict import main as predict_main
+from seglab.cli.train import main as train_main
+from seglab.compression.export import main as export_main
+from seglab.config.trust import HYDRA_CALLBACKS, RERUN_RESOLVER_VALUES, TARGETS, untrusted_part
+from seglab.engine.checkpoints import CHECKPOINT_KEY
 from seglab.errors import SeglabError
-from seglab.eval import main as eval_main
-from seglab.export import main as export_main
-from seglab.predict import main as predict_main
-from seglab.reproduce import main as reproduce_main
-from seglab.reproduce import untrusted_run
-from seglab.train import main as train_main
-from seglab.trust import HYDRA_CALLBACKS, RERUN_RESOLVER_VALUES, TARGETS, untrusted_part
+from seglab.runs.reproduce import main as reproduce_main
+from seglab.runs.reproduce import untrusted_run
 
 GADGET_TARGET = "pathlib.Path.write_text"
 SHORT_RUN = (*TINY, "trainer.max_epochs=1", "test_after_fit=false")
@@ -84,14 +84,14 @@ def test_the_allowlist_is_exactly_what_conf_builds(compose, tmp_path: Path) -> N
         assert untrusted_part(stored) is None, f"{group}={option}"
         used |= _targets(stored)
     assert callbacks == HYDRA_CALLBACKS
-    assert used | callbacks == TARGETS, "conf/ and seglab.trust.TARGETS differ"
+    assert used | callbacks == TARGETS, "conf/ and seglab.config.trust.TARGETS differ"
     assert resolver_values == RERUN_RESOLVER_VALUES
 
 
 def test_a_prefix_would_not_do_hydra_reaches_any_module_attribute() -> None:
     """Why the list holds exact names: Hydra resolves a target through a module's attributes,
     so ``seglab.`` names pathlib's write_text too."""
-    sneaky = "seglab.checkpoints.Path.write_text"
+    sneaky = "seglab.engine.checkpoints.Path.write_text"
     assert get_method(sneaky) is Path.write_text
     assert untrusted_part({"model": {"_target_": sneaky}}).key == "model._target_"
 

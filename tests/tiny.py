@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 
 import seglab.data  # noqa: F401  (registers the resolvers the data configs use)
 from seglab.data import FolderDataModule
-from seglab.runs import read_scalars
+from seglab.runs.directories import read_scalars
 
 #: the checkout's conf/, the one the entry points compose from an editable install
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -121,7 +121,7 @@ def train_once(root: Path, *args: str, cwd: Path | None = None) -> Path:
     """The directory of one seglab-train run with ``args``, trained in this process below
     ``root`` (from ``cwd``, default ``root``); fails the test if the run fails (its error is in
     the test's captured output)."""
-    from seglab.train import main
+    from seglab.cli.train import main
 
     code = run_here(main, *args, f"paths.output_root={root}", cwd=cwd or root)
     assert code == 0, f"seglab-train {' '.join(args)} exited with {code}"
@@ -133,7 +133,7 @@ def resume(run_dir: Path, *args: str, cwd: Path) -> None:
     """Resume ``run_dir`` from its last.ckpt with ``args`` in a fresh interpreter from ``cwd``,
     as a user would after the first process ended; fails the test if the resume fails."""
     result = run_module(
-        "seglab.train", f"ckpt_path={run_dir}/checkpoints/last.ckpt", *args, cwd=cwd
+        "seglab.cli.train", f"ckpt_path={run_dir}/checkpoints/last.ckpt", *args, cwd=cwd
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -142,7 +142,7 @@ def start_training(*args: str, cwd: Path, log: Path) -> subprocess.Popen:
     """seglab-train in the background, its output going to ``log``."""
     with open(log, "w") as output:
         return subprocess.Popen(
-            [sys.executable, "-m", "seglab.train", *args],
+            [sys.executable, "-m", "seglab.cli.train", *args],
             cwd=cwd,
             env=ENV,
             stdout=output,
@@ -225,7 +225,7 @@ def binary_folder(root: Path, **options: Any) -> FolderDataModule:
 def save_checkpoint(model: torch.nn.Module, cfg: Any, path: Path) -> Path:
     """``model`` and its composed ``cfg`` saved as seglab-train saves a checkpoint (the
     entries every checkpoint reader needs), without training it."""
-    from seglab.checkpoints import CHECKPOINT_KEY
+    from seglab.engine.checkpoints import CHECKPOINT_KEY
 
     torch.save(
         {
@@ -250,7 +250,7 @@ def refused_before_training(cli: Callable[..., Any], root: Path, *args: str, mes
     """Runs seglab-train with ``args`` under ``root`` (through the ``cli`` fixture), requires
     exit 2 with one error line starting with ``message`` and no checkpoint; returns the run
     directory, for the caller's own checks of what was not written."""
-    from seglab.train import main as train_main
+    from seglab.cli.train import main as train_main
 
     code, _, err = cli(train_main, *args, f"paths.output_root={root}", cwd=root)
     assert code == 2

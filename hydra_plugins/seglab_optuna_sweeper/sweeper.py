@@ -27,7 +27,7 @@ class SeglabOptunaSweeper(Sweeper):
     launch, resumed on the next), ``n_jobs`` at a time.
 
     Every job gets ``hydra.sweeper.trial=<number>``, so a trial process can open the study and
-    report its per-validation values for the pruner (``seglab.pruning``).
+    report its per-validation values for the pruner (``seglab.sweeps.trial_pruning``).
     """
 
     def __init__(self, **settings: Any) -> None:
@@ -53,8 +53,8 @@ class SeglabOptunaSweeper(Sweeper):
         search = self.config.hydra.runtime.choices.get("hparams_search")
         optuna = require("optuna", f"hparams_search={search}" if search else "the Optuna sweeper")
 
-        from seglab.pruning import PRUNED_ATTR, build_pruner
-        from seglab.sweeps import objective_names
+        from seglab.sweeps.objective import objective_names
+        from seglab.sweeps.trial_pruning import PRUNED_ATTR, build_pruner
 
         from .space import build_sampler, override_value, parse_space, study_directions
 
@@ -244,7 +244,7 @@ def _write_results(study: Any, sweep_dir: Path) -> None:
 
 def pareto_table(trials: list[Any], names: list[str]) -> str:
     """One row a trial: its number, searched values and metrics, in aligned columns."""
-    from seglab.tables import text_table
+    from seglab.visualization.tables import text_table
 
     from .space import override_value
 

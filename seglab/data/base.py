@@ -27,7 +27,7 @@ from seglab.data.sampling import (
     repeat_factors,
 )
 from seglab.data.transforms import eval_transform
-from seglab.modes import DEFAULT_MODE, MODES
+from seglab.task_modes import DEFAULT_MODE, MODES
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         fold_seed: which samples make up each fold; the same seed always gives the same folds.
         folds_record: JSON file the train and val sample names of the fold are written to when
             training sets up; None writes none.
-        mode: the run's task mode (``mode``, `seglab.modes`): multiclass and binary masks hold
+        mode: the run's task mode (``mode``, `seglab.task_modes`): multiclass and binary masks hold
             one class index per pixel, multilabel masks one channel per class. Data configs
             read it from the run (``mode: ${mode}``); multiclass for configs saved before it.
         repeat_threshold: class-balanced sampling (`seglab.data.sampling`): images of classes

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from seglab.tables import text_table
+from seglab.visualization.tables import text_table
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from seglab.modes import MODES
+from seglab.task_modes import MODES
 
 #: What to use instead of a loss that does not fit a mode, as configs name the losses.
 _INSTEAD = {

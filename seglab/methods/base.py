@@ -14,7 +14,7 @@ from seglab.data.base import DatasetError, SegmentationDataModule
 from seglab.errors import SeglabError
 
 if TYPE_CHECKING:
-    from seglab.task import SegmentationTask
+    from seglab.engine.task import SegmentationTask
 
 log = logging.getLogger(__name__)
 #: how `pytorch_lightning.utilities.CombinedLoader` may pair labelled and unlabelled loaders
@@ -45,7 +45,7 @@ class TrainingMethod(nn.Module):
 
     #: the option of ``conf/method`` that selects the method, for messages
     name = "supervised"
-    #: the task modes (``seglab.modes``) the method can learn in
+    #: the task modes (``seglab.task_modes``) the method can learn in
     modes: tuple[str, ...] = ("multiclass", "binary", "multilabel")
     #: images per unlabelled batch; None: the method learns from labelled batches alone
     unlabeled_batch_size: int | None = None

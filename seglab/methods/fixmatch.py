@@ -18,7 +18,7 @@ from seglab.methods.base import (
 from seglab.methods.perturb import colour_jitter, cutmix, step_generator
 
 if TYPE_CHECKING:
-    from seglab.task import SegmentationTask
+    from seglab.engine.task import SegmentationTask
 
 
 def confident_targets(

@@ -21,7 +21,7 @@ from seglab.methods.base import (
 from seglab.methods.perturb import colour_jitter, step_generator
 
 if TYPE_CHECKING:
-    from seglab.task import SegmentationTask
+    from seglab.engine.task import SegmentationTask
 
 #: which network validates, is tested and is saved as the checkpoint's model
 VALIDATED = ("teacher", "student")

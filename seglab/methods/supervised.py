@@ -9,7 +9,7 @@ from seglab.data.base import Batch
 from seglab.methods.base import StepLoss, TrainingMethod
 
 if TYPE_CHECKING:
-    from seglab.task import SegmentationTask
+    from seglab.engine.task import SegmentationTask
 
 
 class Supervised(TrainingMethod):

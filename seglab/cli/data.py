@@ -1,0 +1,67 @@
+"""``seglab-data stats data=<name> [overrides]``: class pixel statistics of a dataset split.
+
+Prints each class's pixel count, pixel frequency and median-frequency weight, and writes them
+to ``class_stats.json`` in the run directory (``outputs/data_stats/<time>/``); the weights are
+those ``loss.class_weights=median_frequency`` trains with.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from seglab.build import build_datamodule
+from seglab.config.check import check_command_line
+from seglab.config.mounting import config_dir
+from seglab.data import DatasetError
+from seglab.data.stats import class_statistics, format_statistics
+from seglab.errors import SeglabError, reported
+
+COMMANDS = ("stats",)
+USAGE = "usage: seglab-data stats data=<name> [split=train|val|test] [overrides]"
+
+
+def stats(cfg: DictConfig) -> Path:
+    """Compute, print and write the statistics of ``cfg.split``; returns the JSON file."""
+    datamodule = build_datamodule(cfg)
+    reason = datamodule.split_unavailable(cfg.split)
+    if reason is not None:
+        raise SeglabError(reason)
+    try:
+        class_pixels, image_pixels = datamodule.class_pixel_counts(cfg.split)
+        statistics = class_statistics(datamodule.classes, class_pixels, image_pixels)
+    except (DatasetError, ValueError) as error:
+        raise SeglabError(str(error)) from None
+    print(f"{cfg.split} split, {len(class_pixels)} images")
+    print(format_statistics(statistics))
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "class_stats.json"
+    path.write_text(json.dumps(statistics.to_dict(), indent=2) + "\n")
+    print(f"written to {path}")
+    return path
+
+
+@hydra.main(config_path=str(config_dir()), config_name="data_stats", version_base="1.3")
+def _stats_app(cfg: DictConfig) -> None:
+    with reported("seglab-data"):
+        stats(cfg)
+
+
+def main() -> None:
+    """Dispatch the subcommand; the remaining arguments are Hydra's."""
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(USAGE, file=sys.stderr)
+        sys.exit(2)
+    del sys.argv[1]
+    with reported("seglab-data"):
+        check_command_line("seglab-data stats", "data_stats", sys.argv[1:], str(config_dir()))
+    _stats_app()
+
+
+if __name__ == "__main__":
+    main()

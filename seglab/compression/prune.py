@@ -1,0 +1,155 @@
+"""``seglab-prune ckpt_path=<file> [amount=0.25] [importance=l2] [overrides]``: a trained
+checkpoint's network with its weakest channels removed (seglab/compression/channel_pruning.py), then
+fine-tuned in a run of its own.
+
+The run is a training run like any other, made by seglab-train's own path (`seglab.engine.training`)
+from the checkpoint's config with the command line on top, around the pruned network: its
+directory is ``outputs/prune/<time>/``, with TensorBoard events, ``checkpoints/best.ckpt`` and
+``last.ckpt``, and ``seglab-train ckpt_path=<run>/checkpoints/last.ckpt`` continues it. Its
+config records ``pruned`` (amount, importance, source checkpoint), which tells every command
+reading its checkpoints to take the channel counts of the weights. ``pruned.ckpt`` beside
+``checkpoints/`` holds the network as pruned, before any fine-tuning.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from seglab.build import trained_model
+from seglab.cli.train import exit_interrupted
+from seglab.compression.channel_pruning import (
+    PRUNED_KEY,
+    check_amount,
+    check_importance,
+    parameter_count,
+    prune_channels,
+    require_torch_pruning,
+)
+from seglab.config.mounting import command_checkpoint, command_line_value, config_dir, on_checkpoint
+from seglab.engine.checkpoints import CHECKPOINT_KEY, RunInterrupted
+from seglab.engine.training import train
+from seglab.errors import SeglabError, reported
+
+log = logging.getLogger(__name__)
+PROG = "seglab-prune"
+#: The options of the command itself, which the run's config does not keep.
+_OPTIONS = ("amount", "importance")
+#: The file beside a prune run's checkpoints/ that holds the network as pruned.
+PRUNED_CHECKPOINT = "pruned.ckpt"
+
+
+def check_command_line(args: list[str]) -> None:
+    """Refuse a missing ``ckpt_path`` and a bad ``amount`` or ``importance`` before the
+    checkpoint is read or a run directory made, and say what to install without Torch-Pruning."""
+    if command_line_value(args, "ckpt_path") in (None, "", "???", "null"):
+        raise SeglabError(
+            "ckpt_path is required: seglab-prune ckpt_path=<run>/checkpoints/best.ckpt "
+            "[amount=0.25]"
+        )
+    for key, check in (("amount", check_amount), ("importance", check_importance)):
+        value = command_line_value(args, key)
+        if value is not None:
+            try:
+                parsed = OverridesParser.create().parse_override(f"{key}={value}").value()
+            except Exception:  # not a value Hydra can read: refused as it is
+                parsed = value
+            check(parsed)
+    require_torch_pruning(PROG)
+
+
+def run_config(cfg: DictConfig, source_dir: str | None) -> DictConfig:
+    """The config of the fine-tuning run: the command's, as a new run (no checkpoint to
+    continue) that records what made its network.
+
+    The checkpoint's config was saved resolved, so its checkpoint folder, TensorBoard folder
+    and other records name the source run's directory, ``source_dir``: each such path is
+    moved into this run's own (``${paths.output_dir}``), so nothing is written into the source.
+    """
+    container = OmegaConf.to_container(cfg, resolve=False)
+    run = OmegaConf.create(_moved(container, source_dir) if source_dir else container)
+    with open_dict(run):
+        for key in _OPTIONS:
+            run.pop(key)
+        run.ckpt_path, run.resume = None, False
+        run[PRUNED_KEY] = {
+            "amount": float(cfg.amount),
+            "importance": str(cfg.importance),
+            "source": str(Path(cfg.ckpt_path).resolve()),
+        }
+    return run
+
+
+def _moved(node: Any, source_dir: str) -> Any:
+    """``node`` with every path in ``source_dir`` rewritten to the same path in the run's own
+    directory."""
+    if isinstance(node, dict):
+        return {key: _moved(value, source_dir) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_moved(value, source_dir) for value in node]
+    if isinstance(node, str) and (node == source_dir or node.startswith(source_dir + "/")):
+        return "${paths.output_dir}" + node[len(source_dir) :]
+    return node
+
+
+def prune(cfg: DictConfig) -> dict[str, float]:
+    """Prune the checkpoint's network, fine-tune it in this command's run directory; returns
+    the run's final metrics, as seglab-train does."""
+    amount, _ = check_amount(cfg.amount), check_importance(cfg.importance)
+    checkpoint = command_checkpoint(cfg)
+    source_dir = OmegaConf.select(
+        OmegaConf.create(checkpoint[CHECKPOINT_KEY]["config"]), "paths.output_dir"
+    )
+    run = run_config(cfg, source_dir)
+    model = trained_model(run, checkpoint)
+    size = 2 * max(int(getattr(model, "size_multiple", 1)), 16)
+    channels = model.in_channels or OmegaConf.select(run, "data.in_channels", default=3)
+    before = parameter_count(model)
+    prune_channels(model, amount, str(cfg.importance), torch.zeros(1, channels, size, size))
+    log.info(
+        "pruned %s of the channels (%s importance): %d parameters, %d before",
+        amount,
+        cfg.importance,
+        parameter_count(model),
+        before,
+    )
+    _save_pruned(model, run)
+    return train(run, model=model.train())
+
+
+def _save_pruned(model: torch.nn.Module, run: DictConfig) -> None:
+    """The pruned network before fine-tuning, as a checkpoint every reading command takes."""
+    run_dir = Path(run.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = {"config": OmegaConf.to_container(run, resolve=True), "best": {}}
+    record["classes"] = list(run.data.classes)
+    state = {f"model.{key}": value for key, value in model.state_dict().items()}
+    torch.save({CHECKPOINT_KEY: record, "state_dict": state}, run_dir / PRUNED_CHECKPOINT)
+
+
+@hydra.main(config_path=str(config_dir()), config_name="prune", version_base="1.3")
+def _main(cfg: DictConfig) -> None:
+    try:
+        with reported(PROG):
+            metrics = prune(cfg)
+    except RunInterrupted as interrupted:
+        exit_interrupted(PROG, interrupted)
+    best = metrics.get("val/mIoU_best")
+    print(f"pruned and fine-tuned in {cfg.paths.output_dir}; best val/mIoU {best}")
+
+
+def main() -> None:
+    with reported(PROG):
+        check_command_line(sys.argv[1:])
+    on_checkpoint(PROG, _main, "prune")
+
+
+if __name__ == "__main__":
+    main()

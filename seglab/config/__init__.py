@@ -1,0 +1,1 @@
+"""How a config is found, checked, trusted, mounted from a stored run and resolved."""

@@ -1,0 +1,2 @@
+"""Training and evaluation: the LightningModule, its callbacks, checkpoints, resume and
+schedulers."""

@@ -1,0 +1,1 @@
+"""Metrics accumulated over whole splits: confusion-matrix scores and boundary scores."""

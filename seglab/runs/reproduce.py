@@ -1,0 +1,190 @@
+"""``seglab-reproduce <run dir> [overrides]``: train a run again from its saved config, then
+compare the metrics of both runs.
+
+A run's ``.hydra/config.yaml`` is the composed config: it has no defaults list and no ``hydra``
+node, so Hydra alone would put a re-run in its own ``outputs/<date>/<time>``, outside
+``paths.output_root``. `RunConfigSearchPath` gives such re-runs seglab's run directories;
+``seglab-train`` registers it, so ``seglab-train --config-path <run>/.hydra --config-name
+config`` re-runs a run as well, and this command is that re-run plus the comparison.
+
+A run directory may come from anyone, and its config names what the re-run builds: it is held
+to what seglab's own conf/ builds (`seglab.config.trust`) before anything is composed from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_search_path import ConfigSearchPath
+from hydra.core.plugins import Plugins
+from hydra.errors import HydraException
+from hydra.plugins.search_path_plugin import SearchPathPlugin
+from omegaconf import OmegaConf
+
+from seglab.config.mounting import config_dir
+from seglab.config.trust import HYDRA_CALLBACKS, RERUN_RESOLVER_VALUES, untrusted_part
+from seglab.errors import fail
+from seglab.runs.directories import read_scalars
+from seglab.runs.environment import environment_changes
+from seglab.visualization.tables import text_table
+
+# holds hydra/env/default.yaml, the hook Hydra composes into its own settings
+PROG = "seglab-reproduce"
+_RERUN_CONF = Path(__file__).resolve().parent / "rerun_conf"
+
+
+def is_saved_config_dir(path: Path) -> bool:
+    """Whether ``path`` is the ``.hydra`` directory Hydra wrote for a run."""
+    return (path / "config.yaml").is_file() and (path / "hydra.yaml").is_file()
+
+
+class RunConfigSearchPath(SearchPathPlugin):
+    """seglab's run directories for a primary config that is a run's saved ``config.yaml``.
+
+    Hydra composes ``hydra/env/default`` (its own is empty) into its settings before the
+    primary config. seglab's option, put first on the search path, selects
+    conf/hydra/default.yaml from seglab's conf/, appended to the search path. Other primary
+    configs are left alone: seglab's train.yaml selects hydra/default itself, and it may not
+    appear twice.
+    """
+
+    def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+        main = next((e.path for e in search_path.get_path() if e.provider == "main"), None)
+        if main is None or not is_saved_config_dir(Path(main.removeprefix("file://"))):
+            return
+        search_path.prepend("seglab-rerun", f"file://{_RERUN_CONF}")
+        search_path.append("seglab", f"file://{config_dir()}")
+
+
+def register_search_path() -> None:
+    """Make `RunConfigSearchPath` part of every Hydra composition in this process."""
+    Plugins.instance().register(RunConfigSearchPath)
+
+
+def new_run_dir(saved: Path, overrides: list[str]) -> Path:
+    """The directory seglab-train gives a re-run of ``saved``: a new one in seglab's layout."""
+    register_search_path()
+    with initialize_config_dir(config_dir=str(saved), version_base="1.3"):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    return Path(cfg.hydra.run.dir).resolve()
+
+
+def untrusted_run(saved: Path) -> str | None:
+    """Why the run whose ``.hydra`` directory is ``saved`` may not be re-run, else None.
+
+    ``config.yaml`` may build only seglab's components and call only the resolvers conf/
+    writes; ``hydra.yaml`` may name only seglab's own Hydra callbacks.
+    """
+    config_file, hydra_file = saved / "config.yaml", saved / "hydra.yaml"
+    config = OmegaConf.to_container(OmegaConf.load(config_file), resolve=False)
+    untrusted = untrusted_part(config, resolver_values=RERUN_RESOLVER_VALUES)
+    if untrusted is not None:
+        return f"{config_file}: {untrusted.reason}"
+    callbacks = OmegaConf.select(OmegaConf.load(hydra_file), "hydra.callbacks") or {}
+    for name, callback in callbacks.items():
+        target = callback.get("_target_") if OmegaConf.is_dict(callback) else callback
+        if target not in HYDRA_CALLBACKS:
+            key = f"hydra.callbacks.{name}._target_"
+            return f"{hydra_file}: {key}={target} is not one of seglab's Hydra callbacks"
+    return None
+
+
+def summary(scalars: dict[str, list[tuple[int, float]]]) -> dict[str, float]:
+    """The numbers two runs are compared on, by name; tags a run did not log are left out."""
+    rows: dict[str, float] = {}
+    for tag, reduce, name in (
+        ("val/mIoU", max, "best val/mIoU"),
+        ("val/mDice", max, "best val/mDice"),
+        ("val/loss", lambda values: values[-1], "final val/loss"),
+    ):
+        if scalars.get(tag):
+            rows[name] = reduce([value for _, value in scalars[tag]])
+    epochs = {step: int(value) for step, value in scalars.get("epoch", [])}
+    for step, value in scalars.get("val/mIoU", []):
+        when = f"epoch {epochs[step]}" if step in epochs else f"step {step}"
+        rows[f"val/mIoU {when}"] = value
+    return rows
+
+
+def compare(original: dict[str, float], rerun: dict[str, float]) -> tuple[str, float, str]:
+    """The side-by-side table, the largest absolute difference and the row it is in.
+
+    A row only one run has counts as an infinite difference.
+    """
+    names = list(original) + [name for name in rerun if name not in original]
+    rows = []
+    largest, where = 0.0, ""
+    for name in names:
+        old, new = original.get(name), rerun.get(name)
+        difference = math.inf if old is None or new is None else abs(new - old)
+        if difference > largest:
+            largest, where = difference, name
+        shown = "missing" if difference == math.inf else _cell(difference)
+        rows.append([name, _cell(old), _cell(new), shown])
+    header = ["metric", "original", "re-run", "difference"]
+    return text_table(header, rows, "<>>>"), largest, where
+
+
+def _cell(value: float | None) -> str:
+    """Every digit a float holds: equal cells are equal numbers."""
+    return "-" if value is None else repr(value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Train a run again from its .hydra/config.yaml into a new run directory and "
+        "compare the metrics of both. Exit status: 0 identical, 1 different, 2 bad input.",
+    )
+    parser.add_argument("run_dir", type=Path, help="a run directory, e.g. outputs/train/<run>")
+    parser.add_argument(
+        "overrides", nargs="*", help="overrides for the re-run, e.g. paths.output_root=/tmp/runs"
+    )
+    args = parser.parse_args()
+    saved = args.run_dir.resolve() / ".hydra"
+    if not is_saved_config_dir(saved):
+        fail(
+            PROG,
+            f"{args.run_dir} is not a run directory: it has no .hydra/config.yaml and "
+            ".hydra/hydra.yaml; give one such as outputs/train/<run>",
+        )
+    try:
+        untrusted = untrusted_run(saved)
+    except Exception as error:  # YAML that does not parse, or is not a mapping
+        fail(PROG, f"cannot read the config of {args.run_dir}: {type(error).__name__}: {error}")
+    if untrusted is not None:
+        fail(
+            PROG,
+            f"{untrusted}, which a re-run could run code through, so nothing was re-run; if you "
+            f"trust this run, train it again yourself: seglab-train --config-path {saved} "
+            "--config-name config",
+        )
+    try:
+        original = summary(read_scalars(args.run_dir))
+    except FileNotFoundError as error:
+        fail(PROG, f"{args.run_dir} has no metrics to compare with: {error}")
+    try:
+        run_dir = new_run_dir(saved, args.overrides)
+    except HydraException as error:
+        fail(PROG, f"cannot compose the re-run of {args.run_dir}: {error}")
+    # pinned to the directory computed above, so that the comparison reads this very re-run
+    pinned = "'" + str(run_dir).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    command = [sys.executable, "-m", "seglab.cli.train", "--config-path", str(saved)]
+    command += ["--config-name", "config", *args.overrides, f"hydra.run.dir={pinned}"]
+    print(f"re-running {args.run_dir} into {run_dir}", flush=True)
+    if subprocess.run(command).returncode != 0:
+        fail(PROG, f"the re-run of {args.run_dir} failed (its output is above); nothing to compare")
+    table, largest, where = compare(original, summary(read_scalars(run_dir)))
+    print(table)
+    print(f"original: {args.run_dir.resolve()}\nre-run:   {run_dir}")
+    if largest == 0:
+        print("verdict: identical")
+        sys.exit(0)
+    print(f"verdict: differs (largest difference {largest!r}, in {where})")
+    print(environment_changes(saved, run_dir / ".hydra"))
+    sys.exit(1)

@@ -1,0 +1,1 @@
+"""Hyperparameter sweeps: the objective, trial pruning, the HPARAMS summary, MLflow."""
