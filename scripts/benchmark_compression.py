@@ -92,7 +92,7 @@ def prune(args: argparse.Namespace, work: Path, overrides: list[str]) -> Path:
     timed = (config.get("scheduler") or {}).get("max_time") is not None
     budget = ["trainer.max_epochs=1000", f"scheduler.max_time={args.fine_tune_time}"]
     run_command(
-        "seglab.compression.prune",
+        "seglab.cli.prune",
         f"ckpt_path={args.ckpt}",
         f"amount={args.prune_amount}",
         f"trainer.max_time={args.fine_tune_time}",
@@ -143,7 +143,7 @@ def main() -> None:
     ]
     for name, (source, int8) in exports.items():
         run_command(
-            "seglab.compression.export",
+            "seglab.cli.export",
             f"ckpt_path={checkpoints[source]}",
             f"output={files[name]}",
             f"paths.output_root={work / 'outputs'}",

@@ -21,6 +21,7 @@ from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.loggers import MLFlowLogger, TensorBoardLogger
 
 from seglab.compression.channel_pruning import PRUNED_KEY, shrink_to
+from seglab.config.keys import PERFORMANCE_KEYS
 from seglab.config.mounting import inference_config, metrics_config
 from seglab.data import DatasetError, SegmentationDataModule
 from seglab.data.stats import class_statistics
@@ -263,8 +264,6 @@ def build_task(
     )
 
 
-#: ``trainer`` keys that seglab applies itself; Lightning's Trainer gets the rest.
-PERFORMANCE_KEYS = ("channels_last", "compile", "float32_matmul_precision")
 _MATMUL_PRECISIONS = ("highest", "high", "medium")
 
 

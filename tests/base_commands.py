@@ -20,9 +20,9 @@ from hydra.core.global_hydra import GlobalHydra
 COMMANDS = {
     "seglab-train": "seglab.cli.train",
     "seglab-eval": "seglab.cli.eval",
-    "seglab-compare": "seglab.runs.compare",
+    "seglab-compare": "seglab.cli.compare",
     "seglab-predict": "seglab.cli.predict",
-    "seglab-export": "seglab.compression.export",
+    "seglab-export": "seglab.cli.export",
 }
 
 

@@ -18,15 +18,15 @@ from torch import nn
 import seglab
 from seglab.build import trained_model
 from seglab.cli.eval import main as eval_main
+from seglab.cli.export import main as export_main
+from seglab.cli.prune import main as prune_main
 from seglab.compression.channel_pruning import (
     PRUNED_KEY,
     parameter_count,
     prune_channels,
     shrink_to,
 )
-from seglab.compression.export import main as export_main
 from seglab.compression.prune import PRUNED_CHECKPOINT
-from seglab.compression.prune import main as prune_main
 from seglab.engine.checkpoints import CHECKPOINT_KEY
 
 AMOUNT = 0.25
@@ -128,7 +128,7 @@ def pruned_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     source = train_once(root, *TINY, "trainer.max_epochs=1", "test_after_fit=false")
     before = {path: path.stat().st_mtime_ns for path in source.rglob("*")}
     result = run_module(
-        "seglab.compression.prune",
+        "seglab.cli.prune",
         f"ckpt_path={source / 'checkpoints' / 'best.ckpt'}",
         f"amount={AMOUNT}",
         "trainer.max_epochs=1",
@@ -204,7 +204,7 @@ def test_a_pruned_run_resumes_with_seglab_train(pruned_run: dict[str, Path]) -> 
 def test_no_fine_tuning_keeps_the_pruned_network(pruned_run: dict[str, Path], tmp_path) -> None:
     source = pruned_run["source"] / "checkpoints" / "best.ckpt"
     result = run_module(
-        "seglab.compression.prune",
+        "seglab.cli.prune",
         f"ckpt_path={source}",
         "trainer.max_epochs=0",
         f"paths.output_root={tmp_path}",

@@ -15,8 +15,8 @@ from PIL import Image
 
 from seglab.build import build_model
 from seglab.cli.eval import main as eval_main
+from seglab.cli.export import main as export_main
 from seglab.cli.predict import main as predict_main
-from seglab.compression.export import main as export_main
 from seglab.engine.checkpoints import CHECKPOINT_KEY
 
 

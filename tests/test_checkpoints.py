@@ -21,8 +21,8 @@ from tiny import (
 )
 
 import seglab
+from seglab.cli.export import main as export_main
 from seglab.cli.train import main as train_main
-from seglab.compression.export import main as export_main
 from seglab.engine.checkpoints import (
     AtomicCheckpointIO,
     CheckpointWriteError,

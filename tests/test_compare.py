@@ -15,8 +15,8 @@ from PIL import Image
 from tensorboard.plugins.hparams.summary_v2 import hparams_pb
 from torch.utils.tensorboard import SummaryWriter
 
+from seglab.cli.compare import main
 from seglab.cli.train import main as train_main
-from seglab.runs.compare import main
 from seglab.sweeps.hparams import write_sweep_experiment
 
 # (optimizer.lr, model.decoder) -> val/mIoU, val/mDice, val/loss at epochs 0, 1, 2
@@ -277,8 +277,8 @@ def test_plot_writes_a_png(sweep: Path, tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_legend_names_a_swapped_group_by_its_class() -> None:
-    from seglab.runs.compare import Run, differing_keys
     from seglab.runs.curves import legend_label
+    from seglab.runs.records import Run, differing_keys
 
     def run(name: str, config: dict[str, object]) -> Run:
         return Run(name=name, config=config, scalars={}, wall_time=None)
@@ -300,8 +300,8 @@ def test_legend_names_a_swapped_group_by_its_class() -> None:
 
 
 def test_curves_use_epochs_where_logged_else_steps(tmp_path: Path) -> None:
-    from seglab.runs.compare import read_run
     from seglab.runs.curves import curve, has_epochs
+    from seglab.runs.records import read_run
 
     with_epochs, without = tmp_path / "a", tmp_path / "b"
     for run_dir, epoch_tag in ((with_epochs, True), (without, False)):

@@ -20,7 +20,6 @@ from pytorch_lightning.utilities import CombinedLoader
 from tiny import CONF_DIR, ENTRY_CONFIGS
 
 from seglab.build import (
-    PERFORMANCE_KEYS,
     build_boundary_metric,
     build_datamodule,
     build_inferer,
@@ -28,6 +27,7 @@ from seglab.build import (
     build_trainer,
     lightning_trainer_config,
 )
+from seglab.config.keys import PERFORMANCE_KEYS
 from seglab.config.mounting import mount_checkpoint_config, refuse_group_overrides
 from seglab.errors import SeglabError
 from seglab.losses import MODES

@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 import seglab
-from seglab.compression.export import main as export_main
+from seglab.cli.export import main as export_main
 from seglab.engine.checkpoints import CHECKPOINT_KEY
 
 # sizes the export command does not check itself: other batch sizes, odd heights and widths

@@ -15,10 +15,10 @@ import torch
 from PIL import Image
 from tiny import TINY, binary_folder, data_options, quick_first, refused_before_training
 
+from seglab.cli.compare import main as compare_main
 from seglab.cli.train import main as train_main
 from seglab.data import FolderDataModule, SyntheticShapesDataModule
 from seglab.data.base import SegmentationDataModule
-from seglab.runs.compare import main as compare_main
 from seglab.runs.directories import read_scalars
 
 FOLDS = 3

@@ -15,9 +15,9 @@ from tiny import train_once
 
 import seglab
 from seglab.cli.eval import main as eval_main
+from seglab.cli.export import main as export_main
 from seglab.cli.predict import main as predict_main
 from seglab.cli.train import main as train_main
-from seglab.compression.export import main as export_main
 from seglab.engine.checkpoints import CHECKPOINT_KEY
 from seglab.runs.directories import read_scalars
 

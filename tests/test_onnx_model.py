@@ -17,8 +17,8 @@ from tiny import run_here, train_once
 
 import seglab
 from seglab.cli.eval import main as eval_main
+from seglab.cli.export import main as export_main
 from seglab.cli.predict import main as predict_main
-from seglab.compression.export import main as export_main
 from seglab.engine.checkpoints import CHECKPOINT_KEY
 from seglab.errors import SeglabError
 from seglab.inference.onnx_model import CONFIG_KEY, PREFIX, read_metadata, write_metadata

@@ -14,7 +14,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from seglab.compression.export import main as export_main
+from seglab.cli.export import main as export_main
 from seglab.engine.checkpoints import CHECKPOINT_KEY
 
 

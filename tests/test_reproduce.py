@@ -21,10 +21,10 @@ import tiny
 import torch
 
 import seglab
+from seglab.cli.reproduce import main as reproduce_main
 from seglab.runs.directories import read_scalars
 from seglab.runs.environment import git_state
 from seglab.runs.reproduce import compare
-from seglab.runs.reproduce import main as reproduce_main
 
 TINY = [*tiny.TINY, "trainer.deterministic=true", "seed=7"]
 RUN_NAME = re.compile(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d{6}")

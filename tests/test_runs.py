@@ -81,8 +81,8 @@ def test_a_run_never_writes_into_another_runs_directory(tmp_path: Path, cli) -> 
 def test_runs_recorded_with_a_tensorboard_folder_are_still_read(tmp_path: Path) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
-    from seglab.runs.compare import find_runs
     from seglab.runs.directories import read_scalars
+    from seglab.runs.records import find_runs
 
     run = tmp_path / "train" / "old"
     (run / ".hydra").mkdir(parents=True)

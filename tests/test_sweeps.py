@@ -15,9 +15,9 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from seglab.cli.compare import main as compare_main
 from seglab.cli.train import main as train_main
 from seglab.errors import SeglabError, SweepError
-from seglab.runs.compare import main as compare_main
 from seglab.runs.directories import job_name, read_scalars
 from seglab.sweeps.objective import job_share, objective
 

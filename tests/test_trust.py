@@ -20,13 +20,13 @@ from tiny import ENTRY_CONFIGS, TINY, train_once
 
 import seglab
 from seglab.cli.eval import main as eval_main
+from seglab.cli.export import main as export_main
 from seglab.cli.predict import main as predict_main
+from seglab.cli.reproduce import main as reproduce_main
 from seglab.cli.train import main as train_main
-from seglab.compression.export import main as export_main
 from seglab.config.trust import HYDRA_CALLBACKS, RERUN_RESOLVER_VALUES, TARGETS, untrusted_part
 from seglab.engine.checkpoints import CHECKPOINT_KEY
 from seglab.errors import SeglabError
-from seglab.runs.reproduce import main as reproduce_main
 from seglab.runs.reproduce import untrusted_run
 
 GADGET_TARGET = "pathlib.Path.write_text"

@@ -1,5 +1,5 @@
-"""``seglab-export ckpt_path=<file> output=<file> [format=onnx|torchscript]``: a checkpoint's
-network as a file that runs without seglab, checked against PyTorch at two input sizes.
+"""What ``seglab-export`` does: a checkpoint's network as a file that runs without seglab,
+checked against PyTorch at two input sizes.
 
 ONNX goes through ``torch.onnx.export(dynamo=True)``: torch.export traces the Segmenter with
 symbolic batch, height and width, so its pad-to-stride and crop-back stay computed from the
@@ -20,16 +20,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from seglab.atomic import atomic_path
 from seglab.build import trained_model
 from seglab.compression.quantize import calibration, quantize_int8
-from seglab.config.mounting import command_checkpoint, config_dir, on_checkpoint
+from seglab.config.mounting import command_checkpoint
 from seglab.engine.checkpoints import CHECKPOINT_KEY
-from seglab.errors import SeglabError, reported
+from seglab.errors import SeglabError
 from seglab.inference.onnx_model import (
     INPUT_NAME,
     OUTPUT_NAME,
@@ -226,24 +225,3 @@ def _export_failure(model: torch.nn.Module, kind: str, error: Exception) -> str:
         f"format={kind} cannot export this model ({parts}): {type(error).__name__}: "
         f"{first_line}; try the other format, or another encoder/decoder/attention"
     )
-
-
-@hydra.main(config_path=str(config_dir()), config_name="export", version_base="1.3")
-def _main(cfg: DictConfig) -> None:
-    with reported("seglab-export"):
-        export(cfg)
-    output = Path(cfg.output).expanduser()
-    print(f"{cfg.format} model written to {output}")
-    if cfg.format == "onnx":
-        print(f"next: seglab-eval model_path={output}")
-        print(f"      seglab-predict model_path={output} input=<images>")
-    else:
-        print(f"next: torch.jit.load('{output}') runs it without seglab")
-
-
-def main() -> None:
-    on_checkpoint("seglab-export", _main, "export")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,5 @@
-"""``seglab-prune ckpt_path=<file> [amount=0.25] [importance=l2] [overrides]``: a trained
-checkpoint's network with its weakest channels removed (seglab/compression/channel_pruning.py), then
-fine-tuned in a run of its own.
+"""What ``seglab-prune`` does: a trained checkpoint's network with its weakest channels
+removed (seglab/compression/channel_pruning.py), then fine-tuned in a run of its own.
 
 The run is a training run like any other, made by seglab-train's own path (`seglab.engine.training`)
 from the checkpoint's config with the command line on top, around the pruned network: its
@@ -14,55 +13,29 @@ reading its checkpoints to take the channel counts of the weights. ``pruned.ckpt
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seglab.build import trained_model
-from seglab.cli.train import exit_interrupted
 from seglab.compression.channel_pruning import (
     PRUNED_KEY,
     check_amount,
     check_importance,
     parameter_count,
     prune_channels,
-    require_torch_pruning,
 )
-from seglab.config.mounting import command_checkpoint, command_line_value, config_dir, on_checkpoint
-from seglab.engine.checkpoints import CHECKPOINT_KEY, RunInterrupted
+from seglab.config.mounting import command_checkpoint
+from seglab.engine.checkpoints import CHECKPOINT_KEY
 from seglab.engine.training import train
-from seglab.errors import SeglabError, reported
 
 log = logging.getLogger(__name__)
-PROG = "seglab-prune"
 #: The options of the command itself, which the run's config does not keep.
 _OPTIONS = ("amount", "importance")
 #: The file beside a prune run's checkpoints/ that holds the network as pruned.
 PRUNED_CHECKPOINT = "pruned.ckpt"
-
-
-def check_command_line(args: list[str]) -> None:
-    """Refuse a missing ``ckpt_path`` and a bad ``amount`` or ``importance`` before the
-    checkpoint is read or a run directory made, and say what to install without Torch-Pruning."""
-    if command_line_value(args, "ckpt_path") in (None, "", "???", "null"):
-        raise SeglabError(
-            "ckpt_path is required: seglab-prune ckpt_path=<run>/checkpoints/best.ckpt "
-            "[amount=0.25]"
-        )
-    for key, check in (("amount", check_amount), ("importance", check_importance)):
-        value = command_line_value(args, key)
-        if value is not None:
-            try:
-                parsed = OverridesParser.create().parse_override(f"{key}={value}").value()
-            except Exception:  # not a value Hydra can read: refused as it is
-                parsed = value
-            check(parsed)
-    require_torch_pruning(PROG)
 
 
 def run_config(cfg: DictConfig, source_dir: str | None) -> DictConfig:
@@ -132,24 +105,3 @@ def _save_pruned(model: torch.nn.Module, run: DictConfig) -> None:
     record["classes"] = list(run.data.classes)
     state = {f"model.{key}": value for key, value in model.state_dict().items()}
     torch.save({CHECKPOINT_KEY: record, "state_dict": state}, run_dir / PRUNED_CHECKPOINT)
-
-
-@hydra.main(config_path=str(config_dir()), config_name="prune", version_base="1.3")
-def _main(cfg: DictConfig) -> None:
-    try:
-        with reported(PROG):
-            metrics = prune(cfg)
-    except RunInterrupted as interrupted:
-        exit_interrupted(PROG, interrupted)
-    best = metrics.get("val/mIoU_best")
-    print(f"pruned and fine-tuned in {cfg.paths.output_dir}; best val/mIoU {best}")
-
-
-def main() -> None:
-    with reported(PROG):
-        check_command_line(sys.argv[1:])
-    on_checkpoint(PROG, _main, "prune")
-
-
-if __name__ == "__main__":
-    main()

@@ -31,6 +31,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
+from seglab.config.keys import PERFORMANCE_KEYS
 from seglab.config.target_arguments import HYDRA_KEYS, accepted_arguments
 from seglab.config.trust import TARGETS, trust_names
 from seglab.config.unset_values import MANDATORY, unset_value
@@ -216,9 +217,7 @@ def _arguments(cfg: DictConfig, tree: Any, parts: list[str]) -> frozenset[str] |
         return None
     accepted = accepted_arguments(target)
     if accepted is not None and parts == ["trainer"]:
-        from seglab.build import PERFORMANCE_KEYS  # read by seglab, not by Lightning
-
-        accepted |= frozenset(PERFORMANCE_KEYS)
+        accepted |= frozenset(PERFORMANCE_KEYS)  # read by seglab, not by Lightning
     return accepted
 
 

@@ -37,6 +37,8 @@ DISPLAY_KEYS = (
     "trainer.enable_model_summary",
     "trainer.log_every_n_steps",
 )
+#: ``trainer`` keys that seglab applies itself; Lightning's Trainer gets the rest.
+PERFORMANCE_KEYS = ("channels_last", "compile", "float32_matmul_precision")
 
 
 def under(key: str, nodes: Iterable[str]) -> bool:

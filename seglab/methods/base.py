@@ -6,19 +6,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from torch import Tensor, nn
 
 from seglab.data.base import DatasetError, SegmentationDataModule
 from seglab.errors import SeglabError
 
-if TYPE_CHECKING:
-    from seglab.engine.task import SegmentationTask
-
 log = logging.getLogger(__name__)
 #: how `pytorch_lightning.utilities.CombinedLoader` may pair labelled and unlabelled loaders
 COMBINE_MODES = ("max_size_cycle", "min_size")
+
+
+class TaskView(Protocol):
+    """The part of the LightningModule a method uses: its network, its step count, its
+    supervised loss and its memory format. Methods see this and not the task itself, so the
+    task can hold a method without the methods importing the task."""
+
+    model: nn.Module
+
+    @property
+    def global_step(self) -> int: ...
+
+    def supervised_loss(
+        self, images: Tensor, masks: Tensor, model: nn.Module | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]: ...
+
+    def in_model_format(self, images: Tensor) -> Tensor: ...
 
 
 class StepLoss(NamedTuple):
@@ -76,14 +90,14 @@ class TrainingMethod(nn.Module):
             )
         datamodule.pair_unlabeled(self.unlabeled_batch_size, self.combine)
 
-    def training_step(self, task: SegmentationTask, batch: Any) -> StepLoss:
+    def training_step(self, task: TaskView, batch: Any) -> StepLoss:
         """The loss of one training batch."""
         raise NotImplementedError(f"{type(self).__name__} must implement training_step")
 
-    def on_train_start(self, task: SegmentationTask) -> None:
+    def on_train_start(self, task: TaskView) -> None:
         """Called when fitting starts or resumes."""
 
-    def on_train_batch_end(self, task: SegmentationTask) -> None:
+    def on_train_batch_end(self, task: TaskView) -> None:
         """Called after each training batch (and the optimizer step it may have made)."""
 
 

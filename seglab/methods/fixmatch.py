@@ -4,7 +4,7 @@ unlabelled images supervise the same images under strong perturbation."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -12,13 +12,11 @@ from torch import Tensor
 
 from seglab.methods.base import (
     StepLoss,
+    TaskView,
     UnlabeledMethod,
     pseudo_accuracy,
 )
 from seglab.methods.perturb import colour_jitter, cutmix, step_generator
-
-if TYPE_CHECKING:
-    from seglab.engine.task import SegmentationTask
 
 
 def confident_targets(
@@ -95,7 +93,7 @@ class FixMatch(UnlabeledMethod):
             images, targets = cutmix(images, targets, generator)
         return images, targets
 
-    def training_step(self, task: SegmentationTask, batch: dict[str, Any]) -> StepLoss:
+    def training_step(self, task: TaskView, batch: dict[str, Any]) -> StepLoss:
         images, masks, names = batch["labeled"]
         # the hidden masks go to `pseudo_accuracy` only
         weak, hidden, unlabeled_names = batch["unlabeled"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -15,13 +15,11 @@ from torch import nn
 
 from seglab.methods.base import (
     StepLoss,
+    TaskView,
     UnlabeledMethod,
     pseudo_accuracy,
 )
 from seglab.methods.perturb import colour_jitter, step_generator
-
-if TYPE_CHECKING:
-    from seglab.engine.task import SegmentationTask
 
 #: which network validates, is tested and is saved as the checkpoint's model
 VALIDATED = ("teacher", "student")
@@ -126,13 +124,13 @@ class MeanTeacher(UnlabeledMethod):
     def _teacher_of(self, model: nn.Module) -> nn.Module:
         return model if self.validate == "teacher" else self.network
 
-    def teacher(self, task: SegmentationTask) -> nn.Module:
+    def teacher(self, task: TaskView) -> nn.Module:
         return self._teacher_of(task.model)
 
-    def student(self, task: SegmentationTask) -> nn.Module:
+    def student(self, task: TaskView) -> nn.Module:
         return self.network if self.validate == "teacher" else task.model
 
-    def training_step(self, task: SegmentationTask, batch: dict[str, Any]) -> StepLoss:
+    def training_step(self, task: TaskView, batch: dict[str, Any]) -> StepLoss:
         images, masks, names = batch["labeled"]
         # the hidden masks go to `pseudo_accuracy` only
         weak, hidden, unlabeled_names = batch["unlabeled"]
@@ -161,10 +159,10 @@ class MeanTeacher(UnlabeledMethod):
         loss = supervised + weight * consistency
         return StepLoss(loss, logged, images.shape[0], [*names, *unlabeled_names])
 
-    def on_train_start(self, task: SegmentationTask) -> None:
+    def on_train_start(self, task: TaskView) -> None:
         self._stepped = task.global_step
 
-    def on_train_batch_end(self, task: SegmentationTask) -> None:
+    def on_train_batch_end(self, task: TaskView) -> None:
         # only after a batch that stepped the optimizer (not one accumulating gradients)
         if self._stepped is not None and task.global_step > self._stepped:
             self._stepped = task.global_step

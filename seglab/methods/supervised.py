@@ -3,13 +3,8 @@ methods were a choice."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from seglab.data.base import Batch
-from seglab.methods.base import StepLoss, TrainingMethod
-
-if TYPE_CHECKING:
-    from seglab.engine.task import SegmentationTask
+from seglab.methods.base import StepLoss, TaskView, TrainingMethod
 
 
 class Supervised(TrainingMethod):
@@ -17,7 +12,7 @@ class Supervised(TrainingMethod):
 
     name = "supervised"
 
-    def training_step(self, task: SegmentationTask, batch: Batch) -> StepLoss:
+    def training_step(self, task: TaskView, batch: Batch) -> StepLoss:
         images, masks, names = batch
         loss, logged = task.supervised_loss(images, masks)
         return StepLoss(loss, logged, images.shape[0], list(names))

@@ -7,10 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from seglab.errors import SeglabError
-from seglab.runs.compare import Run, differing_keys, format_value
-
-#: a key a run's config lacks
-MISSING = object()
+from seglab.runs.records import MISSING, Run, differing_keys, format_value
 
 
 def has_epochs(run: Run, metric: str) -> bool:
