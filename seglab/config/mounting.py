@@ -18,6 +18,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from seglab.config.keys import INVOCATION_KEYS
 from seglab.config.location import config_dir
 from seglab.config.trust import trust_names
 from seglab.errors import SeglabError, reported
@@ -41,9 +42,6 @@ _RUN_GROUPS = (
 )
 #: The checkpoint `mount_checkpoint` read, keyed by `_file_identity`: the command reuses it.
 _mounted: dict[tuple[Any, ...], dict[str, Any]] = {}
-#: Keys of a stored config that describe the run that saved it, not the command reading it
-#: (what a command trusts is said on its own command line, never by the file it reads).
-_RUN_ONLY = ("paths", "task_name", "ckpt_path", "resume", "hparams_search", "trusted_targets")
 #: Command-line values that leave a path key unset.
 _UNSET = (None, "", "???", "null")
 
@@ -170,7 +168,8 @@ def mount_checkpoint_config(config: dict[str, Any] | None) -> None:
     """Offer ``config`` (a checkpoint's stored run config, None for none) to Hydra as
     ``checkpoint_run``, without the keys that only describe where and how the run ran."""
     node = OmegaConf.create(config or {})
-    for key in _RUN_ONLY:
+    # what a command trusts is said on its own command line, never by the file it reads
+    for key in INVOCATION_KEYS:
         node.pop(key, None)
     ConfigStore.instance().store(name=CHECKPOINT_RUN, node=node)
 
