@@ -36,7 +36,7 @@ TINY = [
 
 def _trouble_lines():
     spec = importlib.util.spec_from_file_location(
-        "check_readme_command", REPO / "scripts" / "check_readme_command.py"
+        "check_readme_command", REPO / "scripts" / "checks" / "check_readme_command.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

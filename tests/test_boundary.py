@@ -329,9 +329,9 @@ def test_eval_report_adds_boundary_columns_when_computed() -> None:
     ]
 
 
-# --- scripts/boundary_cost.py ---------------------------------------------------------------------
+# --- scripts/benchmarks/boundary_cost.py ---------------------------------------------------------------------
 
-SCRIPT = Path(__file__).parents[1] / "scripts" / "boundary_cost.py"
+SCRIPT = Path(__file__).parents[1] / "scripts" / "benchmarks" / "boundary_cost.py"
 
 
 @pytest.mark.slow

@@ -81,7 +81,7 @@ def test_readme_links_reach_files_and_headings() -> None:
 
 
 def test_the_first_readme_command_is_the_one_ci_runs() -> None:
-    """scripts/check_readme_command.py runs this block; CI runs the tests one."""
+    """scripts/checks/check_readme_command.py runs this block; CI runs the tests one."""
     readme = (ROOT / "README.md").read_text()
     section = readme.split("\n## Set up\n", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"^```bash\n(.*?)^```", section, re.MULTILINE | re.DOTALL)

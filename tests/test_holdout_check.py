@@ -1,4 +1,4 @@
-"""scripts/holdout_check.py: its table pools each recipe's seeds into a mean and a spread of
+"""scripts/studies/holdout_check.py: its table pools each recipe's seeds into a mean and a spread of
 both scores and their gap, and each result names the command that trained it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-SCRIPT = Path(__file__).parents[1] / "scripts" / "holdout_check.py"
+SCRIPT = Path(__file__).parents[1] / "scripts" / "studies" / "holdout_check.py"
 NAMES = runpy.run_path(str(SCRIPT))
 
 

@@ -1,4 +1,4 @@
-"""scripts/label_efficiency.py: every row of its grid composes onto experiment=camvid_cpu and
+"""scripts/studies/label_efficiency.py: every row of its grid composes onto experiment=camvid_cpu and
 builds its training method, and its table shows each row's result beside its command."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 
 from seglab.methods import FixMatch, MeanTeacher, Supervised
 
-SCRIPT = Path(__file__).parents[1] / "scripts" / "label_efficiency.py"
+SCRIPT = Path(__file__).parents[1] / "scripts" / "studies" / "label_efficiency.py"
 SCRIPT_NAMES = runpy.run_path(str(SCRIPT))
 ROWS = SCRIPT_NAMES["ROWS"]
 METHODS = {"supervised": Supervised, "fixmatch": FixMatch, "mean_teacher": MeanTeacher}

@@ -1,4 +1,4 @@
-"""scripts/model_table.py on a tiny setting: it composes, measures and writes the table."""
+"""scripts/benchmarks/model_table.py on a tiny setting: it composes, measures and writes the table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parents[1] / "scripts" / "model_table.py"
+SCRIPT = Path(__file__).parents[1] / "scripts" / "benchmarks" / "model_table.py"
 
 
 def test_model_table_writes_a_row_per_combination(
@@ -39,4 +39,4 @@ def test_model_table_writes_a_row_per_combination(
     rows = [line for line in output.read_text().splitlines() if line.startswith("| conv")]
     assert len(rows) == 2 and all(len(row.split("|")) == 7 for row in rows)
     assert "resnet18 | segnet | cannot be built: SegNetDecoder unpools" in output.read_text()
-    assert "Made by `python scripts/model_table.py --size 64" in output.read_text()
+    assert "Made by `python scripts/benchmarks/model_table.py --size 64" in output.read_text()

@@ -162,7 +162,7 @@ def test_peak_memory_script_on_a_moderate_image() -> None:
     result = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "scripts" / "predict_memory.py"),
+            str(ROOT / "scripts" / "benchmarks" / "predict_memory.py"),
             "--height=600",
             "--width=900",
             "--tile=256",

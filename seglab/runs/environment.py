@@ -31,7 +31,7 @@ _RECORDED_PACKAGES = (
 
 #: CPU flags (Linux ``/proc/cpuinfo``) under which bf16 autocast trains faster than float32:
 #: AMX's bfloat16 tiles. With AVX-512 BF16 alone it trained at 0.81x float32's speed, without
-#: bf16 instructions at 0.41x (AVX-512) and 0.11x (AVX2) (scripts/precision_benchmark.py).
+#: bf16 instructions at 0.41x (AVX-512) and 0.11x (AVX2) (scripts/benchmarks/precision_benchmark.py).
 BF16_FLAGS = frozenset({"amx_bf16"})
 
 

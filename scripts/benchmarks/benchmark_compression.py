@@ -1,6 +1,6 @@
 """FP32 PyTorch, FP32 ONNX and INT8 ONNX of one checkpoint: val mIoU, CPU latency, size.
 
-    python scripts/benchmark_compression.py --ckpt <run>/checkpoints/best.ckpt
+    python scripts/benchmarks/benchmark_compression.py --ckpt <run>/checkpoints/best.ckpt
         [--calibration-images 64 --method minmax --repeats 20 --size 360 480]
         [--prune-amount 0.25 --fine-tune-time 00:00:03:00]
         [--output outputs/compression.json] [overrides for seglab-eval, e.g. data.root=...]

@@ -1,7 +1,7 @@
 """Write docs/models.md: size, compute and CPU speed of every encoder x decoder in conf/.
 
-    python scripts/model_table.py                      # all combinations, writes docs/models.md
-    python scripts/model_table.py --size 64 --repeats 1 --encoders conv --output /tmp/m.md
+    python scripts/benchmarks/model_table.py                      # all combinations, writes docs/models.md
+    python scripts/benchmarks/model_table.py --size 64 --repeats 1 --encoders conv --output /tmp/m.md
 
 Every model is composed through Hydra exactly as ``seglab-train model/encoder=.. model/decoder=..``
 builds it, with no attention. FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode``
@@ -28,7 +28,7 @@ from seglab.build import build_model
 from seglab.config.mounting import config_dir
 from seglab.errors import SeglabError
 
-DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "models.md"
+DEFAULT_OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "models.md"
 
 
 def options(group: str) -> list[str]:
@@ -111,7 +111,7 @@ def machine() -> str:
 
 
 def render(rows: list[dict], attention: dict | None, args: argparse.Namespace) -> str:
-    command = " ".join(["python", "scripts/model_table.py", *sys.argv[1:]])
+    command = " ".join(["python", "scripts/benchmarks/model_table.py", *sys.argv[1:]])
     lines = [
         "# Models",
         "",

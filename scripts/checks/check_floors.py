@@ -1,6 +1,6 @@
 """Install seglab with every dependency at its floor and run the quick tests there.
 
-    python scripts/check_floors.py [--venv .venv-floors]     # Python 3.11 or newer (tomllib)
+    python scripts/checks/check_floors.py [--venv .venv-floors]     # Python 3.11 or newer (tomllib)
 
 A lower bound in pyproject.toml is a promise that seglab runs on that release; nothing else
 checks it, since every other install resolves to the newest releases. This script reads every
@@ -41,7 +41,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: packages kept at this interpreter's releases rather than their floors
 KEEP_INSTALLED = ("torch", "torchvision")
 #: slow tests run besides the quick subset, for the dependencies that only they reach

@@ -1,6 +1,6 @@
 """Run README.md's first set-up command as a newcomer runs it, and fail on any warning line.
 
-    python scripts/check_readme_command.py [--keep]
+    python scripts/checks/check_readme_command.py [--keep]
 
 The command (the first ``bash`` block under "## Set up") creates a venv, installs seglab with
 no extras and trains the default experiment. The test suite runs in a venv with every extra,
@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 #: A line that reads as something to fix: a Python warning (``UserWarning:``, or the
 #: ``<file>.py:<line>: `` that starts one, which Lightning prints without its category), a
 #: logged one (``[WARNING]``), or the start of a traceback.

@@ -1,9 +1,9 @@
 """Score a CamVid recipe on the val split and on a drive it never saw, from one training run.
 
-    python scripts/holdout_check.py NAME [--seeds 42 ...] [--holdout 0006R0] [--eval OVERRIDE ...]
+    python scripts/studies/holdout_check.py NAME [--seeds 42 ...] [--holdout 0006R0] [--eval OVERRIDE ...]
         [--results outputs/holdout_check/results.jsonl] [override ...]
-    python scripts/holdout_check.py NAME --reuse <run> [--eval OVERRIDE ...]
-    python scripts/holdout_check.py --table [--results ...] [--per-class NAME]
+    python scripts/studies/holdout_check.py NAME --reuse <run> [--eval OVERRIDE ...]
+    python scripts/studies/holdout_check.py --table [--results ...] [--per-class NAME]
 
 CamVid's val split is 101 frames of drive 0016E5, whose neighbouring frames are in train, so
 val mIoU rewards remembering that street. Each seed here trains

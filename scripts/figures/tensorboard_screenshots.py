@@ -1,6 +1,6 @@
 """Screenshot TensorBoard's tabs over a logdir, as a browser shows them, with headless Chromium.
 
-    python scripts/tensorboard_screenshots.py outputs/train/multirun/<date_time> \\
+    python scripts/figures/tensorboard_screenshots.py outputs/train/multirun/<date_time> \\
         --out docs/images --prefix sweep
 
 Starts TensorBoard's own server on a free port of 127.0.0.1, waits until it lists the logdir's

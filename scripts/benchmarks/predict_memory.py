@@ -1,6 +1,6 @@
 """Peak memory of ``seglab-predict`` on one large image, measured in a fresh process.
 
-    python scripts/predict_memory.py [--height 2000 --width 3000 --tile 256 --ckpt <file>]
+    python scripts/benchmarks/predict_memory.py [--height 2000 --width 3000 --tile 256 --ckpt <file>]
 
 Writes a random image, runs ``python -m seglab.cli.predict`` on it in a child process and reports
 the child's peak resident memory (``ru_maxrss``). Without ``--ckpt`` the checkpoint is the

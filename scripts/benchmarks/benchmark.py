@@ -1,6 +1,6 @@
 """Training, data and inference throughput of a seglab config, against a hand-written loop.
 
-    python scripts/benchmark.py [--steps 40 --warmup 5 --repeats 4 --workers 0 1 2]
+    python scripts/benchmarks/benchmark.py [--steps 40 --warmup 5 --repeats 4 --workers 0 1 2]
         [--variant trainer.channels_last=true ...] [--output outputs/benchmark.json]
         [config overrides, default experiment=camvid_cpu]
 
@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         cfg = load_config(args.overrides, Path(folder))
         results: dict[str, Any] = {
-            "command": shlex.join(["python", "scripts/benchmark.py", *(argv or sys.argv[1:])]),
+            "command": shlex.join(["python", "scripts/benchmarks/benchmark.py", *(argv or sys.argv[1:])]),
             "overrides": args.overrides,
             "machine": machine(),
             "batch_size": cfg.data.batch_size,

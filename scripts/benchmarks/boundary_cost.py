@@ -1,6 +1,6 @@
 """What the boundary metrics add to a validation epoch of a seglab config.
 
-    python scripts/boundary_cost.py [--repeats 3] [--ckpt <run>/checkpoints/best.ckpt]
+    python scripts/benchmarks/boundary_cost.py [--repeats 3] [--ckpt <run>/checkpoints/best.ckpt]
         [--output outputs/boundary_cost.json] [config overrides, default experiment=camvid_cpu]
 
 One model and one val loader are built from the config, as ``seglab-eval`` builds them, and

@@ -1,7 +1,7 @@
 """Training speed of ``experiment=camvid_cpu``'s model in float32 and in bf16 autocast, on this
 CPU and on the instruction sets of older CPUs that oneDNN can be limited to.
 
-    python scripts/precision_benchmark.py [--seconds 20] [--warmup 2] [--repeats 1]
+    python scripts/benchmarks/precision_benchmark.py [--seconds 20] [--warmup 2] [--repeats 1]
         [--isa DEFAULT AVX512_CORE_BF16 AVX512_CORE_VNNI AVX2] [--output <file>.json]
 
 Why: ``trainer=cpu`` trains in bf16 autocast only where the CPU computes bfloat16 natively
@@ -41,7 +41,7 @@ def measure(precision: str, seconds: float, warmup: int) -> float:
 
     import seglab.data  # noqa: F401  (registers the resolvers the configs use)
 
-    conf = Path(__file__).resolve().parents[1] / "conf"
+    conf = Path(__file__).resolve().parents[2] / "conf"
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
         cfg = compose("train", overrides=["experiment=camvid_cpu"])
     torch.manual_seed(0)

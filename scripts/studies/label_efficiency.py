@@ -1,7 +1,7 @@
 """CamVid val mIoU against the labels a run learns from: a labelled share of the train split
 under each training method, and sparse labels, each one ``experiment=camvid_cpu`` run.
 
-    python scripts/label_efficiency.py [--rows 1 2 ...] [--max-time DD:HH:MM:SS]
+    python scripts/studies/label_efficiency.py [--rows 1 2 ...] [--max-time DD:HH:MM:SS]
         [--out docs/label_efficiency.md] [--runs <folder>] [override ...]
 
 Every row trains ``seglab-train experiment=camvid_cpu <its overrides> <override ...>`` in a
@@ -109,7 +109,7 @@ def document(lines: list[str], max_time: str | None, runs: Path) -> str:
             "# Label efficiency: CamVid val mIoU from few or sparse labels",
             "",
             "```bash",
-            "python scripts/label_efficiency.py",
+            "python scripts/studies/label_efficiency.py",
             "```",
             "",
             f"Each row is one run of `{EXPERIMENT}` (ResNet-18 + FPN from scratch, {budget} on",
