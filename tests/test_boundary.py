@@ -329,7 +329,7 @@ def test_eval_report_adds_boundary_columns_when_computed() -> None:
     ]
 
 
-# --- scripts/benchmarks/boundary_cost.py ---------------------------------------------------------------------
+# --- scripts/benchmarks/boundary_cost.py ----------------------------------------------------------
 
 SCRIPT = Path(__file__).parents[1] / "scripts" / "benchmarks" / "boundary_cost.py"
 
@@ -341,7 +341,6 @@ def test_the_cost_script_times_each_variant_on_a_tiny_setting(
     output = tmp_path / "cost.json"
     overrides = [o for o in TINY if o != "trainer.enable_model_summary=false"]
     monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))
     arguments = ["--repeats", "2", "--output", str(output), *overrides, "data.num_val=4"]
     monkeypatch.setattr(sys, "argv", [str(SCRIPT), *arguments])
     with pytest.raises(SystemExit) as exit_info:

@@ -28,7 +28,11 @@ from seglab.build import (
     lightning_trainer_config,
 )
 from seglab.config.keys import PERFORMANCE_KEYS
-from seglab.config.mounting import mount_checkpoint_config, refuse_group_overrides
+from seglab.config.mounting import (
+    compose_config,
+    mount_checkpoint_config,
+    refuse_group_overrides,
+)
 from seglab.errors import SeglabError
 from seglab.losses import MODES
 
@@ -308,6 +312,19 @@ def test_data_stats_config_composes_data_and_paths(composed, tmp_path: Path) -> 
     assert cfg.task_name == "data_stats" and cfg.split == "train"
     assert cfg.data.num_classes == 11 and cfg.data.ignore_index == 11
     assert cfg.data.cache_dir == str(tmp_path / "cache")
+
+
+def test_compose_config_composes_seglab_conf_with_the_overrides(tmp_path: Path) -> None:
+    """The one way scripts compose a config: seglab's own conf/, the groups and keys named."""
+    cfg = compose_config(
+        "train", ["model/encoder=resnet18", "seed=3", f"paths.output_dir={tmp_path}"]
+    )
+    encoder = OmegaConf.load(CONF_DIR / "model" / "encoder" / "resnet18.yaml")
+    assert cfg.model.encoder._target_ == encoder._target_
+    assert cfg.seed == 3 and cfg.paths.output_dir == str(tmp_path)
+    assert "hydra" not in cfg
+    # composing again starts afresh: nothing of the first call carries over
+    assert compose_config("train", []).seed == OmegaConf.load(CONF_DIR / "train.yaml").seed
 
 
 def test_default_train_config_builds_a_task_and_trainer(composed) -> None:

@@ -16,7 +16,12 @@ from torch import nn
 from seglab.cli.train import main as train_main
 from seglab.engine.schedulers import max_time_seconds
 from seglab.runs.directories import load_events, read_scalars
-from seglab.runs.environment import cpu_description, cpu_flags, cpu_precision
+from seglab.runs.environment import (
+    cpu_description,
+    cpu_flags,
+    cpu_precision,
+    machine_description,
+)
 
 #: The wall-clock settings of the time-budget run, seconds apart enough to tell apart.
 INTERVAL, BUDGET = 2.0, 7.0
@@ -162,3 +167,14 @@ def test_a_measurement_names_the_cpu_and_its_instruction_sets(tmp_path: Path) ->
     # where the system lists no flags, none are claimed missing
     path.write_text("model name\t: Some Xeon\n")
     assert cpu_description(path) == "Some Xeon"
+
+
+def test_a_benchmark_records_the_flags_it_asks_about_in_its_order(tmp_path: Path) -> None:
+    path = tmp_path / "cpuinfo"
+    path.write_text("model name\t: Some Xeon\nflags\t\t: fpu avx2 amx_tile avx512f\n")
+    machine = machine_description(("amx_int8", "avx512f", "amx_tile"), cpuinfo=path)
+    assert machine["cpu"] == "Some Xeon" and machine["cpu_flags"] == ["avx512f", "amx_tile"]
+    assert machine["torch_threads"] == torch.get_num_threads()
+    assert machine["torch"] == torch.__version__
+    # asked about nothing, it claims nothing
+    assert machine_description(cpuinfo=path)["cpu_flags"] == []

@@ -1,5 +1,6 @@
-"""scripts/studies/label_efficiency.py: every row of its grid composes onto experiment=camvid_cpu and
-builds its training method, and its table shows each row's result beside its command."""
+"""scripts/studies/label_efficiency.py: every row of its grid composes onto
+experiment=camvid_cpu and builds its training method, and its table shows each row's result
+beside its command."""
 
 from __future__ import annotations
 

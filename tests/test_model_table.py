@@ -1,4 +1,5 @@
-"""scripts/benchmarks/model_table.py on a tiny setting: it composes, measures and writes the table."""
+"""scripts/benchmarks/model_table.py on a tiny setting: it composes, measures and writes the
+table."""
 
 from __future__ import annotations
 

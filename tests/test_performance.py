@@ -244,6 +244,9 @@ def test_benchmark_measures_every_part_on_a_tiny_setting(
         runs = train[f"{side}_images_per_s"]
         assert len(runs) == 2
         assert train[side] == {
+            "count": 2,
+            "mean": pytest.approx(sum(runs) / 2),
+            "std": pytest.approx(abs(runs[0] - runs[1]) / 2**0.5),
             "median": pytest.approx(statistics.median(runs)),
             "min": min(runs),
             "max": max(runs),

@@ -31,19 +31,16 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import platform
 import shlex
-import statistics
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seglab.build import (
@@ -53,17 +50,16 @@ from seglab.build import (
     build_trainer,
     setup_data,
 )
-from seglab.config.mounting import config_dir
+from seglab.config.mounting import compose_config
 from seglab.data import SegmentationDataModule
 from seglab.engine.task import SegmentationTask
 from seglab.metrics.confusion import segmentation_scores
 from seglab.models.layers import resize
+from seglab.runs.environment import machine_description
+from seglab.runs.spread import spread
 
-
-def load_config(overrides: list[str], output_dir: Path) -> DictConfig:
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.output_dir={output_dir}", *overrides])
-    return cfg
+#: CPU features that decide how fast bf16 autocast runs (without them bf16 is emulated)
+CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
 
 
 def _synchronize(device: torch.device) -> None:
@@ -99,18 +95,6 @@ def images_per_second(
         raise ValueError(f"{len(times)} steps timed; need more than --warmup={warmup}")
     stop = times[-1] if end is None else end
     return (len(times) - start) * batch_size / (stop - times[start - 1])
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    """Median and extremes of repeated measurements, and their relative spread
-    ``(max - min) / median``."""
-    median = statistics.median(values)
-    return {
-        "median": median,
-        "min": min(values),
-        "max": max(values),
-        "relative_spread": (max(values) - min(values)) / median,
-    }
 
 
 def _bench_cfg(cfg: DictConfig, steps: int) -> DictConfig:
@@ -284,35 +268,7 @@ def inference_throughput(cfg: DictConfig, batches: int, warmup: int) -> float:
     return images_per_second(times, warmup, images.shape[0])
 
 
-#: CPU features that decide how fast bf16 autocast runs (without them bf16 is emulated)
-CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    flags: list[str] = []
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                present = set(line.split(":", 1)[1].split())
-                flags = [flag for flag in CPU_FLAGS if flag in present]
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cpu_flags": flags,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def _repeats(values: list[float], summary: dict[str, float]) -> str:
+def _repeats(values: list[float], summary: dict[str, Any]) -> str:
     """A table cell: the median, each repeat, and how far the repeats spread."""
     listed = ", ".join(f"{value:.2f}" for value in values)
     return (
@@ -344,15 +300,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--steps={args.steps} must exceed --warmup={args.warmup}")
 
     with tempfile.TemporaryDirectory() as folder:
-        cfg = load_config(args.overrides, Path(folder))
+        output_dir = f"paths.output_dir={folder}"
+        cfg = compose_config("train", [output_dir, *args.overrides])
         results: dict[str, Any] = {
-            "command": shlex.join(["python", "scripts/benchmarks/benchmark.py", *(argv or sys.argv[1:])]),
+            "command": shlex.join(
+                ["python", "scripts/benchmarks/benchmark.py", *(argv or sys.argv[1:])]
+            ),
             "overrides": args.overrides,
-            "machine": machine(),
+            "machine": machine_description(CPU_FLAGS),
             "batch_size": cfg.data.batch_size,
             "data": OmegaConf.to_container(cfg.data, resolve=True),
         }
-        seglab_runs, plain_runs = [], []
+        seglab_runs: list[float] = []
+        plain_runs: list[float] = []
         for repeat in range(args.repeats):
             # plain, seglab, seglab, plain, ...: a machine that speeds up or slows down during
             # the benchmark favours neither side
@@ -361,18 +321,19 @@ def main(argv: list[str] | None = None) -> int:
                     plain_runs.append(plain_training(cfg, args.steps, args.warmup))
                 else:
                     seglab_runs.append(seglab_training(cfg, args.steps, args.warmup))
+        seglab, plain = spread(seglab_runs), spread(plain_runs)
         results["train"] = {
             "steps": args.steps,
             "warmup": args.warmup,
             "seglab_images_per_s": seglab_runs,
             "plain_images_per_s": plain_runs,
-            "seglab": spread(seglab_runs),
-            "plain": spread(plain_runs),
-            "ratio": statistics.median(seglab_runs) / statistics.median(plain_runs),
+            "seglab": asdict(seglab),
+            "plain": asdict(plain),
+            "ratio": seglab.median / plain.median,
         }
         variants = {}
         for variant in args.variant:
-            variant_cfg = load_config([*args.overrides, *variant.split()], Path(folder))
+            variant_cfg = compose_config("train", [output_dir, *args.overrides, *variant.split()])
             variants[variant] = seglab_training(variant_cfg, args.steps, args.warmup)
         results["variants"] = variants
         results["data_images_per_s"] = {

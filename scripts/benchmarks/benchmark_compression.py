@@ -23,7 +23,6 @@ import argparse
 import io
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,16 +37,11 @@ import seglab
 from seglab.engine.checkpoints import CHECKPOINT_KEY, load_checkpoint
 from seglab.inference.onnx_model import OnnxSegmenter
 from seglab.models.cost import forward_flops
-from seglab.runs.environment import cpu_flags, cpu_model
+from seglab.runs.environment import machine_description
+from seglab.runs.spread import spread
 
 #: The /proc/cpuinfo flags that decide how fast INT8 convolutions run.
 INT8_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8")
-
-
-def cpu_description() -> dict[str, Any]:
-    """The CPU's model name and which of `INT8_FLAGS` it has (Linux; no flags elsewhere)."""
-    flags = cpu_flags()
-    return {"model": cpu_model(), "flags": [flag for flag in INT8_FLAGS if flag in flags]}
 
 
 def run_command(*args: str) -> str:
@@ -78,7 +72,7 @@ def median_seconds(
             model(batch)
             if index >= 2:  # two warm-up passes
                 times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return spread(times).median
 
 
 def prune(args: argparse.Namespace, work: Path, overrides: list[str]) -> Path:
@@ -183,8 +177,7 @@ def main() -> None:
         "checkpoint": str(args.ckpt.resolve()),
         "image_size": [height, width],
         "repeats": args.repeats,
-        "threads": threads,
-        "cpu": cpu_description(),
+        "machine": machine_description(INT8_FLAGS),
         "calibration": {"num_images": args.calibration_images, "method": args.method},
         "versions": {"torch": torch.__version__, "onnxruntime": _onnxruntime_version()},
         "models": rows,
@@ -203,9 +196,10 @@ def _onnxruntime_version() -> str:
 
 def _table(report: dict[str, Any]) -> str:
     """The report as a Markdown table, as docs/compression.md quotes it."""
+    machine = report["machine"]
     lines = [
-        f"CPU: {report['cpu']['model']} ({report['threads']} threads); "
-        f"INT8 flags: {', '.join(report['cpu']['flags']) or 'none'}",
+        f"CPU: {machine['cpu']} ({machine['torch_threads']} threads); "
+        f"INT8 flags: {', '.join(machine['cpu_flags']) or 'none'}",
         "",
         "| model | val mIoU | ms/image b1 | x FP32 ONNX b1 | ms/image b8 | x FP32 ONNX b8 "
         "| params | GFLOPs | file |",

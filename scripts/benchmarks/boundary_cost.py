@@ -17,15 +17,14 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import statistics
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from benchmark import load_config, machine, spread
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -38,8 +37,11 @@ from seglab.build import (
     setup_data,
     untrained,
 )
+from seglab.config.mounting import compose_config
 from seglab.engine.checkpoints import load_checkpoint, model_state
 from seglab.engine.task import SegmentationTask
+from seglab.runs.environment import machine_description
+from seglab.runs.spread import spread
 
 VARIANTS = {
     "none": {"enabled": False},
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as scratch:
-        cfg = untrained(load_config(args.overrides, Path(scratch)))
+        cfg = untrained(compose_config("train", [f"paths.output_dir={scratch}", *args.overrides]))
         datamodule = build_datamodule(cfg)
         setup_data(datamodule, "validate")
         loader = datamodule.val_dataloader()
@@ -100,21 +102,21 @@ def main(argv: list[str] | None = None) -> int:
             for name, task in tasks.items():
                 seconds[name].append(validation_seconds(trainer, task, loader))
 
-    base = statistics.median(seconds["none"])
+    medians = {name: spread(runs).median for name, runs in seconds.items()}
     results = {
         "overrides": args.overrides,
         "checkpoint": None if args.ckpt is None else str(args.ckpt),
         "val_images": len(loader.dataset),
-        "machine": machine(),
-        "seconds": {name: {"runs": runs, **spread(runs)} for name, runs in seconds.items()},
-        "ratio_to_none": {name: statistics.median(runs) / base for name, runs in seconds.items()},
+        "machine": machine_description(),
+        "seconds": {name: {"runs": runs, **asdict(spread(runs))} for name, runs in seconds.items()},
+        "ratio_to_none": {name: median / medians["none"] for name, median in medians.items()},
     }
     print(f"validation of {results['val_images']} images, {' '.join(args.overrides)}")
     print(f"{'metrics':<18} {'median s':>9} {'ratio':>7}  runs")
     for name, runs in seconds.items():
         listed = ", ".join(f"{run:.2f}" for run in runs)
         ratio = results["ratio_to_none"][name]
-        print(f"{name:<18} {statistics.median(runs):9.2f} {ratio:7.3f}  {listed}")
+        print(f"{name:<18} {medians[name]:9.2f} {ratio:7.3f}  {listed}")
     print(f"cpu: {results['machine']['cpu']}, {results['machine']['cpu_count']} cores")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")

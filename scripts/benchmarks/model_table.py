@@ -1,7 +1,8 @@
 """Write docs/models.md: size, compute and CPU speed of every encoder x decoder in conf/.
 
-    python scripts/benchmarks/model_table.py                      # all combinations, writes docs/models.md
-    python scripts/benchmarks/model_table.py --size 64 --repeats 1 --encoders conv --output /tmp/m.md
+    python scripts/benchmarks/model_table.py           # all combinations, writes docs/models.md
+    python scripts/benchmarks/model_table.py --size 64 --repeats 1 --encoders conv \\
+        --output /tmp/m.md
 
 Every model is composed through Hydra exactly as ``seglab-train model/encoder=.. model/decoder=..``
 builds it, with no attention. FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode``
@@ -13,20 +14,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 from torch.utils.flop_counter import FlopCounterMode
 
 from seglab.build import build_model
-from seglab.config.mounting import config_dir
+from seglab.config.location import config_dir
+from seglab.config.mounting import compose_config
 from seglab.errors import SeglabError
+from seglab.runs.environment import machine_description
+from seglab.runs.spread import spread
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "models.md"
 
@@ -37,9 +38,7 @@ def options(group: str) -> list[str]:
 
 def compose_model(encoder: str, decoder: str, extra: list[str]) -> torch.nn.Module:
     overrides = [f"model/encoder={encoder}", f"model/decoder={decoder}", "model/attention=none"]
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*overrides, *extra])
-    return build_model(cfg).eval()
+    return build_model(compose_config("train", [*overrides, *extra])).eval()
 
 
 def measure(model: torch.nn.Module, size: int, repeats: int) -> dict[str, float]:
@@ -55,7 +54,7 @@ def measure(model: torch.nn.Module, size: int, repeats: int) -> dict[str, float]
     return {
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "gflops": counter.get_total_flops() / 1e9,
-        "ms": 1000 * statistics.median(times),
+        "ms": 1000 * spread(times).median,
     }
 
 
@@ -97,25 +96,14 @@ def attention_memory(channels: int, size: int, reduction: int) -> dict[str, floa
     return result
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [
-            line.split(":", 1)[1].strip()
-            for line in cpuinfo.read_text().splitlines()
-            if line.startswith("model name")
-        ]
-        cpu = names[0] if names else cpu
-    return f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
-
-
 def render(rows: list[dict], attention: dict | None, args: argparse.Namespace) -> str:
     command = " ".join(["python", "scripts/benchmarks/model_table.py", *sys.argv[1:]])
+    machine = machine_description()
     lines = [
         "# Models",
         "",
-        f"Made by `{command}` on {machine()}.",
+        f"Made by `{command}` on {machine['cpu']}, {machine['torch_threads']} torch threads, "
+        f"torch {machine['torch']}.",
         "",
         "Every encoder x decoder in `conf/model/` (no attention, default options, so `timm` is "
         "efficientnet_b0; 4 classes), "

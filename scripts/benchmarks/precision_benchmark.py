@@ -22,13 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from seglab.runs.environment import cpu_description
+from seglab.runs.spread import spread
 
 PRECISIONS = ("32-true", "bf16-mixed")
 
@@ -36,14 +36,11 @@ PRECISIONS = ("32-true", "bf16-mixed")
 def measure(precision: str, seconds: float, warmup: int) -> float:
     """Images/s of training steps in this process (the child side)."""
     import torch
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    import seglab.data  # noqa: F401  (registers the resolvers the configs use)
+    from seglab.config.mounting import compose_config
 
-    conf = Path(__file__).resolve().parents[2] / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=camvid_cpu"])
+    cfg = compose_config("train", ["experiment=camvid_cpu"])
     torch.manual_seed(0)
     model = instantiate(cfg.model).to(memory_format=torch.channels_last).train()
     loss_fn = instantiate(cfg.loss)
@@ -108,8 +105,8 @@ def main() -> None:
     print("| --- | --- | --- | --- |")
     rows = []
     for isa in args.isa:
-        fp32 = statistics.median(speeds[(isa, "32-true")])
-        bf16 = statistics.median(speeds[(isa, "bf16-mixed")])
+        fp32 = spread(speeds[(isa, "32-true")]).median
+        bf16 = spread(speeds[(isa, "bf16-mixed")]).median
         rows.append({"isa": isa, "float32": fp32, "bf16": bf16, "ratio": bf16 / fp32})
         print(f"| {isa} | {fp32:.2f} | {bf16:.2f} | {bf16 / fp32:.2f} |")
     if args.output:

@@ -1,6 +1,7 @@
 """Peak memory of ``seglab-predict`` on one large image, measured in a fresh process.
 
-    python scripts/benchmarks/predict_memory.py [--height 2000 --width 3000 --tile 256 --ckpt <file>]
+    python scripts/benchmarks/predict_memory.py [--height 2000 --width 3000 --tile 256]
+        [--ckpt <file>]
 
 Writes a random image, runs ``python -m seglab.cli.predict`` on it in a child process and reports
 the child's peak resident memory (``ru_maxrss``). Without ``--ckpt`` the checkpoint is the
@@ -21,19 +22,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
 
 from seglab.build import build_model
-from seglab.config.mounting import config_dir
+from seglab.config.mounting import compose_config
 from seglab.engine.checkpoints import CHECKPOINT_KEY
 
 
 def write_checkpoint(path: Path, overrides: list[str]) -> None:
     """A seglab checkpoint of the train config with ``overrides``, with initial weights."""
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.output_dir={path.parent}", *overrides])
+    cfg = compose_config("train", [f"paths.output_dir={path.parent}", *overrides])
     model = build_model(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
     state = {f"model.{key}": value for key, value in model.state_dict().items()}

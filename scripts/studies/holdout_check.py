@@ -1,7 +1,7 @@
 """Score a CamVid recipe on the val split and on a drive it never saw, from one training run.
 
-    python scripts/studies/holdout_check.py NAME [--seeds 42 ...] [--holdout 0006R0] [--eval OVERRIDE ...]
-        [--results outputs/holdout_check/results.jsonl] [override ...]
+    python scripts/studies/holdout_check.py NAME [--seeds 42 ...] [--holdout 0006R0]
+        [--eval OVERRIDE ...] [--results outputs/holdout_check/results.jsonl] [override ...]
     python scripts/studies/holdout_check.py NAME --reuse <run> [--eval OVERRIDE ...]
     python scripts/studies/holdout_check.py --table [--results ...] [--per-class NAME]
 
@@ -27,7 +27,6 @@ import datetime
 import json
 import re
 import shlex
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +35,7 @@ from omegaconf import OmegaConf
 
 from seglab.runs.directories import load_events, read_scalars, wall_time
 from seglab.runs.environment import cpu_description
+from seglab.runs.spread import spread
 
 EXPERIMENT = "experiment=camvid_cpu"
 DEFAULT_RESULTS = Path("outputs/holdout_check/results.jsonl")
@@ -137,11 +137,12 @@ def check(args: argparse.Namespace) -> None:
         )
 
 
-def _spread(values: list[float]) -> str:
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return f"{mean:.3f}"
-    return f"{mean:.3f} ± {statistics.stdev(values):.3f}"
+def _mean_and_std(values: list[float]) -> str:
+    """A table cell: the mean over the seeds, and their standard deviation where there are several."""
+    summary = spread(values)
+    if summary.std is None:
+        return f"{summary.mean:.3f}"
+    return f"{summary.mean:.3f} ± {summary.std:.3f}"
 
 
 def _seeded_command(rows: list[dict]) -> str:
@@ -167,14 +168,15 @@ def table(results: list[dict], per_class: str | None) -> str:
         val = [row["val"]["mIoU"] for row in rows]
         heldout = [row["heldout"]["mIoU"] for row in rows]
         gaps = [v - h for v, h in zip(val, heldout, strict=True)]
-        steps = statistics.fmean(row["steps"] for row in rows)
-        speed = statistics.fmean(row["images_per_s"] for row in rows)
+        steps = spread(row["steps"] for row in rows).mean
+        speed = spread(row["images_per_s"] for row in rows).mean
         evaluated = shlex.join(rows[0]["eval"]) if rows[0]["eval"] else ""
         commands = f"`{_seeded_command(rows)}`" + (
             f"; scored with `{evaluated}`" if evaluated else ""
         )
         lines.append(
-            f"| {name} | {len(rows)} | {_spread(val)} | {_spread(heldout)} | {_spread(gaps)} "
+            f"| {name} | {len(rows)} | {_mean_and_std(val)} | {_mean_and_std(heldout)} "
+            f"| {_mean_and_std(gaps)} "
             f"| {steps:.0f} | {speed:.1f} | {commands} |"
         )
     if per_class:
@@ -186,7 +188,7 @@ def table(results: list[dict], per_class: str | None) -> str:
         for name in classes:
             val = [row["val"]["IoU"][name] for row in rows]
             heldout = [row["heldout"]["IoU"][name] for row in rows]
-            lines.append(f"| {name} | {_spread(val)} | {_spread(heldout)} |")
+            lines.append(f"| {name} | {_mean_and_std(val)} | {_mean_and_std(heldout)} |")
     return "\n".join(lines)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
@@ -44,6 +45,14 @@ _RUN_GROUPS = (
 _mounted: dict[tuple[Any, ...], dict[str, Any]] = {}
 #: Command-line values that leave a path key unset.
 _UNSET = (None, "", "???", "null")
+
+
+def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
+    """``conf/<config_name>.yaml`` with ``overrides``, composed as the commands compose it
+    (without the ``hydra`` node): the one way a script or library caller gets a run's config
+    without running a command."""
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(config_name, overrides=overrides)
 
 
 def command_line_value(args: list[str], key: str) -> str | None:
@@ -136,11 +145,7 @@ def _model_file_config(args: list[str], path: str) -> dict[str, Any]:
             f"model_path={path} carries no seglab metadata (seglab-export writes it): name "
             "the data to run it on, e.g. data=camvid"
         )
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        composed = compose("train", overrides=[f"data={option}"])
-    return OmegaConf.to_container(composed, resolve=False)
+    return OmegaConf.to_container(compose_config("train", [f"data={option}"]), resolve=False)
 
 
 def _file_identity(path: str | Path, trusted: list[str]) -> tuple[Any, ...]:

@@ -1,16 +1,20 @@
 """The environment record of a run (``.hydra/environment.json``): what its config does not say
-about how it was made, written when a run starts and compared by ``seglab-reproduce``."""
+about how it was made, written when a run starts and compared by ``seglab-reproduce``; and the
+machine a measurement ran on, which the benchmarks record beside their numbers."""
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -31,7 +35,8 @@ _RECORDED_PACKAGES = (
 
 #: CPU flags (Linux ``/proc/cpuinfo``) under which bf16 autocast trains faster than float32:
 #: AMX's bfloat16 tiles. With AVX-512 BF16 alone it trained at 0.81x float32's speed, without
-#: bf16 instructions at 0.41x (AVX-512) and 0.11x (AVX2) (scripts/benchmarks/precision_benchmark.py).
+#: bf16 instructions at 0.41x (AVX-512) and 0.11x (AVX2)
+#: (scripts/benchmarks/precision_benchmark.py).
 BF16_FLAGS = frozenset({"amx_bf16"})
 
 
@@ -66,6 +71,24 @@ def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
         return cpu_model(cpuinfo)
     shown = [flag for flag in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if flag in flags]
     return f"{cpu_model(cpuinfo)} ({', '.join(shown) or 'no AVX2'})"
+
+
+def machine_description(
+    flags: Sequence[str] = (), cpuinfo: Path = Path("/proc/cpuinfo")
+) -> dict[str, Any]:
+    """What a measured speed depends on, to record beside it: the CPU with those of ``flags``
+    it has (the instruction sets the measurement cares about), cores, torch threads, GPU and
+    versions."""
+    present = cpu_flags(cpuinfo)
+    return {
+        "cpu": cpu_model(cpuinfo),
+        "cpu_flags": [flag for flag in flags if flag in present],
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def cpu_precision(flags: frozenset[str] | None = None) -> str:
