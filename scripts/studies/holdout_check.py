@@ -138,7 +138,7 @@ def check(args: argparse.Namespace) -> None:
 
 
 def _mean_and_std(values: list[float]) -> str:
-    """A table cell: the mean over the seeds, and their standard deviation where there are several."""
+    """A table cell: the mean over the seeds, with their standard deviation if several."""
     summary = spread(values)
     if summary.std is None:
         return f"{summary.mean:.3f}"
