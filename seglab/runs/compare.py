@@ -17,7 +17,6 @@ import csv
 import io
 import json
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 from seglab.errors import SeglabError
 from seglab.runs.records import MISSING, Run, differing_keys, find_runs, format_value, read_run
+from seglab.runs.spread import spread
 from seglab.visualization.tables import markdown_table, text_table
 
 DICE = "val/mDice"
@@ -108,7 +108,8 @@ def mean_and_std(values: Sequence[float | None]) -> tuple[float | None, float | 
     present = [value for value in values if value is not None]
     if len(present) < 2:
         return (present[0] if present else None), None
-    return statistics.fmean(present), statistics.stdev(present)
+    summary = spread(present)
+    return summary.mean, summary.std
 
 
 def build_table(runs: Sequence[Run], metric: str, mode: str) -> Table:
