@@ -1,8 +1,8 @@
 """What every dataset hands out and says of itself: its items and batches, its error, and the
 class metadata (names, void value, palette, normalisation) every datamodule checks the same way.
 
-Kept free of Lightning, so that the mask decoders, the scan and the inference side can use it
-without importing the datamodules.
+It imports no datamodule, so that the mask decoders, the scan and the folder layout, which the
+datamodules import, can use it without an import cycle.
 """
 
 from __future__ import annotations
