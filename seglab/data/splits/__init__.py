@@ -2,7 +2,7 @@
 masks: `plan_splits` cuts it from the `SplitSettings`, and `write_record` writes each cut's
 `SplitRecord` (``folds.json``, ``holdout.json``, ``split.json``, ``labeled.json``)."""
 
-from seglab.data.splits.cuts import LabeledSplit, TrainValSplit, fold_of, groups, split_labeled
+from seglab.data.splits.cuts import LabeledSplit, TrainValSplit, split_labeled
 from seglab.data.splits.plan import SplitPlan, SplitRecord, SplitSettings, plan_splits, write_record
 
 __all__ = [
@@ -11,8 +11,6 @@ __all__ = [
     "SplitRecord",
     "SplitSettings",
     "TrainValSplit",
-    "fold_of",
-    "groups",
     "plan_splits",
     "split_labeled",
     "write_record",

@@ -99,7 +99,7 @@ def groups(names: Sequence[str]) -> list[str]:
     return sorted({name.split("_", 1)[0] for name in names})
 
 
-def listed(values: Sequence[str]) -> str:
+def _listed(values: Sequence[str]) -> str:
     """``values`` for an error, the first `MAX_LISTED_GROUPS` named and the rest counted."""
     shown = ", ".join(values[:MAX_LISTED_GROUPS])
     more = len(values) - MAX_LISTED_GROUPS
@@ -124,15 +124,15 @@ def hold_out(names: Sequence[str], prefixes: Sequence[str]) -> TrainValSplit:
     if unmatched:
         raise ValueError(
             f"data.holdout={shown}: no name of the {len(names)} train samples starts with "
-            f"{listed(unmatched)}; their groups (the part before the first _) are "
-            f"{listed(groups(names))}"
+            f"{_listed(unmatched)}; their groups (the part before the first _) are "
+            f"{_listed(groups(names))}"
         )
     held = {index for index, name in enumerate(names) if name.startswith(tuple(prefixes))}
     if len(held) == len(names):
         raise ValueError(
             f"data.holdout={shown} takes all {len(names)} train samples, leaving none to train "
             f"on; hold out fewer of their groups (the part before the first _): "
-            f"{listed(groups(names))}"
+            f"{_listed(groups(names))}"
         )
     return _cut(len(names), held)
 
