@@ -22,7 +22,6 @@ from pytorch_lightning.loggers import MLFlowLogger, TensorBoardLogger
 
 from seglab.compression.channel_pruning import PRUNED_KEY, shrink_to
 from seglab.config.keys import PERFORMANCE_KEYS
-from seglab.config.mounting import inference_config, metrics_config
 from seglab.data import DatasetError, SegmentationDataModule
 from seglab.data.stats import class_statistics
 from seglab.engine.callbacks import IntervalProgressBar
@@ -184,11 +183,9 @@ def check_training_size(datamodule: SegmentationDataModule, model: torch.nn.Modu
 
 
 def build_inferer(cfg: DictConfig, model: torch.nn.Module, image_scale: float = 1.0) -> Inferer:
-    """How ``model`` runs whole images (windows, test-time augmentation): ``cfg.inference``,
-    completed by the shipped defaults for configs saved before it named its target."""
-    node = inference_config(cfg.get("inference"))
+    """How ``model`` runs whole images (windows, test-time augmentation): ``cfg.inference``."""
     try:
-        inferer = instantiate(node, _convert_="all")
+        inferer = instantiate(cfg.inference, _convert_="all")
         return inferer(model, image_scale=image_scale, mode=task_mode(cfg))
     except (InstantiationException, ValueError) as error:
         cause = error.__cause__ if isinstance(error, InstantiationException) else error
@@ -198,10 +195,9 @@ def build_inferer(cfg: DictConfig, model: torch.nn.Module, image_scale: float = 
 
 
 def build_nonfinite_guard(cfg: DictConfig) -> NonFiniteGuard:
-    """What a NaN or infinite training loss does: ``cfg.on_nonfinite``, which a checkpoint
-    older than the option lacks; those runs stopped, as the default still does."""
+    """What a NaN or infinite training loss does: ``cfg.on_nonfinite``."""
     try:
-        return NonFiniteGuard(cfg.get("on_nonfinite", "stop"))
+        return NonFiniteGuard(cfg.on_nonfinite)
     except ValueError as error:
         raise SeglabError(str(error)) from None
 
@@ -212,9 +208,9 @@ _BOUNDARY_KEYS = ("enabled", "dilation_ratio", "hd95")
 def build_boundary_metric(
     cfg: DictConfig, datamodule: SegmentationDataModule
 ) -> BoundaryMetric | None:
-    """The boundary metric of ``cfg.metrics.boundary`` (shipped defaults for a run saved before
-    the node existed), None when it is off or the task is multilabel."""
-    node = metrics_config(cfg.get("metrics")).boundary
+    """The boundary metric of ``cfg.metrics.boundary``, None when it is off or the task is
+    multilabel."""
+    node = cfg.metrics.boundary
     unknown = sorted(set(node) - set(_BOUNDARY_KEYS))
     if unknown:
         raise SeglabError(
@@ -224,7 +220,7 @@ def build_boundary_metric(
     if not isinstance(node.enabled, bool):
         raise SeglabError(f"metrics.boundary.enabled={node.enabled} must be true or false")
     # multilabel labels are (N, C, H, W) yes/no maps, not one class map: no boundary metric yet
-    if not node.enabled or cfg.get("mode") == "multilabel":
+    if not node.enabled or cfg.mode == "multilabel":
         return None
     try:
         return BoundaryMetric(
@@ -245,8 +241,7 @@ def build_task(
     cfg = resolve_class_weights(cfg, datamodule)
     scheduler = cfg.get("scheduler")
     model = build_model(cfg) if model is None else model
-    # a config saved before methods were a choice trained supervised
-    method = _instantiate(cfg.method) if cfg.get("method") is not None else None
+    method = _instantiate(cfg.method)
     return SegmentationTask(
         model=model,
         loss=_instantiate(cfg.loss),

@@ -92,5 +92,5 @@ def camvid_root() -> Path:
         )
     pytest.skip(
         f"CamVid is not in {root} (no train/ folder); set {CAMVID_ROOT_ENV}=<folder> to run "
-        "these tests (scripts/download_camvid.py fetches it)"
+        "these tests (seglab-data download camvid fetches it)"
     )

@@ -12,11 +12,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from tiny import TINY
 
 from seglab.build import build_boundary_metric, build_datamodule, build_task
-from seglab.config.mounting import metrics_config
+from seglab.config.upgrade import upgrade_config
 from seglab.engine.evaluation import format_report
 from seglab.errors import SeglabError
 from seglab.metrics.boundary import BoundaryMetric, boundary_width
@@ -280,11 +280,10 @@ def test_a_disabled_node_builds_no_metric(small) -> None:
 
 def test_a_run_saved_before_the_node_gets_the_shipped_defaults(small) -> None:
     cfg, datamodule = small()
-    with open_dict(cfg):
-        del cfg.metrics
-
-    assert build_boundary_metric(cfg, datamodule).dilation_ratio == 0.02
-    assert metrics_config(None).boundary.enabled is True
+    stored = OmegaConf.to_container(cfg, resolve=True)
+    del stored["metrics"]
+    upgraded = OmegaConf.create(upgrade_config(stored))
+    assert build_boundary_metric(upgraded, datamodule).dilation_ratio == 0.02
 
 
 @pytest.mark.parametrize(

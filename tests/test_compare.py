@@ -485,3 +485,22 @@ def test_the_folds_of_a_cross_validation_are_one_row_with_mean_and_sample_std(
     assert float(rows[1]["best val/mIoU"]) == pytest.approx(0.55) and rows[1]["epochs"] == "1"
     table = run_cli(capsys, str(root))
     assert "best val/mIoU std" in table.splitlines()[0]
+
+
+def test_one_run_is_followed_by_when_its_best_came_and_its_test_scores(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "outputs" / "train" / "2026-01-01_00-00-00-000000"
+    write_config(run_dir, 0.001, "unet")
+    write_events(run_dir, {"val/mIoU": [0.5, 0.7, 0.65], "val/loss": [0.9, 0.5, 0.6]}, START)
+    writer = SummaryWriter(str(run_dir))
+    writer.add_scalar("test/mIoU", 0.68, 3 * STEPS_PER_EPOCH, walltime=START + 100)
+    writer.close()
+    out = run_cli(capsys, run_dir)
+    # the best, 0.70, is the second validation: epoch 1, logged at the epoch's last step
+    assert f"best:  val/mIoU 0.7000 at epoch 1, step {2 * STEPS_PER_EPOCH - 1}; last 0.6500" in out
+    assert "test:  test/mIoU 0.6800" in out
+    assert "val/mIoU per validation: 0.5000 0.7000 0.6500" in out
+    assert out.splitlines()[1].rstrip().endswith(run_dir.name)  # the run's row names it
+    # a table of several runs, and machine-readable formats, stay as they are
+    assert "per validation" not in run_cli(capsys, run_dir, "--format", "csv")

@@ -381,7 +381,7 @@ def test_folder_counts_come_from_the_files(binary_root: Path, tmp_path: Path) ->
 
 def test_camvid_without_a_root_names_the_key_and_the_script(monkeypatch) -> None:
     monkeypatch.setattr(camvid_module, "default_root", lambda: None)
-    with pytest.raises(DatasetError, match=r"data\.root is not set.*download_camvid\.py"):
+    with pytest.raises(DatasetError, match=r"data\.root is not set.*seglab-data download camvid"):
         CamVidDataModule()
 
 

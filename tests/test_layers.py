@@ -11,7 +11,14 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "seglab"
 #: Modules every layer may use; they import nothing of seglab but each other.
 FOUNDATION = frozenset(
-    {"seglab.errors", "seglab.atomic", "seglab.extras", "seglab.quiet", "seglab.config.upgrade"}
+    {
+        "seglab.errors",
+        "seglab.atomic",
+        "seglab.extras",
+        "seglab.quiet",
+        "seglab.config.location",
+        "seglab.config.upgrade",
+    }
 )
 
 

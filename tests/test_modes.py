@@ -12,6 +12,7 @@ from torch import nn
 
 from seglab.build import build_datamodule, build_model
 from seglab.config.mounting import mount_checkpoint_config
+from seglab.config.upgrade import upgrade_config
 from seglab.errors import SeglabError
 from seglab.inference.inferer import TTA, Inferer
 from seglab.task_modes import Binary, Multiclass, Multilabel, make_mode, task_mode
@@ -169,7 +170,7 @@ def test_a_checkpoint_saved_before_modes_is_multiclass_and_takes_a_threshold(
     run = compose("train", f"paths.output_dir={tmp_path}")
     config = OmegaConf.to_container(run, resolve=True)
     del config["mode"], config["threshold"]
-    mount_checkpoint_config(config)
+    mount_checkpoint_config(upgrade_config(config))  # as `load_checkpoint` gives it
     cfg = compose("eval", "ckpt_path=x.ckpt", "threshold=0.3")
     assert (cfg.mode, cfg.threshold) == ("multiclass", 0.3)
     assert isinstance(task_mode(cfg), Multiclass)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from tiny import TINY, data_options, quick_first, refused_before_training, run_here, train_once
 
 from seglab.cli.eval import main as eval_main
@@ -285,6 +286,9 @@ def test_folder_dataset_with_binary_masks_trains_from_overrides(tmp_path: Path, 
     assert config["data"]["num_classes"] == 2
     weights = config["loss"]["losses"]["ce"]["class_weights"]
     assert len(weights) == 2 and weights[0] < weights[1]
+    # the record of what ran holds the weights the checkpoint holds, not `median_frequency`
+    recorded = OmegaConf.load(run_dir / ".hydra" / "config_resolved.yaml")
+    assert list(recorded.loss.losses.ce.class_weights) == weights
     assert "val/mIoU" in read_scalars(run_dir)
     assert not any(path.suffix == ".pt" for path in root.rglob("*"))
 

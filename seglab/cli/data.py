@@ -1,12 +1,17 @@
-"""``seglab-data stats data=<name> [overrides]``: class pixel statistics of a dataset split.
+"""``seglab-data``: what to know about a dataset before training on it, and fetching one.
 
-Prints each class's pixel count, pixel frequency and median-frequency weight, and writes them
-to ``class_stats.json`` in the run directory (``outputs/data_stats/<time>/``); the weights are
-those ``loss.class_weights=median_frequency`` trains with.
+``seglab-data stats data=<name> [overrides]`` prints each class's pixel count, pixel
+frequency and median-frequency weight, and writes them to ``class_stats.json`` in the run
+directory (``outputs/data_stats/<time>/``); the weights are those
+``loss.class_weights=median_frequency`` trains with.
+
+``seglab-data download camvid [--root <folder>]`` fetches a dataset from its public source in
+the layout its data config reads (`seglab.data.download`).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -18,11 +23,17 @@ from seglab.build import build_datamodule
 from seglab.config.check import check_command_line
 from seglab.config.mounting import config_dir
 from seglab.data import DatasetError
+from seglab.data.camvid import dataset_home
+from seglab.data.download import SOURCES, download, source
 from seglab.data.stats import class_statistics, format_statistics
 from seglab.errors import SeglabError, reported
 
-COMMANDS = ("stats",)
-USAGE = "usage: seglab-data stats data=<name> [split=train|val|test] [overrides]"
+PROG = "seglab-data"
+COMMANDS = ("stats", "download")
+USAGE = (
+    "usage: seglab-data stats data=<name> [split=train|val|test] [overrides]\n"
+    "       seglab-data download <dataset> [--root <folder>]"
+)
 
 
 def stats(cfg: DictConfig) -> Path:
@@ -48,17 +59,43 @@ def stats(cfg: DictConfig) -> Path:
 
 @hydra.main(config_path=str(config_dir()), config_name="data_stats", version_base="1.3")
 def _stats_app(cfg: DictConfig) -> None:
-    with reported("seglab-data"):
+    with reported(PROG):
         stats(cfg)
 
 
+def download_command(args: list[str]) -> None:
+    """``seglab-data download``: fetch a dataset and say how to train on it."""
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} download", description="Fetch a dataset from its public source."
+    )
+    parser.add_argument("dataset", help=f"one of: {', '.join(SOURCES)}")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        help="folder to write the dataset into (default: where its data config looks first, "
+        "../shared/data/<dataset> beside the project)",
+    )
+    parser.add_argument("--url", help="another copy of the archive (https:// or file://)")
+    parsed = parser.parse_args(args)
+    with reported(PROG):
+        data = source(parsed.dataset)
+        root = parsed.root or dataset_home(parsed.dataset)
+        counts = download(parsed.dataset, root, parsed.url)
+    files = ", ".join(f"{folder} {count}" for folder, count in counts.items())
+    print(f"{parsed.dataset} written to {root} ({files} files)")
+    print(f"next: seglab-train data={data.config} data.root={root}")
+
+
 def main() -> None:
-    """Dispatch the subcommand; the remaining arguments are Hydra's."""
+    """Dispatch the subcommand; the remaining arguments of ``stats`` are Hydra's."""
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
         print(USAGE, file=sys.stderr)
         sys.exit(2)
+    if sys.argv[1] == "download":
+        download_command(sys.argv[2:])
+        return
     del sys.argv[1]
-    with reported("seglab-data"):
+    with reported(PROG):
         check_command_line("seglab-data stats", "data_stats", sys.argv[1:], str(config_dir()))
     _stats_app()
 

@@ -1,5 +1,6 @@
 """Which config keys say what a run computes: one policy for the HPARAMS table, seglab-compare's
-columns and the names of multirun jobs.
+columns, the names of multirun jobs, the keys a mounted checkpoint or a resume leaves out, and
+the trainer keys seglab applies itself.
 
 A comparison of runs is read as "this setting gave that number", so a column for a setting
 that cannot change the number only pushes the ones that can out of view (TensorBoard's HPARAMS
@@ -12,17 +13,21 @@ from collections.abc import Iterable
 
 #: Nodes that say where a run writes: their values differ between any two runs.
 LOCATION_NODES = ("paths", "hydra")
-#: Nodes about how a run is recorded, resumed, started or judged, never what it trains.
-RECORD_NODES = (
+#: Keys about one command, not the run it trains or reads: where it writes, what it resumes or
+#: scores, what it trusts and how it searches. A stored run config mounted under a command
+#: drops them (`seglab.config.mounting`), and a resume does not copy them from its command line
+#: into the run it continues (`seglab.engine.resume`).
+INVOCATION_KEYS = (
     *LOCATION_NODES,
-    "callbacks",
-    "logger",
     "task_name",
     "ckpt_path",
     "resume",
+    "split",
     "trusted_targets",
-    "optimized_metric",
+    "hparams_search",
 )
+#: Nodes about how a run is recorded, resumed, started or judged, never what it trains.
+RECORD_NODES = (*INVOCATION_KEYS, "callbacks", "logger", "optimized_metric")
 #: How fast a run goes. Worker processes draw their own random augmentations, so a worker
 #: count changes the exact numbers as another seed would, never the recipe that made them.
 SPEED_KEYS = (

@@ -18,6 +18,8 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from seglab.config.keys import INVOCATION_KEYS
+from seglab.config.location import config_dir
 from seglab.config.trust import trust_names
 from seglab.errors import SeglabError, reported
 
@@ -40,20 +42,8 @@ _RUN_GROUPS = (
 )
 #: The checkpoint `mount_checkpoint` read, keyed by `_file_identity`: the command reuses it.
 _mounted: dict[tuple[Any, ...], dict[str, Any]] = {}
-#: Keys of a stored config that describe the run that saved it, not the command reading it
-#: (what a command trusts is said on its own command line, never by the file it reads).
-_RUN_ONLY = ("paths", "task_name", "ckpt_path", "resume", "hparams_search", "trusted_targets")
 #: Command-line values that leave a path key unset.
 _UNSET = (None, "", "???", "null")
-
-
-def config_dir() -> Path:
-    """``conf/`` shipped inside an installed wheel, else the one beside the package source."""
-    package = Path(__file__).resolve().parents[1]
-    for candidate in (package / "conf", package.parent / "conf"):
-        if (candidate / "train.yaml").is_file():
-            return candidate
-    raise SeglabError(f"no conf/train.yaml found in {package} or {package.parent}")
 
 
 def command_line_value(args: list[str], key: str) -> str | None:
@@ -178,35 +168,10 @@ def mount_checkpoint_config(config: dict[str, Any] | None) -> None:
     """Offer ``config`` (a checkpoint's stored run config, None for none) to Hydra as
     ``checkpoint_run``, without the keys that only describe where and how the run ran."""
     node = OmegaConf.create(config or {})
-    for key in _RUN_ONLY:
+    # what a command trusts is said on its own command line, never by the file it reads
+    for key in INVOCATION_KEYS:
         node.pop(key, None)
-    if config:
-        node.inference = inference_config(node.get("inference"))
-        node.metrics = metrics_config(node.get("metrics"))
-        # runs saved before task modes were multiclass; given the keys, `threshold=` overrides
-        defaults = OmegaConf.load(config_dir() / "train.yaml")
-        for key in ("mode", "threshold"):
-            if key not in node:
-                node[key] = defaults[key]
     ConfigStore.instance().store(name=CHECKPOINT_RUN, node=node)
-
-
-def inference_config(node: DictConfig | None) -> DictConfig:
-    """A run's ``inference`` node, completed by ``conf/inference/default.yaml`` where it names
-    no target: checkpoints saved before the node had one hold only its options, and those saved
-    before it existed ran whole images, which the defaults do."""
-    if node is not None and "_target_" in node:
-        return node
-    default = OmegaConf.load(config_dir() / "inference" / "default.yaml")
-    return OmegaConf.merge(default, node or {})
-
-
-def metrics_config(node: DictConfig | None) -> DictConfig:
-    """A run's ``metrics`` node, completed by ``conf/metrics/default.yaml``: checkpoints saved
-    before the node existed are scored with the shipped metrics, and their command lines can set
-    its keys (``metrics.boundary.hd95=true``) as for a new run."""
-    default = OmegaConf.load(config_dir() / "metrics" / "default.yaml")
-    return OmegaConf.merge(default, node or {})
 
 
 def on_checkpoint(prog: str, app: Callable[[], None], config_name: str) -> None:

@@ -1,13 +1,28 @@
 """Configs saved by an earlier seglab, brought to today's form before they are trusted or built.
 
-seglab's modules moved into packages by job; a checkpoint or an ONNX file written before names
-the old paths in its ``_target_`` values. `upgrade_targets` maps them, so such a file is checked
-against today's allowlist and builds today's classes.
+A checkpoint or an ONNX file carries the resolved config of its run, as that run's seglab wrote
+it. `upgrade_config` is the one place that knows how those configs differ from today's, so the
+builders and commands read every key as today's conf/ writes it, with no fallback of their own:
+
+- seglab's modules moved into packages by job: old ``_target_`` paths are renamed
+  (`upgrade_targets`), so such a file is checked against today's allowlist;
+- runs from before task modes were multiclass (``mode``, ``threshold`` of conf/train.yaml);
+- runs from before training methods were a choice trained supervised (``method``);
+- runs from before ``on_nonfinite`` stopped on a non-finite loss, as the default still does;
+- an ``inference`` node without a ``_target_`` holds only its options (or is absent: whole
+  images), completed by conf/inference/default.yaml;
+- a run from before ``metrics`` is scored with conf/metrics/default.yaml, whose keys its
+  command lines may then set as for a new run.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
+
+from omegaconf import OmegaConf
+
+from seglab.config.location import config_dir
 
 #: ``_target_`` values an earlier seglab wrote, and where each now lives.
 MOVED_TARGETS = {
@@ -39,3 +54,29 @@ def upgrade_targets(node: Any) -> Any:
         for value in node:
             upgrade_targets(value)
     return node
+
+
+def shipped(path: str) -> Any:
+    """A plain copy of a shipped config file, or of one of its keys (``train.yaml:mode``)."""
+    name, _, key = path.partition(":")
+    node = OmegaConf.load(config_dir() / name)
+    value = OmegaConf.select(node, key) if key else node
+    return copy.deepcopy(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value)
+
+
+def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A stored run config (plain containers) in today's form, in place; see the module's
+    docstring for each change. A config of today's seglab is left as it is."""
+    upgrade_targets(config)
+    for key in ("mode", "threshold", "on_nonfinite"):
+        if key not in config:
+            config[key] = shipped(f"train.yaml:{key}")
+    if config.get("method") is None:
+        config["method"] = shipped("method/supervised.yaml")
+    inference = config.get("inference")
+    if not (isinstance(inference, dict) and "_target_" in inference):
+        merged = OmegaConf.merge(shipped("inference/default.yaml"), inference or {})
+        config["inference"] = OmegaConf.to_container(merged)
+    metrics = OmegaConf.merge(shipped("metrics/default.yaml"), config.get("metrics") or {})
+    config["metrics"] = OmegaConf.to_container(metrics)
+    return config

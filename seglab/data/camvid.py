@@ -1,7 +1,7 @@
 """CamVid road scenes in the SegNet layout, found where the project expects them.
 
 ``<root>/{train,val,test}/`` hold the frames and ``<root>/{train,val,test}annot/`` the label
-maps (single-channel PNGs of class indices). ``scripts/download_camvid.py`` fetches them.
+maps (single-channel PNGs of class indices). ``seglab-data download camvid`` fetches them.
 The class names, colours, void index and layout are written once, in ``conf/data/camvid.yaml``.
 """
 
@@ -24,12 +24,18 @@ def project_root() -> Path | None:
     return candidate if (candidate / "pyproject.toml").is_file() else None
 
 
+def dataset_home(name: str) -> Path:
+    """Where a dataset is looked for when ``data.root`` is unset: ``../shared/data/<name>``
+    beside the project, or ``./data/<name>`` for an installed wheel (which has no project)."""
+    project = project_root()
+    return (project.parent / "shared" / "data" if project else Path("data").resolve()) / name
+
+
 def default_root() -> Path | None:
     """``../shared/data/camvid`` relative to the project root, when that folder exists."""
-    project = project_root()
-    if project is None:
+    if project_root() is None:
         return None
-    root = project.parent / "shared" / "data" / "camvid"
+    root = dataset_home("camvid")
     return root if root.is_dir() else None
 
 
@@ -52,7 +58,7 @@ class CamVidDataModule(FolderDataModule):
             if root is None:
                 raise DatasetError(
                     "data.root is not set and the default CamVid folder ../shared/data/camvid "
-                    "(next to the project) does not exist; run `python scripts/download_camvid.py"
-                    " --root <folder>` and set data.root=<folder>"
+                    "(next to the project) does not exist; run `seglab-data download camvid --root "
+                    "<folder>` and set data.root=<folder>"
                 )
         super().__init__(root=root, **options)

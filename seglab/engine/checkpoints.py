@@ -29,7 +29,7 @@ from lightning_fabric.plugins import TorchCheckpointIO
 
 from seglab.atomic import atomic_path
 from seglab.config.trust import refuse_untrusted
-from seglab.config.upgrade import upgrade_targets
+from seglab.config.upgrade import upgrade_config
 from seglab.errors import MissingCheckpointError, SeglabError, UnreadableCheckpointError
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ def load_checkpoint(path: str | Path, trusted: Collection[str] = ()) -> dict[str
     config = checkpoint[CHECKPOINT_KEY].get("config")
     if not config:
         raise SeglabError(f"ckpt_path={path} carries no run configuration")
-    upgrade_targets(config)
+    upgrade_config(config)
     refuse_untrusted(config, trusted, f"ckpt_path={path}")
     return checkpoint
 

@@ -12,13 +12,12 @@ from typing import Any, NamedTuple
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from seglab.config.keys import INVOCATION_KEYS
 from seglab.config.mounting import config_dir
 from seglab.config.trust import trust_names
 from seglab.errors import MissingCheckpointError, SeglabError, UnreadableCheckpointError
 
 log = logging.getLogger(__name__)
-#: Overrides about the command itself, not the run it continues: not copied into its config.
-_NOT_COPIED = {"ckpt_path", "resume", "split", "task_name", "hydra", "paths", "trusted_targets"}
 
 
 class Resume(NamedTuple):
@@ -78,7 +77,7 @@ def checkpoint_config(stored: dict[str, Any], cfg: DictConfig, overrides: list[s
     groups = config_dir()
     for override in OverridesParser.create().parse_overrides(overrides):
         key = override.key_or_group
-        if key.split(".")[0] in _NOT_COPIED:
+        if key.split(".")[0] in INVOCATION_KEYS:  # about the command, not the run it continues
             continue
         target = key.replace("/", ".") if (groups / key).is_dir() else key
         if override.is_delete():

@@ -23,6 +23,7 @@ from seglab.build import (
     build_trainer,
     check_training_size,
     checkpoint_model,
+    resolve_class_weights,
     setup_data,
 )
 from seglab.compression.channel_pruning import PRUNED_KEY
@@ -65,8 +66,6 @@ def train(cfg: DictConfig, model: torch.nn.Module | None = None) -> dict[str, fl
         if resumed is None:
             check_fresh_run_dir(run_dir)
         record_dir.mkdir(parents=True, exist_ok=True)
-        # .hydra/config.yaml keeps ${now:} and ${oc.env:} unresolved; this copy is what ran
-        OmegaConf.save(cfg, record_dir / "config_resolved.yaml", resolve=True)
     seed = pl.seed_everything(cfg.seed, workers=True)
     if rank_zero_only.rank == 0:  # other ranks are relaunched with hydra.output_subdir=null
         write_environment(record_dir, seed)
@@ -85,6 +84,11 @@ def train(cfg: DictConfig, model: torch.nn.Module | None = None) -> dict[str, fl
             "on_nonfinite=stop"
         )
     setup_data(datamodule, "fit")
+    # numbers for `median_frequency`, so that the record says what the checkpoint will hold
+    cfg = resolve_class_weights(cfg, datamodule)
+    if rank_zero_only.rank == 0:
+        # .hydra/config.yaml keeps ${now:} and ${oc.env:} unresolved; this copy is what ran
+        OmegaConf.save(cfg, record_dir / "config_resolved.yaml", resolve=True)
     # the loss is built (and refused if it does not fit the mode) before anything is logged
     task = build_task(cfg, datamodule, model, nonfinite)
     task.method.attach(datamodule)

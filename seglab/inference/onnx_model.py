@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from seglab.config.trust import refuse_untrusted
-from seglab.config.upgrade import upgrade_targets
+from seglab.config.upgrade import upgrade_config
 from seglab.data.metadata import IMAGENET_MEAN, IMAGENET_STD, default_palette
 from seglab.errors import SeglabError
 from seglab.extras import require
@@ -106,7 +106,7 @@ def stored_config(
     config = OmegaConf.to_container(OmegaConf.create(properties[CONFIG_KEY]))
     if not isinstance(config, dict):
         raise SeglabError(f"{key}={path}: its {CONFIG_KEY} metadata is not a config")
-    upgrade_targets(config)
+    upgrade_config(config)
     refuse_untrusted(config, trusted, f"{key}={path}")
     return config
 

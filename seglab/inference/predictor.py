@@ -18,7 +18,6 @@ from PIL import Image
 from torch import Tensor, nn
 
 from seglab.build import build_inferer, trained_model
-from seglab.config.mounting import inference_config
 from seglab.config.trust import trust_names
 from seglab.data.metadata import IMAGENET_MEAN, IMAGENET_STD, default_palette
 from seglab.engine.checkpoints import CHECKPOINT_KEY, load_checkpoint
@@ -165,7 +164,7 @@ def load(
     else:
         checkpoint = load_checkpoint(ckpt_path, trust_names(trusted_targets))
         cfg = OmegaConf.create(checkpoint[CHECKPOINT_KEY]["config"])
-    node = inference_config(cfg.get("inference"))
+    node = cfg.inference
     options = [str(key) for key in node if not str(key).startswith("_")]
     unknown = set(inference) - set(options)
     if unknown:

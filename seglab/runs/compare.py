@@ -201,3 +201,27 @@ def compare(root: Path, metric: str, mode: str | None) -> tuple[list[Run], Table
             f"{', '.join(logged) or 'none (no run logged any scalar)'}"
         )
     return runs, build_table(runs, metric, mode or default_mode(metric))
+
+
+def run_details(run: Run, metric: str, mode: str) -> list[str]:
+    """What one run's table row leaves out: when its best ``metric`` came (epoch and step, as
+    TensorBoard shows it), its last value, its test scores and the metric at each validation,
+    so that a run is checked against a target from its events alone."""
+    points = run.scalars.get(metric, [])
+    lines = []
+    score = best(points, mode)
+    if score is not None:
+        step = next(step for step, value in points if value == score)
+        epoch = dict(run.scalars.get("epoch", [])).get(step)
+        at = f"epoch {int(epoch)}, step {step}" if epoch is not None else f"step {step}"
+        lines.append(f"best:  {metric} {score:.4f} at {at}; last {points[-1][1]:.4f}")
+    tests = {
+        tag: values[-1][1]
+        for tag, values in sorted(run.scalars.items())
+        if tag.startswith("test/") and tag.count("/") == 1
+    }
+    if tests:
+        lines.append("test:  " + ", ".join(f"{tag} {value:.4f}" for tag, value in tests.items()))
+    if points:
+        lines.append(f"{metric} per validation: " + " ".join(f"{value:.4f}" for _, value in points))
+    return lines

@@ -117,11 +117,11 @@ def read_run(run_dir: Path, root: Path) -> Run:
     """A run's config and results; the event files are decoded once for both.
 
     Its name is its directory relative to ``root``, as TensorBoard names it when started with
-    ``--logdir root``.
+    ``--logdir root``; a run given as ``root`` itself is named by its directory.
     """
     events = load_events(run_dir)
     return Run(
-        name=run_dir.relative_to(root).as_posix(),
+        name=run_dir.relative_to(root).as_posix() if run_dir != root else run_dir.name,
         config=read_config(run_dir),
         scalars=read_scalars(events),
         wall_time=wall_time(events),
