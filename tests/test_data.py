@@ -12,15 +12,8 @@ from torch import Tensor
 from torch.utils.data import Dataset, RandomSampler
 
 from seglab.data import SegmentationDataModule, SyntheticShapes, SyntheticShapesDataModule
-from seglab.data.synthetic import (
-    CLASSES,
-    ELLIPSE,
-    RECTANGLE,
-    TRIANGLE,
-    Shapes,
-    ShapesOptions,
-    render,
-)
+from seglab.data.shapes import CLASSES, ELLIPSE, RECTANGLE, TRIANGLE, Shapes, render
+from seglab.data.synthetic import ShapesOptions
 
 SMALL = {"image_size": 32, "max_shapes": 3}
 CONFIG = data_options("synthetic")

@@ -180,7 +180,8 @@ def test_flat_folders_validate_on_a_recorded_seeded_share(tmp_path: Path) -> Non
         datamodule.dataset("val")[i][2] for i in range(2)
     ]
     seeds = {
-        tuple(make(root, val_fraction=0.2, split_seed=seed).fold_split().val) for seed in range(4)
+        tuple(make(root, val_fraction=0.2, split_seed=seed).split_plan().validation.val)
+        for seed in range(4)
     }
     assert len(seeds) > 1, "the seed picks the val images"
 
@@ -211,7 +212,7 @@ def test_a_labelled_subset_comes_from_the_images_trained_on(tmp_path: Path) -> N
     root = portrait_folder(tmp_path / "portraits")
     datamodule = make(root, val_fraction=0.2, labeled_count=3, labeled_record=None)
     datamodule.setup("fit")
-    split, labeled = datamodule.fold_split(), datamodule.labeled_split()
+    split, labeled = datamodule.split_plan().validation, datamodule.split_plan().labeled
     assert len(labeled.labeled) == 3 and set(labeled.labeled) <= set(split.train)
     assert not set(labeled.unlabeled) & set(split.val)
 

@@ -56,7 +56,7 @@ def folder(root: Path, tmp_path: Path, **options) -> FolderDataModule:
 
 def record_of(datamodule: SegmentationDataModule) -> dict:
     datamodule.setup("fit")
-    return json.loads(Path(datamodule.folds_record).read_text())
+    return json.loads(Path(datamodule.splits.folds_record).read_text())
 
 
 def all_folds(build, seed: int) -> list[dict]:

@@ -70,7 +70,7 @@ def listed_stems(datamodule: SegmentationDataModule) -> dict[str, list[str]]:
 
 def fitted_record(datamodule: SegmentationDataModule) -> dict:
     datamodule.setup("fit")
-    return json.loads(Path(datamodule.holdout_record).read_text())
+    return json.loads(Path(datamodule.splits.holdout_record).read_text())
 
 
 @pytest.mark.parametrize("holdout", ["seqB", ["seqA", "seq10"]])
@@ -110,13 +110,13 @@ def test_camvid_holdout_of_a_sequence_splits_by_frame_names(
     for sequence, count in CAMVID_SEQUENCES.items():
         datamodule = camvid(camvid_root, tmp_path, holdout=sequence)
         names = datamodule.sample_names("train")
-        split = datamodule.fold_split()
+        split = datamodule.split_plan().validation
         val = [names[index] for index in split.val]
         train = [names[index] for index in split.train]
         assert len(val) == count and all(name.startswith(f"{sequence}_") for name in val)
         assert len(train) == 367 - count and not any(n.startswith(sequence) for n in train)
         assert sorted(val + train) == sorted(names)
-        again = camvid(camvid_root, tmp_path, holdout=sequence).fold_split()
+        again = camvid(camvid_root, tmp_path, holdout=sequence).split_plan().validation
         assert again == split
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 from tiny import TINY, data_options, quick_first, refused_before_training
 
 from seglab.data import FolderDataModule, SyntheticShapesDataModule
-from seglab.data.labels import split_labeled
+from seglab.data.splits import split_labeled
 
 NUM_TRAIN = 20
 
@@ -32,15 +32,15 @@ def write_images(folder: Path, count: int, size: int = 32) -> Path:
 
 
 def test_the_subset_repeats_for_a_seed_and_is_disjoint_from_the_unlabelled(tmp_path) -> None:
-    first = synthetic(tmp_path, labeled_fraction=0.3, labeled_seed=5).labeled_split()
-    again = synthetic(tmp_path, labeled_fraction=0.3, labeled_seed=5).labeled_split()
-    other = synthetic(tmp_path, labeled_fraction=0.3, labeled_seed=6).labeled_split()
+    first = synthetic(tmp_path, labeled_fraction=0.3, labeled_seed=5).split_plan().labeled
+    again = synthetic(tmp_path, labeled_fraction=0.3, labeled_seed=5).split_plan().labeled
+    other = synthetic(tmp_path, labeled_fraction=0.3, labeled_seed=6).split_plan().labeled
     assert first == again
     assert first.labeled != other.labeled
     assert len(first.labeled) == 6 and len(first.unlabeled) == 14
     assert not set(first.labeled) & set(first.unlabeled)
     assert sorted(first.labeled + first.unlabeled) == list(range(NUM_TRAIN))
-    assert len(synthetic(tmp_path, labeled_count=3).labeled_split().labeled) == 3
+    assert len(synthetic(tmp_path, labeled_count=3).split_plan().labeled.labeled) == 3
 
 
 def test_the_subset_follows_the_names_not_their_order() -> None:
@@ -56,7 +56,7 @@ def test_the_subset_follows_the_names_not_their_order() -> None:
 def test_training_reads_the_labelled_subset_and_the_rest_is_unlabelled(tmp_path) -> None:
     datamodule = synthetic(tmp_path, labeled_fraction=0.25)
     datamodule.setup("fit")
-    subset = datamodule.labeled_split()
+    subset = datamodule.split_plan().labeled
     train = datamodule.dataset("train")
     whole = datamodule._whole_split("train")
     assert [train[i][2] for i in range(len(train))] == [whole[i][2] for i in subset.labeled]
@@ -76,8 +76,8 @@ def test_training_reads_the_labelled_subset_and_the_rest_is_unlabelled(tmp_path)
 
 def test_a_cross_validation_run_labels_a_subset_of_its_training_folds(tmp_path) -> None:
     datamodule = synthetic(tmp_path, labeled_fraction=0.5, folds=4, fold=1, folds_record=None)
-    folds = datamodule.fold_split()
-    subset = datamodule.labeled_split()
+    folds = datamodule.split_plan().validation
+    subset = datamodule.split_plan().labeled
     assert sorted(subset.labeled + subset.unlabeled) == folds.train
     assert not set(subset.labeled) & set(folds.val)
 

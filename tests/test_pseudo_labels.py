@@ -16,7 +16,7 @@ import seglab
 from seglab.build import build_model
 from seglab.cli.predict import main as predict_main
 from seglab.cli.train import main as train_main
-from seglab.data.folder import MaskDecoder
+from seglab.data.masks import MaskDecoder
 from seglab.inference.pseudo_labels import PseudoLabeler
 from seglab.task_modes import Binary, Multiclass
 

@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from seglab.config.mounting import command_checkpoint, config_dir, on_checkpoint
-from seglab.data.folder import IMAGE_EXTENSIONS
+from seglab.data.layout import IMAGE_EXTENSIONS
 from seglab.errors import SeglabError, reported
 from seglab.inference.onnx_model import file_model
 from seglab.inference.predictor import Predictor, build_predictor, predictor_for, read_image

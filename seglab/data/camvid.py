@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from seglab.data.base import DatasetError
 from seglab.data.folder import FolderDataModule
+from seglab.data.metadata import DatasetError
 
 
 def project_root() -> Path | None:

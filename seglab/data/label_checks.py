@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from seglab.data.base import DatasetError
+from seglab.data.metadata import DatasetError
 from seglab.data.scan import ScanResult
 
 #: the share of a split's pixels above which void is taken for a labelling mistake

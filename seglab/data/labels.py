@@ -1,19 +1,16 @@
-"""Learning from few labels: which training samples keep their masks, and the unlabelled images.
+"""Learning from few labels, loading side: the unlabelled images, and sparse training masks.
 
-A sample stays labelled by its name and the seed alone (a hash, as `seglab.data.folds` deals
-folds), so the subset is the same on every machine, in a resumed run and in every job of a
-sweep, and does not depend on the order in which a folder lists its files. The other training
-samples become unlabelled; images from ``data.unlabeled_dir`` join them.
+Which training samples keep their masks is part of the run's split plan
+(`seglab.data.splits`); the others become unlabelled here, and images from
+``data.unlabeled_dir`` join them.
 """
 
 from __future__ import annotations
 
 import glob
-import hashlib
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from PIL import Image
@@ -21,92 +18,9 @@ from torch.utils.data import ConcatDataset, Dataset, Subset
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
-from seglab.atomic import write_text
+from seglab.data.layout import IMAGE_EXTENSIONS
+from seglab.data.scan import READ_ERRORS
 from seglab.data.sparse import SparseLabels, check_sparse
-
-#: the file a run with a labelled subset records it in, inside its run directory
-RECORD_NAME = "labeled.json"
-#: the image files an unlabelled folder contributes
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-# what PIL raises for a file that is not a readable image
-_READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
-
-
-class LabeledSplit(NamedTuple):
-    """Indices into the train split: the samples trained on with their masks, and the others."""
-
-    labeled: list[int]
-    unlabeled: list[int]
-
-
-def check_labeled(fraction: float | None, count: int | None) -> None:
-    """Refuse ``data.labeled_fraction``/``data.labeled_count`` values, naming the key."""
-    if fraction is not None and count is not None:
-        raise ValueError(
-            f"data.labeled_fraction={fraction} and data.labeled_count={count} both choose the "
-            "labelled subset; set one of them, the other to null"
-        )
-    if fraction is not None and not 0 < fraction <= 1:
-        raise ValueError(
-            f"data.labeled_fraction={fraction} must be in (0, 1] (the share of the training "
-            "samples that keep their masks), or null for all of them"
-        )
-    if count is not None and count < 1:
-        raise ValueError(f"data.labeled_count={count} must be at least 1, or null for all")
-
-
-def _rank_key(seed: int, name: str) -> bytes:
-    return hashlib.blake2b(f"seglab.labeled/{seed}/{name}".encode(), digest_size=8).digest()
-
-
-def split_labeled(
-    names: Sequence[str],
-    pool: Sequence[int],
-    fraction: float | None,
-    count: int | None,
-    seed: int,
-) -> LabeledSplit:
-    """The labelled and unlabelled samples among the train-split indices ``pool``.
-
-    ``names`` names every sample of the train split, in dataset order. The samples of the pool
-    are ranked by a hash of ``(seed, name)``; the first ``count`` of them (or ``fraction`` of
-    the pool, rounded down) stay labelled. Both index lists keep dataset order.
-
-    Raises:
-        ValueError: naming the key when the subset would be empty or larger than the pool.
-    """
-    pool = list(pool)
-    if count is not None:
-        if count > len(pool):
-            raise ValueError(
-                f"data.labeled_count={count} exceeds the {len(pool)} training samples; use "
-                f"data.labeled_count <= {len(pool)}"
-            )
-        kept = count
-    else:
-        # rounded first: 0.29 * 100 is 28.999999999999996
-        kept = int(round((1.0 if fraction is None else fraction) * len(pool), 6))
-        if kept < 1:
-            raise ValueError(
-                f"data.labeled_fraction={fraction} of the {len(pool)} training samples leaves no "
-                f"labelled image; use at least {1 / len(pool):.4g}, or data.labeled_count"
-            )
-    ranked = sorted(pool, key=lambda index: _rank_key(seed, names[index]))
-    labeled = set(ranked[:kept])
-    return LabeledSplit(
-        labeled=[index for index in pool if index in labeled],
-        unlabeled=[index for index in pool if index not in labeled],
-    )
-
-
-def write_record(path: Path, settings: dict[str, Any], labeled: list[str], unlabeled: list[str]):
-    """Write the labelled and unlabelled sample names to ``path`` (JSON), whole or not at all.
-
-    Every process of a distributed run writes the same content through a partial file of its
-    own (`seglab.atomic.atomic_path`).
-    """
-    record = {**settings, "labeled": labeled, "unlabeled": unlabeled}
-    write_text(path, json.dumps(record, indent=1) + "\n")
 
 
 def unlabeled_files(pattern: str | Path) -> list[Path]:
@@ -174,7 +88,7 @@ class UnlabeledImages(torch.utils.data.Dataset):
         try:
             with Image.open(path) as image:
                 pixels = TF.pil_to_tensor(image.convert(self.mode))
-        except _READ_ERRORS as error:
+        except READ_ERRORS as error:
             raise ValueError(
                 f"{path}: unreadable unlabelled image ({type(error).__name__}: {error}); "
                 "remove it from data.unlabeled_dir"
@@ -185,13 +99,10 @@ class UnlabeledImages(torch.utils.data.Dataset):
 
 
 class FewLabels:
-    """A datamodule's settings for learning from few labels, and the subset they choose.
+    """A datamodule's loading of few labels: the unlabelled images and the sparse masks.
 
     Args:
-        fraction: ``data.labeled_fraction``; None with ``count``, or for every sample.
-        count: ``data.labeled_count``; None for a fraction, or for every sample.
-        seed: ``data.labeled_seed``: which samples stay labelled, which sparse pixels are kept.
-        record: ``data.labeled_record``: the JSON file the subset is written to; None: none.
+        seed: ``data.labeled_seed``: which sparse pixels are kept.
         unlabeled_dir: ``data.unlabeled_dir``: listed now, so that a missing or empty folder
             is refused before anything trains.
         sparse_labels: ``data.sparse_labels``: ``points``, ``scribbles`` or None.
@@ -202,74 +113,41 @@ class FewLabels:
 
     def __init__(
         self,
-        fraction: float | None,
-        count: int | None,
         seed: int,
-        record: str | Path | None,
         unlabeled_dir: str | Path | None,
         sparse_labels: str | None,
         sparse_points: int,
         num_classes: int,
         ignore_index: int,
     ) -> None:
-        self.fraction = None if fraction is None else float(fraction)
-        self.count = None if count is None else int(count)
-        self.seed = int(seed)
-        check_labeled(self.fraction, self.count)
         check_sparse(sparse_labels, int(sparse_points))
-        self.record = None if record is None else Path(record)
         self.files = None if unlabeled_dir is None else unlabeled_files(unlabeled_dir)
         #: what a training mask keeps; None: all of it
         self.sparse = (
             None
             if sparse_labels is None
             else SparseLabels(
-                sparse_labels, int(sparse_points), self.seed, num_classes, ignore_index
+                sparse_labels, int(sparse_points), int(seed), num_classes, ignore_index
             )
         )
         #: set by the training method: the unlabelled batch size and how the loaders combine
         self.loading: tuple[int, str] | None = None
-        self._split: LabeledSplit | None = None
-        self._names: list[str] = []
-
-    @property
-    def limited(self) -> bool:
-        """Whether only a subset of the training samples keeps its masks."""
-        return self.fraction is not None or self.count is not None
-
-    def split(self, names: Sequence[str], pool: Sequence[int]) -> LabeledSplit:
-        """`split_labeled` of the train split ``names`` over ``pool``, chosen once."""
-        if self._split is None:
-            self._split = split_labeled(names, pool, self.fraction, self.count, self.seed)
-            self._names = list(names)
-        return self._split
-
-    def write_record(self) -> None:
-        """Write the chosen subset's sample names to ``record`` (after `split`)."""
-        if self.record is None or self._split is None:
-            return
-        settings = {"labeled_fraction": self.fraction, "labeled_count": self.count}
-        write_record(
-            self.record,
-            {**settings, "labeled_seed": self.seed},
-            labeled=[self._names[index] for index in self._split.labeled],
-            unlabeled=[self._names[index] for index in self._split.unlabeled],
-        )
 
     def unlabeled(
         self,
         train: Dataset,
+        indices: Sequence[int],
         transform: Callable[[Any, Any], tuple[Any, Any]],
         in_channels: int,
         ignore_index: int,
     ) -> Dataset | None:
-        """The unlabelled images: the samples of the whole ``train`` split outside the
-        labelled subset (after `split`), whose masks come along only so that pseudo-labels can
+        """The unlabelled images: the samples ``indices`` of the whole ``train`` split (those
+        outside the labelled subset), whose masks come along only so that pseudo-labels can
         be scored, never learnt from; then the images of ``unlabeled_dir`` through
         ``transform``, with all-void masks. None when there are none."""
         parts: list[Dataset] = []
-        if self._split is not None and self._split.unlabeled:
-            parts.append(Subset(train, self._split.unlabeled))
+        if indices:
+            parts.append(Subset(train, list(indices)))
         if self.files is not None:
             parts.append(UnlabeledImages(self.files, transform, in_channels, ignore_index))
         return ConcatDataset(parts) if parts else None

@@ -2,7 +2,8 @@
 
 Every value of a mask must be a class or void: anything else is an error naming the file, and
 where the values found show what the config gets wrong (0/255 masks without ``mask_values``,
-classes numbered from 1, a JPEG file) the error says what to set.
+classes numbered from 1, a JPEG file) the error says what to set. A mask is never resized: an
+image of another size is aligned to its mask (`align_to_mask`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from torch import Tensor
+from torchvision.transforms.v2 import functional as TF
 
-from seglab.data.base import DatasetError
+from seglab.data.metadata import DatasetError
 
 #: PIL's names of lossy formats: they change values where regions meet, so no class survives
 #: them exactly (an MPO is a JPEG with more frames)
@@ -215,3 +218,28 @@ class MultilabelMaskDecoder:
                 )
             channels.append(channel)
         return np.stack(channels)
+
+
+def mask_decoder(
+    num_classes: int,
+    ignore_index: int,
+    mask_values: Sequence[int] | None,
+    palette: Sequence[Sequence[int]] | None,
+    void_colours: Sequence[Sequence[int]],
+    class_folders: bool,
+) -> MaskDecoder | MultilabelMaskDecoder:
+    """The decoder of a dataset's masks: one file per image (`MaskDecoder`), or with
+    ``class_folders`` one file per class (`MultilabelMaskDecoder`, whose files hold no colours)."""
+    if class_folders:
+        return MultilabelMaskDecoder(ignore_index, mask_values)
+    return MaskDecoder(num_classes, ignore_index, mask_values, palette, void_colours)
+
+
+def align_to_mask(pixels: Tensor, mask_size: Sequence[int]) -> Tensor:
+    """``(C, H, W)`` image ``pixels`` resized to the mask's ``(height, width)`` (bilinear,
+    antialiased) where their sizes differ; the scan let only pairs of one aspect ratio through."""
+    if tuple(pixels.shape[-2:]) == tuple(mask_size):
+        return pixels
+    return TF.resize(
+        pixels, list(mask_size), interpolation=TF.InterpolationMode.BILINEAR, antialias=True
+    )

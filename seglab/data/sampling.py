@@ -8,11 +8,14 @@ leaves some out) while the images of rare classes come back more often.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import torch
 from torch import Tensor
 from torch.utils.data import Sampler
+
+log = logging.getLogger(__name__)
 
 
 def check_repeat_threshold(threshold: float | None) -> float | None:
@@ -79,3 +82,19 @@ class RepeatFactorSampler(Sampler[int]):
             indices = torch.cat([indices, chosen])
         order = torch.randperm(len(indices), generator=generator)
         return iter(indices[order].tolist())
+
+
+def balanced_sampler(class_pixels: Tensor, threshold: float) -> RepeatFactorSampler:
+    """The class-balanced sampler of training images with ``class_pixels`` per class.
+
+    Its draws are seeded from torch's seed, which ``seed_everything`` sets from the run's
+    ``seed``, so a run with the same seed draws the same epochs.
+    """
+    factors = repeat_factors(class_pixels, threshold)
+    log.info(
+        "data.repeat_threshold=%s: an epoch shows %.2f times the %d training images",
+        threshold,
+        float(factors.mean()),
+        len(factors),
+    )
+    return RepeatFactorSampler(factors, torch.initial_seed())

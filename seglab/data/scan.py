@@ -23,7 +23,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from seglab.atomic import atomic_path
-from seglab.data.base import DatasetError, count_class_pixels
+from seglab.data.metadata import DatasetError, count_class_pixels
 
 # bump when what a scan checks or stores changes, so older cache entries are not trusted
 SCAN_VERSION = 2

@@ -24,7 +24,7 @@ from torch import Tensor
 from torchvision.transforms.functional import pil_to_tensor
 
 from seglab.config.keys import is_hparam
-from seglab.data.base import Sample
+from seglab.data.metadata import Sample
 from seglab.engine.task import SegmentationTask
 from seglab.models.layers import resize
 from seglab.runs.directories import group_choices

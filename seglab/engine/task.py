@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from seglab.data.base import Batch
+from seglab.data.metadata import Batch
 from seglab.engine.checkpoints import CHECKPOINT_KEY
 from seglab.engine.nonfinite import NonFiniteGuard, TrainingStep
 from seglab.inference.inferer import Inferer

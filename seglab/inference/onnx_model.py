@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from seglab.config.trust import refuse_untrusted
 from seglab.config.upgrade import upgrade_config
-from seglab.data.base import IMAGENET_MEAN, IMAGENET_STD, default_palette
+from seglab.data.metadata import IMAGENET_MEAN, IMAGENET_STD, default_palette
 from seglab.errors import SeglabError
 from seglab.extras import require
 from seglab.task_modes import task_mode

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from seglab.build import build_inferer, trained_model
 from seglab.config.trust import trust_names
-from seglab.data.base import IMAGENET_MEAN, IMAGENET_STD, default_palette
+from seglab.data.metadata import IMAGENET_MEAN, IMAGENET_STD, default_palette
 from seglab.engine.checkpoints import CHECKPOINT_KEY, load_checkpoint
 from seglab.errors import SeglabError
 from seglab.inference.inferer import Inferer

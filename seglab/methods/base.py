@@ -10,7 +10,8 @@ from typing import Any, NamedTuple, Protocol
 
 from torch import Tensor, nn
 
-from seglab.data.base import DatasetError, SegmentationDataModule
+from seglab.data.base import SegmentationDataModule
+from seglab.data.metadata import DatasetError
 from seglab.errors import SeglabError
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@ methods were a choice."""
 
 from __future__ import annotations
 
-from seglab.data.base import Batch
+from seglab.data.metadata import Batch
 from seglab.methods.base import StepLoss, TaskView, TrainingMethod
 
 

@@ -1,0 +1,17 @@
+"""Which samples of the train split a run trains on, validates on and learns from without
+masks: `plan_splits` cuts it from the `SplitSettings`, and `write_record` writes each cut's
+`SplitRecord` (``folds.json``, ``holdout.json``, ``split.json``, ``labeled.json``)."""
+
+from seglab.data.splits.cuts import LabeledSplit, TrainValSplit, split_labeled
+from seglab.data.splits.plan import SplitPlan, SplitRecord, SplitSettings, plan_splits, write_record
+
+__all__ = [
+    "LabeledSplit",
+    "SplitPlan",
+    "SplitRecord",
+    "SplitSettings",
+    "TrainValSplit",
+    "plan_splits",
+    "split_labeled",
+    "write_record",
+]
