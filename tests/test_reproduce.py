@@ -19,12 +19,14 @@ from pathlib import Path
 import pytest
 import tiny
 import torch
+from omegaconf import OmegaConf
 
 import seglab
 from seglab.cli.reproduce import main as reproduce_main
+from seglab.config.upgrade import MOVED_TARGETS
 from seglab.runs.directories import read_scalars
 from seglab.runs.environment import git_state
-from seglab.runs.reproduce import compare
+from seglab.runs.reproduce import compare, new_run_dir, untrusted_run, upgraded_config_dir
 
 TINY = [*tiny.TINY, "trainer.deterministic=true", "seed=7"]
 RUN_NAME = re.compile(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d{6}")
@@ -148,3 +150,45 @@ def test_compare_finds_the_largest_difference_and_missing_rows() -> None:
         "metric          original  re-run  difference",
         "final val/loss       1.0       -     missing",
     ]
+
+
+def _as_an_earlier_seglab_saved_it(saved: Path, old: Path) -> None:
+    """``saved`` (a ``.hydra`` directory) rewritten with the module paths of before the package
+    layout and without the keys that runs of before ``mode``, ``method`` and ``on_nonfinite``
+    did not write."""
+    moved_back = {new: old for old, new in MOVED_TARGETS.items()}
+
+    def rename(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("_target_") in moved_back:
+                node["_target_"] = moved_back[node["_target_"]]
+            for value in node.values():
+                rename(value)
+
+    old.mkdir(parents=True)
+    for name in ("config.yaml", "hydra.yaml"):
+        node = OmegaConf.to_container(OmegaConf.load(saved / name), resolve=False)
+        rename(node)
+        if name == "config.yaml":
+            for key in ("mode", "threshold", "method", "on_nonfinite"):
+                del node[key]
+        OmegaConf.save(OmegaConf.create(node), old / name)
+
+
+@pytest.mark.slow
+def test_a_run_saved_by_an_earlier_seglab_is_rerun_in_todays_form(
+    original: Path, tmp_path: Path
+) -> None:
+    saved, old = original / ".hydra", tmp_path / "old" / ".hydra"
+    _as_an_earlier_seglab_saved_it(saved, old)
+    text = (old / "config.yaml").read_text() + (old / "hydra.yaml").read_text()
+    assert "seglab.schedulers.poly" in text and "seglab.runs.RunDirGuard" in text
+    assert untrusted_run(old) is not None  # as it stands, today's allowlist refuses it
+    upgraded = upgraded_config_dir(old, tmp_path / "scratch")
+    assert untrusted_run(upgraded) is None
+    for name in ("config.yaml", "hydra.yaml"):  # exactly what today's seglab wrote
+        assert OmegaConf.load(upgraded / name) == OmegaConf.load(saved / name), name
+    assert new_run_dir(upgraded, []).parent == original.parent  # composes as a re-run
+    before = _files(old.parent)
+    assert upgraded_config_dir(saved, tmp_path / "unused") == saved  # today's: used as it is
+    assert _files(old.parent) == before and not (tmp_path / "unused").exists()

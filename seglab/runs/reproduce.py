@@ -13,6 +13,7 @@ to what seglab's own conf/ builds (`seglab.config.trust`) before anything is com
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from omegaconf import OmegaConf
 
 from seglab.config.mounting import config_dir
 from seglab.config.trust import HYDRA_CALLBACKS, RERUN_RESOLVER_VALUES, untrusted_part
+from seglab.config.upgrade import upgrade_config, upgrade_targets
 from seglab.visualization.tables import text_table
 
 # holds hydra/env/default.yaml, the hook Hydra composes into its own settings
@@ -65,6 +67,26 @@ def new_run_dir(saved: Path, overrides: list[str]) -> Path:
     with initialize_config_dir(config_dir=str(saved), version_base="1.3"):
         cfg = compose("config", overrides=overrides, return_hydra_config=True)
     return Path(cfg.hydra.run.dir).resolve()
+
+
+def upgraded_config_dir(saved: Path, scratch: Path) -> Path:
+    """The ``.hydra`` directory to re-run ``saved`` from: ``saved`` itself where today's seglab
+    wrote it, else a copy in ``scratch`` in today's form (`seglab.config.upgrade`: moved
+    ``_target_`` paths, keys an earlier seglab did not write), so that it is checked against
+    today's allowlist and builds today's classes. ``saved`` itself is never changed."""
+    files = {name: saved / name for name in ("config.yaml", "hydra.yaml")}
+    texts = {name: OmegaConf.load(path) for name, path in files.items()}
+    plain = {name: OmegaConf.to_container(node, resolve=False) for name, node in texts.items()}
+    upgraded = {
+        "config.yaml": upgrade_config(copy.deepcopy(plain["config.yaml"])),
+        "hydra.yaml": upgrade_targets(copy.deepcopy(plain["hydra.yaml"])),
+    }
+    if upgraded == plain:
+        return saved
+    scratch.mkdir(parents=True, exist_ok=True)
+    for name, node in upgraded.items():
+        OmegaConf.save(OmegaConf.create(node), scratch / name)
+    return scratch
 
 
 def untrusted_run(saved: Path) -> str | None:
