@@ -29,10 +29,12 @@ def test_the_summary_names_the_run_best_step_test_score_and_next_commands(
     ranking = ModelCheckpoint(monitor="val/mDice", mode="max")
     ranking.best_model_path = str(run / "checkpoints" / "best.ckpt")
     ranking.best_model_score = torch.tensor(0.61234)
-    lines = run_summary(run, ranking, {"test/mDice": 0.5, "test/mIoU": 0.4})
+    metrics = {"test/mDice": 0.5, "test/mIoU": 0.4, "test/IoU/cell": 0.3, "val/mDice": 0.6}
+    lines = run_summary(run, ranking, metrics)
     assert lines[0] == "run:   outputs/train/r1"
     assert lines[1] == "best:  val/mDice 0.6123 at step 19 (outputs/train/r1/checkpoints/best.ckpt)"
-    assert lines[2].startswith("test:  test/mDice 0.5000")
+    # the monitored metric first, then the other headline scores; no class, no val value
+    assert lines[2] == "test:  test/mDice 0.5000, test/mIoU 0.4000 (of the best checkpoint)"
     assert "tensorboard --logdir outputs/train/r1" in lines[3]
     assert lines[4].strip() == "seglab-eval ckpt_path=outputs/train/r1/checkpoints/best.ckpt"
     # no test run, no best checkpoint: those lines are left out, not made up
@@ -51,6 +53,8 @@ def test_a_run_ends_on_its_summary(tmp_path: Path, cli) -> None:
     step, best = max(points, key=lambda point: point[1])
     assert last[1].startswith(f"best:  val/mIoU {best:.4f} at step {step} ")
     assert last[2].startswith("test:  test/mIoU ")
+    assert "test/mDice" in last[2] and "test/pixel_accuracy" in last[2]
+    assert "Test metric" not in out  # Lightning's table of every class is left out
     assert (
         last[-1].strip() == f"seglab-eval ckpt_path=outputs/train/{run.name}/checkpoints/best.ckpt"
     )

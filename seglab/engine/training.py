@@ -127,7 +127,10 @@ def train(cfg: DictConfig, model: torch.nn.Module | None = None) -> dict[str, fl
     elif cfg.get("test_after_fit") and not trainer.interrupted:
         setup_data(datamodule, "test")
         best = ranking[0].best_model_path if ranking else ""
-        trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        # the summary's test line gives the headline scores, TensorBoard every class's
+        trainer.test(
+            task, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False
+        )
         metrics.update(
             {
                 name: float(value)

@@ -54,13 +54,19 @@ def run_summary(
         lines.append(f"best:  {ranking.monitor} {float(score):.4f}{at} ({shown(best)})")
         name = ranking.monitor.split("/", 1)[-1]
         if f"test/{name}" in metrics:
-            lines.append(
-                f"test:  test/{name} {metrics[f'test/{name}']:.4f} (of the best checkpoint)"
-            )
+            lines.append(f"test:  {test_scores(metrics, f'test/{name}')} (of the best checkpoint)")
     lines.append(f"next:  tensorboard --logdir {run}   then {HEADLINE_TAB} (the headline curves)")
     if best:
         lines.append(f"       seglab-eval ckpt_path={shown(best)}")
     return lines
+
+
+def test_scores(metrics: dict[str, float], first: str) -> str:
+    """The headline test scores, ``first`` (the monitored metric's) leading: one value per
+    metric, not per class, which TensorBoard and seglab-eval give."""
+    headline = [tag for tag in sorted(metrics) if tag.startswith("test/") and tag.count("/") == 1]
+    ordered = [first, *(tag for tag in headline if tag != first)]
+    return ", ".join(f"{tag} {metrics[tag]:.4f}" for tag in ordered)
 
 
 def print_summary(lines: list[str]) -> None:
