@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from seglab.errors import SeglabError
-from seglab.runs.records import MISSING, Run, differing_keys, find_runs, format_value, read_run
+from seglab.runs.records import (
+    MISSING,
+    Run,
+    differing_keys,
+    find_runs,
+    format_value,
+    is_headline_test,
+    read_run,
+)
 from seglab.runs.spread import spread
 from seglab.visualization.tables import markdown_table, text_table
 
@@ -217,9 +225,7 @@ def run_details(run: Run, metric: str, mode: str) -> list[str]:
         at = f"epoch {int(epoch)}, step {step}" if epoch is not None else f"step {step}"
         lines.append(f"best:  {metric} {score:.4f} at {at}; last {points[-1][1]:.4f}")
     tests = {
-        tag: values[-1][1]
-        for tag, values in sorted(run.scalars.items())
-        if tag.startswith("test/") and tag.count("/") == 1
+        tag: values[-1][1] for tag, values in sorted(run.scalars.items()) if is_headline_test(tag)
     }
     if tests:
         lines.append("test:  " + ", ".join(f"{tag} {value:.4f}" for tag, value in tests.items()))

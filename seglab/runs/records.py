@@ -155,6 +155,11 @@ def differing_keys(runs: Sequence[Run]) -> list[str]:
     return [key for key in differing if key in groups or not key.startswith(swapped)]
 
 
+def is_headline_test(tag: str) -> bool:
+    """A test score of the whole split (``test/mIoU``), not of one class (``test/IoU/road``)."""
+    return tag.startswith("test/") and tag.count("/") == 1
+
+
 def format_value(value: Any) -> str:
     """A config value as a user would write it on the command line."""
     if value is MISSING:

@@ -10,6 +10,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from seglab.quiet import quiet_event_reader
 from seglab.runs.directories import read_scalars
+from seglab.runs.records import is_headline_test
 
 #: TensorBoard's tab with seglab's layout of the headline curves (`seglab.engine.callbacks`).
 HEADLINE_TAB = "http://localhost:6006/#custom_scalars"
@@ -64,7 +65,7 @@ def run_summary(
 def test_scores(metrics: dict[str, float], first: str) -> str:
     """The headline test scores, ``first`` (the monitored metric's) leading: one value per
     metric, not per class, which TensorBoard and seglab-eval give."""
-    headline = [tag for tag in sorted(metrics) if tag.startswith("test/") and tag.count("/") == 1]
+    headline = [tag for tag in sorted(metrics) if is_headline_test(tag)]
     ordered = [first, *(tag for tag in headline if tag != first)]
     return ", ".join(f"{tag} {metrics[tag]:.4f}" for tag in ordered)
 
