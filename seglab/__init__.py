@@ -12,10 +12,10 @@ __all__ = ["load"]
 
 
 def __getattr__(name: str) -> Any:
-    """``seglab.load`` (``seglab.inference.predictor.load``), imported on first use: it pulls
+    """``seglab.load`` (``seglab.workflows.prediction.load``), imported on first use: it pulls
     in the model and training stack, which a plain ``import seglab`` should not pay for."""
     if name == "load":
-        from seglab.inference.predictor import load
+        from seglab.workflows.prediction import load
 
         return load
     raise AttributeError(f"module 'seglab' has no attribute {name!r}")

@@ -60,7 +60,7 @@ def test_the_base_closure_leaves_the_extras_out() -> None:
 def test_warning_and_traceback_lines_are_found() -> None:
     output = (
         "Epoch 0: 100%|####| 4/4\r/x/plugins.py:227: UserWarning: \n"
-        "[2026-12-07][seglab.engine.training][WARNING] - few labels\n"
+        "[2026-12-07][seglab.workflows.training][WARNING] - few labels\n"
         "Traceback (most recent call last):\n"
         "/x/fit_loop.py:321: The number of training batches (2) is smaller than ...\n"
         "GPU available: False, used: False\n"

@@ -15,11 +15,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tiny import TINY
 
-from seglab.build import build_boundary_metric, build_datamodule, build_task
 from seglab.config.upgrade import upgrade_config
-from seglab.engine.evaluation import format_report
 from seglab.errors import SeglabError
 from seglab.metrics.boundary import BoundaryMetric, boundary_width
+from seglab.workflows.build import build_boundary_metric, build_datamodule, build_task
+from seglab.workflows.evaluation import format_report
 
 VOID = 9
 

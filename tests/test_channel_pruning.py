@@ -16,7 +16,6 @@ from tiny import CONF_DIR, TINY, run_module, train_once
 from torch import nn
 
 import seglab
-from seglab.build import trained_model
 from seglab.cli.eval import main as eval_main
 from seglab.cli.export import main as export_main
 from seglab.cli.prune import main as prune_main
@@ -26,8 +25,9 @@ from seglab.compression.channel_pruning import (
     prune_channels,
     shrink_to,
 )
-from seglab.compression.prune import PRUNED_CHECKPOINT
 from seglab.engine.checkpoints import CHECKPOINT_KEY
+from seglab.workflows.build import trained_model
+from seglab.workflows.prune import PRUNED_CHECKPOINT
 
 AMOUNT = 0.25
 #: A convolution loses `AMOUNT` of its inputs and of its outputs, so its weights fall by

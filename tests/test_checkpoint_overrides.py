@@ -13,11 +13,11 @@ import yaml
 from omegaconf import OmegaConf
 from PIL import Image
 
-from seglab.build import build_model
 from seglab.cli.eval import main as eval_main
 from seglab.cli.export import main as export_main
 from seglab.cli.predict import main as predict_main
 from seglab.engine.checkpoints import CHECKPOINT_KEY
+from seglab.workflows.build import build_model
 
 
 def _camvid_like(root: Path) -> None:

@@ -19,7 +19,10 @@ from PIL import Image
 from pytorch_lightning.utilities import CombinedLoader
 from tiny import CONF_DIR, ENTRY_CONFIGS
 
-from seglab.build import (
+from seglab.config.keys import PERFORMANCE_KEYS
+from seglab.errors import SeglabError
+from seglab.losses import MODES
+from seglab.workflows.build import (
     build_boundary_metric,
     build_datamodule,
     build_inferer,
@@ -27,14 +30,11 @@ from seglab.build import (
     build_trainer,
     lightning_trainer_config,
 )
-from seglab.config.keys import PERFORMANCE_KEYS
-from seglab.config.mounting import (
+from seglab.workflows.mounting import (
     compose_config,
     mount_checkpoint_config,
     refuse_group_overrides,
 )
-from seglab.errors import SeglabError
-from seglab.losses import MODES
 
 # image and mask folders of the train split in the layout each folder dataset expects
 FOLDER_LAYOUTS = {

@@ -14,11 +14,11 @@ import tiny
 import torch
 from omegaconf import OmegaConf
 
-from seglab.build import build_datamodule, trained_model
 from seglab.cli.eval import main as eval_main
 from seglab.cli.train import main as train_main
 from seglab.engine.checkpoints import CHECKPOINT_KEY, load_checkpoint
 from seglab.runs.directories import SWEPT_KEYS_ENV, read_scalars
+from seglab.workflows.build import build_datamodule, trained_model
 
 # 5 val and 5 test images on 2 ranks: a padding sampler would score one image twice, and with
 # 2 images a batch the first rank runs one batch more than the second

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from tiny import CONF_DIR
 
 import seglab.cli.train
-from seglab.engine.training import train
+from seglab.workflows.training import train
 
 EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))
 

@@ -1,5 +1,6 @@
 """The package's import structure, read from the source: commands on top, shared foundations
-at the bottom, no new import cycle, no private name taken from another module."""
+at the bottom, each package importing only those of lower layers, no import cycle, no private
+name taken from another module."""
 
 from __future__ import annotations
 
@@ -20,6 +21,48 @@ FOUNDATION = frozenset(
         "seglab.config.upgrade",
     }
 )
+
+
+#: The packages from the bottom up; a module imports only modules of its own package and of
+#: packages in lower layers. The top-level modules of layer 0 are the foundation above.
+LAYERS: tuple[frozenset[str], ...] = tuple(
+    frozenset(layer)
+    for layer in (
+        {"errors", "atomic", "extras", "quiet"},
+        {"metrics", "models"},
+        {"task_modes", "visualization"},
+        {"config", "data", "losses"},
+        {"methods", "runs", "inference"},
+        {"compression", "engine"},
+        {"sweeps"},
+        {"workflows"},
+        {"cli"},
+        {"__init__"},
+    )
+)
+
+
+def package(module: str) -> str:
+    """The first name below ``seglab`` (``engine`` for ``seglab.engine.task``); ``__init__``
+    for the package itself."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def layer(module: str) -> int:
+    return next(i for i, names in enumerate(LAYERS) if package(module) in names)
+
+
+def upward(edges: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """The imports from one package of another that is not in a lower layer."""
+    return {
+        (name, target)
+        for name, targets in edges.items()
+        for target in targets
+        if package(name) != package(target)
+        and layer(name) <= layer(target)
+        and not layer(name) == layer(target) == 0
+    }
 
 
 def module_name(path: Path) -> str:
@@ -95,6 +138,25 @@ def test_only_commands_import_commands() -> None:
         if target.startswith("seglab.cli") and not name.startswith("seglab.cli")
     }
     assert not wrong
+
+
+def test_every_package_has_a_layer() -> None:
+    assert {package(name) for name in MODULES} == set().union(*LAYERS)
+
+
+def test_packages_import_only_lower_layers() -> None:
+    """Commands call workflows, workflows build from the engine, inference, data and models;
+    the engine never reaches up for the builders, nor the data for a model."""
+    assert not upward(EDGES)
+
+
+def test_an_upward_import_is_seen() -> None:
+    edges = {
+        "seglab.engine.task": {"seglab.workflows.build", "seglab.engine.checkpoints"},
+        "seglab.workflows.build": {"seglab.engine.task"},
+        "seglab.errors": {"seglab.atomic"},
+    }
+    assert upward(edges) == {("seglab.engine.task", "seglab.workflows.build")}
 
 
 def test_foundations_import_only_foundations() -> None:

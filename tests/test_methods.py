@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from tiny import resume, train_once
 
 import seglab
-from seglab.build import build_datamodule, build_task
 from seglab.cli.eval import main as eval_main
 from seglab.engine.checkpoints import load_checkpoint
 from seglab.methods import FixMatch, MeanTeacher
@@ -21,6 +20,7 @@ from seglab.methods.fixmatch import confident_targets, unlabeled_loss
 from seglab.methods.mean_teacher import ema_decay_at, ema_update, sigmoid_rampup
 from seglab.methods.perturb import cutmix, step_generator
 from seglab.runs.directories import read_scalars
+from seglab.workflows.build import build_datamodule, build_task
 
 IGNORE = 255
 SMALL = [

@@ -10,12 +10,12 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from seglab.build import build_datamodule, build_model
-from seglab.config.mounting import mount_checkpoint_config
 from seglab.config.upgrade import upgrade_config
 from seglab.errors import SeglabError
 from seglab.inference.inferer import TTA, Inferer
 from seglab.task_modes import Binary, Multiclass, Multilabel, make_mode, task_mode
+from seglab.workflows.build import build_datamodule, build_model
+from seglab.workflows.mounting import mount_checkpoint_config
 
 IGNORE = 255
 

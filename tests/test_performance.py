@@ -17,16 +17,16 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 
-from seglab.build import (
+from seglab.engine.task import SegmentationTask
+from seglab.errors import SeglabError
+from seglab.runs.directories import load_events
+from seglab.workflows.build import (
     apply_performance_options,
     build_datamodule,
     build_task,
     build_trainer,
     setup_data,
 )
-from seglab.engine.task import SegmentationTask
-from seglab.errors import SeglabError
-from seglab.runs.directories import load_events
 
 SCRIPT = Path(__file__).parents[1] / "scripts" / "benchmarks" / "benchmark.py"
 TINY = [

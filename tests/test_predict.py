@@ -14,9 +14,9 @@ from PIL import Image
 from tiny import save_checkpoint
 
 import seglab
-from seglab.build import build_datamodule, build_model, build_task
 from seglab.cli.predict import main as predict_main
 from seglab.errors import SeglabError
+from seglab.workflows.build import build_datamodule, build_model, build_task
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_MODEL = ["model.encoder.widths=[8,16,32]"]

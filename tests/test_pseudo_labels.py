@@ -13,12 +13,12 @@ from PIL import Image
 from tiny import save_checkpoint
 
 import seglab
-from seglab.build import build_model
 from seglab.cli.predict import main as predict_main
 from seglab.cli.train import main as train_main
 from seglab.data.masks import MaskDecoder
 from seglab.inference.pseudo_labels import PseudoLabeler
 from seglab.task_modes import Binary, Multiclass
+from seglab.workflows.build import build_model
 
 TINY_MODEL = ["model.encoder.widths=[8,16,32]"]
 #: a folder dataset whose masks store its three classes as 0, 128 and 255, and void as 64

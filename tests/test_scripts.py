@@ -13,7 +13,7 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 SCRIPT_NAMES = frozenset(
     path.stem for path in SCRIPTS.rglob("*.py") if path.stem != "__init__"
 ) | frozenset(path.name for path in SCRIPTS.rglob("*") if path.is_dir())
-#: Hydra's own composition, which the scripts reach through `seglab.config.mounting`.
+#: Hydra's own composition, which the scripts reach through `seglab.workflows.mounting`.
 HYDRA_COMPOSE = frozenset(
     {"compose", "initialize", "initialize_config_dir", "initialize_config_module"}
 )
@@ -68,13 +68,13 @@ def test_no_script_imports_another(path: Path) -> None:
 
 @pytest.mark.parametrize("path", _scripts(), ids=lambda path: str(path.relative_to(SCRIPTS)))
 def test_scripts_compose_configs_through_seglab(path: Path) -> None:
-    """`seglab.config.mounting.compose_config` composes from seglab's conf/ as the commands do."""
+    """`seglab.workflows.mounting.compose_config` composes from conf/ as the commands do."""
     assert not hydra_compose_imports(_tree(path))
 
 
 def test_the_import_check_sees_a_script_imported() -> None:
     tree = ast.parse(
-        "import os\nfrom benchmark import spread\nimport seglab.build\n"
+        "import os\nfrom benchmark import spread\nimport seglab.workflows.build\n"
         "def f():\n    from .model_table import machine\n    import studies.holdout_check\n"
     )
     names = frozenset({"benchmark", "studies"})

@@ -16,8 +16,8 @@ from tiny import TINY, data_options, quick_first, refused_before_training, run_h
 
 from seglab.cli.eval import main as eval_main
 from seglab.cli.train import main as train_main
-from seglab.engine.evaluation import format_report
 from seglab.runs.directories import load_events, read_hparams, read_scalars
+from seglab.workflows.evaluation import format_report
 
 
 @pytest.fixture(scope="module")
@@ -455,8 +455,8 @@ def test_camvid_stats_match_its_published_pixel_counts(
 def test_the_model_cost_is_logged_once_and_is_an_hparams_metric(trained_run: Path) -> None:
     from omegaconf import OmegaConf
 
-    from seglab.build import build_model
     from seglab.models.cost import forward_flops
+    from seglab.workflows.build import build_model
 
     cfg = OmegaConf.load(trained_run / ".hydra" / "config_resolved.yaml")
     model = build_model(cfg)

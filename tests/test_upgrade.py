@@ -12,10 +12,10 @@ import torch
 from hydra.utils import get_object
 from omegaconf import OmegaConf
 
-from seglab.build import build_inferer, build_nonfinite_guard
 from seglab.config.trust import HYDRA_CALLBACKS, TARGETS
 from seglab.config.upgrade import MOVED_TARGETS, upgrade_config, upgrade_targets
 from seglab.engine.checkpoints import CHECKPOINT_KEY, load_checkpoint
+from seglab.workflows.build import build_inferer, build_nonfinite_guard
 
 
 @pytest.mark.parametrize("old", sorted(MOVED_TARGETS))

@@ -43,20 +43,20 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from seglab.build import (
-    apply_performance_options,
-    build_datamodule,
-    build_task,
-    build_trainer,
-    setup_data,
-)
-from seglab.config.mounting import compose_config
 from seglab.data import SegmentationDataModule
 from seglab.engine.task import SegmentationTask
 from seglab.metrics.confusion import segmentation_scores
 from seglab.models.layers import resize
 from seglab.runs.environment import machine_description
 from seglab.runs.spread import spread
+from seglab.workflows.build import (
+    apply_performance_options,
+    build_datamodule,
+    build_task,
+    build_trainer,
+    setup_data,
+)
+from seglab.workflows.mounting import compose_config
 
 #: CPU features that decide how fast bf16 autocast runs (without them bf16 is emulated)
 CPU_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")

@@ -28,7 +28,11 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from seglab.build import (
+from seglab.engine.checkpoints import load_checkpoint, model_state
+from seglab.engine.task import SegmentationTask
+from seglab.runs.environment import machine_description
+from seglab.runs.spread import spread
+from seglab.workflows.build import (
     apply_performance_options,
     build_datamodule,
     build_model,
@@ -37,11 +41,7 @@ from seglab.build import (
     setup_data,
     untrained,
 )
-from seglab.config.mounting import compose_config
-from seglab.engine.checkpoints import load_checkpoint, model_state
-from seglab.engine.task import SegmentationTask
-from seglab.runs.environment import machine_description
-from seglab.runs.spread import spread
+from seglab.workflows.mounting import compose_config
 
 VARIANTS = {
     "none": {"enabled": False},

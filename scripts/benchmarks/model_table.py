@@ -22,12 +22,12 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from seglab.build import build_model
 from seglab.config.location import config_dir
-from seglab.config.mounting import compose_config
 from seglab.errors import SeglabError
 from seglab.runs.environment import machine_description
 from seglab.runs.spread import spread
+from seglab.workflows.build import build_model
+from seglab.workflows.mounting import compose_config
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "models.md"
 

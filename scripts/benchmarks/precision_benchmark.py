@@ -38,7 +38,7 @@ def measure(precision: str, seconds: float, warmup: int) -> float:
     import torch
     from hydra.utils import instantiate
 
-    from seglab.config.mounting import compose_config
+    from seglab.workflows.mounting import compose_config
 
     cfg = compose_config("train", ["experiment=camvid_cpu"])
     torch.manual_seed(0)

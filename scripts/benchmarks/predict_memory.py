@@ -25,9 +25,9 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from seglab.build import build_model
-from seglab.config.mounting import compose_config
 from seglab.engine.checkpoints import CHECKPOINT_KEY
+from seglab.workflows.build import build_model
+from seglab.workflows.mounting import compose_config
 
 
 def write_checkpoint(path: Path, overrides: list[str]) -> None:

@@ -19,14 +19,14 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from seglab.build import build_datamodule
 from seglab.config.check import check_command_line
-from seglab.config.mounting import config_dir
 from seglab.data import DatasetError
 from seglab.data.camvid import dataset_home
 from seglab.data.download import SOURCES, download, source
 from seglab.data.stats import class_statistics, format_statistics
 from seglab.errors import SeglabError, reported
+from seglab.workflows.build import build_datamodule
+from seglab.workflows.mounting import config_dir
 
 PROG = "seglab-data"
 COMMANDS = ("stats", "download")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from seglab.config.mounting import config_dir, on_checkpoint
-from seglab.engine.evaluation import evaluate, format_report
 from seglab.errors import reported
+from seglab.workflows.evaluation import evaluate, format_report
+from seglab.workflows.mounting import config_dir, on_checkpoint
 
 PROG = "seglab-eval"
 

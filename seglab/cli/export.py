@@ -1,6 +1,6 @@
 """``seglab-export ckpt_path=<file> [format=onnx|torchscript] [output=...]``: a trained network
 as a file that runs without seglab, checked against the network it came from
-(`seglab.compression.export`)."""
+(`seglab.workflows.export`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from seglab.compression.export import export
-from seglab.config.mounting import config_dir, on_checkpoint
 from seglab.errors import reported
+from seglab.workflows.export import export
+from seglab.workflows.mounting import config_dir, on_checkpoint
 
 PROG = "seglab-export"
 

@@ -25,14 +25,15 @@ from omegaconf import DictConfig
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from seglab.config.mounting import command_checkpoint, config_dir, on_checkpoint
 from seglab.data.layout import IMAGE_EXTENSIONS
 from seglab.errors import SeglabError, reported
 from seglab.inference.onnx_model import file_model
-from seglab.inference.predictor import Predictor, build_predictor, predictor_for, read_image
+from seglab.inference.predictor import Predictor, read_image
 from seglab.inference.pseudo_labels import PseudoLabeler, check_confidence
 from seglab.runs.directories import RUN_MARKERS
 from seglab.task_modes import task_mode
+from seglab.workflows.mounting import command_checkpoint, config_dir, on_checkpoint
+from seglab.workflows.prediction import build_predictor, predictor_for
 
 PROG = "seglab-predict"
 

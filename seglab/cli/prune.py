@@ -1,5 +1,5 @@
 """``seglab-prune ckpt_path=<file> [amount=0.25] [importance=l2] [overrides]``: remove a trained
-network's weakest channels and fine-tune it in a run of its own (`seglab.compression.prune`)."""
+network's weakest channels and fine-tune it in a run of its own (`seglab.workflows.prune`)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from omegaconf import DictConfig
 
 from seglab.cli.train import exit_interrupted
 from seglab.compression.channel_pruning import check_amount, check_importance, require_torch_pruning
-from seglab.compression.prune import prune
-from seglab.config.mounting import command_line_value, config_dir, on_checkpoint
 from seglab.engine.checkpoints import RunInterrupted
 from seglab.errors import SeglabError, reported
+from seglab.workflows.mounting import command_line_value, config_dir, on_checkpoint
+from seglab.workflows.prune import prune
 
 PROG = "seglab-prune"
 

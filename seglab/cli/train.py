@@ -14,14 +14,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from seglab.config.check import check_command_line
-from seglab.config.mounting import command_line_value, config_dir
 from seglab.engine.checkpoints import RunInterrupted
-from seglab.engine.training import train
 from seglab.errors import SweepError, fail, reported
 from seglab.extras import require_launcher
 from seglab.runs.directories import SWEPT_KEYS_ENV
 from seglab.runs.reproduce import register_search_path
 from seglab.sweeps.objective import objective, objective_names, share_machine
+from seglab.workflows.mounting import command_line_value, config_dir
+from seglab.workflows.training import train
 
 log = logging.getLogger(__name__)
 PROG = "seglab-train"

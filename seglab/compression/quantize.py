@@ -13,7 +13,7 @@ which in a dataset of video sequences (CamVid) spans its scenes rather than its 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +21,7 @@ import numpy as np
 from omegaconf import DictConfig
 from torch.utils.data import Dataset
 
-from seglab.build import build_datamodule
-from seglab.data import DatasetError
+from seglab.data import DatasetError, SegmentationDataModule
 from seglab.errors import SeglabError
 from seglab.inference.onnx_model import INPUT_NAME, require_onnxruntime
 
@@ -49,9 +48,12 @@ class Calibration:
             yield {INPUT_NAME: image[None].float().numpy()}
 
 
-def calibration(cfg: DictConfig) -> Calibration | None:
+def calibration(
+    cfg: DictConfig, datamodule: Callable[[], SegmentationDataModule]
+) -> Calibration | None:
     """The calibration of ``cfg.quantize=int8`` (None for a float export), with every option
-    checked and the train split built, before anything is exported."""
+    checked and the train split built, before anything is exported; ``datamodule`` builds the
+    run's data once the options passed."""
     quantize = cfg.get("quantize")
     if quantize not in QUANTIZATIONS:
         raise SeglabError(f"quantize={quantize} is not one of: int8 (or null for a float file)")
@@ -71,12 +73,12 @@ def calibration(cfg: DictConfig) -> Calibration | None:
     count = int(options.num_images)
     if count < 1:
         raise SeglabError(f"calibration.num_images={count} must be at least 1")
-    datamodule = build_datamodule(cfg)
-    missing = datamodule.split_unavailable("train")
+    data = datamodule()
+    missing = data.split_unavailable("train")
     if missing is not None:
         raise SeglabError(f"cannot calibrate on the train split: {missing}")
     try:
-        dataset = datamodule.evaluation_dataset("train")
+        dataset = data.evaluation_dataset("train")
     except DatasetError as error:
         raise SeglabError(str(error)) from None
     size = len(dataset)

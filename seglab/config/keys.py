@@ -15,7 +15,7 @@ from collections.abc import Iterable
 LOCATION_NODES = ("paths", "hydra")
 #: Keys about one command, not the run it trains or reads: where it writes, what it resumes or
 #: scores, what it trusts and how it searches. A stored run config mounted under a command
-#: drops them (`seglab.config.mounting`), and a resume does not copy them from its command line
+#: drops them (`seglab.workflows.mounting`), and a resume does not copy them from its command line
 #: into the run it continues (`seglab.engine.resume`).
 INVOCATION_KEYS = (
     *LOCATION_NODES,

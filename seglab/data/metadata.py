@@ -29,7 +29,7 @@ class DatasetError(ValueError):
     """A problem with the files of a dataset (missing, unreadable, inconsistent), or a setting
     they cannot satisfy (more folds than training samples), found at setup.
 
-    Its message names the file or folder and what to do; ``seglab.build`` reports it as a
+    Its message names the file or folder and what to do; ``seglab.workflows.build`` reports it as a
     one-line error before training starts.
     """
 

@@ -5,7 +5,6 @@ resolvers of ``conf/hydra/default.yaml`` alike."""
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -13,9 +12,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from seglab.config.keys import INVOCATION_KEYS
-from seglab.config.mounting import config_dir
+from seglab.config.location import config_dir
 from seglab.config.trust import trust_names
+from seglab.engine.checkpoints import CHECKPOINT_KEY, load_checkpoint
 from seglab.errors import MissingCheckpointError, SeglabError, UnreadableCheckpointError
+from seglab.runs.directories import fallback_checkpoint, resume_checkpoint, resumed_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -29,41 +30,6 @@ class Resume(NamedTuple):
     checkpoint: Path
     #: its global step, from which TensorBoard drops what the interrupted run logged
     step: int
-
-
-def resume_checkpoint(ckpt_path: str | None, resume: bool | str | None) -> Path | None:
-    """The checkpoint a ``seglab-train`` command continues from; None for a fresh run.
-
-    ``ckpt_path`` names it; ``resume=<run dir>`` (``resume=true``: the working directory)
-    stands for that run's ``checkpoints/last.ckpt``.
-    """
-    if ckpt_path:
-        return Path(ckpt_path)
-    if resume is True:
-        return Path.cwd() / "checkpoints" / "last.ckpt"
-    if isinstance(resume, str) and resume:
-        return Path(resume) / "checkpoints" / "last.ckpt"
-    return None
-
-
-def fallback_checkpoint(checkpoint: Path) -> Path | None:
-    """``best.ckpt`` beside a ``last.ckpt``: where a resume goes when ``last.ckpt`` is missing
-    or unreadable (a crash before the first one was written, a damaged disk). None otherwise."""
-    best = checkpoint.with_name("best.ckpt")
-    return best if checkpoint.name == "last.ckpt" and best.is_file() else None
-
-
-def resumed_run_dir(ckpt_path: str | None, resume: bool | str | None) -> Path | None:
-    """The run directory a resume writes into: the one holding the checkpoint in its
-    ``checkpoints/``. None for a fresh run, and for a checkpoint that is missing (with no
-    `fallback_checkpoint`) or lies elsewhere, so that Hydra never creates files in a directory
-    that is not a run's (seglab-train then says what is wrong)."""
-    checkpoint = resume_checkpoint(ckpt_path, resume)
-    if checkpoint is None or checkpoint.parent.name != "checkpoints":
-        return None
-    if not checkpoint.is_file() and fallback_checkpoint(checkpoint) is None:
-        return None
-    return Path(os.path.abspath(checkpoint)).parent.parent
 
 
 def checkpoint_config(stored: dict[str, Any], cfg: DictConfig, overrides: list[str]) -> DictConfig:
@@ -98,10 +64,6 @@ def resume(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> Resume | Non
 
     None for a fresh run. Refuses, naming the path, whatever cannot be continued in place.
     """
-    # imported here: the run-directory resolvers import this module with every entry point,
-    # and reading a checkpoint brings in the training stack
-    from seglab.engine.checkpoints import CHECKPOINT_KEY, load_checkpoint
-
     ckpt_path, resume = cfg.get("ckpt_path"), cfg.get("resume")
     path = resume_checkpoint(ckpt_path, resume)
     if path is None:

@@ -1,7 +1,7 @@
 """The LightningModule that trains, validates and tests a Segmenter.
 
 The model, loss, optimizer and scheduler arrive already built (or as partials) from
-``seglab.build``, so the task holds no knowledge of configs: it only runs steps,
+``seglab.workflows.build``, so the task holds no knowledge of configs: it only runs steps,
 accumulates the counts of its task mode (`seglab.task_modes`) per evaluation split and logs what
 it derives from them.
 """

@@ -30,7 +30,7 @@ from seglab.task_modes import task_mode
 #: Prefix of every metadata key seglab writes; the run's config is under ``seglab.config``.
 PREFIX = "seglab."
 CONFIG_KEY = PREFIX + "config"
-#: The export's input and output names (seglab/compression/export.py writes them).
+#: The export's input and output names (seglab/workflows/export.py writes them).
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
 
 

@@ -14,7 +14,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from seglab.config.keys import names_job
-from seglab.engine.resume import resumed_run_dir
 from seglab.errors import SeglabError, fail
 
 if TYPE_CHECKING:
@@ -34,6 +33,41 @@ PRUNED_FILE = "pruned.yaml"
 
 #: Environment variable holding the keys a multirun sweeps, comma-separated (set by seglab-train).
 SWEPT_KEYS_ENV = "SEGLAB_SWEPT_KEYS"
+
+
+def resume_checkpoint(ckpt_path: str | None, resume: bool | str | None) -> Path | None:
+    """The checkpoint a ``seglab-train`` command continues from; None for a fresh run.
+
+    ``ckpt_path`` names it; ``resume=<run dir>`` (``resume=true``: the working directory)
+    stands for that run's ``checkpoints/last.ckpt``.
+    """
+    if ckpt_path:
+        return Path(ckpt_path)
+    if resume is True:
+        return Path.cwd() / "checkpoints" / "last.ckpt"
+    if isinstance(resume, str) and resume:
+        return Path(resume) / "checkpoints" / "last.ckpt"
+    return None
+
+
+def fallback_checkpoint(checkpoint: Path) -> Path | None:
+    """``best.ckpt`` beside a ``last.ckpt``: where a resume goes when ``last.ckpt`` is missing
+    or unreadable (a crash before the first one was written, a damaged disk). None otherwise."""
+    best = checkpoint.with_name("best.ckpt")
+    return best if checkpoint.name == "last.ckpt" and best.is_file() else None
+
+
+def resumed_run_dir(ckpt_path: str | None, resume: bool | str | None) -> Path | None:
+    """The run directory a resume writes into: the one holding the checkpoint in its
+    ``checkpoints/``. None for a fresh run, and for a checkpoint that is missing (with no
+    `fallback_checkpoint`) or lies elsewhere, so that Hydra never creates files in a directory
+    that is not a run's (seglab-train then says what is wrong)."""
+    checkpoint = resume_checkpoint(ckpt_path, resume)
+    if checkpoint is None or checkpoint.parent.name != "checkpoints":
+        return None
+    if not checkpoint.is_file() and fallback_checkpoint(checkpoint) is None:
+        return None
+    return Path(os.path.abspath(checkpoint)).parent.parent
 
 
 def job_name(

@@ -23,7 +23,7 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 from omegaconf import OmegaConf
 
-from seglab.config.mounting import config_dir
+from seglab.config.location import config_dir
 from seglab.config.trust import HYDRA_CALLBACKS, RERUN_RESOLVER_VALUES, untrusted_part
 from seglab.config.upgrade import upgrade_config, upgrade_targets
 from seglab.visualization.tables import text_table

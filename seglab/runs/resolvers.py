@@ -24,14 +24,14 @@ def job_name(
 
 def run_dir(ckpt_path: str | None, resume: bool | str | None, fresh_dir: str) -> str:
     """A resumed run's own directory, else ``fresh_dir``."""
-    from seglab.engine.resume import resumed_run_dir
+    from seglab.runs.directories import resumed_run_dir
 
     return str(resumed_run_dir(ckpt_path, resume) or fresh_dir)
 
 
 def hydra_subdir(ckpt_path: str | None, resume: bool | str | None, time: str) -> str:
     """A resume records its own config beside, never over, the original run's ``.hydra/``."""
-    from seglab.engine.resume import resumed_run_dir
+    from seglab.runs.directories import resumed_run_dir
 
     return f".hydra/resume-{time}" if resumed_run_dir(ckpt_path, resume) else ".hydra"
 

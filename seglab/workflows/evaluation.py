@@ -12,7 +12,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from seglab.build import (
+from seglab.engine.checkpoints import model_state
+from seglab.errors import SeglabError
+from seglab.inference.onnx_model import file_model
+from seglab.quiet import quiet_lightning
+from seglab.visualization.tables import text_table
+from seglab.workflows.build import (
     apply_performance_options,
     build_datamodule,
     build_task,
@@ -21,12 +26,7 @@ from seglab.build import (
     setup_data,
     untrained,
 )
-from seglab.config.mounting import command_checkpoint
-from seglab.engine.checkpoints import model_state
-from seglab.errors import SeglabError
-from seglab.inference.onnx_model import file_model
-from seglab.quiet import quiet_lightning
-from seglab.visualization.tables import text_table
+from seglab.workflows.mounting import command_checkpoint
 
 #: the per-class scores of a report, each with its mean ``m<name>`` over the classes
 PER_CLASS = ("IoU", "Dice", "BoundaryIoU", "HD95")
@@ -36,7 +36,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score a checkpoint on one split; writes metrics.json to the run dir and returns it.
 
     ``cfg`` is the checkpoint's run config with the command line on top
-    (``seglab.config.mounting.mount_checkpoint``), so the data and model are the run's own. With
+    (``seglab.workflows.mounting.mount_checkpoint``), so the data and model are the run's own. With
     ``cfg.model_path`` the network is that ONNX file's, and the config the one it carries.
     """
     model_path = cfg.get("model_path")

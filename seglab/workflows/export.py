@@ -24,9 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from seglab.atomic import atomic_path
-from seglab.build import trained_model
 from seglab.compression.quantize import calibration, quantize_int8
-from seglab.config.mounting import command_checkpoint
 from seglab.engine.checkpoints import CHECKPOINT_KEY
 from seglab.errors import SeglabError
 from seglab.inference.onnx_model import (
@@ -37,6 +35,8 @@ from seglab.inference.onnx_model import (
     write_metadata,
 )
 from seglab.quiet import quiet_torchscript
+from seglab.workflows.build import build_datamodule, trained_model
+from seglab.workflows.mounting import command_checkpoint
 
 FORMATS = ("onnx", "torchscript")
 Runner = Callable[[torch.Tensor], torch.Tensor]
@@ -151,7 +151,7 @@ def export(cfg: DictConfig) -> list[tuple[tuple[int, int, int, int], float]]:
     """
     output, sizes = _check_options(cfg)
     checkpoint = command_checkpoint(cfg)
-    calibrating = calibration(cfg)
+    calibrating = calibration(cfg, lambda: build_datamodule(cfg))
     model = trained_model(cfg, checkpoint).to(cfg.device)
     channels = model.in_channels or OmegaConf.select(cfg, "data.in_channels", default=3)
     # a batch of 2 at export and 1 afterwards: neither batch size can be taken as a constant

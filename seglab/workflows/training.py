@@ -14,18 +14,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from seglab.build import (
-    apply_performance_options,
-    build_datamodule,
-    build_model,
-    build_nonfinite_guard,
-    build_task,
-    build_trainer,
-    check_training_size,
-    checkpoint_model,
-    resolve_class_weights,
-    setup_data,
-)
 from seglab.compression.channel_pruning import PRUNED_KEY
 from seglab.data import DatasetError, SegmentationDataModule
 from seglab.engine.checkpoints import CheckpointWriteError, model_state
@@ -37,6 +25,18 @@ from seglab.runs.directories import check_fresh_run_dir
 from seglab.runs.environment import write_environment
 from seglab.runs.summary import print_summary, run_summary
 from seglab.sweeps.objective import check_strategy
+from seglab.workflows.build import (
+    apply_performance_options,
+    build_datamodule,
+    build_model,
+    build_nonfinite_guard,
+    build_task,
+    build_trainer,
+    check_training_size,
+    checkpoint_model,
+    resolve_class_weights,
+    setup_data,
+)
 
 log = logging.getLogger(__name__)
 

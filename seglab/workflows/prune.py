@@ -1,8 +1,9 @@
 """What ``seglab-prune`` does: a trained checkpoint's network with its weakest channels
 removed (seglab/compression/channel_pruning.py), then fine-tuned in a run of its own.
 
-The run is a training run like any other, made by seglab-train's own path (`seglab.engine.training`)
-from the checkpoint's config with the command line on top, around the pruned network: its
+The run is a training run like any other, made by seglab-train's own path
+(`seglab.workflows.training`) from the checkpoint's config with the command line on top,
+around the pruned network: its
 directory is ``outputs/prune/<time>/``, with TensorBoard events, ``checkpoints/best.ckpt`` and
 ``last.ckpt``, and ``seglab-train ckpt_path=<run>/checkpoints/last.ckpt`` continues it. Its
 config records ``pruned`` (amount, importance, source checkpoint), which tells every command
@@ -19,7 +20,6 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from seglab.build import trained_model
 from seglab.compression.channel_pruning import (
     PRUNED_KEY,
     check_amount,
@@ -27,9 +27,10 @@ from seglab.compression.channel_pruning import (
     parameter_count,
     prune_channels,
 )
-from seglab.config.mounting import command_checkpoint
 from seglab.engine.checkpoints import CHECKPOINT_KEY
-from seglab.engine.training import train
+from seglab.workflows.build import trained_model
+from seglab.workflows.mounting import command_checkpoint
+from seglab.workflows.training import train
 
 log = logging.getLogger(__name__)
 #: The options of the command itself, which the run's config does not keep.
