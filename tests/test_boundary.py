@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tiny import TINY
 
+from seglab.config.spec import resolve_spec
 from seglab.config.upgrade import upgrade_config
 from seglab.errors import SeglabError
 from seglab.metrics.boundary import BoundaryMetric, boundary_width
@@ -256,26 +257,26 @@ def small(shipped: DictConfig, tmp_path):
             cfg.data[f"num_{split}"] = 4
         for key, value in node.items():
             OmegaConf.update(cfg, key.replace("__", "."), value, force_add=True)
-        return cfg, build_datamodule(cfg)
+        return cfg, build_datamodule(resolve_spec(cfg))
 
     return composed
 
 
 def test_the_shipped_node_builds_the_metric_for_the_data(small) -> None:
     cfg, datamodule = small()
-    boundary = build_boundary_metric(cfg, datamodule)
+    boundary = build_boundary_metric(resolve_spec(cfg), datamodule)
 
     assert boundary.num_classes == len(datamodule.classes) == cfg.data.num_classes
     assert boundary.ignore_index == cfg.data.ignore_index
     assert (boundary.dilation_ratio, boundary.hd95) == (0.02, False)
-    assert set(build_task(cfg, datamodule).boundary_metrics) == {"val", "test"}
+    assert set(build_task(resolve_spec(cfg), datamodule).boundary_metrics) == {"val", "test"}
 
 
 def test_a_disabled_node_builds_no_metric(small) -> None:
     cfg, datamodule = small(metrics__boundary__enabled=False)
 
-    assert build_boundary_metric(cfg, datamodule) is None
-    assert not build_task(cfg, datamodule).boundary_metrics
+    assert build_boundary_metric(resolve_spec(cfg), datamodule) is None
+    assert not build_task(resolve_spec(cfg), datamodule).boundary_metrics
 
 
 def test_a_run_saved_before_the_node_gets_the_shipped_defaults(small) -> None:
@@ -283,7 +284,7 @@ def test_a_run_saved_before_the_node_gets_the_shipped_defaults(small) -> None:
     stored = OmegaConf.to_container(cfg, resolve=True)
     del stored["metrics"]
     upgraded = OmegaConf.create(upgrade_config(stored))
-    assert build_boundary_metric(upgraded, datamodule).dilation_ratio == 0.02
+    assert build_boundary_metric(resolve_spec(upgraded), datamodule).dilation_ratio == 0.02
 
 
 @pytest.mark.parametrize(
@@ -302,7 +303,7 @@ def test_a_bad_option_is_one_line_naming_the_key(
     OmegaConf.update(cfg, f"metrics.boundary.{key}", value, force_add=True)
     data = SimpleNamespace(classes=list(cfg.data.classes), ignore_index=cfg.data.ignore_index)
     with pytest.raises(SeglabError, match=message) as error:
-        build_boundary_metric(cfg, data)
+        build_boundary_metric(resolve_spec(cfg), data)
     assert "\n" not in str(error.value)
 
 

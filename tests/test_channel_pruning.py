@@ -25,6 +25,7 @@ from seglab.compression.channel_pruning import (
     prune_channels,
     shrink_to,
 )
+from seglab.config.spec import resolve_spec
 from seglab.engine.checkpoints import CHECKPOINT_KEY
 from seglab.workflows.build import trained_model
 from seglab.workflows.prune import PRUNED_CHECKPOINT
@@ -77,7 +78,7 @@ def test_every_decoder_and_attention_prunes_and_rebuilds_from_its_weights(
     for original_head, head in zip(original.aux_heads, model.aux_heads, strict=True):
         assert head.out_channels == original_head.out_channels
     cfg = OmegaConf.create(checkpoint[CHECKPOINT_KEY]["config"])
-    rebuilt = trained_model(cfg, checkpoint)
+    rebuilt = trained_model(resolve_spec(cfg), checkpoint)
     with torch.no_grad():
         assert torch.equal(rebuilt(image), logits)
 

@@ -16,6 +16,7 @@ from PIL import Image
 from seglab.cli.eval import main as eval_main
 from seglab.cli.export import main as export_main
 from seglab.cli.predict import main as predict_main
+from seglab.config.spec import resolve_spec
 from seglab.engine.checkpoints import CHECKPOINT_KEY
 from seglab.workflows.build import build_model
 
@@ -53,7 +54,7 @@ def camvid_checkpoint(tmp_path_factory: pytest.TempPathFactory, compose) -> tupl
         "trainer.precision=32-true",
     )
     torch.manual_seed(0)
-    model = build_model(cfg)
+    model = build_model(resolve_spec(cfg))
     path = folder / "best.ckpt"
     torch.save(
         {

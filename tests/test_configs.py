@@ -20,6 +20,7 @@ from pytorch_lightning.utilities import CombinedLoader
 from tiny import CONF_DIR, ENTRY_CONFIGS
 
 from seglab.config.keys import PERFORMANCE_KEYS
+from seglab.config.spec import resolve_spec
 from seglab.errors import SeglabError
 from seglab.losses import MODES
 from seglab.workflows.build import (
@@ -28,7 +29,6 @@ from seglab.workflows.build import (
     build_inferer,
     build_task,
     build_trainer,
-    lightning_trainer_config,
 )
 from seglab.workflows.mounting import (
     compose_config,
@@ -92,7 +92,7 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
     top = group.split("/")[0]
     if top == "data":
         _small_data(cfg)
-        datamodule = build_datamodule(cfg)
+        datamodule = build_datamodule(resolve_spec(cfg))
         image, mask, _ = datamodule.dataset("train")[0]
         # a class index per pixel; in multilabel mode a yes/no map per class
         assert image.ndim == 3 and mask.ndim == (3 if cfg.mode == "multilabel" else 2)
@@ -120,7 +120,7 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
         # seglab's own performance keys are applied to the task, not passed to Lightning
         assert set(PERFORMANCE_KEYS) <= set(cfg.trainer)
         trainer = instantiate(
-            lightning_trainer_config(cfg.trainer),
+            resolve_spec(cfg).trainer,
             accelerator=accelerator,
             precision=precision,
             logger=False,
@@ -134,9 +134,9 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
         _small_data(cfg)
         if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
             cfg.trainer.accelerator, cfg.trainer.precision = "cpu", "32-true"
-        datamodule = build_datamodule(cfg)
-        assert build_task(cfg, datamodule).model is not None
-        assert build_trainer(cfg) is not None
+        datamodule = build_datamodule(resolve_spec(cfg))
+        assert build_task(resolve_spec(cfg), datamodule).model is not None
+        assert build_trainer(resolve_spec(cfg)) is not None
     elif top in ("paths", "hydra"):
         assert cfg.paths.output_dir == str(tmp_path)
         if group == "hydra/launcher":
@@ -147,15 +147,15 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
     elif top == "hparams_search":
         _check_search_space(cfg)
     elif top == "metrics":
-        boundary = build_boundary_metric(cfg, build_datamodule(cfg))
+        boundary = build_boundary_metric(resolve_spec(cfg), build_datamodule(resolve_spec(cfg)))
         assert boundary.dilation_ratio == cfg.metrics.boundary.dilation_ratio
     elif top == "method":
         # a semi-supervised method needs unlabelled images: half the train split here
         cfg.data.labeled_fraction, cfg.data.batch_size = 0.5, 2
         _small_data(cfg)
-        datamodule = build_datamodule(cfg)
+        datamodule = build_datamodule(resolve_spec(cfg))
         datamodule.setup("fit")
-        task = build_task(cfg, datamodule)
+        task = build_task(resolve_spec(cfg), datamodule)
         task.method.attach(datamodule)
         assert type(task.method) is get_class(cfg.method._target_)
         loader = datamodule.train_dataloader()
@@ -165,7 +165,7 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
         assert torch.isfinite(task.method.training_step(task, batch).loss)
     elif top == "inference":
         model = instantiate(cfg.model).eval()
-        inferer = build_inferer(cfg, model)
+        inferer = build_inferer(resolve_spec(cfg), model)
         assert inferer.model is model
     else:
         pytest.fail(f"conf/{group}/ is a config group this test does not know how to build")
@@ -330,10 +330,10 @@ def test_compose_config_composes_seglab_conf_with_the_overrides(tmp_path: Path) 
 def test_default_train_config_builds_a_task_and_trainer(composed) -> None:
     cfg = composed("train")
     _small_data(cfg)
-    datamodule = build_datamodule(cfg)
-    task = build_task(cfg, datamodule)
+    datamodule = build_datamodule(resolve_spec(cfg))
+    task = build_task(resolve_spec(cfg), datamodule)
     assert task.classes == list(cfg.data.classes)
-    assert build_trainer(cfg).max_epochs == cfg.trainer.max_epochs
+    assert build_trainer(resolve_spec(cfg)).max_epochs == cfg.trainer.max_epochs
 
 
 @pytest.mark.parametrize("entry", ["eval", "predict", "export", "prune"])
@@ -366,7 +366,7 @@ def test_a_group_override_on_a_checkpoint_is_refused_naming_it(override: str) ->
 
 def test_a_time_budget_given_as_a_dict_builds_the_trainer(composed) -> None:
     cfg = composed("train", "trainer.max_time={minutes: 2, seconds: 7}")
-    trainer = build_trainer(cfg)
+    trainer = build_trainer(resolve_spec(cfg))
     (timer,) = [c for c in trainer.callbacks if type(c).__name__ == "Timer"]
     assert timer._duration == 127
 
@@ -385,4 +385,4 @@ def test_model_and_data_class_counts_must_agree(composed) -> None:
     cfg = composed("train", "model.num_classes=2")
     _small_data(cfg)
     with pytest.raises(Exception, match="model.num_classes=2"):
-        build_task(cfg, build_datamodule(cfg))
+        build_task(resolve_spec(cfg), build_datamodule(resolve_spec(cfg)))

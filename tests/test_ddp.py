@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from seglab.cli.eval import main as eval_main
 from seglab.cli.train import main as train_main
+from seglab.config.spec import resolve_spec
 from seglab.engine.checkpoints import CHECKPOINT_KEY, load_checkpoint
 from seglab.runs.directories import SWEPT_KEYS_ENV, read_scalars
 from seglab.workflows.build import build_datamodule, trained_model
@@ -92,8 +93,8 @@ def _confusion_by_hand(ckpt_path: Path, split: str) -> torch.Tensor:
     """The checkpoint's confusion matrix over ``split``, one image at a time in one process."""
     checkpoint = load_checkpoint(ckpt_path, trusted=[OWN_CALLBACK])
     config = OmegaConf.create(checkpoint[CHECKPOINT_KEY]["config"])
-    model = trained_model(config, checkpoint)
-    datamodule = build_datamodule(config)
+    model = trained_model(resolve_spec(config), checkpoint)
+    datamodule = build_datamodule(resolve_spec(config))
     dataset = datamodule.dataset(split)
     num_classes = datamodule.num_classes
     counts = torch.zeros(num_classes * num_classes, dtype=torch.int64)

@@ -14,6 +14,7 @@ from tiny import resume, train_once
 
 import seglab
 from seglab.cli.eval import main as eval_main
+from seglab.config.spec import resolve_spec
 from seglab.engine.checkpoints import load_checkpoint
 from seglab.methods import FixMatch, MeanTeacher
 from seglab.methods.fixmatch import confident_targets, unlabeled_loss
@@ -88,9 +89,9 @@ def test_hidden_masks_never_reach_the_loss(method: str, compose, tmp_path: Path)
     """The unlabelled batch carries the masks of unlabelled training samples for scoring the
     pseudo-labels: scrambling them changes that score only."""
     cfg = compose("train", *SMALL, *here(tmp_path), f"method={method}", "method.threshold=0")
-    datamodule = build_datamodule(cfg)
+    datamodule = build_datamodule(resolve_spec(cfg))
     datamodule.setup("fit")
-    task = build_task(cfg, datamodule)
+    task = build_task(resolve_spec(cfg), datamodule)
     task.method.attach(datamodule)
     torch.manual_seed(0)
     batch, _, _ = next(iter(datamodule.train_dataloader()))
@@ -114,7 +115,7 @@ def test_the_task_validates_and_saves_the_teacher_and_trains_the_student(
     compose, tmp_path: Path
 ) -> None:
     cfg = compose("train", *SMALL, *here(tmp_path), "method=mean_teacher")
-    task = build_task(cfg, build_datamodule(cfg))
+    task = build_task(resolve_spec(cfg), build_datamodule(resolve_spec(cfg)))
     method = task.method
     assert isinstance(method, MeanTeacher) and method.teacher(task) is task.model
     assert not any(p.requires_grad for p in task.model.parameters())
@@ -123,7 +124,7 @@ def test_the_task_validates_and_saves_the_teacher_and_trains_the_student(
     assert any(key.startswith("model.") for key in keys)
     assert any(key.startswith("method.network.") for key in keys), "the student is saved"
     cfg.method.validate = "student"
-    task = build_task(cfg, build_datamodule(cfg))
+    task = build_task(resolve_spec(cfg), build_datamodule(resolve_spec(cfg)))
     assert task.method.student(task) is task.model and task.method.teacher(task) is not None
 
 

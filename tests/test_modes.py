@@ -10,6 +10,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from seglab.config.spec import resolve_spec
 from seglab.config.upgrade import upgrade_config
 from seglab.errors import SeglabError
 from seglab.inference.inferer import TTA, Inferer
@@ -131,19 +132,19 @@ def test_multiclass_tta_still_averages_softmax_probabilities() -> None:
 def test_a_threshold_outside_zero_one_is_refused_naming_the_key(compose, threshold) -> None:
     cfg = compose("train", "mode=binary", "data=synthetic_binary", f"threshold={threshold}")
     with pytest.raises(SeglabError, match=rf"^threshold={threshold} must be in \(0, 1\)"):
-        build_datamodule(cfg)
+        build_datamodule(resolve_spec(cfg))
 
 
 def test_an_unknown_mode_is_refused_naming_the_modes(compose) -> None:
     cfg = compose("train", "mode=softmax")
     with pytest.raises(SeglabError, match="^mode=softmax is not one of: multiclass, binary"):
-        build_model(cfg)
+        build_model(resolve_spec(cfg))
 
 
 def test_binary_mode_with_more_than_two_classes_is_refused_before_the_data(compose) -> None:
     cfg = compose("train", "mode=binary")  # data=synthetic: four classes
     with pytest.raises(SeglabError) as error:
-        build_datamodule(cfg)
+        build_datamodule(resolve_spec(cfg))
     message = str(error.value)
     assert "\n" not in message
     assert message.startswith("mode=binary scores background and foreground")
@@ -161,7 +162,7 @@ def test_binary_mode_with_more_than_two_classes_is_refused_before_the_data(compo
 def test_the_model_head_has_the_channels_of_the_mode(compose, overrides, channels) -> None:
     cfg = compose("train", "model.encoder.widths=[8,16,32]", *overrides)
     assert task_mode(cfg).channels(cfg.data.num_classes) == channels
-    assert build_model(cfg)(torch.zeros(1, 3, 32, 32)).shape == (1, channels, 32, 32)
+    assert build_model(resolve_spec(cfg))(torch.zeros(1, 3, 32, 32)).shape == (1, channels, 32, 32)
 
 
 def test_a_checkpoint_saved_before_modes_is_multiclass_and_takes_a_threshold(

@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 
+from seglab.config.spec import resolve_spec
 from seglab.engine.task import SegmentationTask
 from seglab.errors import SeglabError
 from seglab.runs.directories import load_events
@@ -47,11 +48,11 @@ def _config(compose, tmp_path: Path, *overrides: str) -> DictConfig:
 
 
 def _fit(cfg: DictConfig, *callbacks: pl.Callback) -> SegmentationTask:
-    datamodule = build_datamodule(cfg)
+    datamodule = build_datamodule(resolve_spec(cfg))
     setup_data(datamodule, "fit")
-    task = build_task(cfg, datamodule)
-    apply_performance_options(cfg, task, training=True)
-    trainer = build_trainer(cfg)
+    task = build_task(resolve_spec(cfg), datamodule)
+    apply_performance_options(resolve_spec(cfg), task, training=True)
+    trainer = build_trainer(resolve_spec(cfg))
     trainer.callbacks.extend(callbacks)
     trainer.fit(task, datamodule=datamodule)
     return task
@@ -195,31 +196,31 @@ def test_compile_wraps_the_model_in_place_and_checkpoints_keep_plain_names(
 
 
 def test_compile_is_for_training_only(compose, tmp_path: Path) -> None:
-    cfg = _config(compose, tmp_path, "trainer.compile=true")
-    task = build_task(cfg, build_datamodule(cfg))
-    apply_performance_options(cfg, task, training=False)
+    spec = resolve_spec(_config(compose, tmp_path, "trainer.compile=true"))
+    assert spec.performance.compile == {}
+    task = build_task(spec, build_datamodule(spec))
+    apply_performance_options(spec, task, training=False)
     assert task.model._compiled_call_impl is None
 
 
 def test_matmul_precision_is_applied_and_checked(compose, tmp_path: Path) -> None:
     before = torch.get_float32_matmul_precision()
-    cfg = _config(compose, tmp_path, "trainer.float32_matmul_precision=high")
-    task = build_task(cfg, build_datamodule(cfg))
+    spec = resolve_spec(_config(compose, tmp_path, "trainer.float32_matmul_precision=high"))
+    task = build_task(spec, build_datamodule(spec))
     try:
-        apply_performance_options(cfg, task, training=False)
+        apply_performance_options(spec, task, training=False)
         assert torch.get_float32_matmul_precision() == "high"
     finally:
         torch.set_float32_matmul_precision(before)
     cfg = _config(compose, tmp_path, "trainer.float32_matmul_precision=fast")
-    with pytest.raises(SeglabError, match="trainer.float32_matmul_precision=fast"):
-        apply_performance_options(cfg, task, training=False)
+    with pytest.raises(SeglabError, match=r"trainer.float32_matmul_precision=fast .*highest"):
+        resolve_spec(cfg)
 
 
 def test_bad_compile_value_is_refused(compose, tmp_path: Path) -> None:
     cfg = _config(compose, tmp_path, "trainer.compile=max")
-    task = build_task(cfg, build_datamodule(cfg))
-    with pytest.raises(SeglabError, match="trainer.compile=max"):
-        apply_performance_options(cfg, task, training=True)
+    with pytest.raises(SeglabError, match=r"trainer.compile=max must be false, true, or a dict"):
+        resolve_spec(cfg)
 
 
 @pytest.mark.slow
@@ -287,7 +288,7 @@ def test_both_sides_of_the_training_benchmark_validate_and_checkpoint(
     assert set(events.Tags()["images"]) >= {"val/predictions", "val/confusion_matrix"}
     assert "val/mIoU" in events.Tags()["scalars"]
     # the plain loop's confusion matrix counts every labelled pixel of the val split
-    datamodule = build_datamodule(cfg)
+    datamodule = build_datamodule(resolve_spec(cfg))
     setup_data(datamodule, "fit")
     labelled = sum(
         int((masks != datamodule.ignore_index).sum()) for _, masks, _ in datamodule.val_dataloader()

@@ -15,6 +15,7 @@ from tiny import save_checkpoint
 
 import seglab
 from seglab.cli.predict import main as predict_main
+from seglab.config.spec import resolve_spec
 from seglab.errors import SeglabError
 from seglab.workflows.build import build_datamodule, build_model, build_task
 
@@ -32,7 +33,7 @@ def checkpoint(compose, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("ckpt")
     cfg = _config(compose, folder)
     torch.manual_seed(0)
-    model = build_model(cfg)
+    model = build_model(resolve_spec(cfg))
     path = folder / "tiny.ckpt"
     return save_checkpoint(model, cfg, path)
 
@@ -144,9 +145,9 @@ def test_predict_reports_a_bad_path_in_one_line(
 
 def test_evaluation_runs_through_the_configured_sliding_window(compose, tmp_path: Path) -> None:
     cfg = _config(compose, tmp_path, "data.num_train=8", "data.num_val=4", "inference.tile=16")
-    datamodule = build_datamodule(cfg)
+    datamodule = build_datamodule(resolve_spec(cfg))
     datamodule.setup("validate")
-    task = build_task(cfg, datamodule)
+    task = build_task(resolve_spec(cfg), datamodule)
     assert task.inferer is not None and task.inferer.model is task.model
     calls = []
     logits = task.inferer.logits
@@ -154,7 +155,7 @@ def test_evaluation_runs_through_the_configured_sliding_window(compose, tmp_path
     task.eval()
     task._evaluation_step("val", next(iter(datamodule.val_dataloader())))
     assert calls == [(4, 3, 32, 32)]
-    assert build_task(_config(compose, tmp_path), datamodule).inferer.tile is None
+    assert build_task(resolve_spec(_config(compose, tmp_path)), datamodule).inferer.tile is None
 
 
 @pytest.mark.slow  # a fresh interpreter predicts a 600x900 image tile by tile

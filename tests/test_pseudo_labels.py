@@ -15,6 +15,7 @@ from tiny import save_checkpoint
 import seglab
 from seglab.cli.predict import main as predict_main
 from seglab.cli.train import main as train_main
+from seglab.config.spec import resolve_spec
 from seglab.data.masks import MaskDecoder
 from seglab.inference.pseudo_labels import PseudoLabeler
 from seglab.task_modes import Binary, Multiclass
@@ -44,7 +45,7 @@ def _checkpoint(compose, folder: Path, *overrides: str, head_shift: float = 0.0)
     ``head_shift`` is added to the head's bias (a binary head's probabilities around 0.5)."""
     cfg = compose("train", f"paths.output_dir={folder}", *TINY_MODEL, *overrides)
     torch.manual_seed(0)
-    model = build_model(cfg)
+    model = build_model(resolve_spec(cfg))
     with torch.no_grad():
         model.head.bias += head_shift
     path = folder / "model.ckpt"

@@ -455,11 +455,12 @@ def test_camvid_stats_match_its_published_pixel_counts(
 def test_the_model_cost_is_logged_once_and_is_an_hparams_metric(trained_run: Path) -> None:
     from omegaconf import OmegaConf
 
+    from seglab.config.spec import resolve_spec
     from seglab.models.cost import forward_flops
     from seglab.workflows.build import build_model
 
     cfg = OmegaConf.load(trained_run / ".hydra" / "config_resolved.yaml")
-    model = build_model(cfg)
+    model = build_model(resolve_spec(cfg))
     scalars = read_scalars(trained_run)
     assert scalars["model/params"] == [(0, sum(p.numel() for p in model.parameters()))]
     # at the training size, data.image_size=32, one image; the encoder's 3x3 convs alone (2 a

@@ -12,10 +12,11 @@ import torch
 from hydra.utils import get_object
 from omegaconf import OmegaConf
 
+from seglab.config.spec import BoundaryOptions, resolve_spec
 from seglab.config.trust import HYDRA_CALLBACKS, TARGETS
 from seglab.config.upgrade import MOVED_TARGETS, upgrade_config, upgrade_targets
 from seglab.engine.checkpoints import CHECKPOINT_KEY, load_checkpoint
-from seglab.workflows.build import build_inferer, build_nonfinite_guard
+from seglab.workflows.build import build_inferer
 
 
 @pytest.mark.parametrize("old", sorted(MOVED_TARGETS))
@@ -107,5 +108,11 @@ def test_a_checkpoint_without_the_newer_keys_builds_its_task(tmp_path: Path, tod
     path = tmp_path / "old.ckpt"
     torch.save({CHECKPOINT_KEY: {"config": old}, "state_dict": {}}, path)
     cfg = OmegaConf.create(load_checkpoint(path)[CHECKPOINT_KEY]["config"])
-    assert build_nonfinite_guard(cfg).action == "stop"
-    assert build_inferer(cfg, torch.nn.Identity()) is not None
+    assert (cfg.mode, cfg.on_nonfinite) == ("multiclass", "stop")
+    assert cfg.method._target_ == "seglab.methods.Supervised"
+    spec = resolve_spec(cfg)
+    assert spec.boundary == BoundaryOptions(
+        today["metrics"]["boundary"]["dilation_ratio"], today["metrics"]["boundary"]["hd95"]
+    )
+    inferer = build_inferer(spec, torch.nn.Identity())
+    assert (inferer.tile, inferer.mode.name) == (today["inference"]["tile"], "multiclass")

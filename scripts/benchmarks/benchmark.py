@@ -43,6 +43,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from seglab.config.spec import resolve_spec
 from seglab.data import SegmentationDataModule
 from seglab.engine.task import SegmentationTask
 from seglab.metrics.confusion import segmentation_scores
@@ -120,10 +121,10 @@ def _bench_cfg(cfg: DictConfig, steps: int) -> DictConfig:
 
 def _prepared(cfg: DictConfig, training: bool) -> tuple[SegmentationDataModule, SegmentationTask]:
     """The datamodule and task of ``cfg`` as ``seglab-train`` (or ``seglab-eval``) builds them."""
-    datamodule = build_datamodule(cfg)
+    datamodule = build_datamodule(resolve_spec(cfg))
     setup_data(datamodule, "fit")
-    task = build_task(cfg, datamodule)
-    apply_performance_options(cfg, task, training=training)
+    task = build_task(resolve_spec(cfg), datamodule)
+    apply_performance_options(resolve_spec(cfg), task, training=training)
     return datamodule, task
 
 
@@ -135,7 +136,7 @@ def seglab_training(cfg: DictConfig, steps: int, warmup: int) -> float:
     cfg.paths.output_dir = tempfile.mkdtemp(prefix="seglab-", dir=cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, task = _prepared(cfg, training=True)
-    trainer = build_trainer(cfg)
+    trainer = build_trainer(resolve_spec(cfg))
     clock = StepClock()
     trainer.callbacks.append(clock)
     trainer.fit(task, datamodule=datamodule)
@@ -244,7 +245,7 @@ def data_throughput(cfg: DictConfig, workers: int, batches: int) -> float:
     cfg = copy.deepcopy(cfg)
     cfg.data.num_workers = workers
     cfg.data.persistent_workers = False
-    datamodule = build_datamodule(cfg)
+    datamodule = build_datamodule(resolve_spec(cfg))
     setup_data(datamodule, "fit")
     times = []
     for index, _ in enumerate(datamodule.train_dataloader()):

@@ -28,6 +28,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from seglab.config.spec import resolve_spec
 from seglab.engine.checkpoints import load_checkpoint, model_state
 from seglab.engine.task import SegmentationTask
 from seglab.runs.environment import machine_description
@@ -37,7 +38,6 @@ from seglab.workflows.build import (
     build_datamodule,
     build_model,
     build_task,
-    lightning_trainer_config,
     setup_data,
     untrained,
 )
@@ -72,20 +72,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as scratch:
-        cfg = untrained(compose_config("train", [f"paths.output_dir={scratch}", *args.overrides]))
-        datamodule = build_datamodule(cfg)
+        spec = untrained(
+            resolve_spec(compose_config("train", [f"paths.output_dir={scratch}", *args.overrides]))
+        )
+        cfg = spec.config
+        datamodule = build_datamodule(spec)
         setup_data(datamodule, "validate")
         loader = datamodule.val_dataloader()
-        model = build_model(cfg)
+        model = build_model(spec)
         if args.ckpt is not None:
             model.load_state_dict(model_state(load_checkpoint(args.ckpt)))
         tasks = {}
         for name, options in VARIANTS.items():
             variant = variant_config(cfg, options)
-            tasks[name] = build_task(variant, datamodule, model=model)
-            apply_performance_options(variant, tasks[name], training=False)
+            tasks[name] = build_task(resolve_spec(variant), datamodule, model=model)
+            apply_performance_options(resolve_spec(variant), tasks[name], training=False)
         trainer = instantiate(
-            lightning_trainer_config(cfg.trainer),
+            spec.trainer,
             default_root_dir=scratch,
             logger=False,
             callbacks=[],

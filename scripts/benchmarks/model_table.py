@@ -23,6 +23,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from seglab.config.location import config_dir
+from seglab.config.spec import resolve_spec
 from seglab.errors import SeglabError
 from seglab.runs.environment import machine_description
 from seglab.runs.spread import spread
@@ -38,7 +39,7 @@ def options(group: str) -> list[str]:
 
 def compose_model(encoder: str, decoder: str, extra: list[str]) -> torch.nn.Module:
     overrides = [f"model/encoder={encoder}", f"model/decoder={decoder}", "model/attention=none"]
-    return build_model(compose_config("train", [*overrides, *extra])).eval()
+    return build_model(resolve_spec(compose_config("train", [*overrides, *extra]))).eval()
 
 
 def measure(model: torch.nn.Module, size: int, repeats: int) -> dict[str, float]:

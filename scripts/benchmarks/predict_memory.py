@@ -25,6 +25,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
+from seglab.config.spec import resolve_spec
 from seglab.engine.checkpoints import CHECKPOINT_KEY
 from seglab.workflows.build import build_model
 from seglab.workflows.mounting import compose_config
@@ -33,7 +34,7 @@ from seglab.workflows.mounting import compose_config
 def write_checkpoint(path: Path, overrides: list[str]) -> None:
     """A seglab checkpoint of the train config with ``overrides``, with initial weights."""
     cfg = compose_config("train", [f"paths.output_dir={path.parent}", *overrides])
-    model = build_model(cfg)
+    model = build_model(resolve_spec(cfg))
     config = OmegaConf.to_container(cfg, resolve=True)
     state = {f"model.{key}": value for key, value in model.state_dict().items()}
     checkpoint = {CHECKPOINT_KEY: {"config": config, "classes": list(cfg.data.classes)}}

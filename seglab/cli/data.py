@@ -20,6 +20,7 @@ import hydra
 from omegaconf import DictConfig
 
 from seglab.config.check import check_command_line
+from seglab.config.spec import resolve_spec
 from seglab.data import DatasetError
 from seglab.data.camvid import dataset_home
 from seglab.data.download import SOURCES, download, source
@@ -38,7 +39,7 @@ USAGE = (
 
 def stats(cfg: DictConfig) -> Path:
     """Compute, print and write the statistics of ``cfg.split``; returns the JSON file."""
-    datamodule = build_datamodule(cfg)
+    datamodule = build_datamodule(resolve_spec(cfg))
     reason = datamodule.split_unavailable(cfg.split)
     if reason is not None:
         raise SeglabError(reason)

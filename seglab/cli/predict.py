@@ -25,13 +25,13 @@ from omegaconf import DictConfig
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from seglab.config.spec import resolve_spec
 from seglab.data.layout import IMAGE_EXTENSIONS
 from seglab.errors import SeglabError, reported
 from seglab.inference.onnx_model import file_model
 from seglab.inference.predictor import Predictor, read_image
 from seglab.inference.pseudo_labels import PseudoLabeler, check_confidence
 from seglab.runs.directories import RUN_MARKERS
-from seglab.task_modes import task_mode
 from seglab.workflows.mounting import command_checkpoint, config_dir, on_checkpoint
 from seglab.workflows.prediction import build_predictor, predictor_for
 
@@ -120,7 +120,8 @@ def predict_file(
 def predict(cfg: DictConfig) -> list[tuple[Path, str]]:
     """Predict every input image; returns the files that could not be read, with why."""
     confidence = check_confidence(cfg.pseudo_labels, cfg.confidence)
-    labeler = PseudoLabeler(task_mode(cfg), cfg.data, confidence) if cfg.pseudo_labels else None
+    spec = resolve_spec(cfg)
+    labeler = PseudoLabeler(spec.mode, cfg.data, confidence) if cfg.pseudo_labels else None
     device = cfg.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -138,9 +139,9 @@ def predict(cfg: DictConfig) -> list[tuple[Path, str]]:
             "write them to a folder of their own"
         )
     if cfg.get("model_path") is not None:
-        predictor = predictor_for(cfg, file_model(cfg, device), torch.device(device))
+        predictor = predictor_for(spec, file_model(spec, device), torch.device(device))
     else:
-        predictor = build_predictor(cfg, command_checkpoint(cfg), device)
+        predictor = build_predictor(spec, command_checkpoint(cfg), device)
     if cfg.overlay and predictor.mode.class_axis:
         raise SeglabError(
             f"overlay=true blends one mask's class colours into the image, but mode="

@@ -14,8 +14,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-#: The values of ``on_nonfinite``.
-NONFINITE_ACTIONS = ("stop", "skip")
+from seglab.config.spec import NONFINITE_ACTIONS
+
 # how many sample names a report of a bad batch lists before it only counts the rest
 _MAX_LISTED_NAMES = 8
 

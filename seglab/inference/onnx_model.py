@@ -17,15 +17,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from torch import Tensor, nn
 
+from seglab.config.spec import RunSpec
 from seglab.config.trust import refuse_untrusted
 from seglab.config.upgrade import upgrade_config
 from seglab.data.metadata import IMAGENET_MEAN, IMAGENET_STD, default_palette
 from seglab.errors import SeglabError
 from seglab.extras import require
-from seglab.task_modes import task_mode
 
 #: Prefix of every metadata key seglab writes; the run's config is under ``seglab.config``.
 PREFIX = "seglab."
@@ -180,10 +180,11 @@ class OnnxSegmenter(nn.Module):
         return torch.from_numpy(logits).to(images.device)
 
 
-def file_model(cfg: DictConfig, device: str | torch.device = "cpu") -> OnnxSegmenter:
-    """The network of ``cfg.model_path`` in ONNX Runtime, checked against ``cfg.data`` and
-    the task mode."""
+def file_model(spec: RunSpec, device: str | torch.device = "cpu") -> OnnxSegmenter:
+    """The network of ``model_path`` in ONNX Runtime, checked against the data and the task
+    mode."""
+    cfg = spec.config
     model = OnnxSegmenter(cfg.model_path, device)
-    channels = task_mode(cfg).channels(int(cfg.data.num_classes))
+    channels = spec.mode.channels(int(cfg.data.num_classes))
     model.check_data(channels, int(cfg.data.get("in_channels", 3)))
     return model.eval()

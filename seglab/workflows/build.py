@@ -1,7 +1,7 @@
-"""The one place where a configuration becomes objects: datamodule, model, loss, task,
-inferer and trainer, and the performance options of ``cfg.trainer``.
+"""The one place where a run spec (`seglab.config.spec`) becomes objects: datamodule, model,
+loss, task, inferer and trainer, and where its performance options are applied.
 
-Every entry point and script builds through these functions, so a config means the same thing
+Every command and script builds through these functions, so a config means the same thing
 everywhere and a checkpoint's stored config rebuilds its run.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from dataclasses import replace
 from typing import Any
 
 import pytorch_lightning as pl
@@ -16,12 +17,12 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from lightning_fabric.plugins import TorchCheckpointIO
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.loggers import MLFlowLogger, TensorBoardLogger
 
 from seglab.compression.channel_pruning import PRUNED_KEY, shrink_to
-from seglab.config.keys import PERFORMANCE_KEYS
+from seglab.config.spec import RunSpec
 from seglab.data import DatasetError, SegmentationDataModule
 from seglab.data.stats import class_statistics
 from seglab.engine.callbacks import IntervalProgressBar
@@ -34,11 +35,8 @@ from seglab.metrics.boundary import BoundaryMetric
 from seglab.quiet import quiet_lightning
 from seglab.sweeps.mlflow_logging import MLflowRecord, require_mlflow
 from seglab.sweeps.trial_pruning import pruning_callback
-from seglab.task_modes import task_mode
 
 log = logging.getLogger(__name__)
-# the value of a loss's `class_weights` that asks for weights computed from the train split
-MEDIAN_FREQUENCY = "median_frequency"
 
 
 def _instantiate(node: DictConfig, **kwargs: Any) -> Any:
@@ -72,22 +70,14 @@ def _instantiation_error(error: InstantiationException) -> SeglabError | None:
     return SeglabError(message if not node or message.startswith(node) else f"{node}: {message}")
 
 
-def build_datamodule(cfg: DictConfig) -> SegmentationDataModule:
-    mode = task_mode(cfg)  # a mode the data cannot have is named before the data is read
-    method = str((cfg.get("method") or {}).get("_target_", "seglab.methods.Supervised"))
-    try:
-        modes = tuple(get_class(method).modes)
-    except (ImportError, ValueError, AttributeError):
-        modes = (mode.name,)  # not a seglab method: instantiating it names what is wrong
-    if mode.name not in modes:
-        raise SeglabError(
-            f"method._target_={method} fits mode={'|'.join(modes)} only, not mode={mode.name}; "
-            "use method=supervised"
-        )
-    datamodule = _instantiate(cfg.data)
+def build_datamodule(spec: RunSpec) -> SegmentationDataModule:
+    """The datamodule of ``spec.config.data``; its mode and method were checked in the spec,
+    before any file is read."""
+    datamodule = _instantiate(spec.config.data)
     if not isinstance(datamodule, SegmentationDataModule):
         raise SeglabError(
-            f"data._target_={cfg.data.get('_target_')} does not build a SegmentationDataModule"
+            f"data._target_={spec.config.data.get('_target_')} does not build a "
+            "SegmentationDataModule"
         )
     return datamodule
 
@@ -109,36 +99,21 @@ def median_frequency_weights(datamodule: SegmentationDataModule) -> list[float]:
     return class_statistics(datamodule.classes, class_pixels, image_pixels).median_frequency_weights
 
 
-def resolve_class_weights(cfg: DictConfig, datamodule: SegmentationDataModule) -> DictConfig:
-    """``cfg`` with every ``class_weights: median_frequency`` of the loss replaced by numbers.
+def resolve_class_weights(spec: RunSpec, datamodule: SegmentationDataModule) -> RunSpec:
+    """``spec`` with every ``class_weights: median_frequency`` of the loss replaced by numbers.
 
     The numbers then reach both the loss and the config stored in checkpoints, so that a
     checkpoint rebuilds its loss without its training data.
     """
-    paths = []
-
-    def find(node: DictConfig, path: str) -> None:
-        for key in node:
-            value = node.get(key)
-            if isinstance(value, DictConfig):
-                find(value, f"{path}.{key}")
-            elif key == "class_weights" and value == MEDIAN_FREQUENCY:
-                paths.append(f"{path}.{key}")
-
-    find(cfg.loss, "loss")
-    if not paths:
-        return cfg
-    weights = median_frequency_weights(datamodule)
-    resolved = copy.deepcopy(cfg)
-    for path in paths:
-        OmegaConf.update(resolved, path, weights, merge=False)
-    return resolved
+    if not spec.pending_class_weights:
+        return spec
+    return spec.with_class_weights(median_frequency_weights(datamodule))
 
 
-def build_model(cfg: DictConfig) -> torch.nn.Module:
-    """The network of ``cfg``, its head with the channels of the task mode (one for binary,
+def build_model(spec: RunSpec) -> torch.nn.Module:
+    """The network of ``spec``, its head with the channels of the task mode (one for binary,
     one per class otherwise)."""
-    mode = task_mode(cfg)
+    cfg = spec.config
     if cfg.model.get("num_classes") != cfg.data.num_classes:
         raise SeglabError(
             f"model.num_classes={cfg.model.get('num_classes')} differs from "
@@ -151,7 +126,7 @@ def build_model(cfg: DictConfig) -> torch.nn.Module:
             f"model.encoder.in_channels={model_channels} differs from data.in_channels="
             f"{data_channels}; set both to the same value"
         )
-    return _instantiate(cfg.model, num_classes=mode.channels(cfg.data.num_classes))
+    return _instantiate(cfg.model, num_classes=spec.mode.channels(cfg.data.num_classes))
 
 
 def check_training_size(datamodule: SegmentationDataModule, model: torch.nn.Module) -> None:
@@ -182,11 +157,11 @@ def check_training_size(datamodule: SegmentationDataModule, model: torch.nn.Modu
         )
 
 
-def build_inferer(cfg: DictConfig, model: torch.nn.Module, image_scale: float = 1.0) -> Inferer:
-    """How ``model`` runs whole images (windows, test-time augmentation): ``cfg.inference``."""
+def build_inferer(spec: RunSpec, model: torch.nn.Module, image_scale: float = 1.0) -> Inferer:
+    """How ``model`` runs whole images (windows, test-time augmentation): ``inference``."""
     try:
-        inferer = instantiate(cfg.inference, _convert_="all")
-        return inferer(model, image_scale=image_scale, mode=task_mode(cfg))
+        inferer = instantiate(spec.config.inference, _convert_="all")
+        return inferer(model, image_scale=image_scale, mode=spec.mode)
     except (InstantiationException, ValueError) as error:
         cause = error.__cause__ if isinstance(error, InstantiationException) else error
         if not isinstance(cause, ValueError):
@@ -194,54 +169,35 @@ def build_inferer(cfg: DictConfig, model: torch.nn.Module, image_scale: float = 
         raise SeglabError(f"inference: {cause}") from None
 
 
-def build_nonfinite_guard(cfg: DictConfig) -> NonFiniteGuard:
-    """What a NaN or infinite training loss does: ``cfg.on_nonfinite``."""
-    try:
-        return NonFiniteGuard(cfg.on_nonfinite)
-    except ValueError as error:
-        raise SeglabError(str(error)) from None
-
-
-_BOUNDARY_KEYS = ("enabled", "dilation_ratio", "hd95")
-
-
 def build_boundary_metric(
-    cfg: DictConfig, datamodule: SegmentationDataModule
+    spec: RunSpec, datamodule: SegmentationDataModule
 ) -> BoundaryMetric | None:
-    """The boundary metric of ``cfg.metrics.boundary``, None when it is off or the task is
-    multilabel."""
-    node = cfg.metrics.boundary
-    unknown = sorted(set(node) - set(_BOUNDARY_KEYS))
-    if unknown:
-        raise SeglabError(
-            f"metrics.boundary.{unknown[0]} is not an option; the options are: "
-            + ", ".join(_BOUNDARY_KEYS)
-        )
-    if not isinstance(node.enabled, bool):
-        raise SeglabError(f"metrics.boundary.enabled={node.enabled} must be true or false")
-    # multilabel labels are (N, C, H, W) yes/no maps, not one class map: no boundary metric yet
-    if not node.enabled or cfg.mode == "multilabel":
+    """The boundary metric of ``metrics.boundary``, None when the spec has it off."""
+    if spec.boundary is None:
         return None
     try:
         return BoundaryMetric(
-            len(datamodule.classes), datamodule.ignore_index, node.dilation_ratio, node.hd95
+            len(datamodule.classes),
+            datamodule.ignore_index,
+            spec.boundary.dilation_ratio,
+            spec.boundary.hd95,
         )
     except ValueError as error:
         raise SeglabError(f"metrics.boundary.{error}") from None
 
 
 def build_task(
-    cfg: DictConfig,
+    spec: RunSpec,
     datamodule: SegmentationDataModule,
     model: torch.nn.Module | None = None,
     nonfinite: NonFiniteGuard | None = None,
 ) -> SegmentationTask:
-    """The task of ``cfg`` around ``model`` and ``nonfinite`` (each built from ``cfg`` when not
-    given), the model in the memory format of ``cfg.trainer.channels_last``."""
-    cfg = resolve_class_weights(cfg, datamodule)
+    """The task of ``spec`` around ``model`` and ``nonfinite`` (each built from ``spec`` when
+    not given), the model in the memory format of ``trainer.channels_last``."""
+    spec = resolve_class_weights(spec, datamodule)
+    cfg = spec.config
     scheduler = cfg.get("scheduler")
-    model = build_model(cfg) if model is None else model
-    method = _instantiate(cfg.method)
+    model = build_model(spec) if model is None else model
     return SegmentationTask(
         model=model,
         loss=_instantiate(cfg.loss),
@@ -250,57 +206,33 @@ def build_task(
         classes=datamodule.classes,
         ignore_index=datamodule.ignore_index,
         config=OmegaConf.to_container(cfg, resolve=True),
-        inferer=build_inferer(cfg, model),
-        nonfinite=build_nonfinite_guard(cfg) if nonfinite is None else nonfinite,
-        channels_last=bool(cfg.trainer.get("channels_last")),
-        boundary=build_boundary_metric(cfg, datamodule),
-        mode=task_mode(cfg),
-        method=method,
+        inferer=build_inferer(spec, model),
+        nonfinite=NonFiniteGuard(spec.nonfinite) if nonfinite is None else nonfinite,
+        channels_last=spec.performance.channels_last,
+        boundary=build_boundary_metric(spec, datamodule),
+        mode=spec.mode,
+        method=_instantiate(cfg.method),
     )
 
 
-_MATMUL_PRECISIONS = ("highest", "high", "medium")
+def apply_performance_options(spec: RunSpec, task: SegmentationTask, training: bool) -> None:
+    """Matmul precision and compilation from the spec (its ``channels_last`` is the task's,
+    from `build_task`).
 
-
-def lightning_trainer_config(trainer: DictConfig) -> DictConfig:
-    """``cfg.trainer`` without :data:`PERFORMANCE_KEYS`, ready for ``pl.Trainer``."""
-    node = copy.deepcopy(trainer)
-    with open_dict(node):
-        for key in PERFORMANCE_KEYS:
-            node.pop(key, None)
-    return node
-
-
-def apply_performance_options(cfg: DictConfig, task: SegmentationTask, training: bool) -> None:
-    """Matmul precision and compilation from ``cfg.trainer`` (its ``channels_last`` is the
-    task's, from `build_task`).
-
-    They live beside ``precision`` and ``benchmark`` (which Lightning applies) so that one
-    trainer config, ``trainer=cpu`` or ``trainer=gpu``, carries the settings measured best for
-    its accelerator. Compilation is for training only: an evaluation is too short to repay it.
+    They live in ``cfg.trainer`` beside ``precision`` and ``benchmark`` (which Lightning
+    applies) so that one trainer config, ``trainer=cpu`` or ``trainer=gpu``, carries the
+    settings measured best for its accelerator. Compilation is for training only: an
+    evaluation is too short to repay it.
     """
-    node = cfg.trainer
-    matmul = node.get("float32_matmul_precision")
-    if matmul is not None:
-        if matmul not in _MATMUL_PRECISIONS:
-            raise SeglabError(
-                f"trainer.float32_matmul_precision={matmul} is not one of: "
-                f"{', '.join(_MATMUL_PRECISIONS)} (or null to leave torch's setting)"
-            )
-        torch.set_float32_matmul_precision(matmul)
-    options = node.get("compile")
-    if training and options:
-        if options is not True and not isinstance(options, DictConfig | dict):
-            raise SeglabError(
-                f"trainer.compile={options} must be false, true, or a dict of torch.compile "
-                "options such as {mode: max-autotune}"
-            )
-        kwargs = {} if options is True else OmegaConf.to_container(OmegaConf.create(options))
+    performance = spec.performance
+    if performance.float32_matmul_precision is not None:
+        torch.set_float32_matmul_precision(performance.float32_matmul_precision)
+    if training and performance.compile is not None:
         # in place: the parameters keep their names, so checkpoints load into plain models
-        task.model.compile(**kwargs)
+        task.model.compile(**performance.compile)
 
 
-def build_trainer(cfg: DictConfig, purge_step: int | None = None) -> pl.Trainer:
+def build_trainer(spec: RunSpec, purge_step: int | None = None) -> pl.Trainer:
     """The configured Trainer; ``purge_step`` (a resumed run's checkpoint step) makes TensorBoard
     drop what the interrupted run logged from that step on, since the resumed run logs it again.
 
@@ -308,6 +240,7 @@ def build_trainer(cfg: DictConfig, purge_step: int | None = None) -> pl.Trainer:
     refresh copies the step's loss to the host, which would stall an accelerator every step
     (a progress bar given in ``callbacks`` is used as it is).
     """
+    cfg = spec.config
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     if cfg.trainer.get("enable_progress_bar", True) and not any(
         isinstance(c, ProgressBar) for c in callbacks
@@ -333,36 +266,34 @@ def build_trainer(cfg: DictConfig, purge_step: int | None = None) -> pl.Trainer:
         callbacks.append(MLflowRecord())
     quiet_lightning()
     # plain containers: Lightning reads `max_time={hours: 1}` only from a dict
-    trainer = instantiate(
-        lightning_trainer_config(cfg.trainer), callbacks=callbacks, logger=loggers, _convert_="all"
-    )
+    trainer = instantiate(spec.trainer, callbacks=callbacks, logger=loggers, _convert_="all")
     # a checkpoint plugin of the user's own (trainer.plugins) is kept
     if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
         trainer.strategy.checkpoint_io = AtomicCheckpointIO()
     return trainer
 
 
-def untrained(cfg: DictConfig) -> DictConfig:
-    """``cfg`` without the encoder's pretrained weights: a checkpoint's own weights replace them,
-    so they are neither downloaded nor read."""
-    cfg = copy.deepcopy(cfg)
+def untrained(spec: RunSpec) -> RunSpec:
+    """``spec`` without the encoder's pretrained weights: a checkpoint's own weights replace
+    them, so they are neither downloaded nor read."""
+    cfg = copy.deepcopy(spec.config)
     for key in ("weights", "weights_path"):
         if OmegaConf.select(cfg, f"model.encoder.{key}") is not None:
             OmegaConf.update(cfg, f"model.encoder.{key}", None)
-    return cfg
+    return replace(spec, config=cfg)
 
 
-def checkpoint_model(cfg: DictConfig, state: dict[str, torch.Tensor]) -> torch.nn.Module:
-    """The network of ``cfg`` at the channel counts of ``state`` (its weights in a checkpoint),
+def checkpoint_model(spec: RunSpec, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """The network of ``spec`` at the channel counts of ``state`` (its weights in a checkpoint),
     which differ from the config's in a pruned run (``pruned`` in its config); not loaded."""
-    model = build_model(cfg)
-    return shrink_to(model, state) if cfg.get(PRUNED_KEY) else model
+    model = build_model(spec)
+    return shrink_to(model, state) if spec.config.get(PRUNED_KEY) else model
 
 
-def trained_model(cfg: DictConfig, checkpoint: dict[str, Any]) -> torch.nn.Module:
-    """The network of ``cfg`` with the checkpoint's weights, in eval mode: all that prediction
+def trained_model(spec: RunSpec, checkpoint: dict[str, Any]) -> torch.nn.Module:
+    """The network of ``spec`` with the checkpoint's weights, in eval mode: all that prediction
     and export need, without the run's data or loss."""
     state = model_state(checkpoint)
-    model = checkpoint_model(untrained(cfg), state)
+    model = checkpoint_model(untrained(spec), state)
     model.load_state_dict(state)
     return model.eval()

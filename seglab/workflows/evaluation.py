@@ -12,6 +12,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from seglab.config.spec import resolve_spec
 from seglab.engine.checkpoints import model_state
 from seglab.errors import SeglabError
 from seglab.inference.onnx_model import file_model
@@ -22,7 +23,6 @@ from seglab.workflows.build import (
     build_datamodule,
     build_task,
     checkpoint_model,
-    lightning_trainer_config,
     setup_data,
     untrained,
 )
@@ -48,22 +48,23 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if cfg.split not in ("val", "test"):
         raise SeglabError(f"split={cfg.split} is not one of: val, test")
     checkpoint = command_checkpoint(cfg) if model_path is None else None
-    datamodule = build_datamodule(cfg)
+    spec = resolve_spec(cfg)
+    datamodule = build_datamodule(spec)
     missing = datamodule.split_unavailable(cfg.split)
     if missing is not None:
         raise SeglabError(f"cannot evaluate split={cfg.split}: {missing}")
     setup_data(datamodule, "validate" if cfg.split == "val" else "test")
     if checkpoint is None:
-        task = build_task(cfg, datamodule, model=file_model(cfg))
+        task = build_task(spec, datamodule, model=file_model(spec))
     else:
-        run = untrained(cfg)
+        run = untrained(spec)
         # a pruned run's network has the channel counts of its weights
         task = build_task(run, datamodule, model=checkpoint_model(run, model_state(checkpoint)))
         task.load_state_dict(checkpoint["state_dict"])
-    apply_performance_options(cfg, task, training=False)
+    apply_performance_options(spec, task, training=False)
     quiet_lightning()
     trainer = instantiate(
-        lightning_trainer_config(cfg.trainer),
+        spec.trainer,
         default_root_dir=cfg.paths.output_dir,
         logger=False,
         callbacks=[],

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seglab.atomic import atomic_path
 from seglab.compression.quantize import calibration, quantize_int8
+from seglab.config.spec import resolve_spec
 from seglab.engine.checkpoints import CHECKPOINT_KEY
 from seglab.errors import SeglabError
 from seglab.inference.onnx_model import (
@@ -151,8 +152,9 @@ def export(cfg: DictConfig) -> list[tuple[tuple[int, int, int, int], float]]:
     """
     output, sizes = _check_options(cfg)
     checkpoint = command_checkpoint(cfg)
-    calibrating = calibration(cfg, lambda: build_datamodule(cfg))
-    model = trained_model(cfg, checkpoint).to(cfg.device)
+    spec = resolve_spec(cfg)
+    calibrating = calibration(cfg, lambda: build_datamodule(spec))
+    model = trained_model(spec, checkpoint).to(cfg.device)
     channels = model.in_channels or OmegaConf.select(cfg, "data.in_channels", default=3)
     # a batch of 2 at export and 1 afterwards: neither batch size can be taken as a constant
     shapes = [(2 if i == 0 else 1, channels, h, w) for i, (h, w) in enumerate(sizes)]

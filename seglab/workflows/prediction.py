@@ -11,36 +11,36 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from torch import nn
 
+from seglab.config.spec import RunSpec, resolve_spec
 from seglab.config.trust import trust_names
 from seglab.data.metadata import IMAGENET_MEAN, IMAGENET_STD, default_palette
 from seglab.engine.checkpoints import CHECKPOINT_KEY, load_checkpoint
 from seglab.errors import SeglabError
 from seglab.inference.onnx_model import file_config, file_model
 from seglab.inference.predictor import Predictor
-from seglab.task_modes import task_mode
 from seglab.workflows.build import build_inferer, trained_model
 
 
 def build_predictor(
-    cfg: DictConfig, checkpoint: dict[str, Any], device: str | torch.device = "cpu"
+    spec: RunSpec, checkpoint: dict[str, Any], device: str | torch.device = "cpu"
 ) -> Predictor:
-    """The predictor of a checkpoint whose run config (with any overrides) is ``cfg``.
+    """The predictor of a checkpoint whose run config (with any overrides) is ``spec``'s.
 
     A data config that runs the model on rescaled images (``data.eval_scale``) rescales every
     image by the same factor here, as validation did.
     """
     device = torch.device(device)
-    return predictor_for(cfg, trained_model(cfg, checkpoint).to(device), device)
+    return predictor_for(spec, trained_model(spec, checkpoint).to(device), device)
 
 
-def predictor_for(cfg: DictConfig, model: nn.Module, device: torch.device) -> Predictor:
+def predictor_for(spec: RunSpec, model: nn.Module, device: torch.device) -> Predictor:
     """The predictor running ``model`` (a trained Segmenter, or an ONNX file's
-    ``OnnxSegmenter``) on ``device`` with the data and inference settings of ``cfg``."""
-    data: Any = cfg.data
-    inferer = build_inferer(cfg, model, image_scale=float(data.get("eval_scale", 1.0)))
+    ``OnnxSegmenter``) on ``device`` with the data and inference settings of ``spec``."""
+    data: Any = spec.config.data
+    inferer = build_inferer(spec, model, image_scale=float(data.get("eval_scale", 1.0)))
     classes = list(data.classes)
     return Predictor(
         model,
@@ -50,7 +50,7 @@ def predictor_for(cfg: DictConfig, model: nn.Module, device: torch.device) -> Pr
         classes=classes,
         palette=data.get("palette") or default_palette(len(classes)),
         device=device,
-        mode=task_mode(cfg),
+        mode=spec.mode,
     )
 
 
@@ -91,5 +91,6 @@ def load(
         cfg.threshold = threshold
     if onnx:
         cfg.model_path = str(ckpt_path)
-        return predictor_for(cfg, file_model(cfg, device), torch.device(device))
-    return build_predictor(cfg, checkpoint, device)
+        spec = resolve_spec(cfg)
+        return predictor_for(spec, file_model(spec, device), torch.device(device))
+    return build_predictor(resolve_spec(cfg), checkpoint, device)

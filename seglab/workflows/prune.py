@@ -27,6 +27,7 @@ from seglab.compression.channel_pruning import (
     parameter_count,
     prune_channels,
 )
+from seglab.config.spec import resolve_spec
 from seglab.engine.checkpoints import CHECKPOINT_KEY
 from seglab.workflows.build import trained_model
 from seglab.workflows.mounting import command_checkpoint
@@ -82,7 +83,7 @@ def prune(cfg: DictConfig) -> dict[str, float]:
         OmegaConf.create(checkpoint[CHECKPOINT_KEY]["config"]), "paths.output_dir"
     )
     run = run_config(cfg, source_dir)
-    model = trained_model(run, checkpoint)
+    model = trained_model(resolve_spec(run), checkpoint)
     size = 2 * max(int(getattr(model, "size_multiple", 1)), 16)
     channels = model.in_channels or OmegaConf.select(run, "data.in_channels", default=3)
     before = parameter_count(model)

@@ -15,9 +15,10 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from seglab.compression.channel_pruning import PRUNED_KEY
+from seglab.config.spec import resolve_spec
 from seglab.data import DatasetError, SegmentationDataModule
 from seglab.engine.checkpoints import CheckpointWriteError, model_state
-from seglab.engine.nonfinite import NonFiniteLossError
+from seglab.engine.nonfinite import NonFiniteGuard, NonFiniteLossError
 from seglab.engine.resume import resume
 from seglab.errors import SeglabError
 from seglab.models.cost import GFLOPS, PARAMS, cost_metrics
@@ -29,7 +30,6 @@ from seglab.workflows.build import (
     apply_performance_options,
     build_datamodule,
     build_model,
-    build_nonfinite_guard,
     build_task,
     build_trainer,
     check_training_size,
@@ -58,9 +58,10 @@ def train(cfg: DictConfig, model: torch.nn.Module | None = None) -> dict[str, fl
         if record_dir.parent == run_dir / ".hydra" and record_dir.name.startswith("resume-"):
             shutil.rmtree(record_dir, ignore_errors=True)
         raise
-    if resumed is not None:
-        cfg = resumed.config
-    nonfinite = build_nonfinite_guard(cfg)
+    # the one reading of what the config means: the resumed run's own config, if resumed
+    spec = resolve_spec(resumed.config if resumed is not None else cfg)
+    cfg = spec.config
+    nonfinite = NonFiniteGuard(spec.nonfinite)
     # other ranks of a distributed run join rank 0's directory (Lightning pins them to it)
     if rank_zero_only.rank == 0:
         if resumed is None:
@@ -70,13 +71,13 @@ def train(cfg: DictConfig, model: torch.nn.Module | None = None) -> dict[str, fl
     if rank_zero_only.rank == 0:  # other ranks are relaunched with hydra.output_subdir=null
         write_environment(record_dir, seed)
     # every check of the config comes before the first file is read
-    datamodule = build_datamodule(cfg)
+    datamodule = build_datamodule(spec)
     if model is None and resumed is not None and cfg.get(PRUNED_KEY):
         stored = torch.load(resumed.checkpoint, map_location="cpu", weights_only=True, mmap=True)
-        model = checkpoint_model(cfg, model_state(stored))
-    model = build_model(cfg) if model is None else model
+        model = checkpoint_model(spec, model_state(stored))
+    model = build_model(spec) if model is None else model
     check_training_size(datamodule, model)
-    trainer = build_trainer(cfg, purge_step=resumed.step if resumed else None)
+    trainer = build_trainer(spec, purge_step=resumed.step if resumed else None)
     if nonfinite.action == "skip" and trainer.world_size > 1:
         raise SeglabError(
             f"on_nonfinite=skip runs on one device only ({trainer.world_size} processes here): "
@@ -85,18 +86,18 @@ def train(cfg: DictConfig, model: torch.nn.Module | None = None) -> dict[str, fl
         )
     setup_data(datamodule, "fit")
     # numbers for `median_frequency`, so that the record says what the checkpoint will hold
-    cfg = resolve_class_weights(cfg, datamodule)
+    spec = resolve_class_weights(spec, datamodule)
     if rank_zero_only.rank == 0:
         # .hydra/config.yaml keeps ${now:} and ${oc.env:} unresolved; this copy is what ran
-        OmegaConf.save(cfg, record_dir / "config_resolved.yaml", resolve=True)
+        OmegaConf.save(spec.config, record_dir / "config_resolved.yaml", resolve=True)
     # the loss is built (and refused if it does not fit the mode) before anything is logged
-    task = build_task(cfg, datamodule, model, nonfinite)
+    task = build_task(spec, datamodule, model, nonfinite)
     task.method.attach(datamodule)
     cost = _model_cost(model, datamodule)
     if resumed is None:  # a resumed run logged them when it started
         for logger in trainer.loggers:
             logger.log_metrics(cost, step=0)
-    apply_performance_options(cfg, task, training=True)
+    apply_performance_options(spec, task, training=True)
     # a resume restores weights, optimizer, scheduler, loops and callbacks (best.ckpt's score)
     try:
         trainer.fit(
