@@ -12,7 +12,6 @@ the layout its data config reads (`seglab.data.download`).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -20,14 +19,12 @@ import hydra
 from omegaconf import DictConfig
 
 from seglab.config.check import check_command_line
-from seglab.config.spec import resolve_spec
-from seglab.data import DatasetError
 from seglab.data.camvid import dataset_home
 from seglab.data.download import SOURCES, download, source
-from seglab.data.stats import class_statistics, format_statistics
-from seglab.errors import SeglabError, reported
-from seglab.workflows.build import build_datamodule
+from seglab.data.stats import format_statistics
+from seglab.errors import reported
 from seglab.workflows.mounting import config_dir
+from seglab.workflows.statistics import split_statistics
 
 PROG = "seglab-data"
 COMMANDS = ("stats", "download")
@@ -39,21 +36,9 @@ USAGE = (
 
 def stats(cfg: DictConfig) -> Path:
     """Compute, print and write the statistics of ``cfg.split``; returns the JSON file."""
-    datamodule = build_datamodule(resolve_spec(cfg))
-    reason = datamodule.split_unavailable(cfg.split)
-    if reason is not None:
-        raise SeglabError(reason)
-    try:
-        class_pixels, image_pixels = datamodule.class_pixel_counts(cfg.split)
-        statistics = class_statistics(datamodule.classes, class_pixels, image_pixels)
-    except (DatasetError, ValueError) as error:
-        raise SeglabError(str(error)) from None
-    print(f"{cfg.split} split, {len(class_pixels)} images")
+    statistics, images, path = split_statistics(cfg)
+    print(f"{cfg.split} split, {images} images")
     print(format_statistics(statistics))
-    run_dir = Path(cfg.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / "class_stats.json"
-    path.write_text(json.dumps(statistics.to_dict(), indent=2) + "\n")
     print(f"written to {path}")
     return path
 

@@ -1,27 +1,40 @@
-"""The predictor of a checkpoint or an ONNX file: ``seglab.load`` and ``seglab-predict``.
+"""The predictor of a checkpoint or an ONNX file (``seglab.load``), and what
+``seglab-predict`` writes with it.
 
 The model is rebuilt from the config the file carries (`seglab.workflows.build`), with the
-data and inference settings the run validated with.
+data and inference settings the run validated with. Every image gets ``<stem>.png``, a palette
+PNG of class indices coloured like the dataset (``mode`` binary: 255 on foreground, 0
+elsewhere; multilabel: one such mask per class, ``<class>/<stem>.png``), and on request
+``<stem>_overlay.jpg`` and ``<stem>_probs.npy``; with ``pseudo_labels=true`` the mask is the
+dataset's own mask file, void below ``confidence`` (`seglab.inference.pseudo_labels`).
 """
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image, UnidentifiedImageError
 from torch import nn
+from tqdm import tqdm
 
 from seglab.config.spec import RunSpec, resolve_spec
 from seglab.config.trust import trust_names
+from seglab.data.layout import IMAGE_EXTENSIONS
 from seglab.data.metadata import IMAGENET_MEAN, IMAGENET_STD, default_palette
 from seglab.engine.checkpoints import CHECKPOINT_KEY, load_checkpoint
 from seglab.errors import SeglabError
 from seglab.inference.onnx_model import file_config, file_model
-from seglab.inference.predictor import Predictor
+from seglab.inference.predictor import Predictor, read_image
+from seglab.inference.pseudo_labels import PseudoLabeler, check_confidence
+from seglab.runs.directories import RUN_MARKERS
 from seglab.workflows.build import build_inferer, trained_model
+from seglab.workflows.mounting import command_checkpoint
 
 
 def build_predictor(
@@ -94,3 +107,124 @@ def load(
         spec = resolve_spec(cfg)
         return predictor_for(spec, file_model(spec, device), torch.device(device))
     return build_predictor(resolve_spec(cfg), checkpoint, device)
+
+
+def input_images(pattern: str) -> list[Path]:
+    """The image files ``input`` names: one file, a folder's image files, or a glob's matches."""
+    path = Path(pattern)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise SeglabError(
+                f"input={pattern} holds no image files ({', '.join(IMAGE_EXTENSIONS)})"
+            )
+        return files
+    matches = sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_file())
+    if not matches:
+        raise SeglabError(f"input={pattern} is no file, folder or glob matching any file")
+    return matches
+
+
+def palette_image(mask: torch.Tensor, palette: Sequence[Sequence[int]]) -> Image.Image:
+    """A mode "P" PNG whose pixel values are the class indices and whose colours the palette's."""
+    image = Image.fromarray(mask.to(torch.uint8).numpy())  # mode "L"; a palette makes it "P"
+    image.putpalette([value for rgb in palette for value in rgb])
+    return image
+
+
+def mask_images(
+    mask: torch.Tensor, predictor: Predictor, stem: str
+) -> list[tuple[Path, Image.Image]]:
+    """The mask files of one image (relative paths): a palette PNG of class indices, a 0/255
+    PNG of a sigmoid mode's labels, and one of those per class for labels with a class axis."""
+    value = predictor.mode.mask_value
+    if value is None:
+        return [(Path(f"{stem}.png"), palette_image(mask, predictor.palette))]
+    if not predictor.mode.class_axis:
+        return [(Path(f"{stem}.png"), Image.fromarray((mask * value).to(torch.uint8).numpy()))]
+    return [
+        (Path(name) / f"{stem}.png", Image.fromarray((channel * value).to(torch.uint8).numpy()))
+        for name, channel in zip(predictor.classes, mask, strict=True)
+    ]
+
+
+def overlay_image(path: Path, mask: Image.Image, alpha: float) -> Image.Image:
+    """The image with its mask's colours blended in at opacity ``alpha``."""
+    with Image.open(path) as image:
+        return Image.blend(image.convert("RGB"), mask.convert("RGB"), alpha)
+
+
+def predict_file(
+    predictor: Predictor,
+    path: Path,
+    output: Path,
+    cfg: DictConfig,
+    labeler: PseudoLabeler | None = None,
+) -> None:
+    """Write the outputs of one image (its pseudo-label mask with a ``labeler``);
+    ``OSError``/``ValueError`` if it cannot be read."""
+    pixels = read_image(path, channels=len(predictor.mean))
+    if cfg.save_probs or labeler is not None:
+        probabilities = predictor.probabilities(pixels)
+        if cfg.save_probs:
+            np.save(output / f"{path.stem}_probs.npy", probabilities.half().numpy())
+        if labeler is None:
+            mask = predictor.mode.labels_of_probabilities(probabilities, dim=0)
+        else:
+            stored, mask = labeler.mask(probabilities)
+            labeler.save(stored, output / labeler.file_name(path.stem))
+        del probabilities
+    else:
+        mask = predictor(pixels)
+    del pixels
+    if labeler is None:
+        for name, image in mask_images(mask, predictor, path.stem):
+            (output / name).parent.mkdir(parents=True, exist_ok=True)
+            image.save(output / name)
+    if cfg.overlay:
+        coloured = palette_image(mask, predictor.palette)
+        overlay_image(path, coloured, cfg.overlay_alpha).save(output / f"{path.stem}_overlay.jpg")
+
+
+def predict(cfg: DictConfig) -> list[tuple[Path, str]]:
+    """Predict every input image; returns the files that could not be read, with why."""
+    confidence = check_confidence(cfg.pseudo_labels, cfg.confidence)
+    spec = resolve_spec(cfg)
+    labeler = PseudoLabeler(spec.mode, cfg.data, confidence) if cfg.pseudo_labels else None
+    device = cfg.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    files = input_images(str(cfg.input))
+    output = Path(cfg.output)
+    # masks may be written again into an earlier prediction's folder, never into a run
+    if output.is_dir() and any(any(output.glob(marker)) for marker in RUN_MARKERS):
+        raise SeglabError(
+            f"output={cfg.output} is a run's directory (it holds checkpoints, events or .hydra); "
+            "give a folder of its own"
+        )
+    if labeler is not None and output.resolve() in {path.parent.resolve() for path in files}:
+        raise SeglabError(
+            f"output={cfg.output} holds input images, which pseudo-label masks could overwrite; "
+            "write them to a folder of their own"
+        )
+    if cfg.get("model_path") is not None:
+        predictor = predictor_for(spec, file_model(spec, device), torch.device(device))
+    else:
+        predictor = build_predictor(spec, command_checkpoint(cfg), device)
+    if cfg.overlay and predictor.mode.class_axis:
+        raise SeglabError(
+            f"overlay=true blends one mask's class colours into the image, but mode="
+            f"{predictor.mode.name} writes a mask per class: leave overlay=false"
+        )
+    output.mkdir(parents=True, exist_ok=True)
+    failed = []
+    for path in tqdm(files, desc="seglab-predict", unit="image"):
+        try:
+            predict_file(predictor, path, output, cfg, labeler)
+        except (OSError, UnidentifiedImageError, ValueError) as error:
+            failed.append((path, f"{type(error).__name__}: {error}"))
+    if labeler is not None:
+        print(labeler.summary())
+    return failed
