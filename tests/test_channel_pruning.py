@@ -28,6 +28,8 @@ from seglab.compression.channel_pruning import (
 )
 from seglab.compression.prune import PRUNED_CHECKPOINT
 from seglab.engine.checkpoints import CHECKPOINT_KEY
+from seglab.inference.onnx_model import OnnxSegmenter
+from seglab.runs.directories import read_scalars
 
 AMOUNT = 0.25
 #: A convolution loses `AMOUNT` of its inputs and of its outputs, so its weights fall by
@@ -174,7 +176,9 @@ def test_a_pruned_checkpoint_is_scored_and_exported(pruned_run: dict[str, Path],
     )
     assert code == 0, err[-3000:]
     (metrics,) = (out / "eval").glob("*/metrics.json")
-    assert 0 <= json.loads(metrics.read_text())["mIoU"] <= 1
+    # the pruned run's one fine-tuning epoch validated the network best.ckpt holds
+    (logged,) = read_scalars(pruned_run["run"])["val/mIoU"]
+    assert json.loads(metrics.read_text())["mIoU"] == pytest.approx(logged[1], abs=1e-4)
     code, _, err = cli(
         export_main,
         f"ckpt_path={best}",
@@ -185,7 +189,12 @@ def test_a_pruned_checkpoint_is_scored_and_exported(pruned_run: dict[str, Path],
         cwd=out,
     )
     assert code == 0, err[-3000:]
-    assert (out / "model.int8.onnx").stat().st_size > 0
+    # the INT8 file runs and gives the pruned network's logit channels at any image size
+    image = torch.rand(1, 3, 37, 45)
+    with torch.no_grad():
+        expected = seglab.load(best).model(image).shape
+    assert OnnxSegmenter(out / "model.int8.onnx")(image).shape == expected
+    assert expected[-2:] == (37, 45)
 
 
 @pytest.mark.slow

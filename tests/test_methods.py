@@ -124,7 +124,13 @@ def test_the_task_validates_and_saves_the_teacher_and_trains_the_student(
     assert any(key.startswith("method.network.") for key in keys), "the student is saved"
     cfg.method.validate = "student"
     task = build_task(cfg, build_datamodule(cfg))
-    assert task.method.student(task) is task.model and task.method.teacher(task) is not None
+    teacher = task.method.teacher(task)
+    assert task.method.student(task) is task.model and teacher is not task.model
+    # the teacher starts as a frozen copy of the student
+    assert not any(p.requires_grad for p in teacher.parameters())
+    assert all(p.requires_grad for p in task.model.parameters())
+    pairs = zip(teacher.state_dict().values(), task.model.state_dict().values(), strict=True)
+    assert all(torch.equal(mine, theirs) for mine, theirs in pairs)
 
 
 def test_method_options_are_refused_naming_the_key(compose) -> None:

@@ -77,7 +77,14 @@ def test_environment_json_records_what_the_config_does_not(original: Path) -> No
             ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True
         )
         assert info["git_commit"] == head.stdout.strip()
-        assert isinstance(info["git_dirty"], bool)
+        # dirty: a tracked file differs from HEAD, or a file git does not ignore is untracked
+        changed = subprocess.run(["git", "-C", str(source), "diff", "--quiet", "HEAD"])
+        untracked = subprocess.run(
+            ["git", "-C", str(source), "ls-files", "--others", "--exclude-standard"],
+            capture_output=True,
+            text=True,
+        )
+        assert info["git_dirty"] is (changed.returncode != 0 or bool(untracked.stdout.strip()))
 
 
 def test_git_state_is_none_outside_a_checkout_or_without_git(

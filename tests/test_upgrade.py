@@ -11,11 +11,13 @@ import pytest
 import torch
 from hydra.utils import get_object
 from omegaconf import OmegaConf
+from tiny import CONF_DIR
 
 from seglab.build import build_inferer, build_nonfinite_guard
 from seglab.config.trust import HYDRA_CALLBACKS, TARGETS
 from seglab.config.upgrade import MOVED_TARGETS, upgrade_config, upgrade_targets
 from seglab.engine.checkpoints import CHECKPOINT_KEY, load_checkpoint
+from seglab.task_modes import Multiclass
 
 
 @pytest.mark.parametrize("old", sorted(MOVED_TARGETS))
@@ -108,4 +110,14 @@ def test_a_checkpoint_without_the_newer_keys_builds_its_task(tmp_path: Path, tod
     torch.save({CHECKPOINT_KEY: {"config": old}, "state_dict": {}}, path)
     cfg = OmegaConf.create(load_checkpoint(path)[CHECKPOINT_KEY]["config"])
     assert build_nonfinite_guard(cfg).action == "stop"
-    assert build_inferer(cfg, torch.nn.Identity()) is not None
+    model = torch.nn.Identity()
+    inferer = build_inferer(cfg, model)
+    # the shipped inference node, read from conf/ rather than through the upgrade
+    shipped = OmegaConf.load(CONF_DIR / "inference" / "default.yaml")
+    assert inferer.model is model and isinstance(inferer.mode, Multiclass)
+    assert (inferer.tile, inferer.overlap, inferer.blend, inferer.tile_batch_size) == (
+        shipped.tile,
+        shipped.overlap,
+        shipped.blend,
+        shipped.tile_batch_size,
+    )
