@@ -3,6 +3,7 @@ multilabel mask folders read and checked at setup."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -165,9 +166,10 @@ def test_an_image_without_a_mask_of_some_class_is_named(multilabel_root: Path) -
     (multilabel_root / "val" / "masks" / "nucleus" / "val1.png").unlink()
     with pytest.raises(DatasetError) as error:
         multilabel(multilabel_root).setup("validate")
-    assert str(error.value) == (
-        f"1 image(s) without a mask <stem>.png in {multilabel_root / 'val' / 'masks' / 'nucleus'}"
-        f": ['{multilabel_root / 'val' / 'images' / 'val1.png'}']"
+    # the class folder that lacks the mask, and the image it lacks it for
+    folder = re.escape(str(multilabel_root / "val" / "masks" / "nucleus"))
+    assert re.match(
+        rf"1 image\(s\) without a mask <stem>\.png in {folder}: .*val1\.png", str(error.value)
     )
 
 

@@ -4,6 +4,7 @@ split, the record of what was trained and validated on, and the one-line refusal
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -186,7 +187,5 @@ def test_an_unknown_camvid_sequence_names_the_sequences_there_are(
     )
     assert code == 2
     (line,) = err.strip().splitlines()
-    assert line == (
-        "seglab-train: error: data.holdout=0005VP: no name of the 367 train samples starts with "
-        "0005VP; their groups (the part before the first _) are 0001TP, 0006R0, 0016E5"
-    )
+    assert line.startswith("seglab-train: error: data.holdout=0005VP: no name of the 367 "), line
+    assert re.search(r"their groups \(.*\) are 0001TP, 0006R0, 0016E5$", line), line

@@ -25,9 +25,8 @@ def test_stop_reads_the_losses_back_every_check_every_steps_and_names_the_first_
             admitted.append(guard.admit(torch.tensor(loss), _origin(step), check_every=4))
     # steps 0-2 gather unread; the check at the fourth loss finds step 2, not step 4
     assert admitted == [True, True, True]
-    assert str(error.value) == (
-        "training loss is nan at step 2 (epoch 1, batch 2) of the samples [s2a, s2b]"
-    )
+    assert str(error.value).startswith("training loss is nan at step 2 (epoch 1, batch 2)")
+    assert "samples [s2a, s2b]" in str(error.value)
     guard.check()  # what was reported is no longer pending
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -119,11 +120,10 @@ def test_resuming_a_finished_run_says_so(resumed_run, how: str, tmp_path: Path, 
     cwd = run_dir if how == "resume=true" else tmp_path
     code, err = train(*args, cwd=cwd)
     assert code == 2
-    assert err.strip().splitlines() == [
-        f"seglab-train: error: run {run_dir} already finished its trainer.max_epochs={EPOCHS} "
-        f"epochs ({run_dir}/checkpoints/last.ckpt); nothing to resume; score it with "
-        "seglab-eval, or train longer in a new run"
-    ]
+    (line,) = err.strip().splitlines()
+    finished = f"run {run_dir} already finished its trainer.max_epochs={EPOCHS} epochs"
+    assert line.startswith(f"seglab-train: error: {finished}"), line
+    assert re.search(r"score it with seglab-eval, or train longer in a new run$", line), line
     assert len(list((run_dir / ".hydra").glob("resume-*"))) == 1, "a refusal records nothing"
 
 
@@ -139,11 +139,10 @@ def test_a_fresh_run_still_refuses_a_run_directory(resumed_run, tmp_path: Path, 
 def test_resume_without_a_checkpoint_names_the_missing_file(tmp_path: Path, train) -> None:
     code, err = train("resume=true", cwd=tmp_path)
     assert code == 2
-    assert err.strip().splitlines() == [
-        f"seglab-train: error: no checkpoint to resume: {tmp_path}/checkpoints/last.ckpt does not "
-        "exist; resume=true works from inside a run directory of seglab-train, resume=<run dir> "
-        "from anywhere"
-    ]
+    (line,) = err.strip().splitlines()
+    missing = f"no checkpoint to resume: {tmp_path}/checkpoints/last.ckpt does not exist"
+    assert line.startswith(f"seglab-train: error: {missing}"), line
+    assert re.search(r"resume=true works from inside a run .*resume=<run dir> from anywhere", line)
     assert not (tmp_path / ".hydra").exists(), "nothing written into a directory that is no run"
 
 

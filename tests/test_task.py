@@ -1,6 +1,7 @@
 """SegmentationTask: its training loss, and what it does when that loss is not finite."""
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -86,13 +87,13 @@ def test_a_nonfinite_loss_stops_the_run_naming_its_step_and_samples(
     code, _, err = cli(train_main, *args, cwd=tmp_path)
     assert code == 2
     (run_dir,) = (tmp_path / "train").iterdir()
-    assert err.strip().splitlines() == [
-        f"seglab-train: error: training loss is nan at step {BAD_STEP} (epoch 1, batch 0) of the "
-        f"samples [{', '.join(nan_at_step[BAD_STEP])}]; the run stopped there "
-        f"(on_nonfinite=stop) and kept the checkpoints written before it in "
-        f"{run_dir / 'checkpoints'}; resume from one once the cause is found, or skip such "
-        "batches with on_nonfinite=skip"
-    ]
+    (line,) = err.strip().splitlines()
+    # the step and its samples, where the checkpoints are, and the two ways on
+    bad = f"training loss is nan at step {BAD_STEP} (epoch 1, batch 0)"
+    assert line.startswith(f"seglab-train: error: {bad}"), line
+    assert f"samples [{', '.join(nan_at_step[BAD_STEP])}]" in line
+    assert f"(on_nonfinite=stop) and kept the checkpoints written before it in {run_dir}" in line
+    assert re.search(r"resume from one .*, or skip such batches with on_nonfinite=skip$", line)
     assert len(nan_at_step) == BAD_STEP + 3
     assert all(name.startswith("synthetic train sample ") for name in nan_at_step[BAD_STEP])
     for name in ("best.ckpt", "last.ckpt"):

@@ -166,7 +166,7 @@ def test_eval_of_a_missing_checkpoint_fails_in_one_line(tmp_path: Path, cli) -> 
         cwd=tmp_path,
     )
     assert code == 2
-    assert err.strip() == "seglab-eval: error: ckpt_path=nowhere.ckpt does not exist"
+    assert re.fullmatch(r"seglab-eval: error: ckpt_path=nowhere\.ckpt does not exist", err.strip())
 
 
 def test_eval_of_a_foreign_checkpoint_says_why(tmp_path: Path, cli) -> None:
@@ -342,12 +342,9 @@ def test_an_image_that_breaks_after_the_setup_check_stops_training_naming_it(
         cwd=tmp_path,
     )
     assert code == 2
-    assert err.strip().splitlines() == [
-        f"seglab-train: error: {image}: unreadable image (UnidentifiedImageError: cannot "
-        f"identify image file '{image}'); it passed the check at setup, so it changed or became "
-        "unreachable since: restore or remove it (and its pair), then resume from the run's "
-        "last.ckpt"
-    ]
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"seglab-train: error: {image}: unreadable image"), line
+    assert re.search(r"restore or remove it \(and its pair\), then resume from .*last\.ckpt$", line)
 
 
 def test_data_stats_writes_class_stats_json(tmp_path: Path, cli) -> None:
@@ -443,10 +440,9 @@ def test_eval_on_an_absent_split_fails_in_one_line(
         cwd=tmp_path,
     )
     assert code == 2
-    assert err.strip().splitlines() == [
-        f"seglab-eval: error: cannot evaluate split=test: test split folder "
-        f"{camvid_root}/test does not exist"
-    ]
+    (line,) = err.strip().splitlines()
+    assert line.startswith("seglab-eval: error: cannot evaluate split=test: "), line
+    assert line.endswith(f"test split folder {camvid_root}/test does not exist"), line
 
 
 @pytest.mark.slow  # reads every CamVid training mask

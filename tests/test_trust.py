@@ -182,16 +182,14 @@ def test_a_checkpoint_naming_a_foreign_target_is_refused_unbuilt(
     path.parent.mkdir(parents=True)
     torch.save(checkpoint, path)
     torch.load(path, weights_only=True)  # plain data: the pickle check lets it through
-    expected = (
-        f"ckpt_path={path}: {key}={GADGET_TARGET} is not a target seglab's configs build, "
-        "which a config read from a file could run code through, so nothing was built from it; "
-        f"if you made this file with your own components and trust them, add "
-        f"trusted_targets=[{GADGET_TARGET}]"
-    )
+    # the file and the key refused, and how to trust the target
+    refused = f"ckpt_path={path}: {key}={GADGET_TARGET} is not a target seglab's configs build"
+    remedy = f"add trusted_targets=[{GADGET_TARGET}]"
     if command == "seglab.load":
         with pytest.raises(SeglabError) as failure:
             seglab.load(path)
-        assert str(failure.value) == expected
+        message = str(failure.value)
+        assert message.startswith(refused) and message.endswith(remedy), message
     else:
         image = tmp_path / "photo.png"
         Image.new("RGB", (8, 8)).save(image)
@@ -211,7 +209,7 @@ def test_a_checkpoint_naming_a_foreign_target_is_refused_unbuilt(
         )
         assert code == 2, err[-3000:]
         (line,) = [line for line in err.splitlines() if "error:" in line]
-        assert line == f"{command}: error: {expected}"
+        assert line.startswith(f"{command}: error: {refused}") and line.endswith(remedy), line
     assert not marker.exists(), "the checkpoint's config wrote a file"
     # the node is harmful indeed: built, it writes the file
     instantiate(_gadget(marker))
