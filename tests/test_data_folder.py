@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny import data_options, portrait_folder
+from tiny import UNAUGMENTED, binary_folder, data_options, portrait_folder, save_pair
 from torchvision.transforms.v2 import functional as TF
 
 from seglab.data import CamVidDataModule, DatasetError, FolderDataModule, MaskDecoder
@@ -18,18 +18,13 @@ from seglab.data import scan as scan_module
 from seglab.data.stats import ClassStatistics, class_statistics, format_statistics
 from seglab.data.transforms import pad_collate
 
-BINARY = {"classes": ["background", "cell"], "mask_values": [0, 255]}
-
 
 def write_pair(root: Path, split: str, stem: str, mask: np.ndarray, ext: str = ".png") -> None:
     """An RGB image whose red channel repeats the mask, and the mask, in the default layout."""
-    (root / split / "images").mkdir(parents=True, exist_ok=True)
-    (root / split / "masks").mkdir(parents=True, exist_ok=True)
     rgb = np.stack(
         [mask.astype(np.uint8), np.full_like(mask, 7, np.uint8), np.zeros_like(mask, np.uint8)], -1
     )
-    Image.fromarray(rgb).save(root / split / "images" / f"{stem}{ext}")
-    Image.fromarray(mask.astype(np.uint8)).save(root / split / "masks" / f"{stem}.png")
+    save_pair(root, split, stem, rgb, mask.astype(np.uint8), image_suffix=ext)
 
 
 def binary_mask(height: int = 12, width: int = 16, top: int = 4) -> np.ndarray:
@@ -48,12 +43,9 @@ def binary_root(tmp_path: Path) -> Path:
 
 
 def make(root: Path, cache_dir: Path | None = None, **options) -> FolderDataModule:
-    """conf/data/folder.yaml's datamodule on ``root``, without augmentation or workers."""
-    plain = {"batch_size": 2, "eval_batch_size": None, "num_workers": 0, **BINARY}
-    plain |= {"crop_size": None, "scale_range": None, "hflip": 0.0, "color_jitter": None}
-    values = {**data_options("folder"), **plain, **options}
-    values["num_classes"] = len(values["classes"])
-    return FolderDataModule(**{**values, "root": root, "cache_dir": cache_dir})
+    """`tiny.binary_folder` on ``root`` without augmentation, scanning into ``cache_dir``."""
+    plain = {"cache_dir": cache_dir, "eval_batch_size": None, **UNAUGMENTED}
+    return binary_folder(root, **{**plain, **options})
 
 
 # --- layout and decoding ------------------------------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny import data_options
+from tiny import UNAUGMENTED, data_options, folder_datamodule
 
 from seglab.data import DatasetError, FolderDataModule, SyntheticShapesDataModule
 
@@ -109,12 +109,9 @@ def multilabel_root(tmp_path: Path) -> Path:
 
 
 def folder(root: Path, mode: str, **options) -> FolderDataModule:
-    """conf/data/folder.yaml's datamodule on ``root`` in ``mode``, without augmentation."""
-    plain = {"batch_size": 2, "eval_batch_size": None, "num_workers": 0, "mode": mode}
-    plain |= {"crop_size": None, "scale_range": None, "hflip": 0.0, "color_jitter": None}
-    values = {**data_options("folder"), **plain, **options}
-    values["num_classes"] = len(values["classes"])
-    return FolderDataModule(**{**values, "root": root, "cache_dir": None})
+    """`tiny.folder_datamodule` on ``root`` in ``mode``, without augmentation."""
+    plain = {"mode": mode, "eval_batch_size": None, **UNAUGMENTED}
+    return folder_datamodule(root, **{**plain, **options})
 
 
 def multilabel(root: Path, **options) -> FolderDataModule:

@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny import TINY, binary_folder, data_options, quick_first, refused_before_training
+from tiny import (
+    TINY,
+    binary_folder,
+    data_options,
+    quick_first,
+    refused_before_training,
+    save_pair,
+)
 
 from seglab.cli.compare import main as compare_main
 from seglab.cli.train import main as train_main
@@ -36,15 +43,12 @@ def folder_root(tmp_path: Path) -> Path:
     """NUM_TRAIN train and 2 val image/mask pairs; each image's red channel is its index."""
     root = tmp_path / "cells"
     for split, count in (("train", NUM_TRAIN), ("val", 2)):
-        (root / split / "images").mkdir(parents=True)
-        (root / split / "masks").mkdir(parents=True)
         for index in range(count):
             mask = np.zeros((8, 10), np.uint8)
             mask[: index % 8, :3] = 255
             ramp = np.broadcast_to(np.arange(10, dtype=np.uint8), mask.shape)
             image = np.stack([np.full_like(mask, index), mask, ramp], -1)
-            Image.fromarray(image).save(root / split / "images" / f"{split}-{index:02d}.png")
-            Image.fromarray(mask).save(root / split / "masks" / f"{split}-{index:02d}.png")
+            save_pair(root, split, f"{split}-{index:02d}", image, mask)
     return root
 
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from tiny import binary_folder, data_options, quick_first, refused_before_training
+from tiny import binary_folder, data_options, quick_first, refused_before_training, save_pair
 
 from seglab.cli.train import main as train_main
 from seglab.data import CamVidDataModule, FolderDataModule
@@ -33,13 +32,10 @@ def grouped_root(tmp_path: Path) -> Path:
         "test": ["seqC_000"],
     }
     for split, names in stems.items():
-        (root / split / "images").mkdir(parents=True)
-        (root / split / "masks").mkdir(parents=True)
         for index, stem in enumerate(names):
             mask = np.zeros((6, 8), np.uint8)
             mask[:index, :2] = 255
-            Image.fromarray(np.stack([mask] * 3, -1)).save(root / split / "images" / f"{stem}.png")
-            Image.fromarray(mask).save(root / split / "masks" / f"{stem}.png")
+            save_pair(root, split, stem, np.stack([mask] * 3, -1), mask)
     return root
 
 

@@ -7,29 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tiny import data_options, portrait_folder
+from tiny import folder_datamodule, portrait_folder, save_pair
 
 from seglab.cli.train import main as train_main
-from seglab.data import DatasetError, FolderDataModule
-
-
-def folder(root: Path, **options) -> FolderDataModule:
-    """conf/data/folder.yaml's datamodule on ``root`` as a user leaves it (no mask_values),
-    whole images, read in this process, no scan cache."""
-    values = {**data_options("folder"), "crop_size": None, "scale_range": None}
-    values |= {"num_workers": 0, "batch_size": 2, "cache_dir": None, "root": root}
-    values |= options
-    values["num_classes"] = len(values["classes"])
-    return FolderDataModule(**values)
+from seglab.data import DatasetError
 
 
 def write_split(root: Path, split: str, masks: list[np.ndarray]) -> None:
     """``masks`` (uint8) and grey images of their size in ``<root>/<split>/{images,masks}``."""
-    (root / split / "images").mkdir(parents=True)
-    (root / split / "masks").mkdir(parents=True)
     for index, mask in enumerate(masks):
-        Image.fromarray(mask * 40).save(root / split / "images" / f"{split}{index}.png")
-        Image.fromarray(mask).save(root / split / "masks" / f"{split}{index}.png")
+        save_pair(root, split, f"{split}{index}", mask * 40, mask)
 
 
 def two_classes(void_rows: int = 0) -> np.ndarray:
@@ -47,11 +34,11 @@ def two_classes(void_rows: int = 0) -> np.ndarray:
 def test_0_255_masks_without_mask_values_are_refused_naming_them(tmp_path: Path) -> None:
     root = portrait_folder(tmp_path / "portraits")
     with pytest.raises(DatasetError) as error:
-        folder(root, val_fraction=0.2).setup("fit")
+        folder_datamodule(root, val_fraction=0.2).setup("fit")
     message = str(error.value)
     assert "class 'foreground' has no pixel in the train split," in message
     assert "set data.mask_values=[0,255]" in message
-    datamodule = folder(root, val_fraction=0.2, mask_values=[0, 255])
+    datamodule = folder_datamodule(root, val_fraction=0.2, mask_values=[0, 255])
     datamodule.setup("fit")
     _, mask, _ = datamodule.dataset("val")[0]
     assert set(mask.unique().tolist()) == {0, 1}, "the person is scored, not void"
@@ -77,8 +64,8 @@ def test_multilabel_0_255_masks_without_mask_values_are_refused(tmp_path: Path) 
             Image.fromarray(two_classes() * 255).save(root / split / "masks" / name / "a.png")
     options = {"mode": "multilabel", "classes": ["nucleus", "membrane"]}
     with pytest.raises(DatasetError, match=r"set data\.mask_values=\[0,255\]"):
-        folder(root, **options).setup("fit")
-    folder(root, **options, mask_values=[0, 255]).setup("fit")
+        folder_datamodule(root, **options).setup("fit")
+    folder_datamodule(root, **options, mask_values=[0, 255]).setup("fit")
 
 
 # --- a class with no pixel ----------------------------------------------------------------
@@ -90,17 +77,17 @@ def test_a_class_absent_from_train_and_val_is_refused_naming_it(tmp_path: Path) 
     write_split(root, "val", [two_classes()])
     classes = ["background", "cat", "dog"]
     with pytest.raises(DatasetError, match=r"class 'dog' has no pixel in the train and val splits"):
-        folder(root, classes=classes).setup("fit")
+        folder_datamodule(root, classes=classes).setup("fit")
     with pytest.raises(DatasetError, match="data.allow_absent_classes=true"):
-        folder(root, classes=classes).setup("fit")
-    folder(root, classes=classes, allow_absent_classes=True).setup("fit")
+        folder_datamodule(root, classes=classes).setup("fit")
+    folder_datamodule(root, classes=classes, allow_absent_classes=True).setup("fit")
 
 
 def test_a_class_only_one_split_has_passes(tmp_path: Path) -> None:
     root = tmp_path / "pets"
     write_split(root, "train", [two_classes()])
     write_split(root, "val", [np.where(two_classes() == 1, 2, 0).astype(np.uint8)])
-    folder(root, classes=["background", "cat", "dog"]).setup("fit")
+    folder_datamodule(root, classes=["background", "cat", "dog"]).setup("fit")
 
 
 # --- void-heavy splits --------------------------------------------------------------------
@@ -112,8 +99,8 @@ def test_a_split_mostly_void_is_refused_naming_it_and_the_share(tmp_path: Path) 
     write_split(root, "val", [two_classes(void_rows=7)])
     message = r"70% of the pixels of the val split are void .*data\.allow_void_heavy=true"
     with pytest.raises(DatasetError, match=message):
-        folder(root).setup("fit")
-    folder(root, allow_void_heavy=True).setup("fit")
+        folder_datamodule(root).setup("fit")
+    folder_datamodule(root, allow_void_heavy=True).setup("fit")
 
 
 def test_a_void_heavy_test_split_is_refused_when_it_is_scored(tmp_path: Path) -> None:
@@ -121,7 +108,7 @@ def test_a_void_heavy_test_split_is_refused_when_it_is_scored(tmp_path: Path) ->
     write_split(root, "train", [two_classes()])
     write_split(root, "val", [two_classes()])
     write_split(root, "test", [two_classes(void_rows=6)])
-    datamodule = folder(root)
+    datamodule = folder_datamodule(root)
     datamodule.setup("fit")
     with pytest.raises(DatasetError, match="60% of the pixels of the test split are void"):
         datamodule.setup("test")
@@ -133,7 +120,7 @@ def test_seglab_sparse_labels_pass_the_void_check(tmp_path: Path) -> None:
     mask[4:20, 4:12] = 1
     write_split(root, "train", [mask] * 2)
     write_split(root, "val", [mask])
-    datamodule = folder(root, sparse_labels="points")
+    datamodule = folder_datamodule(root, sparse_labels="points")
     datamodule.setup("fit")
     _, sparse, _ = datamodule.dataset("train")[0]
     assert (sparse == 255).float().mean() > 0.9, "the training masks are points"

@@ -8,16 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tiny import data_options, portrait_folder
+from tiny import folder_datamodule, portrait_folder
 
 from seglab.data import DatasetError, FolderDataModule, MaskDecoder
 
 
 def portraits(root: Path, **options) -> FolderDataModule:
     """The portrait folder's datamodule, read as a user who set the val share would."""
-    values = {**data_options("folder"), "crop_size": None, "scale_range": None}
-    values |= {"num_workers": 0, "cache_dir": None, "root": root, "val_fraction": 0.2}
-    return FolderDataModule(**{**values, **options})
+    return folder_datamodule(root, **{"val_fraction": 0.2, **options})
 
 
 def test_jpeg_masks_are_found_and_refused_naming_png(tmp_path: Path) -> None:

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from PIL import Image
-from tiny import binary_folder
+from tiny import binary_folder, save_pair
 
 from seglab.data import FolderDataModule
 from seglab.data.sampling import RepeatFactorSampler, repeat_factors
@@ -70,15 +69,12 @@ def rare_root(tmp_path: Path) -> Path:
     """Eight train images; the class 'cell' (mask value 255) is in image 0 only."""
     root = tmp_path / "cells"
     for split, count in (("train", 8), ("val", 2)):
-        (root / split / "images").mkdir(parents=True)
-        (root / split / "masks").mkdir(parents=True)
         for index in range(count):
             mask = np.zeros((8, 8), np.uint8)
             if index == 0:
                 mask[:3, :3] = 255
             image = np.full((8, 8, 3), index * 20, np.uint8)
-            Image.fromarray(image).save(root / split / "images" / f"im{index}.png")
-            Image.fromarray(mask).save(root / split / "masks" / f"im{index}.png")
+            save_pair(root, split, f"im{index}", image, mask)
     return root
 
 

@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from scipy import ndimage
-from tiny import data_options
+from tiny import UNAUGMENTED, binary_folder, data_options, save_pair
 
-from seglab.data import FolderDataModule, SyntheticShapesDataModule
+from seglab.data import SyntheticShapesDataModule
 from seglab.data.sparse import sparse_mask
 
 VOID = 255
@@ -74,23 +73,16 @@ def test_training_masks_are_sparse_and_evaluation_masks_full(tmp_path: Path) -> 
 def test_a_folder_sparsifies_each_mask_file_before_the_random_transform(tmp_path: Path) -> None:
     root = tmp_path / "cells"
     for split in ("train", "val"):
-        (root / split / "images").mkdir(parents=True)
-        (root / split / "masks").mkdir(parents=True)
         for index in range(2):
             mask = np.zeros((12, 12), np.uint8)
             mask[2:9, 3:10] = 255
-            image = np.stack([mask] * 3, -1)
-            Image.fromarray(image).save(root / split / "images" / f"{split}{index}.png")
-            Image.fromarray(mask).save(root / split / "masks" / f"{split}{index}.png")
-    values = {**data_options("folder"), "root": root, "cache_dir": None, "num_workers": 0}
-    values |= {"classes": ["background", "cell"], "num_classes": 2, "mask_values": [0, 255]}
-    values |= {"crop_size": None, "scale_range": None, "color_jitter": None, "hflip": 0.0}
-    values |= {"sparse_labels": "points", "sparse_points": 4}
-    datamodule = FolderDataModule(**values)
+            save_pair(root, split, f"{split}{index}", np.stack([mask] * 3, -1), mask)
+    values = {**UNAUGMENTED, "sparse_labels": "points", "sparse_points": 4}
+    datamodule = binary_folder(root, **values)
     for index, (_, mask, name) in enumerate(datamodule.dataset("train")):
         assert (mask == 1).sum() == 4 and (mask == 0).sum() == 4, name
         assert Path(name).stem == f"train{index}"
-    again = FolderDataModule(**values).dataset("train")
+    again = binary_folder(root, **values).dataset("train")
     assert torch.equal(again[0][1], datamodule.dataset("train")[0][1])
     val_mask = datamodule.dataset("val")[0][1]
     assert (val_mask == 1).sum() == 49, "val keeps the full mask"

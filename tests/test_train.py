@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import OmegaConf
-from tiny import TINY, data_options, quick_first, refused_before_training, run_here, train_once
+from tiny import (
+    TINY,
+    binary_folder,
+    data_options,
+    quick_first,
+    refused_before_training,
+    run_here,
+    save_pair,
+    train_once,
+)
 
 from seglab.cli.eval import main as eval_main
 from seglab.cli.train import main as train_main
@@ -255,19 +264,14 @@ QUIET = [
 
 def _binary_folder(root: Path) -> Path:
     """Cells saved as 0/255 masks, in <root>/<split>/{images,masks}/, no test split."""
-    from PIL import Image
-
     generator = torch.Generator().manual_seed(0)
     for split, count in (("train", 8), ("val", 4)):
-        (root / split / "images").mkdir(parents=True)
-        (root / split / "masks").mkdir(parents=True)
         for index in range(count):
             mask = torch.zeros(24, 24, dtype=torch.uint8)
             top, left = torch.randint(0, 12, (2,), generator=generator).tolist()
             mask[top : top + 10, left : left + 10] = 255
             image = torch.stack([mask, 255 - mask, torch.full_like(mask, 90)], -1)
-            Image.fromarray(image.numpy()).save(root / split / "images" / f"{index}.jpg")
-            Image.fromarray(mask.numpy()).save(root / split / "masks" / f"{index}.png")
+            save_pair(root, split, str(index), image.numpy(), mask.numpy(), image_suffix=".jpg")
     return root
 
 
@@ -310,13 +314,9 @@ def test_folder_dataset_with_binary_masks_trains_from_overrides(tmp_path: Path, 
 def test_an_image_that_breaks_after_the_setup_check_stops_training_naming_it(
     tmp_path: Path, cli
 ) -> None:
-    from seglab.data import FolderDataModule
-
     root = _binary_folder(tmp_path / "cells")
     cache = tmp_path / "cache"
-    options = {"classes": ["background", "cell"], "mask_values": [0, 255]}
-    values = {**data_options("folder"), **options, "num_classes": 2}
-    datamodule = FolderDataModule(**{**values, "root": root, "cache_dir": cache})
+    datamodule = binary_folder(root, cache_dir=cache)
     for split in ("train", "val"):  # what an earlier run left in the cache
         datamodule.scan(split)
     # the file goes bad with its size and time unchanged: the cached scan still trusts it
