@@ -104,7 +104,13 @@ def test_optuna_search_records_failed_trials_goes_on_and_resumes(tmp_path: Path)
     for trial in trials:
         failed = trial.params["model.attention_at"] == "nowhere"
         assert trial.state.name == ("FAIL" if failed else "COMPLETE")
-        assert failed or 0.0 <= trial.value <= 1.0
+        if not failed:  # the value is the val/mIoU_best its job logged
+            site, lr = trial.params["model.attention_at"], trial.params["optimizer.lr"]
+            (job,) = [
+                d for d in _job_dirs(study_dir) if f"at={site}" in d.name and f"={lr}" in d.name
+            ]
+            logged = read_scalars(job)["val/mIoU_best"][-1][1]
+            assert trial.value == pytest.approx(logged, rel=1e-6)
         # every completed trial reported its val/mIoU after each epoch
         assert failed or list(trial.intermediate_values) == [0]
     assert "attention_at='nowhere' is not supported" in result.stdout + result.stderr
