@@ -129,8 +129,11 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
         )
         assert trainer.max_epochs == cfg.trainer.max_epochs
     elif top in ("logger", "callbacks"):
-        built = [instantiate(node) for node in cfg[top].values()]
-        assert built
+        nodes = list(cfg[top].values())
+        assert nodes, f"conf/{group} builds no {top}"
+        assert [type(instantiate(node)) for node in nodes] == [
+            get_class(node._target_) for node in nodes
+        ]
     elif top == "experiment":
         _small_data(cfg)
         if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
