@@ -114,20 +114,15 @@ def test_two_process_ddp_on_cpu_logs_metrics_of_the_whole_split(ddp_run: Path) -
     assert len(logged) == 2
     # a single process scoring the whole val split must find what the two ranks logged
     # together; a rank logging its own half would differ
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(
-            sys,
-            "argv",
-            [
-                "seglab-eval",
-                f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
-                "split=val",
-                f"paths.output_root={ddp_run / 'eval'}",
-                f"trusted_targets=[{OWN_CALLBACK}]",
-                "trainer.enable_progress_bar=false",
-            ],
-        )
-        eval_main()
+    args = [
+        f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+        "split=val",
+        f"paths.output_root={ddp_run / 'eval'}",
+        f"trusted_targets=[{OWN_CALLBACK}]",
+        "trainer.enable_progress_bar=false",
+    ]
+    # in this process, the root logger's handlers given back afterwards (`tiny.run_here`)
+    assert tiny.run_here(eval_main, *args, cwd=ddp_run) == 0
     (eval_dir,) = (ddp_run / "eval" / "eval").iterdir()
     report = json.loads((eval_dir / "metrics.json").read_text())
     assert report["mIoU"] == pytest.approx(logged[-1][1], abs=1e-6)
@@ -148,26 +143,13 @@ def test_two_process_ddp_counts_every_image_of_an_odd_split_once(
 
 
 def test_multirun_with_a_relaunching_strategy_fails_fast(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
 ) -> None:
-    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(SWEPT_KEYS_ENV, "")  # main() sets it for the sweep; undone afterwards
-    monkeypatch.setattr(
-        sys,
-        "argv",
-        [
-            "seglab-train",
-            "-m",
-            "trainer=ddp",
-            "trainer.accelerator=cpu",
-            "seed=1,2",
-            f"paths.output_root={tmp_path}",
-        ],
-    )
-    with pytest.raises(SystemExit) as exit_info:
-        train_main()
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
+    # through `cli`, which gives the root logger back the handlers it had before Hydra's
+    args = ["-m", "trainer=ddp", "trainer.accelerator=cpu", "seed=1,2"]
+    code, _, err = cli(train_main, *args, f"paths.output_root={tmp_path}", cwd=tmp_path)
+    assert code == 2
     assert "trainer.strategy=ddp relaunches the command for every rank" in err
     assert "ddp_spawn" in err
     assert not list((tmp_path / "train").rglob("checkpoints"))
