@@ -49,13 +49,14 @@ class SaveConfusion(pl.Callback):
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    # the ranks import SaveConfusion from this file
-    tests = str(Path(__file__).parent)
+    # the ranks import SaveConfusion from this file, and what it imports from tests/
+    here = Path(__file__).parent
+    paths = [str(here), str(here.parent), os.environ.get("PYTHONPATH")]
     env = {
         **os.environ,
         "PYTHONWARNINGS": "ignore",
         "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.pathsep.join(filter(None, paths)),
     }
     return subprocess.run(
         [sys.executable, "-m", *args],

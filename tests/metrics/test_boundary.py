@@ -331,7 +331,7 @@ def test_eval_report_adds_boundary_columns_when_computed() -> None:
 
 # --- scripts/benchmarks/boundary_cost.py ----------------------------------------------------------
 
-SCRIPT = Path(__file__).parents[1] / "scripts" / "benchmarks" / "boundary_cost.py"
+SCRIPT = Path(__file__).parents[2] / "scripts" / "benchmarks" / "boundary_cost.py"
 
 
 @pytest.mark.slow

@@ -226,7 +226,7 @@ def own_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         tmp_path_factory.mktemp("own"),
         *SHORT_RUN,
         "model.encoder._target_=own_components.OwnEncoder",
-        cwd=Path(__file__).parent,
+        cwd=Path(__file__).parents[1],
     )
 
 

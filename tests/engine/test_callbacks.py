@@ -1,5 +1,5 @@
 """The TensorBoard callbacks' options and config flattening, on hand-built inputs (the images
-they draw: tests/test_figures.py)."""
+they draw: tests/visualization/test_figures.py)."""
 
 from __future__ import annotations
 

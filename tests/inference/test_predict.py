@@ -18,7 +18,7 @@ from seglab.build import build_datamodule, build_model, build_task
 from seglab.cli.predict import main as predict_main
 from seglab.errors import SeglabError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TINY_MODEL = ["model.encoder.widths=[8,16,32]"]
 
 

@@ -28,7 +28,7 @@ from seglab.engine.task import SegmentationTask
 from seglab.errors import SeglabError
 from seglab.runs.directories import load_events
 
-SCRIPT = Path(__file__).parents[1] / "scripts" / "benchmarks" / "benchmark.py"
+SCRIPT = Path(__file__).parents[2] / "scripts" / "benchmarks" / "benchmark.py"
 TINY = [
     "data=synthetic",
     "data.image_size=32",
