@@ -13,6 +13,7 @@ import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, InstantiationException
 from hydra.experimental.callback import Callback as HydraCallback
+from hydra.plugins.launcher import Launcher
 from hydra.utils import get_class, get_object, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from PIL import Image
@@ -128,19 +129,24 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
         )
         assert trainer.max_epochs == cfg.trainer.max_epochs
     elif top in ("logger", "callbacks"):
-        built = [instantiate(node) for node in cfg[top].values()]
-        assert built
+        nodes = list(cfg[top].values())
+        assert nodes, f"conf/{group} builds no {top}"
+        assert [type(instantiate(node)) for node in nodes] == [
+            get_class(node._target_) for node in nodes
+        ]
     elif top == "experiment":
         _small_data(cfg)
         if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
             cfg.trainer.accelerator, cfg.trainer.precision = "cpu", "32-true"
-        datamodule = build_datamodule(resolve_spec(cfg))
-        assert build_task(resolve_spec(cfg), datamodule).model is not None
-        assert build_trainer(resolve_spec(cfg)) is not None
+        model = build_task(resolve_spec(cfg), build_datamodule(resolve_spec(cfg))).model.eval()
+        with torch.no_grad():
+            logits = model(torch.randn(1, 3, 64, 64))
+        assert logits.shape == (1, cfg.data.num_classes, 64, 64)
+        assert build_trainer(resolve_spec(cfg)).max_epochs == cfg.trainer.max_epochs
     elif top in ("paths", "hydra"):
         assert cfg.paths.output_dir == str(tmp_path)
         if group == "hydra/launcher":
-            assert get_class(cfg.hydra.launcher._target_) is not None
+            assert issubclass(get_class(cfg.hydra.launcher._target_), Launcher)
         if top == "hydra":
             callbacks = [instantiate(node) for node in cfg.hydra.callbacks.values()]
             assert callbacks and all(isinstance(c, HydraCallback) for c in callbacks)

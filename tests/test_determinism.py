@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from tiny import TINY, run_module
+from tiny import TINY, run_module, save_pair
 
 from seglab.cli.train import main as train_main
 from seglab.runs.directories import read_scalars
@@ -25,8 +24,6 @@ def _write_folder_dataset(root: Path) -> None:
     """Small RGB images of squares and bars on a noisy background, with their class masks."""
     rng = np.random.default_rng(0)
     for split, count in (("train", 8), ("val", 4), ("test", 2)):
-        (root / split / "images").mkdir(parents=True)
-        (root / split / "masks").mkdir(parents=True)
         for index in range(count):
             height, width = rng.integers(36, 52, size=2)
             mask = np.zeros((height, width), np.uint8)
@@ -36,8 +33,7 @@ def _write_folder_dataset(root: Path) -> None:
             image = rng.integers(0, 60, size=(height, width, 3)).astype(np.uint8)
             image[mask == 1] += np.array([180, 40, 20], np.uint8)
             image[mask == 2] += np.array([20, 60, 180], np.uint8)
-            Image.fromarray(image).save(root / split / "images" / f"{split}{index}.png")
-            Image.fromarray(mask).save(root / split / "masks" / f"{split}{index}.png")
+            save_pair(root, split, f"{split}{index}", image, mask)
 
 
 def _train_twice(args: list[str], root: Path, cli) -> tuple[dict, dict]:

@@ -61,7 +61,8 @@ def test_a_run_records_its_mode_and_logs_every_class(run) -> None:
     scalars = read_scalars(run_dir)
     assert "val/mIoU" in scalars and "test/mIoU" in scalars
     logged = {name.split("/", 1)[1] for name in scalars if name.startswith("val_IoU/")}
-    assert logged <= set(CLASSES[mode]) and logged
+    # every class of the synthetic shapes is in the val split, so each has its curve
+    assert logged == set(CLASSES[mode])
 
 
 def test_eval_predict_export_and_load_read_the_mode_of_the_checkpoint(

@@ -212,14 +212,25 @@ def data_options(option: str) -> dict[str, Any]:
     return copy.deepcopy(_data_options(option))
 
 
+#: no random flip or colour jitter: training images read as they were saved
+UNAUGMENTED = {"hflip": 0.0, "color_jitter": None}
+
+
+def folder_datamodule(root: Path, **options: Any) -> FolderDataModule:
+    """conf/data/folder.yaml's datamodule on ``root`` as a user leaves it (no mask_values):
+    whole images (no crop or scaling), batches of 2 read in this process, no scan cache;
+    ``options`` replace any of the values, and ``num_classes`` follows ``classes`` unless given."""
+    values = {**data_options("folder"), "crop_size": None, "scale_range": None}
+    values |= {"num_workers": 0, "batch_size": 2, "cache_dir": None, "root": root, **options}
+    if "num_classes" not in options:
+        values["num_classes"] = len(values["classes"])
+    return FolderDataModule(**values)
+
+
 def binary_folder(root: Path, **options: Any) -> FolderDataModule:
-    """conf/data/folder.yaml's datamodule on ``root``: 0/255 background/cell masks, whole
-    images (no crop or scaling), batches of 2 read in this process, no scan cache; ``options``
-    replace any of the values."""
-    values = {**data_options("folder"), "classes": ["background", "cell"], "num_classes": 2}
-    values |= {"mask_values": [0, 255], "crop_size": None, "scale_range": None}
-    values |= {"num_workers": 0, "batch_size": 2, "cache_dir": None, "root": root}
-    return FolderDataModule(**{**values, **options})
+    """`folder_datamodule` of 0/255 background/cell masks; ``options`` replace any value."""
+    binary = {"classes": ["background", "cell"], "mask_values": [0, 255]}
+    return folder_datamodule(root, **{**binary, **options})
 
 
 def save_checkpoint(model: torch.nn.Module, cfg: Any, path: Path) -> Path:
@@ -261,6 +272,18 @@ def refused_before_training(cli: Callable[..., Any], root: Path, *args: str, mes
     # the run directory says why it holds nothing
     assert line in (run_dir / "train.log").read_text()
     return run_dir
+
+
+def save_pair(
+    root: Path, split: str, stem: str, image: Any, mask: Any, image_suffix: str = ".png"
+) -> None:
+    """``image`` and its ``mask`` (uint8 arrays) in conf/data/folder.yaml's layout:
+    ``<root>/<split>/images/<stem><image_suffix>`` and ``<root>/<split>/masks/<stem>.png``."""
+    from PIL import Image
+
+    for folder, array, suffix in (("images", image, image_suffix), ("masks", mask, ".png")):
+        (root / split / folder).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(array).save(root / split / folder / f"{stem}{suffix}")
 
 
 def portrait_folder(

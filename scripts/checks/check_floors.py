@@ -47,15 +47,15 @@ KEEP_INSTALLED = ("torch", "torchvision")
 #: slow tests run besides the quick subset, for the dependencies that only they reach
 REACH = (
     # Lightning's Trainer.fit and Trainer.test (TensorBoard logging, checkpoints)
-    "tests/test_train.py::test_run_directory_holds_config_checkpoints_and_events",
+    "tests/cli/test_train.py::test_run_directory_holds_config_checkpoints_and_events",
     # torch.onnx's dynamo exporter (onnx, onnxscript) and onnxruntime
-    "tests/test_export.py::test_onnx_matches_pytorch_at_two_sizes[default]",
+    "tests/compression/test_export.py::test_onnx_matches_pytorch_at_two_sizes[default]",
     # Optuna's ask-and-tell and its SQLite storage (SQLAlchemy, alembic)
-    "tests/test_sweeps.py::test_optuna_search_records_failed_trials_goes_on_and_resumes",
+    "tests/sweeps/test_sweeps.py::test_optuna_search_records_failed_trials_goes_on_and_resumes",
     # MLflow's SQLite tracking store through Lightning's MLFlowLogger
-    "tests/test_mlflow_logging.py::test_metrics_are_tensorboards_scalars_under_the_same_names",
+    "tests/sweeps/test_mlflow_logging.py::test_metrics_are_tensorboards_scalars_under_the_same_names",
     # hydra-joblib-launcher
-    "tests/test_sweeps.py::test_parallel_launcher_runs_two_named_jobs_with_their_share_of_threads",
+    "tests/sweeps/test_sweeps.py::test_parallel_launcher_runs_two_named_jobs_with_their_share_of_threads",
 )
 #: the operators whose version is a release the requirement admits, hence a floor to pin
 FLOOR_OPERATORS = (">=", "==", "~=", "===")

@@ -7,7 +7,7 @@ therefore held to what seglab's own ``conf/`` builds: every ``_target_`` must be
 `TARGETS`, exactly (a prefix such as ``seglab.`` would let
 ``seglab.engine.checkpoints.Path.write_text`` through, since Hydra walks attributes of
 modules), unless the user trusts it by name.
-``tests/test_trust.py`` keeps `TARGETS` equal to the targets ``conf/`` names.
+``tests/config/test_trust.py`` keeps `TARGETS` equal to the targets ``conf/`` names.
 """
 
 from __future__ import annotations
