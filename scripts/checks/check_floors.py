@@ -47,9 +47,9 @@ KEEP_INSTALLED = ("torch", "torchvision")
 #: slow tests run besides the quick subset, for the dependencies that only they reach
 REACH = (
     # Lightning's Trainer.fit and Trainer.test (TensorBoard logging, checkpoints)
-    "tests/cli/test_train.py::test_run_directory_holds_config_checkpoints_and_events",
+    "tests/workflows/test_train.py::test_run_directory_holds_config_checkpoints_and_events",
     # torch.onnx's dynamo exporter (onnx, onnxscript) and onnxruntime
-    "tests/compression/test_export.py::test_onnx_matches_pytorch_at_two_sizes[default]",
+    "tests/workflows/test_export.py::test_onnx_matches_pytorch_at_two_sizes[default]",
     # Optuna's ask-and-tell and its SQLite storage (SQLAlchemy, alembic)
     "tests/sweeps/test_sweeps.py::test_optuna_search_records_failed_trials_goes_on_and_resumes",
     # MLflow's SQLite tracking store through Lightning's MLFlowLogger
