@@ -66,7 +66,7 @@ def test_hparam_values_name_swapped_groups_by_option_and_leave_out_plumbing() ->
         "model.blocks": "[{'_target_': 'my.Block', '_convert_': 'all'}]",
         "model.head._target_": "Head",
         "data.root": "/data/camvid",
-        "data.drop_last": False,
+        "data.loader.drop_last": False,
         "trainer.max_epochs": 3,
         "seed": 3,
     }

@@ -43,7 +43,7 @@ def passes(*args: str, config: str = "train", config_path: Path = CONF_DIR) -> N
     [
         (["optimiser.lr=1e-3"], r"did you mean optimizer\.lr\?"),
         (["trainer.max_epoch=1"], r"did you mean trainer\.max_epochs\?"),
-        pytest.param(["data.batchsize=4"], r"did you mean data\.batch_size\?", marks=SLOW),
+        pytest.param(["data.batchsize=4"], r"did you mean data\.loader\.batch_size\?", marks=SLOW),
         pytest.param(
             ["loss.losses.ce.label_smothing=0.1"],
             r"did you mean loss\.losses\.ce\.label_smoothing",
@@ -221,7 +221,9 @@ def test_an_unset_value_wins_over_a_typo_of_it() -> None:
         pytest.param(["~callbacks.model_checkpoint"], marks=SLOW),
         pytest.param(["optimizer=adamw", "optimizer.weight_decay=0.1"], marks=SLOW),
         pytest.param(["optimizer=adamw", "+optimizer.betas=[0.9,0.99]"], marks=SLOW),
-        pytest.param(["data=folder", "data.root=/data", "data.val_fraction=0.2"], marks=SLOW),
+        pytest.param(
+            ["data=folder", "data.root=/data", "data.splits.val_fraction=0.2"], marks=SLOW
+        ),
         pytest.param(["data.palette.0=[1,2,3]"], marks=SLOW),
         ["hydra.run.dir=/tmp/run", "hydra.job.chdir=false", "+hydra.job.env_set.SEGLAB_X=1"],
         ["--help"],
@@ -233,7 +235,7 @@ def test_an_unset_value_wins_over_a_typo_of_it() -> None:
             marks=SLOW,
         ),
         pytest.param(["-m", "model/decoder=glob(*)"], marks=SLOW),
-        pytest.param(["-m", "data.folds=5", "data.fold=range(5)"], marks=SLOW),
+        pytest.param(["-m", "data.splits.folds=5", "data.splits.fold=range(5)"], marks=SLOW),
         ["experiment=baseline"],
         pytest.param(["experiment=camvid_cpu"], marks=SLOW),
         pytest.param(["model/attention=none"], marks=SLOW),
@@ -354,7 +356,9 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "export", ["output=m.onnx", "quantise=int8"], r"did you mean quantize\?", marks=SLOW
         ),
         pytest.param("eval", ["splt=val"], r"did you mean split\?", marks=SLOW),
-        pytest.param("eval", ["data.batch_sise=2"], r"did you mean data\.batch_size\?", marks=SLOW),
+        pytest.param(
+            "eval", ["data.batch_sise=2"], r"did you mean data\.loader\.batch_size\?", marks=SLOW
+        ),
         pytest.param("prune", ["amout=0.3"], r"did you mean amount\?", marks=SLOW),
     ],
 )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny import data_options
+from tiny import data_options, with_options
 
 from seglab.data import DatasetError, FolderDataModule, SyntheticShapesDataModule
 
@@ -109,9 +109,13 @@ def multilabel_root(tmp_path: Path) -> Path:
 
 def folder(root: Path, mode: str, **options) -> FolderDataModule:
     """conf/data/folder.yaml's datamodule on ``root`` in ``mode``, without augmentation."""
-    plain = {"batch_size": 2, "eval_batch_size": None, "num_workers": 0, "mode": mode}
-    plain |= {"crop_size": None, "scale_range": None, "hflip": 0.0, "color_jitter": None}
-    values = {**data_options("folder"), **plain, **options}
+    plain = with_options(
+        data_options("folder"),
+        mode=mode,
+        loader={"batch_size": 2, "eval_batch_size": None, "num_workers": 0},
+        augment={"crop_size": None, "scale_range": None, "hflip": 0.0, "color_jitter": None},
+    )
+    values = with_options(plain, **options)
     values["num_classes"] = len(values["classes"])
     return FolderDataModule(**{**values, "root": root, "cache_dir": None})
 

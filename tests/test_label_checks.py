@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tiny import data_options, portrait_folder
+from tiny import data_options, portrait_folder, with_options
 
 from seglab.cli.train import main as train_main
 from seglab.data import DatasetError, FolderDataModule
@@ -16,9 +16,14 @@ from seglab.data import DatasetError, FolderDataModule
 def folder(root: Path, **options) -> FolderDataModule:
     """conf/data/folder.yaml's datamodule on ``root`` as a user leaves it (no mask_values),
     whole images, read in this process, no scan cache."""
-    values = {**data_options("folder"), "crop_size": None, "scale_range": None}
-    values |= {"num_workers": 0, "batch_size": 2, "cache_dir": None, "root": root}
-    values |= options
+    values = with_options(
+        data_options("folder"),
+        augment={"crop_size": None, "scale_range": None},
+        loader={"num_workers": 0, "batch_size": 2},
+        cache_dir=None,
+        root=root,
+    )
+    values = with_options(values, **options)
     values["num_classes"] = len(values["classes"])
     return FolderDataModule(**values)
 
@@ -47,11 +52,11 @@ def two_classes(void_rows: int = 0) -> np.ndarray:
 def test_0_255_masks_without_mask_values_are_refused_naming_them(tmp_path: Path) -> None:
     root = portrait_folder(tmp_path / "portraits")
     with pytest.raises(DatasetError) as error:
-        folder(root, val_fraction=0.2).setup("fit")
+        folder(root, splits={"val_fraction": 0.2}).setup("fit")
     message = str(error.value)
     assert "class 'foreground' has no pixel in the train split," in message
     assert "set data.mask_values=[0,255]" in message
-    datamodule = folder(root, val_fraction=0.2, mask_values=[0, 255])
+    datamodule = folder(root, splits={"val_fraction": 0.2}, mask_values=[0, 255])
     datamodule.setup("fit")
     _, mask, _ = datamodule.dataset("val")[0]
     assert set(mask.unique().tolist()) == {0, 1}, "the person is scored, not void"
@@ -59,7 +64,7 @@ def test_0_255_masks_without_mask_values_are_refused_naming_them(tmp_path: Path)
 
 def test_seglab_train_refuses_0_255_masks_in_one_line(tmp_path: Path, cli) -> None:
     root = portrait_folder(tmp_path / "portraits")
-    args = ["data=folder", f"data.root={root}", "data.val_fraction=0.2"]
+    args = ["data=folder", f"data.root={root}", "data.splits.val_fraction=0.2"]
     code, _, err = cli(train_main, *args, f"paths.output_root={tmp_path}", cwd=tmp_path)
     assert code == 2
     (line,) = err.strip().splitlines()
@@ -133,7 +138,7 @@ def test_seglab_sparse_labels_pass_the_void_check(tmp_path: Path) -> None:
     mask[4:20, 4:12] = 1
     write_split(root, "train", [mask] * 2)
     write_split(root, "val", [mask])
-    datamodule = folder(root, sparse_labels="points")
+    datamodule = folder(root, few_labels={"sparse_labels": "points"})
     datamodule.setup("fit")
     _, sparse, _ = datamodule.dataset("train")[0]
     assert (sparse == 255).float().mean() > 0.9, "the training masks are points"

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 from scipy import ndimage
-from tiny import data_options
+from tiny import data_options, with_options
 
 from seglab.data import FolderDataModule, SyntheticShapesDataModule
 from seglab.data.sparse import sparse_mask
@@ -55,9 +55,9 @@ def test_scribbles_run_along_each_region_inside_it() -> None:
 
 def test_training_masks_are_sparse_and_evaluation_masks_full(tmp_path: Path) -> None:
     values = {**data_options("synthetic"), "num_train": 6, "num_val": 3, "num_test": 2}
-    values |= {"sparse_labels": "points", "sparse_points": 2}
+    values = with_options(values, few_labels={"sparse_labels": "points", "sparse_points": 2})
     datamodule = SyntheticShapesDataModule(**values)
-    full = SyntheticShapesDataModule(**{**values, "sparse_labels": None})
+    full = SyntheticShapesDataModule(**with_options(values, few_labels={"sparse_labels": None}))
     train, full_train = datamodule.dataset("train"), full.dataset("train")
     for index in range(len(train)):
         mask, whole = train[index][1], full_train[index][1]
@@ -67,8 +67,10 @@ def test_training_masks_are_sparse_and_evaluation_masks_full(tmp_path: Path) -> 
     assert torch.equal(datamodule.dataset("val").masks, full.dataset("val").masks)
     rebuilt = SyntheticShapesDataModule(**values).dataset("train")
     assert torch.equal(rebuilt.masks, train.masks)
-    with pytest.raises(ValueError, match="^data.sparse_labels=lines is not one of: points"):
-        SyntheticShapesDataModule(**{**values, "sparse_labels": "lines"})
+    with pytest.raises(
+        ValueError, match="^data.few_labels.sparse_labels=lines is not one of: points"
+    ):
+        SyntheticShapesDataModule(**with_options(values, few_labels={"sparse_labels": "lines"}))
 
 
 def test_a_folder_sparsifies_each_mask_file_before_the_random_transform(tmp_path: Path) -> None:
@@ -82,10 +84,17 @@ def test_a_folder_sparsifies_each_mask_file_before_the_random_transform(tmp_path
             image = np.stack([mask] * 3, -1)
             Image.fromarray(image).save(root / split / "images" / f"{split}{index}.png")
             Image.fromarray(mask).save(root / split / "masks" / f"{split}{index}.png")
-    values = {**data_options("folder"), "root": root, "cache_dir": None, "num_workers": 0}
-    values |= {"classes": ["background", "cell"], "num_classes": 2, "mask_values": [0, 255]}
-    values |= {"crop_size": None, "scale_range": None, "color_jitter": None, "hflip": 0.0}
-    values |= {"sparse_labels": "points", "sparse_points": 4}
+    values = with_options(
+        data_options("folder"),
+        root=root,
+        cache_dir=None,
+        classes=["background", "cell"],
+        num_classes=2,
+        mask_values=[0, 255],
+        loader={"num_workers": 0},
+        augment={"crop_size": None, "scale_range": None, "color_jitter": None, "hflip": 0.0},
+        few_labels={"sparse_labels": "points", "sparse_points": 4},
+    )
     datamodule = FolderDataModule(**values)
     for index, (_, mask, name) in enumerate(datamodule.dataset("train")):
         assert (mask == 1).sum() == 4 and (mask == 0).sum() == 4, name

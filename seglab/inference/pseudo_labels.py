@@ -3,7 +3,7 @@
 ``seglab-predict pseudo_labels=true confidence=0.9`` writes, for every image, the mask file the
 checkpoint's data config reads: each pixel's class as its stored value (``data.mask_values``,
 or the class index without them), and void (``data.ignore_index``) where the model's top class
-probability is below ``confidence``, in a file ``<stem><data.mask_extension>``. A folder of
+probability is below ``confidence``, in a file ``<stem><data.layout.mask_extension>``. A folder of
 them is a training set for ``seglab-train data=folder``, so a round of self-training is two
 commands. Probabilities are those `seglab.inference.predictor.Predictor.probabilities` gives,
 so sliding windows and test-time augmentation are averaged before the confidence test.
@@ -98,8 +98,8 @@ class PseudoLabeler:
             )
         if self.extension in _LOSSY or self.extension not in Image.registered_extensions():
             raise SeglabError(
-                f"data.mask_extension={self.extension} is no lossless image format to write "
-                "masks in; set data.mask_extension=.png (and train with the same)"
+                f"data.layout.mask_extension={self.extension} is no lossless image format to write "
+                "masks in; set data.layout.mask_extension=.png (and train with the same)"
             )
         if self.confidence is None:
             return

@@ -3,7 +3,14 @@ masks: `plan_splits` cuts it from the `SplitSettings`, and `write_record` writes
 `SplitRecord` (``folds.json``, ``holdout.json``, ``split.json``, ``labeled.json``)."""
 
 from seglab.data.splits.cuts import LabeledSplit, TrainValSplit, split_labeled
-from seglab.data.splits.plan import SplitPlan, SplitRecord, SplitSettings, plan_splits, write_record
+from seglab.data.splits.plan import (
+    SplitPlan,
+    SplitRecord,
+    SplitSettings,
+    cuts,
+    plan_splits,
+    write_record,
+)
 
 __all__ = [
     "LabeledSplit",
@@ -11,6 +18,7 @@ __all__ = [
     "SplitRecord",
     "SplitSettings",
     "TrainValSplit",
+    "cuts",
     "plan_splits",
     "split_labeled",
     "write_record",
