@@ -43,7 +43,9 @@ def passes(*args: str, config: str = "train", config_path: Path = CONF_DIR) -> N
     [
         (["optimiser.lr=1e-3"], r"did you mean optimizer\.lr\?"),
         (["trainer.max_epoch=1"], r"did you mean trainer\.max_epochs\?"),
-        pytest.param(["data.batchsize=4"], r"did you mean data\.loader\.batch_size\?", marks=SLOW),
+        pytest.param(
+            ["data.loader.batchsize=4"], r"did you mean data\.loader\.batch_size\?", marks=SLOW
+        ),
         pytest.param(
             ["loss.losses.ce.label_smothing=0.1"],
             r"did you mean loss\.losses\.ce\.label_smoothing",
@@ -80,6 +82,34 @@ def test_a_key_that_names_nothing_gets_the_closest_key(args: list[str], expected
     assert any(message.startswith(f"{arg}: ") for arg in args), message
     assert re.search(expected, message), message
     assert "+" not in message.split(";")[-1]  # never Hydra's "use +key" advice
+
+
+@pytest.mark.parametrize(
+    ("args", "moved"),
+    [
+        (["data.batch_size=4"], "data.loader.batch_size"),
+        pytest.param(
+            ["data=folder", "data.root=/data", "data.crop_size=[64,64]"],
+            "data.augment.crop_size",
+            marks=SLOW,
+        ),
+        pytest.param(["+data.fold=1"], "data.splits.fold", marks=SLOW),
+        pytest.param(
+            ["-m", "data.labeled_fraction=0.1,0.2"], "data.few_labels.labeled_fraction", marks=SLOW
+        ),
+    ],
+)
+def test_a_data_key_of_before_the_groups_names_the_key_it_moved_to(
+    args: list[str], moved: str
+) -> None:
+    message = refusal(*args)
+    old = moved.replace(moved.split(".")[1] + ".", "", 1)
+    assert re.search(rf"{re.escape(old)}.*; it moved to {re.escape(moved)}$", message), message
+
+
+def test_a_key_that_moved_nowhere_today_still_gets_the_closest_key() -> None:
+    """The synthetic data has no folder layout: its typo is a typo."""
+    assert refusal("data.image_dir=x").endswith("did you mean data.image_size?")
 
 
 def test_an_argument_the_config_leaves_out_is_added_with_plus() -> None:
@@ -304,6 +334,17 @@ def test_seglab_train_refuses_a_typo_in_one_line(cli, tmp_path: Path) -> None:
     (line,) = err.strip().splitlines()
     assert line.startswith("seglab-train: error: optimiser.lr=1e-3: ")
     assert line.endswith("did you mean optimizer.lr?")
+    assert not (tmp_path / "out").exists()
+
+
+def test_seglab_train_names_where_a_flat_data_key_moved_in_one_line(cli, tmp_path: Path) -> None:
+    from seglab.cli.train import main
+
+    code, _, err = cli(main, "data.batch_size=4", f"paths.output_root={tmp_path}/out", cwd=tmp_path)
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert line.startswith("seglab-train: error: data.batch_size=4: ")
+    assert line.endswith("it moved to data.loader.batch_size")
     assert not (tmp_path / "out").exists()
 
 
