@@ -326,25 +326,23 @@ def test_seglab_data_stats_keys_are_checked() -> None:
 # -- through the entry points: exit status 2, one stderr line, nothing written --------------
 
 
-def test_seglab_train_refuses_a_typo_in_one_line(cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("arg", "ending"),
+    [
+        ("optimiser.lr=1e-3", "did you mean optimizer.lr?"),
+        pytest.param("data.batch_size=4", "it moved to data.loader.batch_size", marks=SLOW),
+    ],
+)
+def test_seglab_train_refuses_a_typo_in_one_line(
+    cli, tmp_path: Path, arg: str, ending: str
+) -> None:
     from seglab.cli.train import main
 
-    code, _, err = cli(main, "optimiser.lr=1e-3", f"paths.output_root={tmp_path}/out", cwd=tmp_path)
+    code, _, err = cli(main, arg, f"paths.output_root={tmp_path}/out", cwd=tmp_path)
     assert code == 2
     (line,) = err.strip().splitlines()
-    assert line.startswith("seglab-train: error: optimiser.lr=1e-3: ")
-    assert line.endswith("did you mean optimizer.lr?")
-    assert not (tmp_path / "out").exists()
-
-
-def test_seglab_train_names_where_a_flat_data_key_moved_in_one_line(cli, tmp_path: Path) -> None:
-    from seglab.cli.train import main
-
-    code, _, err = cli(main, "data.batch_size=4", f"paths.output_root={tmp_path}/out", cwd=tmp_path)
-    assert code == 2
-    (line,) = err.strip().splitlines()
-    assert line.startswith("seglab-train: error: data.batch_size=4: ")
-    assert line.endswith("it moved to data.loader.batch_size")
+    assert line.startswith(f"seglab-train: error: {arg}: ")
+    assert line.endswith(ending)
     assert not (tmp_path / "out").exists()
 
 

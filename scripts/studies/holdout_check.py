@@ -117,7 +117,7 @@ def check(args: argparse.Namespace) -> None:
         result = {
             "name": args.name,
             "seed": config.seed,
-            "holdout": OmegaConf.to_container(config.data).get("holdout"),
+            "holdout": OmegaConf.to_container(config.data).get("splits", {}).get("holdout"),
             "train": train_command(run_dir),
             "eval": args.eval,
             "run": str(run_dir),

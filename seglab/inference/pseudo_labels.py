@@ -58,7 +58,7 @@ class PseudoLabeler:
         mode: the task mode; multiclass (top softmax probability) and binary (foreground
             probability ``p``, confident where ``max(p, 1 - p)`` reaches ``confidence``).
         data: the checkpoint's data config: ``num_classes``, ``ignore_index`` and, where the
-            dataset is stored as files, ``mask_values`` and ``mask_extension``.
+            dataset is stored as files, ``mask_values`` and ``layout.mask_extension``.
         confidence: the probability a pixel needs to keep its label; None keeps every pixel.
 
     Raises:
@@ -78,7 +78,8 @@ class PseudoLabeler:
         values = data.get("mask_values")
         self.values = list(range(num_classes)) if values is None else [int(v) for v in values]
         self.void = int(data.ignore_index)
-        self.extension = str(data.get("mask_extension", ".png")).lower()
+        layout = data.get("layout") or {}
+        self.extension = str(layout.get("mask_extension", ".png")).lower()
         self._check(list(data.classes))
         stored = self.values + ([self.void] if confidence is not None else [])
         self.dtype = np.uint8 if max(stored) <= 255 else np.uint16
