@@ -396,7 +396,10 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ),
         pytest.param("eval", ["splt=val"], r"did you mean split\?", marks=SLOW),
         pytest.param(
-            "eval", ["data.batch_sise=2"], r"did you mean data\.loader\.batch_size\?", marks=SLOW
+            "eval",
+            ["data.loader.batch_sise=2"],
+            r"did you mean data\.loader\.batch_size\?",
+            marks=SLOW,
         ),
         pytest.param("prune", ["amout=0.3"], r"did you mean amount\?", marks=SLOW),
     ],
