@@ -96,7 +96,7 @@ def test_eval_takes_a_moved_dataset_and_keeps_the_run_data_settings(
     composed = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
     assert composed["data"]["root"] == str(moved)
     # the run's own data settings, not the camvid group's defaults
-    assert composed["data"]["eval_scale"] == 0.5 and composed["data"]["batch_size"] == 2
+    assert composed["data"]["eval_scale"] == 0.5 and composed["data"]["loader"]["batch_size"] == 2
 
 
 def test_eval_without_the_new_root_names_the_missing_folder(on_checkpoint) -> None:

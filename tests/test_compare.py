@@ -258,8 +258,7 @@ def test_worker_counts_and_the_cache_folder_are_no_column(
         write_config(run_dir, lr, "unet")
         resolved = run_dir / ".hydra" / "config_resolved.yaml"
         config = OmegaConf.load(resolved)
-        config.data.loader.num_workers = workers
-        config.data.loader.persistent_workers = workers > 0
+        config.data.loader = {"num_workers": workers, "persistent_workers": workers > 0}
         config.data.cache_dir = f"/cache/{name}"
         config.trainer.enable_progress_bar = workers > 0
         OmegaConf.save(config, resolved)
@@ -422,7 +421,7 @@ def test_a_swapped_config_group_is_one_column(
             "model": {"decoder": {"_target_": target}},
             "method": {"_target_": method, **options},
             "optimizer": {"lr": 0.1},
-            "data": {"labeled_fraction": 0.125 if options else 0.25},
+            "data": {"few_labels": {"labeled_fraction": 0.125 if options else 0.25}},
         }
         OmegaConf.save(config, run_dir / ".hydra" / "config.yaml")
         choices = {
@@ -456,7 +455,7 @@ def test_the_folds_of_a_cross_validation_are_one_row_with_mean_and_sample_std(
         for fold, (miou, loss) in enumerate(folds):
             run_dir = root / f"lr={lr},fold={fold}"
             config = {
-                "data": {"folds": 3, "fold": fold, "fold_seed": 0},
+                "data": {"splits": {"folds": 3, "fold": fold, "fold_seed": 0}},
                 "optimizer": {"lr": float(lr)},
             }
             (run_dir / ".hydra").mkdir(parents=True)
@@ -464,7 +463,8 @@ def test_the_folds_of_a_cross_validation_are_one_row_with_mean_and_sample_std(
             write_events(run_dir, {"val/mIoU": miou, "val/loss": loss}, START + 100 * fold)
     single = root / "no folds"
     (single / ".hydra").mkdir(parents=True)
-    config = {"data": {"folds": None, "fold": None, "fold_seed": 0}, "optimizer": {"lr": 0.1}}
+    splits = {"folds": None, "fold": None, "fold_seed": 0}
+    config = {"data": {"splits": splits}, "optimizer": {"lr": 0.1}}
     OmegaConf.save(OmegaConf.create(config), single / ".hydra" / "config.yaml")
     write_events(single, {"val/mIoU": [0.55], "val/loss": [0.8]}, START)
     rows = read_csv(run_cli(capsys, str(root), "--format", "csv"))
