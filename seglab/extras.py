@@ -52,7 +52,7 @@ def _within(module: str, package: str) -> bool:
 
 def require(module: str, why: str) -> ModuleType:
     """Import ``module`` (a module of `EXTRAS` or one of its submodules) for the feature
-    ``why`` (the setting that asks for it, e.g. ``data.sparse_labels=points``).
+    ``why`` (the setting that asks for it, e.g. ``data.few_labels.sparse_labels=points``).
 
     Raises:
         MissingExtraError: ``<why> needs <module>: pip install 'seglab[<extra>]'``; when the

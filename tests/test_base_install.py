@@ -91,7 +91,7 @@ def _sections(out: str) -> list[tuple[str, int, str]]:
 
 #: what a user of a base install types, and the extra each needs
 NEEDS_AN_EXTRA = [
-    ("seglab-train data.sparse_labels=points", "sparse"),
+    ("seglab-train data.few_labels.sparse_labels=points", "sparse"),
     ("seglab-train -m hparams_search=synthetic_optuna hydra.sweeper.n_trials=1", "sweep"),
     ("seglab-train -m hydra/launcher=parallel optimizer.lr=1e-3,1e-2", "sweep"),
     ("seglab-train model/encoder=timm", "timm"),

@@ -157,7 +157,7 @@ def _instantiate_group(group: str, cfg: DictConfig, tmp_path: Path) -> None:
         assert boundary.dilation_ratio == cfg.metrics.boundary.dilation_ratio
     elif top == "method":
         # a semi-supervised method needs unlabelled images: half the train split here
-        cfg.data.labeled_fraction, cfg.data.batch_size = 0.5, 2
+        cfg.data.few_labels.labeled_fraction, cfg.data.loader.batch_size = 0.5, 2
         _small_data(cfg)
         datamodule = build_datamodule(resolve_spec(cfg))
         datamodule.setup("fit")
@@ -367,7 +367,7 @@ def test_entry_configs_compose_the_command_line_onto_the_checkpoint_config(
 def test_a_group_override_on_a_checkpoint_is_refused_naming_it(override: str) -> None:
     with pytest.raises(SeglabError, match=f"^{override}: the checkpoint's"):
         refuse_group_overrides(["ckpt_path=x.ckpt", override, "data.root=/x"])
-    refuse_group_overrides(["ckpt_path=x.ckpt", "data.root=/x", "~data.crop_size"])
+    refuse_group_overrides(["ckpt_path=x.ckpt", "data.root=/x", "~data.augment.crop_size"])
 
 
 def test_a_time_budget_given_as_a_dict_builds_the_trainer(composed) -> None:

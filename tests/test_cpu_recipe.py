@@ -121,7 +121,7 @@ def test_time_budget_validates_on_the_clock_and_at_its_end_and_decays_the_rate_o
         # epochs of 8 steps, far shorter than the interval
         "data.num_train=64",
         "data.num_val=16",
-        "data.batch_size=8",
+        "data.loader.batch_size=8",
         "model.encoder.widths=[8,16,32]",
         f"optimizer.lr={LR}",
         "trainer.max_epochs=1000",

@@ -32,10 +32,10 @@ def test_experiment_runs_with_fast_dev_run(
         "trainer.fast_dev_run=true",
         "trainer.enable_progress_bar=false",
         # the smallest batch that keeps BatchNorm training, so a full-size recipe fits a test
-        "data.batch_size=2",
-        "data.eval_batch_size=2",
-        "data.num_workers=0",
-        "data.persistent_workers=false",
+        "data.loader.batch_size=2",
+        "data.loader.eval_batch_size=2",
+        "data.loader.num_workers=0",
+        "data.loader.persistent_workers=false",
         f"paths.output_root={tmp_path}",
         f"paths.cache_dir={tmp_path / 'cache'}",
     ]

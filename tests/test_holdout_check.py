@@ -18,7 +18,9 @@ def _result(name: str, val: float, heldout: float, pole: float, seed: int = 42) 
     return {
         "name": name,
         "seed": seed,
-        "train": f"seglab-train experiment=camvid_cpu data.fold_seed={seed} {name} seed={seed}",
+        "train": (
+            f"seglab-train experiment=camvid_cpu data.splits.fold_seed={seed} {name} seed={seed}"
+        ),
         "eval": [],
         "val": {"mIoU": val, "IoU": {"Sky": 0.9, "Pole": pole}},
         "heldout": {"mIoU": heldout, "IoU": {"Sky": 0.8, "Pole": pole / 2}},
@@ -40,10 +42,10 @@ def test_the_table_gives_each_recipe_its_seeds_mean_spread_and_gap() -> None:
     )
     # one command runs every seed of the recipe; other keys that end in seed stay as they were
     assert lines[2].endswith(
-        "| `seglab-train -m experiment=camvid_cpu data.fold_seed=42 baseline seed=42,2` |"
+        "| `seglab-train -m experiment=camvid_cpu data.splits.fold_seed=42 baseline seed=42,2` |"
     )
     assert lines[3].startswith("| ema | 1 | 0.550 | 0.530 | 0.020 | 1042 | 10.0 |")
-    assert "`seglab-train experiment=camvid_cpu data.fold_seed=42 ema seed=42`" in lines[3]
+    assert "`seglab-train experiment=camvid_cpu data.splits.fold_seed=42 ema seed=42`" in lines[3]
     assert lines[3].endswith("; scored with `inference.tta.hflip=true` |")
     assert "| Pole | 0.200 ± 0.141 | 0.100 ± 0.071 |" in lines
 
@@ -52,10 +54,15 @@ def test_a_result_names_the_command_of_its_run_without_where_it_was_written(
     tmp_path: Path,
 ) -> None:
     (tmp_path / ".hydra").mkdir()
-    overrides = ["experiment=camvid_cpu", "data.holdout=0006R0", "paths.output_root=/x", "seed=7"]
+    overrides = [
+        "experiment=camvid_cpu",
+        "data.splits.holdout=0006R0",
+        "paths.output_root=/x",
+        "seed=7",
+    ]
     (tmp_path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     assert NAMES["train_command"](tmp_path) == (
-        "seglab-train experiment=camvid_cpu data.holdout=0006R0 seed=7"
+        "seglab-train experiment=camvid_cpu data.splits.holdout=0006R0 seed=7"
     )
 
 

@@ -25,12 +25,12 @@ def test_every_row_is_camvid_cpu_with_its_labels_and_method(compose, tmp_path: P
     cfg = compose("train", *arguments, f"paths.output_dir={tmp_path}")
     method = instantiate(cfg.method)
     assert type(method) is METHODS[row.method]
-    fraction = cfg.data.labeled_fraction
+    fraction = cfg.data.few_labels.labeled_fraction
     if row.labels.startswith("1/"):
         assert fraction == {"1/8": 0.125, "1/4": 0.25}[row.labels.split()[0]]
     else:
         assert fraction is None
-    sparse = cfg.data.sparse_labels
+    sparse = cfg.data.few_labels.sparse_labels
     assert sparse == next((kind for kind in ("scribbles", "points") if kind in row.labels), None)
     assert cfg.trainer.max_time == "00:00:10:00"
 
@@ -51,7 +51,7 @@ def test_the_table_puts_each_result_beside_the_command_reproducing_it() -> None:
     assert lines[2] == (
         "| 1/8 of the train split | supervised | 0.412 (step 338 of 1250) | "
         "`seglab-train "
-        "experiment=camvid_cpu data.labeled_fraction=0.125 data.root=/d` |"
+        "experiment=camvid_cpu data.few_labels.labeled_fraction=0.125 data.root=/d` |"
     )
     assert lines[3].startswith("| 1/8 of the train split | fixmatch | failed (exit code 2) |")
     assert "method=fixmatch method.unlabeled_batch_size=4" in lines[3]

@@ -37,7 +37,7 @@ TINY = [
     "data.num_train=32",
     "data.num_val=16",
     "data.num_test=16",
-    "data.batch_size=8",
+    "data.loader.batch_size=8",
     "model.encoder.widths=[8,16,32]",
     "trainer.max_epochs=2",
     "trainer.log_every_n_steps=1",
@@ -57,7 +57,7 @@ def interruptible(epochs: int = EPOCHS) -> list[str]:
         f"data.num_train={BATCHES * 4}",
         "data.num_val=8",
         "data.num_test=8",
-        "data.batch_size=4",
+        "data.loader.batch_size=4",
         "model.encoder.widths=[8,16,32]",
         f"trainer.max_epochs={epochs}",
         "trainer.log_every_n_steps=1",
@@ -193,11 +193,15 @@ def inside_epoch(root: Path, process: subprocess.Popen, epoch: int) -> Path:
 def _data_options(option: str) -> dict[str, Any]:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         # no run directory to record folds, a held-out group, a val share or a labelled subset in
-        overrides = [f"data={option}", "data.folds_record=null", "data.labeled_record=null"]
+        overrides = [
+            f"data={option}",
+            "data.splits.folds_record=null",
+            "data.few_labels.labeled_record=null",
+        ]
         cfg = compose(config_name="train", overrides=overrides)
         for record in ("holdout_record", "split_record"):
-            if record in cfg.data:
-                cfg.data[record] = None
+            if record in cfg.data.splits:
+                cfg.data.splits[record] = None
     options = OmegaConf.to_container(cfg.data, resolve=True)
     del options["_target_"]
     return options
@@ -212,16 +216,38 @@ def data_options(option: str) -> dict[str, Any]:
     return copy.deepcopy(_data_options(option))
 
 
+#: the grouped options of a data config (``data.loader``, ...): a mapping each
+DATA_GROUPS = ("layout", "augment", "loader", "splits", "few_labels")
 #: no random flip or colour jitter: training images read as they were saved
-UNAUGMENTED = {"hflip": 0.0, "color_jitter": None}
+UNAUGMENTED = {"augment": {"hflip": 0.0, "color_jitter": None}}
+
+
+def with_options(values: dict[str, Any], **options: Any) -> dict[str, Any]:
+    """Datamodule arguments ``values`` with ``options`` in place: the keys given of a group
+    (``loader={"batch_size": 2}``) replace those keys of that group alone, other options
+    replace the value."""
+    merged = copy.deepcopy(values)
+    for key, value in options.items():
+        if key in DATA_GROUPS and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
 
 
 def folder_datamodule(root: Path, **options: Any) -> FolderDataModule:
     """conf/data/folder.yaml's datamodule on ``root`` as a user leaves it (no mask_values):
     whole images (no crop or scaling), batches of 2 read in this process, no scan cache;
-    ``options`` replace any of the values, and ``num_classes`` follows ``classes`` unless given."""
-    values = {**data_options("folder"), "crop_size": None, "scale_range": None}
-    values |= {"num_workers": 0, "batch_size": 2, "cache_dir": None, "root": root, **options}
+    ``options`` replace any of the values (`with_options`), and ``num_classes`` follows
+    ``classes`` unless given."""
+    values = with_options(
+        data_options("folder"),
+        augment={"crop_size": None, "scale_range": None},
+        loader={"num_workers": 0, "batch_size": 2},
+        cache_dir=None,
+        root=root,
+    )
+    values = with_options(values, **options)
     if "num_classes" not in options:
         values["num_classes"] = len(values["classes"])
     return FolderDataModule(**values)

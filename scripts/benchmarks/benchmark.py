@@ -140,7 +140,7 @@ def seglab_training(cfg: DictConfig, steps: int, warmup: int) -> float:
     clock = StepClock()
     trainer.callbacks.append(clock)
     trainer.fit(task, datamodule=datamodule)
-    return images_per_second(clock.times, warmup, cfg.data.batch_size, end=clock.end)
+    return images_per_second(clock.times, warmup, cfg.data.loader.batch_size, end=clock.end)
 
 
 def plain_validation(
@@ -236,15 +236,15 @@ def plain_training(cfg: DictConfig, steps: int, warmup: int) -> float:
     torch.save(state, checkpoints / "best.ckpt")
     torch.save(state, checkpoints / "last.ckpt")
     _synchronize(device)
-    return images_per_second(times, warmup, cfg.data.batch_size, end=time.perf_counter())
+    return images_per_second(times, warmup, cfg.data.loader.batch_size, end=time.perf_counter())
 
 
 def data_throughput(cfg: DictConfig, workers: int, batches: int) -> float:
     """Images/s of the training loader alone with ``workers`` processes (first batch excluded,
     as it waits for the workers to start)."""
     cfg = copy.deepcopy(cfg)
-    cfg.data.num_workers = workers
-    cfg.data.persistent_workers = False
+    cfg.data.loader.num_workers = workers
+    cfg.data.loader.persistent_workers = False
     datamodule = build_datamodule(resolve_spec(cfg))
     setup_data(datamodule, "fit")
     times = []
@@ -252,7 +252,7 @@ def data_throughput(cfg: DictConfig, workers: int, batches: int) -> float:
         times.append(time.perf_counter())
         if index == batches:
             break
-    return images_per_second(times, 1, cfg.data.batch_size)
+    return images_per_second(times, 1, cfg.data.loader.batch_size)
 
 
 def inference_throughput(cfg: DictConfig, batches: int, warmup: int) -> float:
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "overrides": args.overrides,
             "machine": machine_description(CPU_FLAGS),
-            "batch_size": cfg.data.batch_size,
+            "batch_size": cfg.data.loader.batch_size,
             "data": OmegaConf.to_container(cfg.data, resolve=True),
         }
         seglab_runs: list[float] = []

@@ -45,8 +45,8 @@ def measure(precision: str, seconds: float, warmup: int) -> float:
     model = instantiate(cfg.model).to(memory_format=torch.channels_last).train()
     loss_fn = instantiate(cfg.loss)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optimizer.lr)
-    height, width = cfg.data.crop_size
-    batch = cfg.data.batch_size
+    height, width = cfg.data.augment.crop_size
+    batch = cfg.data.loader.batch_size
     images = torch.randn(batch, 3, height, width).contiguous(memory_format=torch.channels_last)
     masks = torch.randint(0, cfg.data.num_classes, (batch, height, width))
     autocast = precision == "bf16-mixed"

@@ -7,10 +7,10 @@
 
 CamVid's val split is 101 frames of drive 0016E5, whose neighbouring frames are in train, so
 val mIoU rewards remembering that street. Each seed here trains
-``seglab-train experiment=camvid_cpu data.holdout=<drive> seed=<seed> <override ...>`` in a
+``seglab-train experiment=camvid_cpu data.splits.holdout=<drive> seed=<seed> <override ...>`` in a
 fresh process (the drive's train frames are left out of training), then scores the run's final
 weights (``last.ckpt``, the end of the time budget: no checkpoint is picked by a score) twice
-with ``seglab-eval``: on the held-out drive, and on the val split (``data.holdout=null``).
+with ``seglab-eval``: on the held-out drive, and on the val split (``data.splits.holdout=null``).
 ``--eval`` overrides go to both scores only (test-time augmentation, evaluation scale), and
 ``--reuse`` scores an already trained run under them, so an evaluation-time change costs no
 training. Each result is appended to ``--results`` as a JSON line; ``--table`` prints the
@@ -99,7 +99,7 @@ def throughput(run_dir: Path, batch: int) -> dict:
 
 def check(args: argparse.Namespace) -> None:
     """Train (or reuse) and score every seed of one recipe; append the results."""
-    train_overrides = [EXPERIMENT, f"data.holdout={args.holdout}", *args.overrides]
+    train_overrides = [EXPERIMENT, f"data.splits.holdout={args.holdout}", *args.overrides]
     runs = args.runs or args.results.parent / "runs"
     if args.reuse:
         trained = [args.reuse]
@@ -111,19 +111,19 @@ def check(args: argparse.Namespace) -> None:
     for run_dir in trained:
         scores = runs / args.name / "eval"
         heldout = score(run_dir, args.eval, scores)
-        val = score(run_dir, [*args.eval, "data.holdout=null"], scores)
+        val = score(run_dir, [*args.eval, "data.splits.holdout=null"], scores)
         # what the run trained with, from its own config (a reused run need not match --holdout)
         config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
         result = {
             "name": args.name,
             "seed": config.seed,
-            "holdout": OmegaConf.to_container(config.data).get("holdout"),
+            "holdout": OmegaConf.to_container(config.data).get("splits", {}).get("holdout"),
             "train": train_command(run_dir),
             "eval": args.eval,
             "run": str(run_dir),
             "val": val,
             "heldout": heldout,
-            **throughput(run_dir, config.data.batch_size),
+            **throughput(run_dir, config.data.loader.batch_size),
             "cpu": cpu_description(),
             "date": datetime.date.today().isoformat(),
         }

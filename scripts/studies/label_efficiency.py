@@ -44,7 +44,7 @@ class Row(NamedTuple):
 
 
 def _fraction_rows(share: str, fraction: float) -> list[Row]:
-    labelled = [f"data.labeled_fraction={fraction}"]
+    labelled = [f"data.few_labels.labeled_fraction={fraction}"]
     return [
         Row(f"{share} of the train split", "supervised", labelled),
         Row(f"{share} of the train split", "fixmatch", labelled + FIXMATCH),
@@ -58,8 +58,12 @@ ROWS = [
     *_fraction_rows("1/8", 0.125),
     *_fraction_rows("1/4", 0.25),
     Row("all of the train split, full masks", "supervised", []),
-    Row("all, scribbles (a line per region)", "supervised", ["data.sparse_labels=scribbles"]),
-    Row("all, points (a pixel per region)", "supervised", ["data.sparse_labels=points"]),
+    Row(
+        "all, scribbles (a line per region)",
+        "supervised",
+        ["data.few_labels.sparse_labels=scribbles"],
+    ),
+    Row("all, points (a pixel per region)", "supervised", ["data.few_labels.sparse_labels=points"]),
 ]
 
 
@@ -114,12 +118,13 @@ def document(lines: list[str], max_time: str | None, runs: Path) -> str:
             "",
             f"Each row is one run of `{EXPERIMENT}` (ResNet-18 + FPN from scratch, {budget} on",
             "the CPU) with the overrides of its command, the labelled share chosen by",
-            "`data.labeled_seed` and the sparse labels derived from the full masks ([Learn from",
-            "few labels](few_labels.md)). The score is the best `val/mIoU` over the run's",
-            "validations (every 2.5 minutes and when the budget ends), read from its TensorBoard",
-            "events, with the step it was reached at and the steps the run made. Semi-supervised",
-            "rows draw 4 unlabelled frames beside the 8 labelled ones per step, and scribbles are",
-            "derived from each mask as it is read, so those rows make fewer steps in the time.",
+            "`data.few_labels.labeled_seed` and the sparse labels derived from the full masks",
+            "([Learn from few labels](few_labels.md)). The score is the best `val/mIoU` over the",
+            "run's validations (every 2.5 minutes and when the budget ends), read from its",
+            "TensorBoard events, with the step it was reached at and the steps the run made.",
+            "Semi-supervised rows draw 4 unlabelled frames beside the 8 labelled ones per step,",
+            "and scribbles are derived from each mask as it is read, so those rows make fewer",
+            "steps in the time.",
             "",
             f"Made on {datetime.date.today().isoformat()} on {os.cpu_count()} CPUs of an "
             f"{cpu_description()}; runs in `{runs}`.",

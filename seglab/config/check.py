@@ -6,8 +6,9 @@ learning rate unchanged, and leaves a ``???`` value to a traceback from deep ins
 compose API, on the same config directory and search path), and refused with the closest
 existing name (`difflib`) when:
 
-- a key, a config group or a group's option names nothing (``did you mean optimizer.lr?``),
-  or a group's option is given as a key's value (``model.encoder=resnet34``);
+- a key, a config group or a group's option names nothing (``did you mean optimizer.lr?``;
+  ``it moved to data.loader.batch_size`` for a key an earlier seglab had elsewhere), or a
+  group's option is given as a key's value (``model.encoder=resnet34``);
 - a ``+key`` is read by nothing: under a ``_target_`` it must be an argument of that target
   (`seglab.config.target_arguments`); elsewhere seglab reads only the keys its configs define, so a
   new key must be a component of a node whose entries seglab builds one by one (``callbacks``,
@@ -35,6 +36,7 @@ from seglab.config.keys import PERFORMANCE_KEYS
 from seglab.config.target_arguments import HYDRA_KEYS, accepted_arguments
 from seglab.config.trust import TARGETS, trust_names
 from seglab.config.unset_values import MANDATORY, unset_value
+from seglab.config.upgrade import moved_key
 from seglab.config.variants import Composer, Line, composing, variants
 from seglab.errors import SeglabError
 
@@ -60,15 +62,9 @@ def check_command_line(command: str, config_name: str, args: list[str], config_p
     from hydra._internal.utils import get_args_parser
 
     parsed = get_args_parser().parse_args(args)
-    if (
-        parsed.help
-        or parsed.hydra_help
-        or parsed.cfg
-        or parsed.info
-        or parsed.shell_completion
-        or parsed.experimental_rerun
-        or parsed.config_dir  # an extra search path: composed here it could differ
-    ):
+    flags = ("help", "hydra_help", "cfg", "info", "shell_completion", "experimental_rerun")
+    # config_dir adds a search path: composed here the config could differ
+    if any(getattr(parsed, flag) for flag in flags) or parsed.config_dir:
         return
     config_path = parsed.config_path or config_path
     if not os.path.isabs(config_path) or not os.path.isdir(config_path):
@@ -279,7 +275,11 @@ def _level(tree: Any, parts: list[str], children: Callable[[list[str]], list[str
 
 
 def _suggestion(cfg: DictConfig, tree: Any, parts: list[str], origin: str, what: str) -> _Problem:
-    """``what`` is wrong with the key at ``parts``: the closest key, else the keys at its level."""
+    """``what`` is wrong with the key at ``parts``: where it moved to (`moved_key`), else the
+    closest key, else the keys at its level."""
+    moved = moved_key(".".join(parts))
+    if moved is not None and _node(tree, moved.split(".")) is not _MISSING:
+        return _Problem(f"{origin}: {what}; it moved to {moved}", moved)
     children = _children(cfg, tree)
     fixed = _closest(parts, children)
     if fixed is None or fixed == parts:

@@ -31,9 +31,9 @@ RECORD_NODES = (*INVOCATION_KEYS, "callbacks", "logger", "optimized_metric")
 #: How fast a run goes. Worker processes draw their own random augmentations, so a worker
 #: count changes the exact numbers as another seed would, never the recipe that made them.
 SPEED_KEYS = (
-    "data.num_workers",
-    "data.pin_memory",
-    "data.persistent_workers",
+    "data.loader.num_workers",
+    "data.loader.pin_memory",
+    "data.loader.persistent_workers",
     "data.cache_dir",
 )
 #: What a run shows while it trains and how often it logs, none of which the model sees.

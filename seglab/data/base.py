@@ -8,8 +8,7 @@ checked and loaded the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -18,8 +17,8 @@ from pytorch_lightning.utilities import CombinedLoader
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset, default_collate
 
-from seglab.data.labels import FewLabels
-from seglab.data.loaders import dataloader, shard_sampler
+from seglab.data.labels import FewLabels, FewLabelsSettings
+from seglab.data.loaders import LoaderSettings, dataloader, shard_sampler
 from seglab.data.metadata import (
     DatasetError,
     check_classes,
@@ -27,8 +26,9 @@ from seglab.data.metadata import (
     class_palette,
     count_class_pixels,
 )
-from seglab.data.sampling import RepeatFactorSampler, balanced_sampler, check_repeat_threshold
-from seglab.data.splits import SplitPlan, SplitSettings, plan_splits, write_record
+from seglab.data.sampling import RepeatFactorSampler, balanced_sampler
+from seglab.data.settings import settings_of
+from seglab.data.splits import SplitPlan, SplitSettings, cuts, plan_splits, write_record
 from seglab.data.transforms import eval_transform
 from seglab.task_modes import DEFAULT_MODE
 
@@ -52,6 +52,8 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     No argument has a default: each dataset's file in ``conf/data/`` holds the values, with
     their comments, and its subclass hands them over, so none is taken silently from here.
+    The grouped options (``loader``, ``splits``, ``few_labels``) may each be given as their
+    settings class or as a mapping of its keys (the config node Hydra hands over).
 
     Args:
         classes: class names, index ``i`` naming class ``i``; used for per-class metrics.
@@ -64,33 +66,17 @@ class SegmentationDataModule(pl.LightningDataModule):
         std: per-channel standard deviation the images are normalised with.
         in_channels: channels of the images handed to the model (3 for RGB, 1 for grayscale);
             ``mean`` and ``std`` have one value per channel.
-        batch_size: training batch size.
-        eval_batch_size: batch size for validation and test; ``batch_size`` when None.
-        num_workers: dataloader worker processes; 0 loads in the main process.
-        pin_memory: pin batches in page-locked memory for faster host-to-GPU copies.
-        persistent_workers: keep workers alive between epochs (only used with workers).
-        drop_last: drop the last incomplete training batch, which keeps BatchNorm away from a
-            batch of a single sample.
-        folds: K >= 2 cuts the train split into K folds (`seglab.data.splits`): the run
-            validates on fold ``fold`` and trains on the others, and the dataset's own val
-            split is not used; the test split stays as it is. None: no cross-validation.
-        fold: the fold validated on, in ``[0, folds)``; None without ``folds``.
-        fold_seed: which samples make up each fold; the same seed always gives the same folds.
-        folds_record: JSON file the train and val sample names of the fold are written to when
-            training sets up; None writes none.
-        mode: the run's task mode (``mode``, `seglab.task_modes`): multiclass and binary masks hold
-            one class index per pixel, multilabel masks one channel per class. Data configs
-            read it from the run (``mode: ${mode}``); multiclass for configs saved before it.
-        repeat_threshold: class-balanced sampling (`seglab.data.sampling`): images of classes
-            that appear in fewer than this share of the training images are shown more often
-            per epoch. None (also for configs saved before it): each image once per epoch.
-        labeled_fraction, labeled_count, labeled_seed, labeled_record, unlabeled_dir,
-            sparse_labels, sparse_points: learning from few labels: the share or number of
-            training samples (of the training folds) that keep their masks, the seed that
-            picks them, the JSON file they are recorded in (`seglab.data.splits`), more
-            unlabelled images (`FewLabels`), and sparse training masks
-            (`seglab.data.sparse`). None, None, ..., None: every training sample keeps its
-            full mask.
+        loader: ``data.loader``: batch sizes, workers, class-balanced sampling
+            (`seglab.data.loaders.LoaderSettings`).
+        splits: ``data.splits``: which samples of the train split are validated on, e.g. a
+            cross-validation fold (`seglab.data.splits.SplitSettings`); the test split stays
+            as it is.
+        few_labels: ``data.few_labels``: the labelled subset, more unlabelled images and
+            sparse training masks (`seglab.data.labels.FewLabelsSettings`).
+        mode: the run's task mode (``mode``, `seglab.task_modes`): multiclass and binary masks
+            hold one class index per pixel, multilabel masks one channel per class. Data
+            configs read it from the run (``mode: ${mode}``); multiclass for configs saved
+            before it.
     """
 
     # how samples become a batch; datasets of images of different sizes replace it
@@ -105,25 +91,10 @@ class SegmentationDataModule(pl.LightningDataModule):
         mean: Sequence[float],
         std: Sequence[float],
         in_channels: int,
-        batch_size: int,
-        eval_batch_size: int | None,
-        num_workers: int,
-        pin_memory: bool,
-        persistent_workers: bool,
-        drop_last: bool,
-        folds: int | None,
-        fold: int | None,
-        fold_seed: int,
-        folds_record: str | Path | None,
-        labeled_fraction: float | None,
-        labeled_count: int | None,
-        labeled_seed: int,
-        labeled_record: str | Path | None,
-        unlabeled_dir: str | Path | None,
-        sparse_labels: str | None,
-        sparse_points: int,
+        loader: LoaderSettings | Mapping[str, Any],
+        splits: SplitSettings | Mapping[str, Any],
+        few_labels: FewLabelsSettings | Mapping[str, Any],
         mode: str = DEFAULT_MODE,
-        repeat_threshold: float | None = None,
     ) -> None:
         super().__init__()
         # Hydra hands ListConfig/DictConfig nodes over; plain Python values keep the
@@ -134,32 +105,14 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.mean = [float(value) for value in mean]
         self.std = [float(value) for value in std]
         self.in_channels = int(in_channels)
-        self.batch_size = int(batch_size)
-        self.eval_batch_size = self.batch_size if eval_batch_size is None else int(eval_batch_size)
-        self.num_workers = int(num_workers)
-        self.pin_memory = bool(pin_memory)
-        self.persistent_workers = bool(persistent_workers)
-        self.drop_last = bool(drop_last)
         self.mode = str(mode)
-        self.repeat_threshold = check_repeat_threshold(repeat_threshold)
-        self._check_metadata()
-        #: the settings of the split plan; subclasses that cut the train split in other ways
-        #: replace it (`dataclasses.replace`, which checks them again)
-        self.splits = SplitSettings(
-            folds=folds,
-            fold=fold,
-            fold_seed=fold_seed,
-            folds_record=folds_record,
-            labeled_fraction=labeled_fraction,
-            labeled_count=labeled_count,
-            labeled_seed=labeled_seed,
-            labeled_record=labeled_record,
-        )
+        check_classes(self.mode, self.classes, self.num_classes, self.ignore_index)
+        check_normalisation(self.in_channels, self.mean, self.std)
+        self.loader = settings_of(LoaderSettings, loader, "loader")
+        #: the settings of the split plan
+        self.splits = settings_of(SplitSettings, splits, "splits")
         self.few_labels = FewLabels(
-            labeled_seed,
-            unlabeled_dir,
-            sparse_labels,
-            sparse_points,
+            settings_of(FewLabelsSettings, few_labels, "few_labels"),
             self.num_classes,
             self.ignore_index,
         )
@@ -167,15 +120,6 @@ class SegmentationDataModule(pl.LightningDataModule):
         self._datasets: dict[str, Dataset] = {}
         self._whole: dict[str, Dataset] = {}
         self._plan: SplitPlan | None = None
-
-    def _check_metadata(self) -> None:
-        check_classes(self.mode, self.classes, self.num_classes, self.ignore_index)
-        check_normalisation(self.in_channels, self.mean, self.std)
-        for key in ("batch_size", "eval_batch_size"):
-            if getattr(self, key) <= 0:
-                raise ValueError(f"data.{key}={getattr(self, key)} must be positive")
-        if self.num_workers < 0:
-            raise ValueError(f"data.num_workers={self.num_workers} must be >= 0")
 
     def _build_dataset(self, split: str) -> Dataset:
         """Build one split; each subclass knows where its data comes from."""
@@ -213,13 +157,13 @@ class SegmentationDataModule(pl.LightningDataModule):
         """How the run cuts its train split (`seglab.data.splits.plan_splits`), made once.
 
         Raises:
-            DatasetError: naming the setting (``data.folds``, ``data.holdout``, ...) that the
-                train split cannot meet.
+            DatasetError: naming the setting (``data.splits.folds``, ``data.splits.holdout``,
+                ...) that the train split cannot meet.
         """
         if self._plan is None:
-            names = self.sample_names("train") if self.splits.cuts("train") else []
+            names = self.sample_names("train") if self.cuts("train") else []
             try:
-                self._plan = plan_splits(self.splits, names)
+                self._plan = plan_splits(self.splits, self.few_labels.settings, names)
             except ValueError as error:
                 raise DatasetError(str(error)) from None
         return self._plan
@@ -227,7 +171,11 @@ class SegmentationDataModule(pl.LightningDataModule):
     def split_indices(self, split: str) -> list[int] | None:
         """Indices into the train split of the samples ``split`` reads, as the split plan picks
         them; None when ``split`` reads its own split whole."""
-        return self.split_plan().indices(split) if self.splits.cuts(split) else None
+        return self.split_plan().indices(split) if self.cuts(split) else None
+
+    def cuts(self, split: str) -> bool:
+        """Whether ``split`` reads only part of the train split (`seglab.data.splits.cuts`)."""
+        return cuts(self.splits, self.few_labels.settings, split)
 
     def split_unavailable(self, split: str) -> str | None:
         """Why ``split`` cannot be built (e.g. its folder is absent), or None when it can.
@@ -271,7 +219,8 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def unlabeled_dataset(self) -> Dataset | None:
         """The unlabelled images (`FewLabels.unlabeled`); None when there are none."""
-        unlabeled = self.split_plan().unlabeled if self.splits.labels_limited else []
+        limited = self.few_labels.settings.labels_limited
+        unlabeled = self.split_plan().unlabeled if limited else []
         return self.few_labels.unlabeled(
             self._whole_split("train"),
             unlabeled,
@@ -316,7 +265,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         for split in _STAGE_SPLITS.get(stage, SPLITS):
             self.dataset(split)
         self.check_splits(stage)
-        if stage == "fit" and self.splits.cuts("train"):
+        if stage == "fit" and self.cuts("train"):
             for record in self.split_plan().records:
                 write_record(record)
 
@@ -325,43 +274,44 @@ class SegmentationDataModule(pl.LightningDataModule):
         whose files can disagree with their config check their labels here."""
 
     def train_dataloader(self) -> DataLoader | CombinedLoader:
-        dataset = self.dataset("train")
-        if self.drop_last and len(dataset) < self.batch_size:
+        dataset, settings = self.dataset("train"), self.loader
+        if settings.drop_last and len(dataset) < settings.batch_size:
             raise ValueError(
-                f"data.batch_size={self.batch_size} exceeds the {len(dataset)} training "
-                "samples; with data.drop_last=true every epoch would be empty"
+                f"data.loader.batch_size={settings.batch_size} exceeds the {len(dataset)} "
+                "training samples; with data.loader.drop_last=true every epoch would be empty"
             )
         sampler = self._repeat_sampler()
         loader = self._dataloader(
             dataset,
-            self.batch_size,
+            settings.batch_size,
             shuffle=sampler is None,
-            drop_last=self.drop_last,
+            drop_last=settings.drop_last,
             sampler=sampler,
         )
         if self.few_labels.loading is None:
             return loader
         batch_size, mode = self.few_labels.loading
         unlabeled = self.unlabeled_dataset()
-        if unlabeled is None or (self.drop_last and len(unlabeled) < batch_size):
+        if unlabeled is None or (settings.drop_last and len(unlabeled) < batch_size):
             raise ValueError(
                 f"the unlabelled batch size {batch_size} exceeds the "
                 f"{0 if unlabeled is None else len(unlabeled)} unlabelled images; with "
-                "data.drop_last=true every epoch would be empty"
+                "data.loader.drop_last=true every epoch would be empty"
             )
         pair = {
             "labeled": loader,
             "unlabeled": self._dataloader(
-                unlabeled, batch_size, shuffle=True, drop_last=self.drop_last
+                unlabeled, batch_size, shuffle=True, drop_last=settings.drop_last
             ),
         }
         return CombinedLoader(pair, mode=mode)
 
     def _repeat_sampler(self) -> RepeatFactorSampler | None:
         """The class-balanced sampler of the train split, or None for a plain shuffle."""
-        if self.repeat_threshold is None:
+        threshold = self.loader.repeat_threshold
+        if threshold is None:
             return None
-        return balanced_sampler(self.class_pixel_counts("train")[0], self.repeat_threshold)
+        return balanced_sampler(self.class_pixel_counts("train")[0], threshold)
 
     def val_dataloader(self) -> DataLoader:
         return self._evaluation_dataloader("val")
@@ -376,7 +326,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         # the trainer this datamodule is attached to; None when its loaders are used alone
         shards = self.trainer.distributed_sampler_kwargs if self.trainer is not None else None
         sampler = shard_sampler(dataset, split, shards)
-        return self._dataloader(dataset, self.eval_batch_size, sampler=sampler)
+        return self._dataloader(dataset, self.loader.eval_batch_size, sampler=sampler)
 
     def _dataloader(
         self,
@@ -386,8 +336,9 @@ class SegmentationDataModule(pl.LightningDataModule):
         drop_last: bool = False,
         sampler: Sampler | None = None,
     ) -> DataLoader:
-        options = (self.num_workers, self.pin_memory, self.persistent_workers, self.collate_fn)
-        return dataloader(dataset, batch_size, *options, shuffle, drop_last, sampler)
+        return dataloader(
+            dataset, batch_size, self.loader, self.collate_fn, shuffle, drop_last, sampler
+        )
 
     def denormalize(self, images: Tensor) -> Tensor:
         """Undo the normalisation of ``(..., C, H, W)`` images into [0, 1], for drawing."""

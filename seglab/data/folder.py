@@ -26,12 +26,13 @@ from torchvision.transforms.v2 import functional as TF
 
 from seglab.data.base import SegmentationDataModule
 from seglab.data.label_checks import LabelMap, check_classes_present, check_void_share
-from seglab.data.layout import FolderLayout
+from seglab.data.layout import FolderLayout, LayoutSettings
 from seglab.data.masks import align_to_mask, mask_decoder
 from seglab.data.metadata import DatasetError, Sample
 from seglab.data.scan import READ_ERRORS, MaskFiles, ScanResult, mask_name, scan_pairs
+from seglab.data.settings import settings_of
 from seglab.data.sparse import SparseMaskReader
-from seglab.data.transforms import eval_transform, pad_collate, train_transform
+from seglab.data.transforms import AugmentSettings, eval_transform, pad_collate, train_transform
 
 
 def _changed_since_scan(path: Path, kind: str, error: Exception) -> DatasetError:
@@ -103,39 +104,21 @@ class FolderDataModule(SegmentationDataModule):
     changes some for CamVid).
 
     Args:
-        root, image_dir, mask_dir, split_names, split_files, image_extensions,
-            mask_extension: where the files are (`seglab.data.layout.FolderLayout`); in
-            ``mode`` multilabel ``mask_dir`` holds one folder per class, named as in
-            ``classes``, of that class's masks.
+        root: the dataset folder.
+        layout: ``data.layout``: where the files are below ``root`` and how they pair
+            (`seglab.data.layout.LayoutSettings`); in ``mode`` multilabel ``mask_dir`` holds
+            one folder per class, named as in ``classes``, of that class's masks.
+        augment: ``data.augment``: the random training augmentation
+            (`seglab.data.transforms.AugmentSettings`).
         mask_values: raw mask value of each class, in class order (e.g. ``[0, 255]`` for
             binary masks saved as 0/255); None means the values are the class indices. In
             ``mode`` multilabel the two raw values [no, yes] of every class mask (None:
             ``[0, 1]``).
         palette: RGB colour of each class: maps RGB masks to classes, and draws masks.
         void_colours: RGB colours of void pixels in RGB masks.
-        crop_size: ``(height, width)`` of the random training crop; smaller images are
-            padded with void. None trains on whole images.
-        scale_range: ``(low, high)`` range of the random training rescale (before the crop).
-        hflip: probability of a horizontal training flip.
-        vflip: probability of a vertical training flip.
-        color_jitter: ``brightness``, ``contrast``, ``saturation``, ``hue`` of the training
-            colour jitter; None turns it off.
         eval_scale: factor the val/test images are resized by before the model; their masks
             keep the labels' resolution, and logits are upsampled to it for the metrics.
         cache_dir: where setup scans are cached; None rescans every time.
-        holdout: stem prefix, or list of them, of the train images held out
-            (`seglab.data.splits`): they become the val split, the others are trained on, and
-            the dataset's own val split is not used; the test split stays as it is. None holds
-            out nothing. Cannot be combined with ``folds``.
-        holdout_record: JSON file the held-out and trained-on stems are written to when
-            training sets up; None writes none.
-        val_fraction: share of the train images validated on (`seglab.data.splits`, picked
-            by ``split_seed``) instead of the val split, e.g. 0.2 for a dataset without
-            split folders; None validates on the val split. Cannot be combined with ``folds``
-            or ``holdout``.
-        split_seed: which images ``val_fraction`` validates on; one seed, one cut.
-        split_record: JSON file the validated-on and trained-on stems of ``val_fraction`` are
-            written to when training sets up; None writes none.
         resize_images_to_masks: an image of another size than its mask (of the same aspect
             ratio) is resized to the mask's size; False refuses such pairs at setup.
         allow_absent_classes: let a class have no pixel in the train and val splits (refused
@@ -144,48 +127,27 @@ class FolderDataModule(SegmentationDataModule):
         **options: the other options of `SegmentationDataModule`: ``classes``,
             ``num_classes``, ``ignore_index`` (also the raw mask value read as void),
             ``mean``, ``std``, ``in_channels`` (3 converts the images to RGB, 1 to grayscale),
-            the loader options and the cross-validation folds (a fold's images are named by
-            their stems).
+            ``loader``, ``splits`` (a sample is named by its image's stem: ``holdout`` holds
+            out stem prefixes, ``val_fraction`` validates on a share of a dataset without
+            split folders) and ``few_labels``.
     """
 
     def __init__(
         self,
         root: str | Path,
-        image_dir: str,
-        mask_dir: str,
-        split_names: Mapping[str, str],
-        split_files: Mapping[str, str] | None,
-        image_extensions: Sequence[str],
-        mask_extension: str,
+        layout: LayoutSettings | Mapping[str, Any],
+        augment: AugmentSettings | Mapping[str, Any],
         mask_values: Sequence[int] | None,
         palette: Sequence[Sequence[int]] | None,
         void_colours: Sequence[Sequence[int]],
-        crop_size: Sequence[int] | None,
-        scale_range: Sequence[float] | None,
-        hflip: float,
-        vflip: float,
-        color_jitter: Mapping[str, float] | None,
         eval_scale: float,
         cache_dir: str | Path | None,
-        holdout: str | Sequence[str] | None,
-        holdout_record: str | Path | None,
-        val_fraction: float | None = None,
-        split_seed: int = 0,
-        split_record: str | Path | None = None,
         resize_images_to_masks: bool = False,
         allow_absent_classes: bool = False,
         allow_void_heavy: bool = False,
         **options: Any,
     ) -> None:
         super().__init__(palette=palette, **options)
-        self.splits = dataclasses.replace(
-            self.splits,
-            holdout=holdout,
-            holdout_record=holdout_record,
-            val_fraction=val_fraction,
-            split_seed=split_seed,
-            split_record=split_record,
-        )
         self.resize_images_to_masks = bool(resize_images_to_masks)
         self.allow_absent_classes = bool(allow_absent_classes)
         self.allow_void_heavy = bool(allow_void_heavy)
@@ -194,12 +156,7 @@ class FolderDataModule(SegmentationDataModule):
         self.class_folders = self.mode == "multilabel"
         self.layout = FolderLayout(
             root,
-            image_dir,
-            mask_dir,
-            split_names,
-            split_files,
-            image_extensions,
-            mask_extension,
+            settings_of(LayoutSettings, layout, "layout"),
             self.classes if self.class_folders else None,
         )
         self.decoder = mask_decoder(
@@ -211,27 +168,21 @@ class FolderDataModule(SegmentationDataModule):
             self.class_folders,
         )
         self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
-        if not 0 <= hflip <= 1 or not 0 <= vflip <= 1:
-            raise ValueError(f"data.hflip={hflip} and data.vflip={vflip} must be in [0, 1]")
-        self.train_options = {
-            "crop_size": None if crop_size is None else [int(v) for v in crop_size],
-            "scale_range": None if scale_range is None else [float(v) for v in scale_range],
-            "hflip": float(hflip),
-            "vflip": float(vflip),
-            "color_jitter": None if color_jitter is None else dict(color_jitter),
-        }
+        self.augment = settings_of(AugmentSettings, augment, "augment")
         self.eval_scale = float(eval_scale)
         # builds them once, so that option errors surface here rather than at setup
         self.transforms = {
-            "train": train_transform(self.mean, self.std, self.ignore_index, **self.train_options),
+            "train": train_transform(
+                self.mean, self.std, self.ignore_index, **dataclasses.asdict(self.augment)
+            ),
             "eval": eval_transform(self.mean, self.std, self.eval_scale),
         }
         self.collate_fn = functools.partial(pad_collate, ignore_index=self.ignore_index)
         self._scans: dict[str, ScanResult] = {}
 
     def training_size(self) -> tuple[str, Any, tuple[int, int]] | None:
-        crop = self.train_options["crop_size"]
-        return None if crop is None else ("data.crop_size", crop, (crop[0], crop[1]))
+        crop = self.augment.crop_size
+        return None if crop is None else ("data.augment.crop_size", crop, (crop[0], crop[1]))
 
     def split_unavailable(self, split: str) -> str | None:
         return self.layout.unavailable(self.source_split(split))

@@ -11,17 +11,22 @@ has a mask of its own, ``<mask_dir>/<class>/<stem>.png``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from seglab.data.metadata import DatasetError
 from seglab.data.scan import MaskFiles
+from seglab.data.settings import normalised
 
-#: the image files read from a folder of images alone (seglab-predict, data.unlabeled_dir)
+#: the image files read from a folder of images alone (seglab-predict,
+#: data.few_labels.unlabeled_dir)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 # how many unmatched files an error names before it only counts the rest
 MAX_LISTED_FILES = 5
 # what a folder template starts with when each split has a folder of its own
 SPLIT_FOLDER = "{split}/"
+#: the splits a layout may name
+SPLITS = ("train", "val", "test")
 
 
 def files_by_stem(folder: Path, extensions: set[str]) -> dict[str, Path]:
@@ -44,47 +49,80 @@ def extension_hint(folder: Path, stems: set[str]) -> str:
     """Where the masks of ``stems`` exist with another extension, the key that finds them."""
     found = sorted({p.suffix.lower() for p in folder.iterdir() if p.stem in stems and p.is_file()})
     return (
-        f"; {folder} holds them as {found[0]}: set data.mask_extension={found[0]}" if found else ""
+        f"; {folder} holds them as {found[0]}: set data.layout.mask_extension={found[0]}"
+        if found
+        else ""
     )
+
+
+@dataclass(frozen=True)
+class LayoutSettings:
+    """``data.layout``: where a folder dataset's files are below its root, checked when made.
+
+    Attributes:
+        image_dir: folder of a split's images; ``{split}`` stands for the split's name in
+            ``split_names``. Where ``<root>/{split}/...`` has no train folder but ``<root>/...``
+            exists, the dataset has no split folders: all its images are the train split.
+        mask_dir: folder of a split's masks, same convention; in ``mode`` multilabel it holds
+            one folder per class, named as in ``classes``, of that class's masks.
+        split_names: name of the train, val and test splits in ``image_dir``/``mask_dir``.
+        split_files: split -> text file (relative to the root) listing one image stem per
+            line; those splits take only the listed images. None lists the folders.
+        image_extensions: image file extensions, case-insensitive.
+        mask_extension: mask file extension.
+    """
+
+    image_dir: str
+    mask_dir: str
+    split_names: Mapping[str, str]
+    split_files: Mapping[str, str] | None
+    image_extensions: Sequence[str]
+    mask_extension: str
+
+    def __post_init__(self) -> None:
+        normalised(
+            self,
+            image_dir=str(self.image_dir),
+            mask_dir=str(self.mask_dir),
+            split_names={str(k): str(v) for k, v in dict(self.split_names).items()},
+            split_files={str(k): str(v) for k, v in dict(self.split_files or {}).items()},
+            image_extensions=[str(ext).lower() for ext in self.image_extensions],
+            mask_extension=str(self.mask_extension).lower(),
+        )
+        unknown = sorted(set(self.split_names) - set(SPLITS))
+        if unknown or "train" not in self.split_names:
+            raise ValueError(
+                f"data.layout.split_names={self.split_names} must name the train split and may "
+                f"name the val and test splits, as {{train: train, val: val, test: test}}"
+            )
+        for extension in (*self.image_extensions, self.mask_extension):
+            if not extension.startswith("."):
+                raise ValueError(
+                    f"data.layout: the extension {extension!r} must start with a dot, e.g. .png"
+                )
 
 
 class FolderLayout:
     """The folders of a dataset's splits, and the image/mask pairs they hold.
 
     Args:
-        root: dataset folder; the folders below are relative to it.
-        image_dir: folder of a split's images; ``{split}`` stands for the split's name in
-            ``split_names``. Where ``<root>/{split}/...`` has no train folder but ``<root>/...``
-            exists, the dataset has no split folders: all its images are the train split.
-        mask_dir: folder of a split's masks, same convention.
-        split_names: name of the train, val and test splits in ``image_dir``/``mask_dir``.
-        split_files: split -> text file (relative to ``root``) listing one image stem per
-            line; those splits take only the listed images. None lists the folders.
-        image_extensions: image file extensions, case-insensitive.
-        mask_extension: mask file extension.
+        root: dataset folder; the folders of ``settings`` are relative to it.
+        settings: the folders, split names and file extensions (`LayoutSettings`).
         class_folders: the classes whose folders below ``mask_dir`` hold one mask per image
             each (``mode`` multilabel); None: one mask file per image in ``mask_dir``.
     """
 
     def __init__(
-        self,
-        root: str | Path,
-        image_dir: str,
-        mask_dir: str,
-        split_names: Mapping[str, str],
-        split_files: Mapping[str, str] | None,
-        image_extensions: Sequence[str],
-        mask_extension: str,
-        class_folders: Sequence[str] | None,
+        self, root: str | Path, settings: LayoutSettings, class_folders: Sequence[str] | None
     ) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise DatasetError(f"data.root={root} is not a folder")
-        self.split_names = dict(split_names)
-        self.split_files = dict(split_files or {})
-        self.image_dir, self.mask_dir = self._templates(str(image_dir), str(mask_dir))
-        self.image_extensions = {ext.lower() for ext in image_extensions}
-        self.mask_extension = mask_extension.lower()
+        self.split_names = dict(settings.split_names)
+        self.split_files = dict(settings.split_files or {})
+        self.image_dir, self.mask_dir = self._templates(settings.image_dir, settings.mask_dir)
+        self.image_extensions = set(settings.image_extensions)
+        self.mask_extension = settings.mask_extension
         self.class_folders = None if class_folders is None else list(class_folders)
 
     def folder(self, template: str, split: str) -> Path:
@@ -112,14 +150,14 @@ class FolderLayout:
     def unavailable(self, split: str) -> str | None:
         """Why the files of ``split`` cannot be listed, or None when they can."""
         if split not in self.split_names:
-            return f"data.split_names={self.split_names} has no {split!r} split"
+            return f"data.layout.split_names={self.split_names} has no {split!r} split"
         if self.reads_train_images(split):
             images = self.folder(self.image_dir, "train")
             if split == "val":
                 return (
                     f"{images} holds all the images, without split folders ({split}/images), so "
-                    "there is no val split: set data.val_fraction=0.2 to validate on a share of "
-                    "the images"
+                    "there is no val split: set data.splits.val_fraction=0.2 to validate on a "
+                    "share of the images"
                 )
             return f"no {split} split: {images} holds all the images, without split folders"
         if split in self.split_files and not (self.root / self.split_files[split]).is_file():
@@ -134,7 +172,7 @@ class FolderLayout:
         if not mask_folder.is_dir():
             raise DatasetError(
                 f"mask folder {mask_folder} of the {split} split does not exist (its images are "
-                f"in {image_folder}); set data.mask_dir"
+                f"in {image_folder}); set data.layout.mask_dir"
             )
         if self.class_folders is None:
             return [mask_folder]

@@ -1,13 +1,67 @@
-"""How a datamodule's datasets become dataloaders: the loader options, and the share of an
-evaluation split that each process of a distributed run scores."""
+"""How a datamodule's datasets become dataloaders: the loader options (``data.loader``), and
+the share of an evaluation split that each process of a distributed run scores."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from seglab.data.sampling import check_repeat_threshold
+from seglab.data.settings import normalised
+
+
+@dataclass(frozen=True)
+class LoaderSettings:
+    """``data.loader``: how batches are drawn and loaded; checked when made, naming the key.
+
+    Attributes:
+        batch_size: training batch size.
+        eval_batch_size: batch size for validation and test; ``batch_size`` when None.
+        num_workers: dataloader worker processes; 0 loads in the main process.
+        pin_memory: pin batches in page-locked memory for faster host-to-GPU copies.
+        persistent_workers: keep workers alive between epochs (only used with workers).
+        drop_last: drop the last incomplete training batch, which keeps BatchNorm away from a
+            batch of a single sample.
+        repeat_threshold: class-balanced sampling (`seglab.data.sampling`): images of classes
+            that appear in fewer than this share of the training images are shown more often
+            per epoch. None (also for configs saved before it): each image once per epoch.
+    """
+
+    batch_size: int
+    eval_batch_size: int | None
+    num_workers: int
+    pin_memory: bool
+    persistent_workers: bool
+    drop_last: bool
+    repeat_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        batch = int(self.batch_size)
+        normalised(
+            self,
+            batch_size=batch,
+            eval_batch_size=batch if self.eval_batch_size is None else int(self.eval_batch_size),
+            num_workers=int(self.num_workers),
+            pin_memory=bool(self.pin_memory),
+            persistent_workers=bool(self.persistent_workers),
+            drop_last=bool(self.drop_last),
+            repeat_threshold=check_repeat_threshold(self.repeat_threshold),
+        )
+        for key in ("batch_size", "eval_batch_size"):
+            if getattr(self, key) <= 0:
+                raise ValueError(
+                    f"data.loader.{key}={getattr(self, key)} must be positive, e.g. "
+                    f"data.loader.{key}=8"
+                )
+        if self.num_workers < 0:
+            raise ValueError(
+                f"data.loader.num_workers={self.num_workers} must be >= 0 (0 loads in the main "
+                "process)"
+            )
 
 
 def shard_sampler(dataset: Dataset, split: str, shards: dict[str, Any] | None) -> Sampler | None:
@@ -39,25 +93,24 @@ def shard_sampler(dataset: Dataset, split: str, shards: dict[str, Any] | None) -
 def dataloader(
     dataset: Dataset,
     batch_size: int,
-    num_workers: int,
-    pin_memory: bool,
-    persistent_workers: bool,
+    settings: LoaderSettings,
     collate_fn: Callable[[list[Any]], Any],
     shuffle: bool = False,
     drop_last: bool = False,
     sampler: Sampler | None = None,
 ) -> DataLoader:
-    """A `DataLoader` with the ``data.`` loader options; ``persistent_workers`` only counts
-    with workers, as DataLoader rejects it without."""
-    workers = {"persistent_workers": persistent_workers} if num_workers > 0 else {}
+    """A `DataLoader` of ``batch_size`` with the workers and pinning of ``settings``;
+    ``persistent_workers`` only counts with workers, as DataLoader rejects it without."""
+    workers = settings.num_workers
+    persistent = {"persistent_workers": settings.persistent_workers} if workers > 0 else {}
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle,
         sampler=sampler,
         drop_last=drop_last,
-        num_workers=num_workers,
-        pin_memory=pin_memory,
+        num_workers=workers,
+        pin_memory=settings.pin_memory,
         collate_fn=collate_fn,
-        **workers,
+        **persistent,
     )

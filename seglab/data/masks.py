@@ -137,7 +137,7 @@ class MaskDecoder:
             found = "" if known.all() else f": {self._describe_unknown(raw, known, kind)}"
             raise DatasetError(
                 f"{path}: mask is a JPEG file, whose lossy compression changes the values where "
-                f"regions meet{found}; save masks as PNG (and set data.mask_extension=.png)"
+                f"regions meet{found}; save masks as PNG (and set data.layout.mask_extension=.png)"
             )
         if not known.all():
             raise DatasetError(f"{path}: {self._describe_unknown(raw, known, kind)}")

@@ -19,14 +19,14 @@ log = logging.getLogger(__name__)
 
 
 def check_repeat_threshold(threshold: float | None) -> float | None:
-    """``data.repeat_threshold`` as a float in (0, 1], or None; ValueError naming the key."""
+    """``data.loader.repeat_threshold`` as a float in (0, 1], or None; ValueError naming the key."""
     if threshold is None:
         return None
     threshold = float(threshold)
     if not 0 < threshold <= 1:
         raise ValueError(
-            f"data.repeat_threshold={threshold} must be in (0, 1] (the share of training images "
-            "below which a class is repeated, e.g. 0.3), or null for uniform sampling"
+            f"data.loader.repeat_threshold={threshold} must be in (0, 1] (the share of training "
+            "images below which a class is repeated, e.g. 0.3), or null for uniform sampling"
         )
     return threshold
 
@@ -92,7 +92,7 @@ def balanced_sampler(class_pixels: Tensor, threshold: float) -> RepeatFactorSamp
     """
     factors = repeat_factors(class_pixels, threshold)
     log.info(
-        "data.repeat_threshold=%s: an epoch shows %.2f times the %d training images",
+        "data.loader.repeat_threshold=%s: an epoch shows %.2f times the %d training images",
         threshold,
         float(factors.mean()),
         len(factors),

@@ -19,23 +19,23 @@ import numpy as np
 
 from seglab.extras import require
 
-#: the kinds of sparse labels ``data.sparse_labels`` may ask for
+#: the kinds of sparse labels ``data.few_labels.sparse_labels`` may ask for
 SPARSE_KINDS = ("points", "scribbles")
 # 8-connectivity: a region's diagonal neighbours belong to it
 _CONNECTED = np.ones((3, 3), dtype=bool)
 
 
 def check_sparse(kind: str | None, points: int) -> None:
-    """Refuse ``data.sparse_labels``/``data.sparse_points`` values, naming the key."""
+    """Refuse ``data.few_labels.sparse_labels``/``sparse_points`` values, naming the key."""
     if kind is not None and kind not in SPARSE_KINDS:
         raise ValueError(
-            f"data.sparse_labels={kind} is not one of: {', '.join(SPARSE_KINDS)} (or null for "
-            "full masks)"
+            f"data.few_labels.sparse_labels={kind} is not one of: {', '.join(SPARSE_KINDS)} (or "
+            "null for full masks)"
         )
     if points < 1:
-        raise ValueError(f"data.sparse_points={points} must be at least 1")
+        raise ValueError(f"data.few_labels.sparse_points={points} must be at least 1")
     if kind is not None:
-        require("scipy.ndimage", f"data.sparse_labels={kind}")
+        require("scipy.ndimage", f"data.few_labels.sparse_labels={kind}")
 
 
 def _generator(seed: int, name: str) -> np.random.Generator:
@@ -99,7 +99,7 @@ def sparse_mask(
         num_classes: the class count.
         ignore_index: the void value the other pixels get.
     """
-    ndimage = require("scipy.ndimage", f"data.sparse_labels={kind}")
+    ndimage = require("scipy.ndimage", f"data.few_labels.sparse_labels={kind}")
     sparse = np.full_like(mask, ignore_index)
     generator = _generator(seed, name)
     for box, region in _regions(mask, num_classes, ndimage):

@@ -20,7 +20,7 @@ class ClassStatistics:
         pixel_count: labelled pixels of each class.
         pixel_frequency: share of each class among the labelled (non-void) pixels.
         image_share: share of the images in which each class appears: what
-            ``data.repeat_threshold`` (class-balanced sampling) compares against.
+            ``data.loader.repeat_threshold`` (class-balanced sampling) compares against.
         median_frequency_weights: ``median(freq) / freq(c)`` (Eigen & Fergus 2015), where
             ``freq(c)`` is the pixels of class ``c`` over all pixels of the images in which
             ``c`` appears; 0 for a class absent from the split, which no weight can help.

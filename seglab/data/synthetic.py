@@ -212,8 +212,8 @@ class SyntheticShapesDataModule(SegmentationDataModule):
             them in that order: they may be renamed, not added.
         **options: the other options of `SegmentationDataModule` (``classes``,
             ``ignore_index``, for which the generator draws no pixel, ``palette``, ``mean``,
-            ``std``, the loader options and the cross-validation folds); the images are RGB
-            (``in_channels`` 3).
+            ``std`` and the groups ``loader``, ``splits`` and ``few_labels``); the images are
+            RGB (``in_channels`` 3).
     """
 
     def __init__(

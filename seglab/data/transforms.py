@@ -8,7 +8,8 @@ half-pixel-centre variant, which lines up with the image's bilinear resampling).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -18,7 +19,63 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
+from seglab.data.settings import normalised
+
 InterpolationMode = v2.InterpolationMode
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    """``data.augment``: the random training augmentation (`train_transform`), checked when
+    made, naming the key.
+
+    Attributes:
+        scale_range: ``(low, high)`` range of the random training rescale (before the crop);
+            None keeps the size.
+        crop_size: ``(height, width)`` of the random training crop; smaller images are
+            padded with void. None trains on whole images.
+        hflip: probability of a horizontal training flip.
+        vflip: probability of a vertical training flip.
+        color_jitter: ``brightness``, ``contrast``, ``saturation``, ``hue`` of the training
+            colour jitter; None turns it off.
+    """
+
+    scale_range: Sequence[float] | None
+    crop_size: Sequence[int] | None
+    hflip: float
+    vflip: float
+    color_jitter: Mapping[str, float] | None
+
+    def __post_init__(self) -> None:
+        scale, crop = self.scale_range, self.crop_size
+        jitter = self.color_jitter
+        normalised(
+            self,
+            scale_range=None if scale is None else [float(value) for value in scale],
+            crop_size=None if crop is None else [int(value) for value in crop],
+            hflip=float(self.hflip),
+            vflip=float(self.vflip),
+            color_jitter=None if jitter is None else {k: float(v) for k, v in jitter.items()},
+        )
+        if self.scale_range is not None and not (
+            len(self.scale_range) == 2 and 0 < self.scale_range[0] <= self.scale_range[1]
+        ):
+            raise ValueError(
+                f"data.augment.scale_range={self.scale_range} must be [low, high] with "
+                "0 < low <= high, e.g. [0.5, 2.0], or null to keep the size"
+            )
+        if self.crop_size is not None and not (
+            len(self.crop_size) == 2 and min(self.crop_size) > 0
+        ):
+            raise ValueError(
+                f"data.augment.crop_size={self.crop_size} must be [height, width] of positive "
+                "sizes, e.g. [256, 256], or null to train on whole images"
+            )
+        for key in ("hflip", "vflip"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ValueError(
+                    f"data.augment.{key}={getattr(self, key)} must be a probability in [0, 1]"
+                )
 
 
 def resize_pair(inpt: Any, size: list[int]) -> Any:

@@ -3,7 +3,7 @@
 ``seglab-predict pseudo_labels=true confidence=0.9`` writes, for every image, the mask file the
 checkpoint's data config reads: each pixel's class as its stored value (``data.mask_values``,
 or the class index without them), and void (``data.ignore_index``) where the model's top class
-probability is below ``confidence``, in a file ``<stem><data.mask_extension>``. A folder of
+probability is below ``confidence``, in a file ``<stem><data.layout.mask_extension>``. A folder of
 them is a training set for ``seglab-train data=folder``, so a round of self-training is two
 commands. Probabilities are those `seglab.inference.predictor.Predictor.probabilities` gives,
 so sliding windows and test-time augmentation are averaged before the confidence test.
@@ -58,7 +58,7 @@ class PseudoLabeler:
         mode: the task mode; multiclass (top softmax probability) and binary (foreground
             probability ``p``, confident where ``max(p, 1 - p)`` reaches ``confidence``).
         data: the checkpoint's data config: ``num_classes``, ``ignore_index`` and, where the
-            dataset is stored as files, ``mask_values`` and ``mask_extension``.
+            dataset is stored as files, ``mask_values`` and ``layout.mask_extension``.
         confidence: the probability a pixel needs to keep its label; None keeps every pixel.
 
     Raises:
@@ -78,7 +78,8 @@ class PseudoLabeler:
         values = data.get("mask_values")
         self.values = list(range(num_classes)) if values is None else [int(v) for v in values]
         self.void = int(data.ignore_index)
-        self.extension = str(data.get("mask_extension", ".png")).lower()
+        layout = data.get("layout") or {}
+        self.extension = str(layout.get("mask_extension", ".png")).lower()
         self._check(list(data.classes))
         stored = self.values + ([self.void] if confidence is not None else [])
         self.dtype = np.uint8 if max(stored) <= 255 else np.uint16
@@ -98,8 +99,8 @@ class PseudoLabeler:
             )
         if self.extension in _LOSSY or self.extension not in Image.registered_extensions():
             raise SeglabError(
-                f"data.mask_extension={self.extension} is no lossless image format to write "
-                "masks in; set data.mask_extension=.png (and train with the same)"
+                f"data.layout.mask_extension={self.extension} is no lossless image format to write "
+                "masks in; set data.layout.mask_extension=.png (and train with the same)"
             )
         if self.confidence is None:
             return

@@ -82,12 +82,15 @@ class TrainingMethod(nn.Module):
             raise SeglabError(str(error)) from None
         if self.unlabeled_batch_size is None:
             if datamodule.few_labels.files is not None:
-                log.warning("method=%s does not use the images of data.unlabeled_dir", self.name)
+                log.warning(
+                    "method=%s does not use the images of data.few_labels.unlabeled_dir", self.name
+                )
             return
         if unlabeled is None or len(unlabeled) == 0:
             raise SeglabError(
                 f"method={self.name} learns from unlabelled images, but this run has none: set "
-                "data.labeled_fraction below 1, data.labeled_count or data.unlabeled_dir"
+                "data.few_labels.labeled_fraction below 1, data.few_labels.labeled_count or "
+                "data.few_labels.unlabeled_dir"
             )
         datamodule.pair_unlabeled(self.unlabeled_batch_size, self.combine)
 
@@ -149,8 +152,8 @@ class UnlabeledMethod(TrainingMethod):
 
 def pseudo_accuracy(pseudo: Tensor, hidden: Tensor, ignore_index: int) -> Tensor | None:
     """Share of the pixels a hidden mask labels where the pseudo-label agrees with it; None
-    when it labels none (images from ``data.unlabeled_dir``). A diagnosis only: the hidden
-    masks never reach a loss."""
+    when it labels none (images from ``data.few_labels.unlabeled_dir``). A diagnosis only: the
+    hidden masks never reach a loss."""
     known = hidden != ignore_index
     if not bool(known.any()):
         return None

@@ -5,8 +5,8 @@ Columns are the config values that differ between the runs and the results read 
 each run's TensorBoard event files, so the table says which change gave which number without
 opening TensorBoard.
 
-The folds of a cross-validation (runs with ``data.folds`` set whose configs differ only in
-``data.fold``) make one row: the mean of each result over the folds, the sample standard
+The folds of a cross-validation (runs with ``data.splits.folds`` set whose configs differ only in
+``data.splits.fold``) make one row: the mean of each result over the folds, the sample standard
 deviation (``ddof=1``, the n - 1 convention; empty for a single fold) of each metric in a
 ``std`` column beside it, and the number of folds.
 """
@@ -38,8 +38,8 @@ from seglab.visualization.tables import markdown_table, text_table
 DICE = "val/mDice"
 LOSS = "val/loss"
 # the keys of a cross-validation run (conf/data): how many folds, and which one it validated on
-FOLDS = "data.folds"
-FOLD = "data.fold"
+FOLDS = "data.splits.folds"
+FOLD = "data.splits.fold"
 
 
 class CompareError(SeglabError):
@@ -84,7 +84,7 @@ class Table:
 def fold_groups(runs: Sequence[Run]) -> list[list[Run]]:
     """The runs in rows: the folds of one cross-validation together, any other run alone.
 
-    Folds belong together when their configs, ``data.fold`` aside, are the same; a run of
+    Folds belong together when their configs, ``data.splits.fold`` aside, are the same; a run of
     another fold count or learning rate is another cross-validation.
     """
     groups: dict[tuple[str, str], list[Run]] = {}

@@ -147,7 +147,7 @@ def train(cfg: DictConfig, model: torch.nn.Module | None = None) -> dict[str, fl
 
 def _model_cost(model: torch.nn.Module, datamodule: SegmentationDataModule) -> dict[str, float]:
     """The model's size and compute (``seglab.models.cost``) for one image at the size it
-    trains on: the data config's fixed training size (``data.crop_size``, the synthetic
+    trains on: the data config's fixed training size (``data.augment.crop_size``, the synthetic
     ``data.image_size``), or the first val image's when training images keep their own sizes."""
     size = datamodule.training_size()
     try:

@@ -43,7 +43,9 @@ def passes(*args: str, config: str = "train", config_path: Path = CONF_DIR) -> N
     [
         (["optimiser.lr=1e-3"], r"did you mean optimizer\.lr\?"),
         (["trainer.max_epoch=1"], r"did you mean trainer\.max_epochs\?"),
-        pytest.param(["data.batchsize=4"], r"did you mean data\.batch_size\?", marks=SLOW),
+        pytest.param(
+            ["data.loader.batchsize=4"], r"did you mean data\.loader\.batch_size\?", marks=SLOW
+        ),
         pytest.param(
             ["loss.losses.ce.label_smothing=0.1"],
             r"did you mean loss\.losses\.ce\.label_smoothing",
@@ -80,6 +82,34 @@ def test_a_key_that_names_nothing_gets_the_closest_key(args: list[str], expected
     assert any(message.startswith(f"{arg}: ") for arg in args), message
     assert re.search(expected, message), message
     assert "+" not in message.split(";")[-1]  # never Hydra's "use +key" advice
+
+
+@pytest.mark.parametrize(
+    ("args", "moved"),
+    [
+        (["data.batch_size=4"], "data.loader.batch_size"),
+        pytest.param(
+            ["data=folder", "data.root=/data", "data.crop_size=[64,64]"],
+            "data.augment.crop_size",
+            marks=SLOW,
+        ),
+        pytest.param(["+data.fold=1"], "data.splits.fold", marks=SLOW),
+        pytest.param(
+            ["-m", "data.labeled_fraction=0.1,0.2"], "data.few_labels.labeled_fraction", marks=SLOW
+        ),
+    ],
+)
+def test_a_data_key_of_before_the_groups_names_the_key_it_moved_to(
+    args: list[str], moved: str
+) -> None:
+    message = refusal(*args)
+    old = moved.replace(moved.split(".")[1] + ".", "", 1)
+    assert re.search(rf"{re.escape(old)}.*; it moved to {re.escape(moved)}$", message), message
+
+
+def test_a_key_that_moved_nowhere_today_still_gets_the_closest_key() -> None:
+    """The synthetic data has no folder layout: its typo is a typo."""
+    assert refusal("data.image_dir=x").endswith("did you mean data.image_size?")
 
 
 def test_an_argument_the_config_leaves_out_is_added_with_plus() -> None:
@@ -221,7 +251,9 @@ def test_an_unset_value_wins_over_a_typo_of_it() -> None:
         pytest.param(["~callbacks.model_checkpoint"], marks=SLOW),
         pytest.param(["optimizer=adamw", "optimizer.weight_decay=0.1"], marks=SLOW),
         pytest.param(["optimizer=adamw", "+optimizer.betas=[0.9,0.99]"], marks=SLOW),
-        pytest.param(["data=folder", "data.root=/data", "data.val_fraction=0.2"], marks=SLOW),
+        pytest.param(
+            ["data=folder", "data.root=/data", "data.splits.val_fraction=0.2"], marks=SLOW
+        ),
         pytest.param(["data.palette.0=[1,2,3]"], marks=SLOW),
         ["hydra.run.dir=/tmp/run", "hydra.job.chdir=false", "+hydra.job.env_set.SEGLAB_X=1"],
         ["--help"],
@@ -233,7 +265,7 @@ def test_an_unset_value_wins_over_a_typo_of_it() -> None:
             marks=SLOW,
         ),
         pytest.param(["-m", "model/decoder=glob(*)"], marks=SLOW),
-        pytest.param(["-m", "data.folds=5", "data.fold=range(5)"], marks=SLOW),
+        pytest.param(["-m", "data.splits.folds=5", "data.splits.fold=range(5)"], marks=SLOW),
         ["experiment=baseline"],
         pytest.param(["experiment=camvid_cpu"], marks=SLOW),
         pytest.param(["model/attention=none"], marks=SLOW),
@@ -294,14 +326,23 @@ def test_seglab_data_stats_keys_are_checked() -> None:
 # -- through the entry points: exit status 2, one stderr line, nothing written --------------
 
 
-def test_seglab_train_refuses_a_typo_in_one_line(cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("arg", "ending"),
+    [
+        ("optimiser.lr=1e-3", "did you mean optimizer.lr?"),
+        pytest.param("data.batch_size=4", "it moved to data.loader.batch_size", marks=SLOW),
+    ],
+)
+def test_seglab_train_refuses_a_typo_in_one_line(
+    cli, tmp_path: Path, arg: str, ending: str
+) -> None:
     from seglab.cli.train import main
 
-    code, _, err = cli(main, "optimiser.lr=1e-3", f"paths.output_root={tmp_path}/out", cwd=tmp_path)
+    code, _, err = cli(main, arg, f"paths.output_root={tmp_path}/out", cwd=tmp_path)
     assert code == 2
     (line,) = err.strip().splitlines()
-    assert line.startswith("seglab-train: error: optimiser.lr=1e-3: ")
-    assert line.endswith("did you mean optimizer.lr?")
+    assert line.startswith(f"seglab-train: error: {arg}: ")
+    assert line.endswith(ending)
     assert not (tmp_path / "out").exists()
 
 
@@ -354,7 +395,12 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "export", ["output=m.onnx", "quantise=int8"], r"did you mean quantize\?", marks=SLOW
         ),
         pytest.param("eval", ["splt=val"], r"did you mean split\?", marks=SLOW),
-        pytest.param("eval", ["data.batch_sise=2"], r"did you mean data\.batch_size\?", marks=SLOW),
+        pytest.param(
+            "eval",
+            ["data.loader.batch_sise=2"],
+            r"did you mean data\.loader\.batch_size\?",
+            marks=SLOW,
+        ),
         pytest.param("prune", ["amout=0.3"], r"did you mean amount\?", marks=SLOW),
     ],
 )

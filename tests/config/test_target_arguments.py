@@ -107,6 +107,6 @@ def test_targets_of_seglab_configs() -> None:
     assert "betas" in accepted_arguments(torch.optim.AdamW)
     assert "betas" not in accepted_arguments(torch.optim.SGD)
     # its own keys, and those of SegmentationDataModule it hands **options to
-    assert {"root", "val_fraction", "batch_size", "num_workers"} <= accepted_arguments(
+    assert {"root", "splits", "loader", "augment", "layout", "few_labels"} <= accepted_arguments(
         FolderDataModule
     )

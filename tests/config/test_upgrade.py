@@ -127,3 +127,82 @@ def test_a_checkpoint_without_the_newer_keys_builds_its_task(tmp_path: Path, tod
         shipped.blend,
         shipped.tile_batch_size,
     )
+
+
+def _flat(config: dict) -> dict:
+    """``config`` as a seglab of before the grouped data options wrote it: every key of
+    ``data.loader``, ``data.splits``, ... directly below ``data``."""
+    old = copy.deepcopy(config)
+    for group in ("loader", "splits", "few_labels", "augment", "layout"):
+        old["data"].update(old["data"].pop(group, {}))
+    return old
+
+
+@pytest.mark.parametrize("data", ["synthetic", "folder", "camvid"])
+def test_a_checkpoint_with_flat_data_keys_holds_them_in_their_groups(
+    compose, tmp_path: Path, data: str
+) -> None:
+    root = [] if data == "synthetic" else ["data.root=/data"]
+    run = compose("train", f"data={data}", *root, f"paths.output_dir={tmp_path}")
+    today = OmegaConf.to_container(run, resolve=True)
+    old = _flat(today)
+    assert (
+        "loader" not in old["data"]
+        and old["data"]["batch_size"] == today["data"]["loader"]["batch_size"]
+    )
+    path = tmp_path / "old.ckpt"
+    torch.save({CHECKPOINT_KEY: {"config": old}, "state_dict": {}}, path)
+    assert load_checkpoint(path)[CHECKPOINT_KEY]["config"] == today
+
+
+def test_a_saved_run_config_with_flat_data_keys_keeps_its_interpolations(compose) -> None:
+    """A run's .hydra/config.yaml is saved unresolved: ``${.seed}`` beside the flat keys and
+    ``${data.batch_size}`` elsewhere name the same values once the keys are in their groups."""
+    old = {
+        "data": {
+            "seed": 7,
+            "batch_size": 4,
+            "num_workers": 0,
+            "fold_seed": "${.seed}",
+            "labeled_seed": "${.seed}",
+            "labeled_fraction": 0.25,
+            "crop_size": [32, 48],
+            "image_dir": "{split}",
+            "root": "/data",
+        },
+        "method": {"unlabeled_batch_size": "${data.batch_size}", "mean": "${data.mean}"},
+    }
+    data = upgrade_config(old)["data"]
+    assert data["loader"] == {"batch_size": 4, "num_workers": 0}
+    assert data["splits"] == {"fold_seed": "${..seed}"}
+    assert data["few_labels"] == {"labeled_seed": "${..seed}", "labeled_fraction": 0.25}
+    assert data["augment"] == {"crop_size": [32, 48]}
+    assert data["layout"] == {"image_dir": "{split}"}
+    assert (data["seed"], data["root"]) == (7, "/data")
+    assert old["method"]["unlabeled_batch_size"] == "${data.loader.batch_size}"
+    assert old["method"]["mean"] == "${data.mean}"
+    resolved = OmegaConf.create(old)
+    assert resolved.data.splits.fold_seed == 7 and resolved.method.unlabeled_batch_size == 4
+
+
+def test_the_flat_data_keys_are_the_fields_of_the_settings_of_their_group() -> None:
+    """The upgrade's table of moved keys is written out in seglab.config (which imports no
+    training stack); it must name each settings class's fields, no more, no fewer."""
+    import dataclasses
+
+    from seglab.config.upgrade import DATA_GROUPS
+    from seglab.data.labels import FewLabelsSettings
+    from seglab.data.layout import LayoutSettings
+    from seglab.data.loaders import LoaderSettings
+    from seglab.data.splits import SplitSettings
+    from seglab.data.transforms import AugmentSettings
+
+    settings = {
+        "loader": LoaderSettings,
+        "splits": SplitSettings,
+        "few_labels": FewLabelsSettings,
+        "augment": AugmentSettings,
+        "layout": LayoutSettings,
+    }
+    fields = {group: {f.name for f in dataclasses.fields(kind)} for group, kind in settings.items()}
+    assert {group: set(keys) for group, keys in DATA_GROUPS.items()} == fields

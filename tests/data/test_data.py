@@ -7,7 +7,7 @@ import math
 import pytest
 import pytorch_lightning as pl
 import torch
-from tiny import data_options
+from tiny import data_options, with_options
 from torch import Tensor
 from torch.utils.data import Dataset, RandomSampler
 
@@ -18,19 +18,13 @@ from seglab.data.synthetic import ShapesOptions
 SMALL = {"image_size": 32, "max_shapes": 3}
 CONFIG = data_options("synthetic")
 # what the base class needs besides the class metadata: conf/data/synthetic.yaml's values
-BASE = {
-    key: CONFIG[key]
-    for key in ("mean", "std", "batch_size", "eval_batch_size", "num_workers", "pin_memory")
-    + ("persistent_workers", "drop_last")
-}
-BASE.update(in_channels=3, folds=None, fold=None, fold_seed=0, folds_record=None)
-BASE.update(labeled_fraction=None, labeled_count=None, labeled_seed=0, labeled_record=None)
-BASE.update(unlabeled_dir=None, sparse_labels=None, sparse_points=1)
+BASE = {key: CONFIG[key] for key in ("mean", "std", "loader", "splits", "few_labels")}
+BASE["in_channels"] = 3
 
 
 def _datamodule(**overrides) -> SyntheticShapesDataModule:
-    small = {"num_train": 20, "num_val": 20, "num_test": 8, "batch_size": 8, **SMALL}
-    return SyntheticShapesDataModule(**{**CONFIG, **small, **overrides})
+    small = with_options(CONFIG, num_train=20, num_val=20, num_test=8, loader={"batch_size": 8})
+    return SyntheticShapesDataModule(**with_options(small, **{**SMALL, **overrides}))
 
 
 def _shapes(num_samples: int, split: str = "train", **overrides) -> SyntheticShapes:
@@ -205,7 +199,7 @@ def test_empty_slots_paint_nothing():
 
 
 def test_dataloaders_yield_expected_batches():
-    datamodule = _datamodule(eval_batch_size=16)
+    datamodule = _datamodule(loader={"eval_batch_size": 16})
     datamodule.setup("fit")
     train = list(datamodule.train_dataloader())
     assert [images.shape for images, _, _ in train] == [(8, 3, 32, 32)] * 2  # 20 // 8, last dropped
@@ -216,7 +210,7 @@ def test_dataloaders_yield_expected_batches():
 
 
 def test_train_dataloader_shuffles_and_eval_dataloaders_do_not():
-    datamodule = _datamodule(num_train=64, batch_size=64)
+    datamodule = _datamodule(num_train=64, loader={"batch_size": 64})
     torch.manual_seed(0)
     images, _, _ = next(iter(datamodule.train_dataloader()))
     assert not torch.equal(images, datamodule.dataset("train").images)
@@ -234,7 +228,7 @@ def _rank_of_two(rank: int, monkeypatch: pytest.MonkeyPatch) -> pl.Trainer:
 def test_distributed_processes_share_an_odd_eval_split_without_repeats(
     split: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    datamodule = _datamodule(num_val=5, num_test=5, eval_batch_size=2)
+    datamodule = _datamodule(num_val=5, num_test=5, loader={"eval_batch_size": 2})
     shares = []
     for rank in (0, 1):
         datamodule.trainer = _rank_of_two(rank, monkeypatch)
@@ -279,8 +273,10 @@ def test_dataset_is_cached_and_splits_are_checked():
 
 
 def test_persistent_workers_only_reach_the_loader_with_workers():
-    assert not _datamodule(persistent_workers=True).train_dataloader().persistent_workers
-    loader = _datamodule(persistent_workers=True, num_workers=1).val_dataloader()
+    assert (
+        not _datamodule(loader={"persistent_workers": True}).train_dataloader().persistent_workers
+    )
+    loader = _datamodule(loader={"persistent_workers": True, "num_workers": 1}).val_dataloader()
     assert loader.persistent_workers and loader.num_workers == 1
 
 
@@ -332,9 +328,9 @@ def test_base_class_needs_build_dataset():
         ({"ignore_index": 0}, r"data\.ignore_index=0"),
         ({"palette": [[0, 0, 0]] * 3}, r"data\.palette has 3 colours"),
         ({"palette": [[0, 0, 0]] * 3 + [[0, 0, 300]]}, r"data\.palette\[3\]"),
-        ({"batch_size": 0}, r"data\.batch_size=0"),
-        ({"eval_batch_size": -1}, r"data\.eval_batch_size=-1"),
-        ({"num_workers": -1}, r"data\.num_workers=-1"),
+        ({"loader": {"batch_size": 0}}, r"data\.loader\.batch_size=0 must be positive"),
+        ({"loader": {"eval_batch_size": -1}}, r"data\.loader\.eval_batch_size=-1 must be"),
+        ({"loader": {"num_workers": -1}}, r"data\.loader\.num_workers=-1 must be >= 0"),
         ({"std": [0.2, 0.0, 0.2]}, r"data\.std="),
         ({"mean": [0.5, 0.5]}, r"data\.mean="),
         ({"num_classes": 5}, r"data\.num_classes=5 but the shapes generator draws 4"),
@@ -353,8 +349,8 @@ def test_invalid_options_are_rejected_naming_the_key(overrides, message):
 
 
 def test_batch_larger_than_the_training_split_is_rejected():
-    with pytest.raises(ValueError, match=r"data\.batch_size=32 exceeds the 20 training"):
-        _datamodule(batch_size=32).train_dataloader()
+    with pytest.raises(ValueError, match=r"data\.loader\.batch_size=32 exceeds the 20 training"):
+        _datamodule(loader={"batch_size": 32}).train_dataloader()
 
 
 def test_config_builds_the_datamodule_with_its_own_values():

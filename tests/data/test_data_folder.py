@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny import UNAUGMENTED, binary_folder, data_options, portrait_folder, save_pair
+from tiny import UNAUGMENTED, binary_folder, data_options, portrait_folder, save_pair, with_options
 from torchvision.transforms.v2 import functional as TF
 
 from seglab.data import CamVidDataModule, DatasetError, FolderDataModule, MaskDecoder
@@ -44,8 +44,10 @@ def binary_root(tmp_path: Path) -> Path:
 
 def make(root: Path, cache_dir: Path | None = None, **options) -> FolderDataModule:
     """`tiny.binary_folder` on ``root`` without augmentation, scanning into ``cache_dir``."""
-    plain = {"cache_dir": cache_dir, "eval_batch_size": None, **UNAUGMENTED}
-    return binary_folder(root, **{**plain, **options})
+    plain = with_options(
+        {"cache_dir": cache_dir, "loader": {"eval_batch_size": None}}, **UNAUGMENTED
+    )
+    return binary_folder(root, **with_options(plain, **options))
 
 
 # --- layout and decoding ------------------------------------------------------------------
@@ -65,7 +67,7 @@ def test_binary_masks_read_as_class_indices(binary_root: Path) -> None:
 
 
 def test_training_crop_pads_with_void_and_batches_have_one_size(binary_root: Path) -> None:
-    datamodule = make(binary_root, crop_size=[16, 20], scale_range=[0.5, 1.5])
+    datamodule = make(binary_root, augment={"crop_size": [16, 20], "scale_range": [0.5, 1.5]})
     datamodule.setup("fit")
     images, masks, names = next(iter(datamodule.train_dataloader()))
     assert images.shape == (2, 3, 16, 20) and masks.shape == (2, 16, 20)
@@ -133,11 +135,11 @@ def test_images_are_converted_to_the_input_channels(
 
 def test_split_files_choose_the_images(binary_root: Path) -> None:
     (binary_root / "val.txt").write_text("val1\n")
-    datamodule = make(binary_root, split_files={"val": "val.txt"})
+    datamodule = make(binary_root, layout={"split_files": {"val": "val.txt"}})
     assert [image.name for image, _ in datamodule.pairs("val")] == ["val1.png"]
     (binary_root / "val.txt").write_text("val1\nnope\n")
     with pytest.raises(DatasetError, match=r"val\.txt lists 1 stem\(s\) with no image.*'nope'"):
-        make(binary_root, split_files={"val": "val.txt"}).pairs("val")
+        make(binary_root, layout={"split_files": {"val": "val.txt"}}).pairs("val")
 
 
 # --- a dataset without split folders ------------------------------------------------------
@@ -145,17 +147,17 @@ def test_split_files_choose_the_images(binary_root: Path) -> None:
 
 def test_flat_folders_need_a_val_fraction(tmp_path: Path) -> None:
     root = portrait_folder(tmp_path / "portraits")
-    message = r"portraits/images holds all the images, .* set data\.val_fraction=0\.2"
+    message = r"portraits/images holds all the images, .* set data\.splits\.val_fraction=0\.2"
     with pytest.raises(DatasetError, match=message):
         make(root).setup("fit")
     with pytest.raises(DatasetError, match=message):
-        make(root, image_dir="images", mask_dir="masks").setup("fit")
+        make(root, layout={"image_dir": "images", "mask_dir": "masks"}).setup("fit")
 
 
 def test_flat_folders_validate_on_a_recorded_seeded_share(tmp_path: Path) -> None:
     root = portrait_folder(tmp_path / "portraits")
     record = tmp_path / "run" / "split.json"
-    datamodule = make(root, val_fraction=0.2, split_record=record)
+    datamodule = make(root, splits={"val_fraction": 0.2, "split_record": record})
     datamodule.setup("fit")
     val = [Path(datamodule.dataset("val")[i][2]).stem for i in range(2)]
     train = [Path(datamodule.dataset("train")[i][2]).stem for i in range(8)]
@@ -167,19 +169,21 @@ def test_flat_folders_validate_on_a_recorded_seeded_share(tmp_path: Path) -> Non
         "train": train,
     }
     assert datamodule.split_unavailable("test").startswith("no test split: ")
-    again = make(root, val_fraction=0.2)
+    again = make(root, splits={"val_fraction": 0.2})
     assert [again.dataset("val")[i][2] for i in range(2)] == [
         datamodule.dataset("val")[i][2] for i in range(2)
     ]
     seeds = {
-        tuple(make(root, val_fraction=0.2, split_seed=seed).split_plan().validation.val)
+        tuple(
+            make(root, splits={"val_fraction": 0.2, "split_seed": seed}).split_plan().validation.val
+        )
         for seed in range(4)
     }
     assert len(seeds) > 1, "the seed picks the val images"
 
 
 def test_val_fraction_cuts_the_train_split_of_split_folders(binary_root: Path) -> None:
-    datamodule = make(binary_root, val_fraction=0.5)
+    datamodule = make(binary_root, splits={"val_fraction": 0.5})
     names = {datamodule.dataset("val")[i][2] for i in range(2)}
     assert {Path(name).parent.parent.name for name in names} == {"train"}
 
@@ -187,9 +191,15 @@ def test_val_fraction_cuts_the_train_split_of_split_folders(binary_root: Path) -
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"val_fraction": 1.0}, r"data\.val_fraction=1\.0 must be in \(0, 1\)"),
-        ({"folds": 5, "fold": 0}, r"data\.val_fraction=0\.2 and data\.folds=5 both choose"),
-        ({"holdout": "p00"}, r"data\.holdout=p00 and data\.val_fraction=0\.2 both choose"),
+        ({"val_fraction": 1.0}, r"data\.splits\.val_fraction=1\.0 must be in \(0, 1\)"),
+        (
+            {"folds": 5, "fold": 0},
+            r"data\.splits\.val_fraction=0\.2 and data\.splits\.folds=5 both choose",
+        ),
+        (
+            {"holdout": "p00"},
+            r"data\.splits\.holdout=p00 and data\.splits\.val_fraction=0\.2 both choose",
+        ),
     ],
 )
 def test_val_fraction_refuses_other_cuts_naming_both_keys(
@@ -197,12 +207,14 @@ def test_val_fraction_refuses_other_cuts_naming_both_keys(
 ) -> None:
     root = portrait_folder(tmp_path / "portraits")
     with pytest.raises(ValueError, match=message):
-        make(root, **{"val_fraction": 0.2, **options})
+        make(root, splits={"val_fraction": 0.2, **options})
 
 
 def test_a_labelled_subset_comes_from_the_images_trained_on(tmp_path: Path) -> None:
     root = portrait_folder(tmp_path / "portraits")
-    datamodule = make(root, val_fraction=0.2, labeled_count=3, labeled_record=None)
+    datamodule = make(
+        root, splits={"val_fraction": 0.2}, few_labels={"labeled_count": 3, "labeled_record": None}
+    )
     datamodule.setup("fit")
     split, labeled = datamodule.split_plan().validation, datamodule.split_plan().labeled
     assert len(labeled.labeled) == 3 and set(labeled.labeled) <= set(split.train)
@@ -219,12 +231,12 @@ def test_smaller_masks_are_refused_naming_the_option_that_aligns_them(tmp_path: 
         r"data\.resize_images_to_masks=true"
     )
     with pytest.raises(DatasetError, match=message):
-        make(root, val_fraction=0.2).setup("fit")
+        make(root, splits={"val_fraction": 0.2}).setup("fit")
 
 
 def test_resize_images_to_masks_resizes_the_image_and_never_the_mask(tmp_path: Path) -> None:
     root = portrait_folder(tmp_path / "portraits", half_size=[1])
-    datamodule = make(root, val_fraction=0.2, resize_images_to_masks=True)
+    datamodule = make(root, splits={"val_fraction": 0.2}, resize_images_to_masks=True)
     datamodule.setup("fit")
     dataset = datamodule.dataset("train").dataset
     image, mask, name = dataset[1]
@@ -242,7 +254,7 @@ def test_masks_of_another_aspect_ratio_stay_refused(tmp_path: Path) -> None:
     root = portrait_folder(tmp_path / "portraits")
     Image.new("L", (12, 12)).save(root / "masks" / "p002.png")
     with pytest.raises(DatasetError, match=r"p002\.png is 12x12, another aspect ratio"):
-        make(root, val_fraction=0.2, resize_images_to_masks=True).setup("fit")
+        make(root, splits={"val_fraction": 0.2}, resize_images_to_masks=True).setup("fit")
 
 
 # --- bad input: every error names the file ------------------------------------------------

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tiny import UNAUGMENTED, data_options, folder_datamodule
+from tiny import UNAUGMENTED, data_options, folder_datamodule, with_options
 
 from seglab.data import DatasetError, FolderDataModule, SyntheticShapesDataModule
 
@@ -110,8 +110,8 @@ def multilabel_root(tmp_path: Path) -> Path:
 
 def folder(root: Path, mode: str, **options) -> FolderDataModule:
     """`tiny.folder_datamodule` on ``root`` in ``mode``, without augmentation."""
-    plain = {"mode": mode, "eval_batch_size": None, **UNAUGMENTED}
-    return folder_datamodule(root, **{**plain, **options})
+    plain = with_options({"mode": mode, "loader": {"eval_batch_size": None}}, **UNAUGMENTED)
+    return folder_datamodule(root, **with_options(plain, **options))
 
 
 def multilabel(root: Path, **options) -> FolderDataModule:

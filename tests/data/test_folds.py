@@ -20,6 +20,7 @@ from tiny import (
     quick_first,
     refused_before_training,
     save_pair,
+    with_options,
 )
 
 from seglab.cli.compare import main as compare_main
@@ -32,9 +33,10 @@ FOLDS = 3
 NUM_TRAIN = 11  # not a multiple of FOLDS: the folds differ in size
 
 
-def synthetic(tmp_path: Path, **options) -> SyntheticShapesDataModule:
+def synthetic(tmp_path: Path, **splits) -> SyntheticShapesDataModule:
     values = {**data_options("synthetic"), "num_train": NUM_TRAIN, "num_val": 5, "num_test": 4}
-    values |= {"folds_record": tmp_path / "folds.json", "batch_size": 2, **options}
+    values = with_options(values, loader={"batch_size": 2})
+    values = with_options(values, splits={"folds_record": tmp_path / "folds.json", **splits})
     return SyntheticShapesDataModule(**values)
 
 
@@ -52,10 +54,11 @@ def folder_root(tmp_path: Path) -> Path:
     return root
 
 
-def folder(root: Path, tmp_path: Path, **options) -> FolderDataModule:
+def folder(root: Path, tmp_path: Path, **splits) -> FolderDataModule:
     """conf/data/folder.yaml's datamodule on ``root``: binary masks, always flipped in training."""
-    values = {"hflip": 1.0, "color_jitter": None, "folds_record": tmp_path / "folds.json"}
-    return binary_folder(root, **{**values, **options})
+    augment = {"hflip": 1.0, "color_jitter": None}
+    splits = {"folds_record": tmp_path / "folds.json", **splits}
+    return binary_folder(root, augment=augment, splits=splits)
 
 
 def record_of(datamodule: SegmentationDataModule) -> dict:
@@ -138,14 +141,26 @@ def test_a_folder_fold_validates_on_unaugmented_train_files(
 
 
 BAD_FOLDS = {
-    "fold outside": (["data.folds=3", "data.fold=3"], "data.fold=3 must be in [0, 3)"),
-    "fold negative": (["data.folds=3", "data.fold=-1"], "data.fold=-1 must be in [0, 3)"),
-    "too few folds": (["data.folds=1", "data.fold=0"], "data.folds=1 must be at least 2"),
-    "more folds than samples": (
-        ["data.folds=33", "data.fold=0"],
-        "data.folds=33 exceeds the 32 samples of the train split",
+    "fold outside": (
+        ["data.splits.folds=3", "data.splits.fold=3"],
+        "data.splits.fold=3 must be in [0, 3)",
     ),
-    "fold without folds": (["data.fold=1"], "data.fold=1 is set but data.folds is null"),
+    "fold negative": (
+        ["data.splits.folds=3", "data.splits.fold=-1"],
+        "data.splits.fold=-1 must be in [0, 3)",
+    ),
+    "too few folds": (
+        ["data.splits.folds=1", "data.splits.fold=0"],
+        "data.splits.folds=1 must be at least 2",
+    ),
+    "more folds than samples": (
+        ["data.splits.folds=33", "data.splits.fold=0"],
+        "data.splits.folds=33 exceeds the 32 samples of the train split",
+    ),
+    "fold without folds": (
+        ["data.splits.fold=1"],
+        "data.splits.fold=1 is set but data.splits.folds is null",
+    ),
 }
 
 
@@ -164,7 +179,7 @@ def test_a_cross_validation_sweep_is_one_row_of_seglab_compare(
 ) -> None:
     """seglab-train -m over every fold, then seglab-compare: the mean and sample std of the
     folds' best scores, read back from each run independently."""
-    args = ["-m", *TINY, "trainer.max_epochs=1", "data.folds=3", "data.fold=range(3)"]
+    args = ["-m", *TINY, "trainer.max_epochs=1", "data.splits.folds=3", "data.splits.fold=range(3)"]
     code, _, err = cli(train_main, *args, f"paths.output_root={tmp_path}", cwd=tmp_path)
     assert code == 0, err[-3000:]
     (sweep_dir,) = (tmp_path / "train" / "multirun").iterdir()

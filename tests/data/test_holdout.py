@@ -1,4 +1,4 @@
-"""A held-out group (``data.holdout``): the train images of some name prefixes become the val
+"""A held-out group (``data.splits.holdout``): the train images of some name prefixes become the val
 split, the record of what was trained and validated on, and the one-line refusals."""
 
 from __future__ import annotations
@@ -9,7 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny import binary_folder, data_options, quick_first, refused_before_training, save_pair
+from tiny import (
+    binary_folder,
+    data_options,
+    quick_first,
+    refused_before_training,
+    save_pair,
+    with_options,
+)
 
 from seglab.cli.train import main as train_main
 from seglab.data import CamVidDataModule, FolderDataModule
@@ -39,14 +46,15 @@ def grouped_root(tmp_path: Path) -> Path:
     return root
 
 
-def folder(root: Path, tmp_path: Path, **options) -> FolderDataModule:
+def folder(root: Path, tmp_path: Path, **splits) -> FolderDataModule:
     """`binary_folder` on ``root``, recording its held-out group in ``tmp_path``."""
-    return binary_folder(root, **{"holdout_record": tmp_path / "holdout.json", **options})
+    return binary_folder(root, splits={"holdout_record": tmp_path / "holdout.json", **splits})
 
 
-def camvid(root: Path, tmp_path: Path, **options) -> CamVidDataModule:
+def camvid(root: Path, tmp_path: Path, **splits) -> CamVidDataModule:
     values = {**data_options("camvid"), "root": root, "cache_dir": tmp_path / "cache"}
-    return CamVidDataModule(**{**values, "holdout_record": tmp_path / "holdout.json", **options})
+    splits = {"holdout_record": tmp_path / "holdout.json", **splits}
+    return CamVidDataModule(**with_options(values, splits=splits))
 
 
 def split_stems(datamodule: SegmentationDataModule) -> dict[str, list[str]]:
@@ -134,27 +142,34 @@ def test_camvid_holdout_record_matches_what_the_datamodule_trains_and_validates_
 
 
 FOLDER = ["data=folder", "data.classes=[background,cell]", "data.mask_values=[0,255]"]
-FOLDER += ["data.crop_size=null", "data.scale_range=null", "data.num_workers=0"]
-FOLDER += ["data.batch_size=2", "model.encoder.widths=[8,16,32]"]
+FOLDER += [
+    "data.augment.crop_size=null",
+    "data.augment.scale_range=null",
+    "data.loader.num_workers=0",
+]
+FOLDER += ["data.loader.batch_size=2", "model.encoder.widths=[8,16,32]"]
 BAD_HOLDOUT = {
     "no such group": (
-        ["data.holdout=seqC"],
-        "data.holdout=seqC: no name of the 7 train samples starts with seqC; their groups "
+        ["data.splits.holdout=seqC"],
+        "data.splits.holdout=seqC: no name of the 7 train samples starts with seqC; their groups "
         "(the part before the first _) are seq10, seqA, seqB",
     ),
     "one of a list matches nothing": (
-        ["data.holdout=[seqA,seqZ]"],
-        "data.holdout=[seqA,seqZ]: no name of the 7 train samples starts with seqZ;",
+        ["data.splits.holdout=[seqA,seqZ]"],
+        "data.splits.holdout=[seqA,seqZ]: no name of the 7 train samples starts with seqZ;",
     ),
     "every group": (
-        ["data.holdout=[seqA,seqB,seq10]"],
-        "data.holdout=[seqA,seqB,seq10] takes all 7 train samples, leaving none to train on",
+        ["data.splits.holdout=[seqA,seqB,seq10]"],
+        "data.splits.holdout=[seqA,seqB,seq10] takes all 7 train samples, leaving none to train on",
     ),
-    "a number": (["data.holdout=10"], "data.holdout=10 must be a non-empty stem prefix"),
-    "empty": (["data.holdout=''"], "data.holdout='' must be a non-empty stem prefix"),
+    "a number": (
+        ["data.splits.holdout=10"],
+        "data.splits.holdout=10 must be a non-empty stem prefix",
+    ),
+    "empty": (["data.splits.holdout=''"], "data.splits.holdout='' must be a non-empty stem prefix"),
     "with folds": (
-        ["data.holdout=seqA", "data.folds=3", "data.fold=0"],
-        "data.holdout=seqA and data.folds=3 both choose the validation samples",
+        ["data.splits.holdout=seqA", "data.splits.folds=3", "data.splits.fold=0"],
+        "data.splits.holdout=seqA and data.splits.folds=3 both choose the validation samples",
     ),
 }
 
@@ -177,11 +192,13 @@ def test_an_unknown_camvid_sequence_names_the_sequences_there_are(
         train_main,
         "data=camvid",
         f"data.root={camvid_root}",
-        "data.holdout=0005VP",
+        "data.splits.holdout=0005VP",
         f"paths.output_root={tmp_path}",
         cwd=tmp_path,
     )
     assert code == 2
     (line,) = err.strip().splitlines()
-    assert line.startswith("seglab-train: error: data.holdout=0005VP: no name of the 367 "), line
+    assert line.startswith(
+        "seglab-train: error: data.splits.holdout=0005VP: no name of the 367 "
+    ), line
     assert re.search(r"their groups \(.*\) are 0001TP, 0006R0, 0016E5$", line), line

@@ -34,11 +34,11 @@ def two_classes(void_rows: int = 0) -> np.ndarray:
 def test_0_255_masks_without_mask_values_are_refused_naming_them(tmp_path: Path) -> None:
     root = portrait_folder(tmp_path / "portraits")
     with pytest.raises(DatasetError) as error:
-        folder_datamodule(root, val_fraction=0.2).setup("fit")
+        folder_datamodule(root, splits={"val_fraction": 0.2}).setup("fit")
     message = str(error.value)
     assert "class 'foreground' has no pixel in the train split," in message
     assert "set data.mask_values=[0,255]" in message
-    datamodule = folder_datamodule(root, val_fraction=0.2, mask_values=[0, 255])
+    datamodule = folder_datamodule(root, splits={"val_fraction": 0.2}, mask_values=[0, 255])
     datamodule.setup("fit")
     _, mask, _ = datamodule.dataset("val")[0]
     assert set(mask.unique().tolist()) == {0, 1}, "the person is scored, not void"
@@ -46,7 +46,7 @@ def test_0_255_masks_without_mask_values_are_refused_naming_them(tmp_path: Path)
 
 def test_seglab_train_refuses_0_255_masks_in_one_line(tmp_path: Path, cli) -> None:
     root = portrait_folder(tmp_path / "portraits")
-    args = ["data=folder", f"data.root={root}", "data.val_fraction=0.2"]
+    args = ["data=folder", f"data.root={root}", "data.splits.val_fraction=0.2"]
     code, _, err = cli(train_main, *args, f"paths.output_root={tmp_path}", cwd=tmp_path)
     assert code == 2
     (line,) = err.strip().splitlines()
@@ -120,7 +120,7 @@ def test_seglab_sparse_labels_pass_the_void_check(tmp_path: Path) -> None:
     mask[4:20, 4:12] = 1
     write_split(root, "train", [mask] * 2)
     write_split(root, "val", [mask])
-    datamodule = folder_datamodule(root, sparse_labels="points")
+    datamodule = folder_datamodule(root, few_labels={"sparse_labels": "points"})
     datamodule.setup("fit")
     _, sparse, _ = datamodule.dataset("train")[0]
     assert (sparse == 255).float().mean() > 0.9, "the training masks are points"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tiny import TINY, data_options, quick_first, refused_before_training
+from tiny import TINY, data_options, quick_first, refused_before_training, with_options
 
 from seglab.data import FolderDataModule, SyntheticShapesDataModule
 from seglab.data.splits import split_labeled
@@ -18,9 +18,12 @@ NUM_TRAIN = 20
 
 
 def synthetic(tmp_path: Path, **options) -> SyntheticShapesDataModule:
+    """The synthetic datamodule recording its labelled subset in ``tmp_path``; ``options``
+    replace any of the values (`tiny.with_options`)."""
     values = {**data_options("synthetic"), "num_train": NUM_TRAIN, "num_val": 4, "num_test": 4}
-    values |= {"labeled_record": tmp_path / "labeled.json", "batch_size": 2, **options}
-    return SyntheticShapesDataModule(**values)
+    values = with_options(values, loader={"batch_size": 2})
+    values = with_options(values, few_labels={"labeled_record": tmp_path / "labeled.json"})
+    return SyntheticShapesDataModule(**with_options(values, **options))
 
 
 def write_images(folder: Path, count: int, size: int = 32) -> Path:
@@ -32,15 +35,29 @@ def write_images(folder: Path, count: int, size: int = 32) -> Path:
 
 
 def test_the_subset_repeats_for_a_seed_and_is_disjoint_from_the_unlabelled(tmp_path) -> None:
-    first = synthetic(tmp_path, labeled_fraction=0.3, labeled_seed=5).split_plan().labeled
-    again = synthetic(tmp_path, labeled_fraction=0.3, labeled_seed=5).split_plan().labeled
-    other = synthetic(tmp_path, labeled_fraction=0.3, labeled_seed=6).split_plan().labeled
+    first = (
+        synthetic(tmp_path, few_labels={"labeled_fraction": 0.3, "labeled_seed": 5})
+        .split_plan()
+        .labeled
+    )
+    again = (
+        synthetic(tmp_path, few_labels={"labeled_fraction": 0.3, "labeled_seed": 5})
+        .split_plan()
+        .labeled
+    )
+    other = (
+        synthetic(tmp_path, few_labels={"labeled_fraction": 0.3, "labeled_seed": 6})
+        .split_plan()
+        .labeled
+    )
     assert first == again
     assert first.labeled != other.labeled
     assert len(first.labeled) == 6 and len(first.unlabeled) == 14
     assert not set(first.labeled) & set(first.unlabeled)
     assert sorted(first.labeled + first.unlabeled) == list(range(NUM_TRAIN))
-    assert len(synthetic(tmp_path, labeled_count=3).split_plan().labeled.labeled) == 3
+    assert (
+        len(synthetic(tmp_path, few_labels={"labeled_count": 3}).split_plan().labeled.labeled) == 3
+    )
 
 
 def test_the_subset_follows_the_names_not_their_order() -> None:
@@ -54,7 +71,7 @@ def test_the_subset_follows_the_names_not_their_order() -> None:
 
 
 def test_training_reads_the_labelled_subset_and_the_rest_is_unlabelled(tmp_path) -> None:
-    datamodule = synthetic(tmp_path, labeled_fraction=0.25)
+    datamodule = synthetic(tmp_path, few_labels={"labeled_fraction": 0.25})
     datamodule.setup("fit")
     subset = datamodule.split_plan().labeled
     train = datamodule.dataset("train")
@@ -75,7 +92,11 @@ def test_training_reads_the_labelled_subset_and_the_rest_is_unlabelled(tmp_path)
 
 
 def test_a_cross_validation_run_labels_a_subset_of_its_training_folds(tmp_path) -> None:
-    datamodule = synthetic(tmp_path, labeled_fraction=0.5, folds=4, fold=1, folds_record=None)
+    datamodule = synthetic(
+        tmp_path,
+        few_labels={"labeled_fraction": 0.5},
+        splits={"folds": 4, "fold": 1, "folds_record": None},
+    )
     folds = datamodule.split_plan().validation
     subset = datamodule.split_plan().labeled
     assert sorted(subset.labeled + subset.unlabeled) == folds.train
@@ -92,9 +113,18 @@ def test_a_folder_records_stems_and_unlabeled_dir_adds_void_masked_images(tmp_pa
             mask[:8] = 1  # both classes present, as the setup checks require
             Image.fromarray(mask).save(masks / path.name)
     extra = write_images(tmp_path / "extra" / "more", 3)
-    values = {**data_options("folder"), "root": root, "cache_dir": None, "num_workers": 0}
-    values |= {"crop_size": [16, 16], "labeled_record": tmp_path / "labeled.json"}
-    values |= {"labeled_count": 1, "unlabeled_dir": str(tmp_path / "extra" / "*" / "*.png")}
+    values = with_options(
+        data_options("folder"),
+        root=root,
+        cache_dir=None,
+        loader={"num_workers": 0},
+        augment={"crop_size": [16, 16]},
+        few_labels={
+            "labeled_record": tmp_path / "labeled.json",
+            "labeled_count": 1,
+            "unlabeled_dir": str(tmp_path / "extra" / "*" / "*.png"),
+        },
+    )
     datamodule = FolderDataModule(**values)
     datamodule.setup("fit")
     record = json.loads((tmp_path / "labeled.json").read_text())
@@ -108,33 +138,36 @@ def test_a_folder_records_stems_and_unlabeled_dir_adds_void_masked_images(tmp_pa
 
 
 BAD_LABELS = {
-    "fraction zero": (["data.labeled_fraction=0"], "data.labeled_fraction=0.0 must be in (0, 1]"),
+    "fraction zero": (
+        ["data.few_labels.labeled_fraction=0"],
+        "data.few_labels.labeled_fraction=0.0 must be in (0, 1]",
+    ),
     "fraction above one": (
-        ["data.labeled_fraction=1.5"],
-        "data.labeled_fraction=1.5 must be in (0, 1]",
+        ["data.few_labels.labeled_fraction=1.5"],
+        "data.few_labels.labeled_fraction=1.5 must be in (0, 1]",
     ),
     "fraction leaving none": (
-        ["data.labeled_fraction=0.01"],
-        "data.labeled_fraction=0.01 of the 32 training samples leaves no labelled image",
+        ["data.few_labels.labeled_fraction=0.01"],
+        "data.few_labels.labeled_fraction=0.01 of the 32 training samples leaves no labelled image",
     ),
     "count above the split": (
-        ["data.labeled_count=40"],
-        "data.labeled_count=40 exceeds the 32 training samples",
+        ["data.few_labels.labeled_count=40"],
+        "data.few_labels.labeled_count=40 exceeds the 32 training samples",
     ),
     "fraction and count": (
-        ["data.labeled_fraction=0.5", "data.labeled_count=4"],
-        "data.labeled_fraction=0.5 and data.labeled_count=4 both choose",
+        ["data.few_labels.labeled_fraction=0.5", "data.few_labels.labeled_count=4"],
+        "data.few_labels.labeled_fraction=0.5 and data.few_labels.labeled_count=4 both choose",
     ),
     "missing unlabeled_dir": (
-        ["data.unlabeled_dir=/no/such/folder"],
-        "data.unlabeled_dir=/no/such/folder is neither a folder nor a glob pattern",
+        ["data.few_labels.unlabeled_dir=/no/such/folder"],
+        "data.few_labels.unlabeled_dir=/no/such/folder is neither a folder nor a glob pattern",
     ),
     "semi-supervised without unlabelled images": (
         ["method=fixmatch"],
         "method=fixmatch learns from unlabelled images, but this run has none",
     ),
     "every sample labelled": (
-        ["method=mean_teacher", "data.labeled_fraction=1"],
+        ["method=mean_teacher", "data.few_labels.labeled_fraction=1"],
         "method=mean_teacher learns from unlabelled images, but this run has none",
     ),
 }
@@ -152,5 +185,7 @@ def test_bad_label_settings_stop_the_run_in_one_line_before_training(
 def test_an_empty_unlabeled_dir_is_refused_naming_it(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no images here")
-    with pytest.raises(ValueError, match=r"^data.unlabeled_dir=.*empty holds no image files"):
-        synthetic(tmp_path, unlabeled_dir=tmp_path / "empty")
+    with pytest.raises(
+        ValueError, match=r"^data.few_labels.unlabeled_dir=.*empty holds no image files"
+    ):
+        synthetic(tmp_path, few_labels={"unlabeled_dir": tmp_path / "empty"})

@@ -8,24 +8,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from tiny import folder_datamodule, portrait_folder
+from tiny import folder_datamodule, portrait_folder, with_options
 
 from seglab.data import DatasetError, FolderDataModule, MaskDecoder
 
 
 def portraits(root: Path, **options) -> FolderDataModule:
     """The portrait folder's datamodule, read as a user who set the val share would."""
-    return folder_datamodule(root, **{"val_fraction": 0.2, **options})
+    return folder_datamodule(root, **with_options({"splits": {"val_fraction": 0.2}}, **options))
 
 
 def test_jpeg_masks_are_found_and_refused_naming_png(tmp_path: Path) -> None:
     root = portrait_folder(tmp_path / "portraits", mask_format="JPEG")
-    hint = r"p000\.jpg.*holds them as \.jpg: set data\.mask_extension=\.jpg"
+    hint = r"p000\.jpg.*holds them as \.jpg: set data\.layout\.mask_extension=\.jpg"
     with pytest.raises(DatasetError, match=hint):
         portraits(root, mask_values=[0, 255]).setup("fit")
     lossy = r"p000\.jpg: mask is a JPEG file, .*: mask has values \[.*\] that are neither"
     with pytest.raises(DatasetError, match=lossy + r".*save masks as PNG"):
-        portraits(root, mask_values=[0, 255], mask_extension=".jpg").setup("fit")
+        portraits(root, mask_values=[0, 255], layout={"mask_extension": ".jpg"}).setup("fit")
 
 
 def test_a_jpeg_mask_is_refused_even_where_its_values_are_classes(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Class-balanced sampling (``data.repeat_threshold``): the repeat factors, the epochs the
+"""Class-balanced sampling (``data.loader.repeat_threshold``): the repeat factors, the epochs the
 sampler draws, and that a fit shows the images of a rare class more often, epoch after epoch."""
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def fit_names(datamodule: FolderDataModule, epochs: int) -> list[list[str]]:
 def test_a_fit_shows_the_rare_class_image_more_often_and_draws_anew_each_epoch(
     rare_root: Path,
 ) -> None:
-    epochs = fit_names(binary_folder(rare_root, repeat_threshold=1.0), epochs=6)
+    epochs = fit_names(binary_folder(rare_root, loader={"repeat_threshold": 1.0}), epochs=6)
     # 'cell' is in 1 of 8 images: im0 is shown sqrt(8) = 2.83 times an epoch, the others once
     for names in epochs:
         counts = Counter(names)
@@ -126,11 +126,11 @@ def test_a_fit_shows_the_rare_class_image_more_often_and_draws_anew_each_epoch(
     # Lightning hands the sampler each epoch's number: the orders differ from epoch to epoch
     assert len({tuple(names) for names in epochs}) == len(epochs)
     # without a threshold, each image once per epoch
-    plain = fit_names(binary_folder(rare_root, repeat_threshold=None), epochs=1)
+    plain = fit_names(binary_folder(rare_root, loader={"repeat_threshold": None}), epochs=1)
     assert sorted(plain[0]) == [f"im{index}" for index in range(8)]
 
 
 @pytest.mark.parametrize("threshold", [0, -0.1, 1.5])
 def test_a_bad_repeat_threshold_names_the_key(rare_root: Path, threshold: float) -> None:
-    with pytest.raises(ValueError, match=rf"data.repeat_threshold={threshold}"):
-        binary_folder(rare_root, repeat_threshold=threshold)
+    with pytest.raises(ValueError, match=rf"data.loader.repeat_threshold={threshold}"):
+        binary_folder(rare_root, loader={"repeat_threshold": threshold})

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import ndimage
-from tiny import UNAUGMENTED, binary_folder, data_options, save_pair
+from tiny import UNAUGMENTED, binary_folder, data_options, save_pair, with_options
 
 from seglab.data import SyntheticShapesDataModule
 from seglab.data.sparse import sparse_mask
@@ -54,9 +54,9 @@ def test_scribbles_run_along_each_region_inside_it() -> None:
 
 def test_training_masks_are_sparse_and_evaluation_masks_full(tmp_path: Path) -> None:
     values = {**data_options("synthetic"), "num_train": 6, "num_val": 3, "num_test": 2}
-    values |= {"sparse_labels": "points", "sparse_points": 2}
+    values = with_options(values, few_labels={"sparse_labels": "points", "sparse_points": 2})
     datamodule = SyntheticShapesDataModule(**values)
-    full = SyntheticShapesDataModule(**{**values, "sparse_labels": None})
+    full = SyntheticShapesDataModule(**with_options(values, few_labels={"sparse_labels": None}))
     train, full_train = datamodule.dataset("train"), full.dataset("train")
     for index in range(len(train)):
         mask, whole = train[index][1], full_train[index][1]
@@ -66,8 +66,10 @@ def test_training_masks_are_sparse_and_evaluation_masks_full(tmp_path: Path) -> 
     assert torch.equal(datamodule.dataset("val").masks, full.dataset("val").masks)
     rebuilt = SyntheticShapesDataModule(**values).dataset("train")
     assert torch.equal(rebuilt.masks, train.masks)
-    with pytest.raises(ValueError, match="^data.sparse_labels=lines is not one of: points"):
-        SyntheticShapesDataModule(**{**values, "sparse_labels": "lines"})
+    with pytest.raises(
+        ValueError, match="^data.few_labels.sparse_labels=lines is not one of: points"
+    ):
+        SyntheticShapesDataModule(**with_options(values, few_labels={"sparse_labels": "lines"}))
 
 
 def test_a_folder_sparsifies_each_mask_file_before_the_random_transform(tmp_path: Path) -> None:
@@ -77,7 +79,7 @@ def test_a_folder_sparsifies_each_mask_file_before_the_random_transform(tmp_path
             mask = np.zeros((12, 12), np.uint8)
             mask[2:9, 3:10] = 255
             save_pair(root, split, f"{split}{index}", np.stack([mask] * 3, -1), mask)
-    values = {**UNAUGMENTED, "sparse_labels": "points", "sparse_points": 4}
+    values = with_options(UNAUGMENTED, few_labels={"sparse_labels": "points", "sparse_points": 4})
     datamodule = binary_folder(root, **values)
     for index, (_, mask, name) in enumerate(datamodule.dataset("train")):
         assert (mask == 1).sum() == 4 and (mask == 0).sum() == 4, name

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from seglab.data.splits import SplitSettings, plan_splits, write_record
+from seglab.data.labels import FewLabelsSettings
+from seglab.data.splits import SplitSettings, cuts, plan_splits, write_record
+
+ALL_LABELLED = FewLabelsSettings()
 
 NAMES = [f"{group}_{index:02d}" for group in ("seqA", "seqB", "seqC") for index in range(4)]
 
@@ -29,7 +32,8 @@ def test_the_folds_partition_the_train_split_dealt_in_hash_order() -> None:
     order = rank("folds", seed, NAMES)
     vals = []
     for fold in range(folds):
-        plan = plan_splits(SplitSettings(folds=folds, fold=fold, fold_seed=seed), NAMES)
+        settings = SplitSettings(folds=folds, fold=fold, fold_seed=seed)
+        plan = plan_splits(settings, ALL_LABELLED, NAMES)
         train, val = plan.indices("train"), plan.indices("val")
         assert val == sorted(order[fold::folds]), "the ranked samples are dealt in turn"
         assert train == [index for index in range(len(NAMES)) if index not in val]
@@ -40,35 +44,32 @@ def test_the_folds_partition_the_train_split_dealt_in_hash_order() -> None:
 
 
 def test_a_val_share_and_a_holdout_cut_what_their_settings_name() -> None:
-    share = plan_splits(SplitSettings(val_fraction=0.25, split_seed=1), NAMES)
+    share = plan_splits(SplitSettings(val_fraction=0.25, split_seed=1), ALL_LABELLED, NAMES)
     assert share.indices("val") == sorted(rank("split", 1, NAMES)[:3])
-    held = plan_splits(SplitSettings(holdout=["seqB", "seqC_03"]), NAMES)
+    held = plan_splits(SplitSettings(holdout=["seqB", "seqC_03"]), ALL_LABELLED, NAMES)
     assert [NAMES[i] for i in held.indices("val")] == [*NAMES[4:8], "seqC_03"]
     assert [NAMES[i] for i in held.indices("train")] == [*NAMES[:4], *NAMES[8:11]]
 
 
 def test_the_labelled_subset_comes_from_the_samples_trained_on() -> None:
-    settings = SplitSettings(holdout="seqA", labeled_count=3, labeled_seed=2)
-    plan = plan_splits(settings, NAMES)
+    settings = SplitSettings(holdout="seqA")
+    labels = FewLabelsSettings(labeled_count=3, labeled_seed=2)
+    plan = plan_splits(settings, labels, NAMES)
     trained = list(range(4, len(NAMES)))
     ranked = [index for index in rank("labeled", 2, NAMES) if index in trained]
     assert plan.indices("train") == sorted(ranked[:3])
     assert plan.unlabeled == sorted(ranked[3:])
     assert plan.indices("val") == [0, 1, 2, 3]
-    alone = plan_splits(dataclasses.replace(settings, holdout=None), NAMES)
+    alone = plan_splits(dataclasses.replace(settings, holdout=None), labels, NAMES)
     assert alone.indices("val") is None, "the run validates on its val split"
     assert sorted(alone.indices("train") + alone.unlabeled) == list(range(len(NAMES)))
 
 
 def test_each_cut_writes_one_record_in_the_format_runs_read(tmp_path: Path) -> None:
     names = ["a_0", "a_1", "b_0"]
-    settings = SplitSettings(
-        holdout="b",
-        holdout_record=tmp_path / "holdout.json",
-        labeled_fraction=0.5,
-        labeled_record=tmp_path / "labeled.json",
-    )
-    for record in plan_splits(settings, names).records:
+    settings = SplitSettings(holdout="b", holdout_record=tmp_path / "holdout.json")
+    labels = FewLabelsSettings(labeled_fraction=0.5, labeled_record=tmp_path / "labeled.json")
+    for record in plan_splits(settings, labels, names).records:
         write_record(record)
     assert (tmp_path / "holdout.json").read_text() == (
         '{\n "holdout": [\n  "b"\n ],\n "val": [\n  "b_0"\n ],\n "train": [\n  "a_0",\n'
@@ -84,8 +85,8 @@ def test_each_cut_writes_one_record_in_the_format_runs_read(tmp_path: Path) -> N
 
 def test_nothing_cut_reads_no_names_and_records_nothing(tmp_path: Path) -> None:
     settings = SplitSettings(folds_record=tmp_path / "folds.json")
-    assert not settings.cuts("train") and not settings.cuts("val")
-    plan = plan_splits(settings, [])
+    assert not cuts(settings, ALL_LABELLED, "train") and not cuts(settings, ALL_LABELLED, "val")
+    plan = plan_splits(settings, ALL_LABELLED, [])
     assert [plan.indices(split) for split in ("train", "val", "test")] == [None] * 3
     assert plan.records == []
 
@@ -93,8 +94,14 @@ def test_nothing_cut_reads_no_names_and_records_nothing(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"holdout": ["a", "b"]}, r"^data\.holdout=\[a,b\] and data\.folds=3 both choose"),
-        ({"val_fraction": 0.2}, r"^data\.val_fraction=0\.2 and data\.folds=3 both choose"),
+        (
+            {"holdout": ["a", "b"]},
+            r"^data\.splits\.holdout=\[a,b\] and data\.splits\.folds=3 both choose",
+        ),
+        (
+            {"val_fraction": 0.2},
+            r"^data\.splits\.val_fraction=0\.2 and data\.splits\.folds=3 both choose",
+        ),
     ],
 )
 def test_two_settings_choosing_the_val_samples_are_refused_naming_both(
@@ -102,6 +109,6 @@ def test_two_settings_choosing_the_val_samples_are_refused_naming_both(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         SplitSettings(folds=3, fold=0, **options)
-    # a datamodule adds its own cuts to the base class's settings: checked again then
+    # settings changed later are checked again
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(SplitSettings(folds=3, fold=0), **options)

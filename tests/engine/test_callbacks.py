@@ -44,12 +44,14 @@ def test_hparam_values_name_swapped_groups_by_option_and_leave_out_plumbing() ->
         },
         "data": {
             "root": "/data/camvid",
-            "drop_last": False,
             "cache": "/runs/a/cache",
-            # how fast a run loads its data: no column
-            "num_workers": 4,
-            "pin_memory": True,
-            "persistent_workers": True,
+            "loader": {
+                "drop_last": False,
+                # how fast a run loads its data: no column
+                "num_workers": 4,
+                "pin_memory": True,
+                "persistent_workers": True,
+            },
             "cache_dir": "/home/me/.cache/seglab",
         },
         "trainer": {"max_epochs": 3, "enable_progress_bar": False, "log_every_n_steps": 1},
@@ -66,7 +68,7 @@ def test_hparam_values_name_swapped_groups_by_option_and_leave_out_plumbing() ->
         "model.blocks": "[{'_target_': 'my.Block', '_convert_': 'all'}]",
         "model.head._target_": "Head",
         "data.root": "/data/camvid",
-        "data.drop_last": False,
+        "data.loader.drop_last": False,
         "trainer.max_epochs": 3,
         "seed": 3,
     }

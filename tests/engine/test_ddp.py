@@ -23,7 +23,7 @@ from seglab.workflows.build import build_datamodule, trained_model
 
 # 5 val and 5 test images on 2 ranks: a padding sampler would score one image twice, and with
 # 2 images a batch the first rank runs one batch more than the second
-TINY = [*tiny.TINY, "data.num_val=5", "data.num_test=5", "data.eval_batch_size=2"]
+TINY = [*tiny.TINY, "data.num_val=5", "data.num_test=5", "data.loader.eval_batch_size=2"]
 
 
 #: the test's own callback: its checkpoints are read with it trusted

@@ -36,8 +36,8 @@ TINY = [
     "data.num_train=96",
     "data.num_val=8",
     "data.num_test=8",
-    "data.batch_size=4",
-    "data.num_workers=0",
+    "data.loader.batch_size=4",
+    "data.loader.num_workers=0",
     "model.encoder.widths=[8,16,32]",
     "trainer.enable_model_summary=false",
 ]
@@ -111,7 +111,7 @@ def test_training_steps_read_nothing_back_to_the_host(
             "trainer.log_every_n_steps=1000",
             "trainer.enable_progress_bar=true",
             # the data pipeline reads its random numbers on the host, in its worker process
-            "data.num_workers=1",
+            "data.loader.num_workers=1",
         )
         _fit(cfg, counter)
         counts.append(counter.counts)
@@ -138,7 +138,7 @@ def test_a_per_step_progress_bar_would_be_counted(
             "trainer.log_every_n_steps=1000",
             "+callbacks.progress._target_=seglab.engine.callbacks.IntervalProgressBar",
             "+callbacks.progress.refresh_rate=1",
-            "data.num_workers=1",
+            "data.loader.num_workers=1",
         )
         _fit(cfg, counter)
         counts.append(sum(counter.counts.values()))
@@ -277,7 +277,9 @@ def test_both_sides_of_the_training_benchmark_validate_and_checkpoint(
     best.ckpt and last.ckpt, and (seglab's side) the TensorBoard images."""
     benchmark = runpy.run_path(str(SCRIPT))
     # two val batches, so that a validation cut short shows
-    cfg = _config(compose, tmp_path, "trainer.enable_progress_bar=false", "data.eval_batch_size=4")
+    cfg = _config(
+        compose, tmp_path, "trainer.enable_progress_bar=false", "data.loader.eval_batch_size=4"
+    )
     benchmark["seglab_training"](cfg, 3, 1)
     benchmark["plain_training"](cfg, 3, 1)
     (seglab_run,) = tmp_path.glob("seglab-*")

@@ -182,7 +182,7 @@ def test_binary_pseudo_masks_take_the_more_probable_side(
         f"data.root={tmp_path}",
         "data.mask_values=[0,255]",
         "data.ignore_index=128",
-        "data.mask_extension=.tif",
+        "data.layout.mask_extension=.tif",
         head_shift=-0.2,  # the untrained head's sigmoid is about 0.55 everywhere
     )
     probabilities = _top_probabilities(checkpoint, images)
@@ -211,18 +211,18 @@ def test_a_self_training_round_is_predict_then_train_on_the_output(
         *FOLDER,
         *TINY_MODEL,
         f"data.root={tmp_path}",
-        f"data.image_dir={images}",
-        f"data.mask_dir={output}",
+        f"data.layout.image_dir={images}",
+        f"data.layout.mask_dir={output}",
         # one folder of images, no split folders: validate on a share of them
-        "data.val_fraction=0.5",
+        "data.splits.val_fraction=0.5",
         # an untrained model's pseudo-labels: few classes, mostly void below the confidence;
         # the label checks would rightly refuse them as a dataset
         "data.allow_absent_classes=true",
         "data.allow_void_heavy=true",
-        "data.crop_size=[32,32]",
-        "data.scale_range=null",
-        "data.batch_size=1",
-        "data.num_workers=0",
+        "data.augment.crop_size=[32,32]",
+        "data.augment.scale_range=null",
+        "data.loader.batch_size=1",
+        "data.loader.num_workers=0",
         f"paths.cache_dir={tmp_path / 'cache'}",
         f"paths.output_root={tmp_path / 'runs'}",
         "trainer.max_epochs=1",
@@ -246,8 +246,8 @@ def test_a_self_training_round_is_predict_then_train_on_the_output(
             "data.ignore_index=255 is the stored value of class 'car'",
         ),
         (
-            ["pseudo_labels=true", "data.mask_extension=.jpg"],
-            "data.mask_extension=.jpg is no lossless image format",
+            ["pseudo_labels=true", "data.layout.mask_extension=.jpg"],
+            "data.layout.mask_extension=.jpg is no lossless image format",
         ),
         (["pseudo_labels=true", "mode=multilabel"], "mode=multilabel is not supported"),
     ],

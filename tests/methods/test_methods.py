@@ -29,9 +29,9 @@ SMALL = [
     "data.num_train=16",
     "data.num_val=4",
     "data.num_test=4",
-    "data.batch_size=4",
+    "data.loader.batch_size=4",
     "model.encoder.widths=[8,16,32]",
-    "data.labeled_fraction=0.5",
+    "data.few_labels.labeled_fraction=0.5",
 ]
 
 
@@ -192,8 +192,8 @@ RESUMABLE = [
     "data.num_train=2",
     "data.num_val=2",
     "data.num_test=2",
-    "data.batch_size=1",
-    "data.labeled_count=1",
+    "data.loader.batch_size=1",
+    "data.few_labels.labeled_count=1",
     "method.unlabeled_batch_size=1",
     "model.encoder.widths=[8,16,32]",
     "trainer.log_every_n_steps=1",

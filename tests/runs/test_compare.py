@@ -258,8 +258,7 @@ def test_worker_counts_and_the_cache_folder_are_no_column(
         write_config(run_dir, lr, "unet")
         resolved = run_dir / ".hydra" / "config_resolved.yaml"
         config = OmegaConf.load(resolved)
-        config.data.num_workers = workers
-        config.data.persistent_workers = workers > 0
+        config.data.loader = {"num_workers": workers, "persistent_workers": workers > 0}
         config.data.cache_dir = f"/cache/{name}"
         config.trainer.enable_progress_bar = workers > 0
         OmegaConf.save(config, resolved)
@@ -370,7 +369,7 @@ def test_a_2x2_grid_names_its_jobs_and_compares_them(
         "data.num_train=16",
         "data.num_val=8",
         "data.num_test=8",
-        "data.batch_size=8",
+        "data.loader.batch_size=8",
         "model.encoder.widths=[8,16]",
         "trainer.max_epochs=1",
         "trainer.enable_progress_bar=false",
@@ -422,7 +421,7 @@ def test_a_swapped_config_group_is_one_column(
             "model": {"decoder": {"_target_": target}},
             "method": {"_target_": method, **options},
             "optimizer": {"lr": 0.1},
-            "data": {"labeled_fraction": 0.125 if options else 0.25},
+            "data": {"few_labels": {"labeled_fraction": 0.125 if options else 0.25}},
         }
         OmegaConf.save(config, run_dir / ".hydra" / "config.yaml")
         choices = {
@@ -436,7 +435,7 @@ def test_a_swapped_config_group_is_one_column(
             writer.add_scalar("val/mIoU", 0.5, 0, walltime=START)
     main([str(tmp_path), "--format", "csv"])
     header = next(csv.reader(io.StringIO(capsys.readouterr().out)))
-    assert header[:3] == ["model/decoder", "method", "data.labeled_fraction"]
+    assert header[:3] == ["model/decoder", "method", "data.few_labels.labeled_fraction"]
     assert not any(c.startswith(("model.", "method.")) for c in header)
 
 
@@ -450,13 +449,13 @@ FOLD_RUNS = {
 def test_the_folds_of_a_cross_validation_are_one_row_with_mean_and_sample_std(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Runs that differ only in data.fold are one row; a run without folds keeps its own."""
+    """Runs that differ only in data.splits.fold are one row; a run without folds keeps its own."""
     root = tmp_path / "sweep"
     for lr, folds in FOLD_RUNS.items():
         for fold, (miou, loss) in enumerate(folds):
             run_dir = root / f"lr={lr},fold={fold}"
             config = {
-                "data": {"folds": 3, "fold": fold, "fold_seed": 0},
+                "data": {"splits": {"folds": 3, "fold": fold, "fold_seed": 0}},
                 "optimizer": {"lr": float(lr)},
             }
             (run_dir / ".hydra").mkdir(parents=True)
@@ -464,11 +463,12 @@ def test_the_folds_of_a_cross_validation_are_one_row_with_mean_and_sample_std(
             write_events(run_dir, {"val/mIoU": miou, "val/loss": loss}, START + 100 * fold)
     single = root / "no folds"
     (single / ".hydra").mkdir(parents=True)
-    config = {"data": {"folds": None, "fold": None, "fold_seed": 0}, "optimizer": {"lr": 0.1}}
+    splits = {"folds": None, "fold": None, "fold_seed": 0}
+    config = {"data": {"splits": splits}, "optimizer": {"lr": 0.1}}
     OmegaConf.save(OmegaConf.create(config), single / ".hydra" / "config.yaml")
     write_events(single, {"val/mIoU": [0.55], "val/loss": [0.8]}, START)
     rows = read_csv(run_cli(capsys, str(root), "--format", "csv"))
-    assert "data.fold" not in rows[0] and "optimizer.lr" in rows[0]
+    assert "data.splits.fold" not in rows[0] and "optimizer.lr" in rows[0]
     assert [row["optimizer.lr"] for row in rows] == ["0.001", "0.1", "0.01"], "by mean mIoU"
     for row in (rows[0], rows[2]):
         folds = FOLD_RUNS[row["optimizer.lr"]]

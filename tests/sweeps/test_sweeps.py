@@ -34,8 +34,8 @@ from hydra_plugins.seglab_optuna_sweeper.space import override_value, parse_spac
 TINY = [
     "data.num_train=16",
     "data.num_val=8",
-    "data.batch_size=8",
-    "data.num_workers=0",
+    "data.loader.batch_size=8",
+    "data.loader.num_workers=0",
     "model.encoder.widths=[8,16]",
     "trainer.max_epochs=1",
     "trainer.num_sanity_val_steps=0",
@@ -147,7 +147,7 @@ def test_median_pruner_prunes_a_trial_below_the_median_and_its_run_says_so(
     space = [
         "optimizer.lr=tag(log, interval(1e-3, 1e-2))",
         "optimizer.weight_decay=interval(0, 0.01)",
-        "data.batch_size=range(4, 9, 4)",
+        "data.loader.batch_size=range(4, 9, 4)",
         "seed=int(interval(1, 3))",
         "trainer.max_epochs=2",
         "model/decoder=choice(unet, fpn)",
@@ -175,7 +175,7 @@ def test_median_pruner_prunes_a_trial_below_the_median_and_its_run_says_so(
     assert type(config.optimizer.lr) is float and 1e-3 <= config.optimizer.lr <= 1e-2
     assert config.optimizer.lr == trial.params["optimizer.lr"]
     assert type(config.optimizer.weight_decay) is float
-    assert config.data.batch_size in (4, 8) and type(config.data.batch_size) is int
+    assert config.data.loader.batch_size in (4, 8) and type(config.data.loader.batch_size) is int
     assert config.seed in (1, 2, 3) and type(config.seed) is int
     decoder = trial.params["model/decoder"]
     assert (

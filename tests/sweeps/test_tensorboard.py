@@ -85,7 +85,8 @@ def test_runs_are_named_by_their_swept_value(server: Server) -> None:
 def test_hparams_put_the_swept_setting_first_and_leave_out_plumbing(server: Server) -> None:
     infos = server.experiment()["hparamInfos"]
     # a sweep's experiment lists only the settings that differ between its jobs: TensorBoard
-    # shows five setting columns, and unchanged ones (data.batch_size, data.cache_dir) took two
+    # shows five setting columns, and unchanged ones (data.loader.batch_size, data.cache_dir) took
+    # two
     assert [info["name"] for info in infos] == ["model/attention"]
     assert infos[0]["differs"] is True and infos[0]["type"] == "DATA_TYPE_STRING"
     assert sorted(infos[0]["domainDiscrete"]) == ["none", "scse"]

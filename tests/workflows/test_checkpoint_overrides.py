@@ -47,8 +47,8 @@ def camvid_checkpoint(tmp_path_factory: pytest.TempPathFactory, compose) -> tupl
         "data=camvid",
         f"data.root={trained_on}",
         "data.eval_scale=0.5",
-        "data.batch_size=2",
-        "data.num_workers=0",
+        "data.loader.batch_size=2",
+        "data.loader.num_workers=0",
         "model.encoder.widths=[8,16,32]",
         "trainer.accelerator=cpu",
         "trainer.precision=32-true",
@@ -97,7 +97,7 @@ def test_eval_takes_a_moved_dataset_and_keeps_the_run_data_settings(
     composed = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
     assert composed["data"]["root"] == str(moved)
     # the run's own data settings, not the camvid group's defaults
-    assert composed["data"]["eval_scale"] == 0.5 and composed["data"]["batch_size"] == 2
+    assert composed["data"]["eval_scale"] == 0.5 and composed["data"]["loader"]["batch_size"] == 2
 
 
 def test_eval_without_the_new_root_names_the_missing_folder(on_checkpoint) -> None:

@@ -69,9 +69,13 @@ def test_tensorboard_has_every_promised_tag(trained_run: Path) -> None:
     params = read_hparams(trained_run)
     assert params["data.image_size"] == 32
     # booleans as booleans; a swapped group by its option, not by the class it builds
-    assert params["data.drop_last"] is True and params["test_after_fit"] is True
+    assert params["data.loader.drop_last"] is True and params["test_after_fit"] is True
     # how fast a run loads its data and what it shows while it trains change no result
-    assert not {"data.num_workers", "data.pin_memory", "trainer.log_every_n_steps"} & set(params)
+    assert not {
+        "data.loader.num_workers",
+        "data.loader.pin_memory",
+        "trainer.log_every_n_steps",
+    } & set(params)
     assert params["model/decoder"] == "unet" and "model.decoder._target_" not in params
     assert not [key for key in params if key.startswith(("callbacks", "logger", "paths", "hydra"))]
     # the config text is the config the checkpoint holds (a 4-space-indented YAML block)
@@ -207,7 +211,7 @@ def test_train_rejects_an_unknown_group_option(tmp_path: Path, cli) -> None:
 # --- a config checked before any work -----------------------------------------------------
 
 BAD_VALUES = {
-    "batch size": (["data.batch_size=0"], "data.batch_size=0 must be positive"),
+    "batch size": (["data.loader.batch_size=0"], "data.loader.batch_size=0 must be positive"),
     "classes of the data": (
         ["data.num_classes=5"],
         "data.num_classes=5 but the shapes generator draws 4 classes",
@@ -257,7 +261,7 @@ QUIET = [
     "trainer.log_every_n_steps=1",
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
-    "data.num_workers=0",
+    "data.loader.num_workers=0",
     "model.encoder.widths=[8,16]",
 ]
 
@@ -284,8 +288,8 @@ def test_folder_dataset_with_binary_masks_trains_from_overrides(tmp_path: Path, 
         f"data.root={root}",
         "data.classes=[background,cell]",
         "data.mask_values=[0,255]",
-        "data.crop_size=[16,16]",
-        "data.batch_size=4",
+        "data.augment.crop_size=[16,16]",
+        "data.loader.batch_size=4",
         "loss.losses.ce.class_weights=median_frequency",
         f"paths.cache_dir={tmp_path / 'cache'}",
         f"paths.output_root={tmp_path / 'runs'}",
@@ -330,10 +334,10 @@ def test_an_image_that_breaks_after_the_setup_check_stops_training_naming_it(
         f"data.root={root}",
         "data.classes=[background,cell]",
         "data.mask_values=[0,255]",
-        "data.crop_size=[16,16]",
-        "data.batch_size=4",
+        "data.augment.crop_size=[16,16]",
+        "data.loader.batch_size=4",
         # read in a worker process, as real runs read
-        "data.num_workers=1",
+        "data.loader.num_workers=1",
         "trainer.max_epochs=1",
         "trainer.enable_progress_bar=false",
         "model.encoder.widths=[8,16]",
@@ -400,9 +404,9 @@ def camvid_run(
             train_main,
             "data=camvid",
             f"data.root={camvid_root}",
-            "data.crop_size=[64,64]",
-            "data.batch_size=2",
-            "data.eval_batch_size=4",
+            "data.augment.crop_size=[64,64]",
+            "data.loader.batch_size=2",
+            "data.loader.eval_batch_size=4",
             "data.eval_scale=0.25",
             "trainer.limit_train_batches=3",
             "trainer.limit_val_batches=2",

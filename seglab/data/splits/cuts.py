@@ -66,12 +66,12 @@ def fold_cut(names: Sequence[str], folds: int, fold: int, seed: int) -> TrainVal
     """Fold ``fold`` of the train split (validated on) and the other folds (trained on).
 
     Raises:
-        ValueError: naming ``data.folds`` when some fold would be empty.
+        ValueError: naming ``data.splits.folds`` when some fold would be empty.
     """
     if folds > len(names):
         raise ValueError(
-            f"data.folds={folds} exceeds the {len(names)} samples of the train split, so a fold "
-            f"would be empty; use data.folds <= {len(names)}"
+            f"data.splits.folds={folds} exceeds the {len(names)} samples of the train split, so "
+            f"a fold would be empty; use data.splits.folds <= {len(names)}"
         )
     assigned = fold_of(names, folds, seed)
     return _cut(len(names), {index for index, value in enumerate(assigned) if value == fold})
@@ -82,12 +82,12 @@ def share_cut(names: Sequence[str], fraction: float, seed: int) -> TrainValSplit
     on, and the rest trained on: the first samples ranked by a hash of ``(seed, name)``.
 
     Raises:
-        ValueError: naming ``data.val_fraction`` when the train split has under two samples.
+        ValueError: naming ``data.splits.val_fraction`` when the train split has under two samples.
     """
     if len(names) < 2:
         raise ValueError(
-            f"data.val_fraction={fraction} needs at least 2 train images to validate on some "
-            f"and train on the others; there are {len(names)}"
+            f"data.splits.val_fraction={fraction} needs at least 2 train images to validate on "
+            f"some and train on the others; there are {len(names)}"
         )
     count = min(max(round(fraction * len(names)), 1), len(names) - 1)
     return _cut(len(names), set(ranked(names, range(len(names)), seed, "split")[:count]))
@@ -107,7 +107,7 @@ def _listed(values: Sequence[str]) -> str:
 
 
 def shown_prefixes(prefixes: Sequence[str]) -> str:
-    """``data.holdout``'s prefixes as a command line writes them."""
+    """``data.splits.holdout``'s prefixes as a command line writes them."""
     return prefixes[0] if len(prefixes) == 1 else f"[{','.join(prefixes)}]"
 
 
@@ -116,22 +116,22 @@ def hold_out(names: Sequence[str], prefixes: Sequence[str]) -> TrainValSplit:
     (trained on).
 
     Raises:
-        ValueError: naming ``data.holdout`` and the groups of ``names`` when a prefix starts no
-            name, or when the prefixes take every sample and leave none to train on.
+        ValueError: naming ``data.splits.holdout`` and the groups of ``names`` when a prefix
+            starts no name, or when the prefixes take every sample and leave none to train on.
     """
     shown = shown_prefixes(prefixes)
     unmatched = [p for p in prefixes if not any(name.startswith(p) for name in names)]
     if unmatched:
         raise ValueError(
-            f"data.holdout={shown}: no name of the {len(names)} train samples starts with "
+            f"data.splits.holdout={shown}: no name of the {len(names)} train samples starts with "
             f"{_listed(unmatched)}; their groups (the part before the first _) are "
             f"{_listed(groups(names))}"
         )
     held = {index for index, name in enumerate(names) if name.startswith(tuple(prefixes))}
     if len(held) == len(names):
         raise ValueError(
-            f"data.holdout={shown} takes all {len(names)} train samples, leaving none to train "
-            f"on; hold out fewer of their groups (the part before the first _): "
+            f"data.splits.holdout={shown} takes all {len(names)} train samples, leaving none to "
+            f"train on; hold out fewer of their groups (the part before the first _): "
             f"{_listed(groups(names))}"
         )
     return _cut(len(names), held)
@@ -157,8 +157,8 @@ def split_labeled(
     if count is not None:
         if count > len(pool):
             raise ValueError(
-                f"data.labeled_count={count} exceeds the {len(pool)} training samples; use "
-                f"data.labeled_count <= {len(pool)}"
+                f"data.few_labels.labeled_count={count} exceeds the {len(pool)} training samples; "
+                f"use data.few_labels.labeled_count <= {len(pool)}"
             )
         kept = count
     else:
@@ -166,8 +166,9 @@ def split_labeled(
         kept = int(round((1.0 if fraction is None else fraction) * len(pool), 6))
         if kept < 1:
             raise ValueError(
-                f"data.labeled_fraction={fraction} of the {len(pool)} training samples leaves no "
-                f"labelled image; use at least {1 / len(pool):.4g}, or data.labeled_count"
+                f"data.few_labels.labeled_fraction={fraction} of the {len(pool)} training samples "
+                f"leaves no labelled image; use at least {1 / len(pool):.4g}, or "
+                "data.few_labels.labeled_count"
             )
     labeled = set(ranked(names, pool, seed, "labeled")[:kept])
     return LabeledSplit(

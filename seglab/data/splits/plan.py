@@ -1,11 +1,11 @@
 """The one plan of how a run cuts its train split, made from the data settings.
 
 A run validates on its dataset's val split, or on part of the train split: a cross-validation
-fold (``data.folds``), held-out name groups (``data.holdout``) or a seeded share
-(``data.val_fraction``). Of the samples it trains on, all keep their masks, or a labelled
-subset (``data.labeled_fraction``/``data.labeled_count``). `plan_splits` decides all of it at
-once, returns the indices of each part and the records of the cut, and `write_record` writes
-every record the same way.
+fold (``data.splits.folds``), held-out name groups (``data.splits.holdout``) or a seeded share
+(``data.splits.val_fraction``). Of the samples it trains on, all keep their masks, or a
+labelled subset (``data.few_labels.labeled_fraction``/``labeled_count``). `plan_splits`
+decides all of it at once, returns the indices of each part and the records of the cut, and
+`write_record` writes every record the same way.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seglab.atomic import write_text
+from seglab.data.settings import normalised
 from seglab.data.splits.cuts import (
     LabeledSplit,
     TrainValSplit,
@@ -27,31 +28,36 @@ from seglab.data.splits.cuts import (
     split_labeled,
 )
 
+if TYPE_CHECKING:
+    from seglab.data.labels import FewLabelsSettings
+
 
 def check_folds(folds: int | None, fold: int | None) -> None:
-    """Refuse ``data.folds``/``data.fold`` values that select no fold, naming the key."""
+    """Refuse ``data.splits.folds``/``fold`` values that select no fold, naming the key."""
     if folds is None:
         if fold is not None:
             raise ValueError(
-                f"data.fold={fold} is set but data.folds is null; set data.folds=K (K >= 2) "
-                "to cross-validate, or data.fold=null"
+                f"data.splits.fold={fold} is set but data.splits.folds is null; set "
+                "data.splits.folds=K (K >= 2) to cross-validate, or data.splits.fold=null"
             )
         return
     if folds < 2:
-        raise ValueError(f"data.folds={folds} must be at least 2 (or null: no cross-validation)")
+        raise ValueError(
+            f"data.splits.folds={folds} must be at least 2 (or null: no cross-validation)"
+        )
     if fold is None or not 0 <= fold < folds:
         raise ValueError(
-            f"data.fold={fold} must be in [0, {folds}) with data.folds={folds}; run every fold "
-            f"with -m data.fold='range({folds})'"
+            f"data.splits.fold={fold} must be in [0, {folds}) with data.splits.folds={folds}; run "
+            f"every fold with -m data.splits.fold='range({folds})'"
         )
 
 
 def holdout_prefixes(holdout: str | Sequence[str] | None) -> list[str] | None:
-    """``data.holdout`` as a list of stem prefixes, or None (no held-out group).
+    """``data.splits.holdout`` as a list of stem prefixes, or None (no held-out group).
 
     Raises:
-        ValueError: naming ``data.holdout`` when it is not a non-empty prefix or list of them (a
-            prefix of digits read as a number, its leading zeros lost, is not).
+        ValueError: naming ``data.splits.holdout`` when it is not a non-empty prefix or list of
+            them (a prefix of digits read as a number, its leading zeros lost, is not).
     """
     if holdout is None:
         return None
@@ -59,54 +65,39 @@ def holdout_prefixes(holdout: str | Sequence[str] | None) -> list[str] | None:
     prefixes = list(holdout) if listed else [holdout]
     if not prefixes or not all(isinstance(prefix, str) and prefix for prefix in prefixes):
         raise ValueError(
-            f"data.holdout={holdout!r} must be a non-empty stem prefix or a list of them "
-            "(quote one made of digits so that it stays text: data.holdout=\"'0016'\"), or null"
+            f"data.splits.holdout={holdout!r} must be a non-empty stem prefix or a list of them "
+            "(quote one made of digits so that it stays text: "
+            "data.splits.holdout=\"'0016'\"), or null"
         )
     return prefixes
 
 
 def check_val_fraction(fraction: float | None) -> float | None:
-    """``data.val_fraction`` as a float, or None; refused outside (0, 1)."""
+    """``data.splits.val_fraction`` as a float, or None; refused outside (0, 1)."""
     if fraction is None:
         return None
     if not 0 < fraction < 1:
         raise ValueError(
-            f"data.val_fraction={fraction} must be in (0, 1): the share of the train images "
+            f"data.splits.val_fraction={fraction} must be in (0, 1): the share of the train images "
             "validated on, e.g. 0.2; null validates on the val split"
         )
     return float(fraction)
-
-
-def check_labeled(fraction: float | None, count: int | None) -> None:
-    """Refuse ``data.labeled_fraction``/``data.labeled_count`` values, naming the key."""
-    if fraction is not None and count is not None:
-        raise ValueError(
-            f"data.labeled_fraction={fraction} and data.labeled_count={count} both choose the "
-            "labelled subset; set one of them, the other to null"
-        )
-    if fraction is not None and not 0 < fraction <= 1:
-        raise ValueError(
-            f"data.labeled_fraction={fraction} must be in (0, 1] (the share of the training "
-            "samples that keep their masks), or null for all of them"
-        )
-    if count is not None and count < 1:
-        raise ValueError(f"data.labeled_count={count} must be at least 1, or null for all")
 
 
 def _optional(kind: type, value: Any) -> Any:
     return None if value is None else kind(value)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SplitSettings:
-    """The data settings that cut the train split, each named as its ``data.`` key; checked
-    when made (and again by `dataclasses.replace`), naming the key at fault.
+    """``data.splits``: which samples of the train split a run validates on, each field named
+    as its ``data.splits.`` key; checked when made (and again by `dataclasses.replace`),
+    naming the key at fault.
 
     ``folds``/``fold``/``fold_seed``, ``holdout`` and ``val_fraction``/``split_seed`` each
-    choose the validation samples from the train split, so at most one of them is set;
-    ``labeled_fraction`` or ``labeled_count`` (with ``labeled_seed``) keeps the masks of a
-    subset of the samples trained on. Each ``*_record`` is the JSON file its cut is written
-    to at fit, or None for none.
+    choose the validation samples from the train split, so at most one of them is set. Each
+    ``*_record`` is the JSON file its cut is written to at fit, or None for none. Which of
+    the samples trained on keep their masks is the `seglab.data.labels.FewLabelsSettings`'.
     """
 
     folds: int | None = None
@@ -118,50 +109,35 @@ class SplitSettings:
     val_fraction: float | None = None
     split_seed: int = 0
     split_record: str | Path | None = None
-    labeled_fraction: float | None = None
-    labeled_count: int | None = None
-    labeled_seed: int = 0
-    labeled_record: str | Path | None = None
 
     def __post_init__(self) -> None:
-        self.folds, self.fold = _optional(int, self.folds), _optional(int, self.fold)
+        normalised(self, folds=_optional(int, self.folds), fold=_optional(int, self.fold))
         check_folds(self.folds, self.fold)
-        self.holdout = holdout_prefixes(self.holdout)
-        self.val_fraction = check_val_fraction(self.val_fraction)
+        normalised(
+            self,
+            holdout=holdout_prefixes(self.holdout),
+            val_fraction=check_val_fraction(self.val_fraction),
+            fold_seed=int(self.fold_seed),
+            split_seed=int(self.split_seed),
+        )
         chosen = {
             "holdout": None if self.holdout is None else shown_prefixes(self.holdout),
             "val_fraction": self.val_fraction,
             "folds": self.folds,
         }
-        given = [f"data.{key}={value}" for key, value in chosen.items() if value is not None]
+        given = [f"data.splits.{key}={value}" for key, value in chosen.items() if value is not None]
         if len(given) > 1:
             raise ValueError(
                 f"{given[0]} and {given[1]} both choose the validation samples from the train "
                 "split; set one of them to null"
             )
-        self.labeled_fraction = _optional(float, self.labeled_fraction)
-        self.labeled_count = _optional(int, self.labeled_count)
-        check_labeled(self.labeled_fraction, self.labeled_count)
-        for key in ("fold_seed", "split_seed", "labeled_seed"):
-            setattr(self, key, int(getattr(self, key)))
-        for key in ("folds_record", "holdout_record", "split_record", "labeled_record"):
-            setattr(self, key, _optional(Path, getattr(self, key)))
+        for key in ("folds_record", "holdout_record", "split_record"):
+            normalised(self, **{key: _optional(Path, getattr(self, key))})
 
     @property
     def validates_on_train(self) -> bool:
         """Whether the validation samples come from the train split (its val split unused)."""
         return self.folds is not None or self.holdout is not None or self.val_fraction is not None
-
-    @property
-    def labels_limited(self) -> bool:
-        """Whether only a subset of the samples trained on keeps its masks."""
-        return self.labeled_fraction is not None or self.labeled_count is not None
-
-    def cuts(self, split: str) -> bool:
-        """Whether ``split`` reads only part of the train split, as the plan picks."""
-        if split == "train":
-            return self.validates_on_train or self.labels_limited
-        return split == "val" and self.validates_on_train
 
 
 @dataclass(frozen=True)
@@ -234,9 +210,18 @@ def _validation(
     return None
 
 
-def plan_splits(settings: SplitSettings, names: Sequence[str]) -> SplitPlan:
+def cuts(settings: SplitSettings, few_labels: FewLabelsSettings, split: str) -> bool:
+    """Whether ``split`` reads only part of the train split, as the plan picks."""
+    if split == "train":
+        return settings.validates_on_train or few_labels.labels_limited
+    return split == "val" and settings.validates_on_train
+
+
+def plan_splits(
+    settings: SplitSettings, few_labels: FewLabelsSettings, names: Sequence[str]
+) -> SplitPlan:
     """Cut the train split, named by ``names`` in dataset order, as ``settings`` say: first the
-    validation samples, then the labelled subset of the samples trained on.
+    validation samples, then the labelled subset of the samples trained on (``few_labels``).
 
     Raises:
         ValueError: naming the key whose cut the train split cannot meet (more folds than
@@ -252,20 +237,19 @@ def plan_splits(settings: SplitSettings, names: Sequence[str]) -> SplitPlan:
             parts = {"val": [names[i] for i in cut.val], "train": [names[i] for i in cut.train]}
             records.append(SplitRecord(path, chosen, parts))
     labeled = None
-    if settings.labels_limited:
+    if few_labels.labels_limited:
         pool = range(len(names)) if cut is None else cut.train
-        labeled = split_labeled(
-            names, pool, settings.labeled_fraction, settings.labeled_count, settings.labeled_seed
-        )
-        if settings.labeled_record is not None:
+        fraction, count = few_labels.labeled_fraction, few_labels.labeled_count
+        labeled = split_labeled(names, pool, fraction, count, few_labels.labeled_seed)
+        if few_labels.labeled_record is not None:
             chosen = {
-                "labeled_fraction": settings.labeled_fraction,
-                "labeled_count": settings.labeled_count,
-                "labeled_seed": settings.labeled_seed,
+                "labeled_fraction": fraction,
+                "labeled_count": count,
+                "labeled_seed": few_labels.labeled_seed,
             }
             parts = {
                 "labeled": [names[i] for i in labeled.labeled],
                 "unlabeled": [names[i] for i in labeled.unlabeled],
             }
-            records.append(SplitRecord(settings.labeled_record, chosen, parts))
+            records.append(SplitRecord(few_labels.labeled_record, chosen, parts))
     return SplitPlan(names, cut, labeled, records)
