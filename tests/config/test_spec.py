@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,14 @@ from seglab.errors import SeglabError
 
 
 @pytest.fixture
-def train_config(compose, tmp_path: Path) -> DictConfig:
-    return compose("train", f"paths.output_dir={tmp_path}")
+def train(compose, tmp_path: Path) -> Callable[..., DictConfig]:
+    """The train config with ``overrides``, writing nowhere but ``tmp_path``."""
+    return lambda *overrides: compose("train", f"paths.output_dir={tmp_path}", *overrides)
+
+
+@pytest.fixture
+def train_config(train) -> DictConfig:
+    return train()
 
 
 def test_the_shipped_train_config_resolves(train_config: DictConfig) -> None:
@@ -27,10 +34,8 @@ def test_the_shipped_train_config_resolves(train_config: DictConfig) -> None:
     assert spec.config is train_config
 
 
-def test_trainer_arguments_leave_out_seglab_options(compose, tmp_path: Path) -> None:
-    cfg = compose(
-        "train",
-        f"paths.output_dir={tmp_path}",
+def test_trainer_arguments_leave_out_seglab_options(train) -> None:
+    cfg = train(
         "trainer.channels_last=true",
         "trainer.float32_matmul_precision=medium",
         "trainer.compile={mode: reduce-overhead}",
@@ -48,14 +53,8 @@ def test_a_config_without_a_trainer_has_none(compose) -> None:
     assert spec.performance == Performance()
 
 
-def test_boundary_is_off_for_multilabel(compose, tmp_path: Path) -> None:
-    cfg = compose(
-        "train",
-        f"paths.output_dir={tmp_path}",
-        "data=synthetic_multilabel",
-        "mode=multilabel",
-        "loss=bce",
-    )
+def test_boundary_is_off_for_multilabel(train) -> None:
+    cfg = train("data=synthetic_multilabel", "mode=multilabel", "loss=bce")
     assert resolve_spec(cfg).boundary is None
     assert cfg.metrics.boundary.enabled is True
 
@@ -72,17 +71,14 @@ def test_boundary_is_off_for_multilabel(compose, tmp_path: Path) -> None:
         (["+metrics.boundary.width=3"], r"metrics.boundary.width is not an option"),
     ],
 )
-def test_bad_values_are_refused_naming_the_key(
-    compose, tmp_path: Path, overrides: list[str], message: str
-) -> None:
-    cfg = compose("train", f"paths.output_dir={tmp_path}", *overrides)
+def test_bad_values_are_refused_naming_the_key(train, overrides: list[str], message: str) -> None:
     with pytest.raises(SeglabError, match=message):
-        resolve_spec(cfg)
+        resolve_spec(train(*overrides))
 
 
-def test_class_weights_replace_only_median_frequency(compose, tmp_path: Path) -> None:
+def test_class_weights_replace_only_median_frequency(train) -> None:
     key = "loss.losses.ce.class_weights"
-    cfg = compose("train", f"paths.output_dir={tmp_path}", f"{key}=median_frequency")
+    cfg = train(f"{key}=median_frequency")
     spec = resolve_spec(cfg)
     assert spec.pending_class_weights == [key]
     weights = [0.5, 2.0, 1.0, 3.0][: cfg.data.num_classes]
