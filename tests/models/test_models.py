@@ -1,11 +1,11 @@
+import copy
 import io
 import itertools
 import math
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -62,32 +62,47 @@ def _compatible(encoder: str, decoder: str) -> bool:
 
 
 SAMPLE = _sample()
+#: The encoder of the quick subset's models: it builds in a fraction of a second, the others in
+#: a second or more each (a ResNet-50 initialises 25M weights).
+QUICK_ENCODER = "conv"
 
 
-@pytest.fixture
-def compose_model(compose) -> Callable[..., Segmenter]:
-    """``compose_model(encoder, decoder, attention, attention_at="bottleneck", *extra)``: the
-    Segmenter that ``model/segmenter`` composes from those options.
+def _quick() -> list[tuple[str, str, str, str]]:
+    """Every decoder, attention and attention site on the quick encoder; self-attention at the
+    bottleneck only: at a decoder stage of that encoder it attends over the full-size map."""
+    attentions = _options("attention")
+    quick = []
+    for i, decoder in enumerate(_options("decoder")):
+        attention = attentions[i % len(attentions)]
+        site = ("bottleneck", "decoder")[(i // 2) % 2]
+        quick.append((QUICK_ENCODER, decoder, attention, site))
+    return [(e, d, a, "bottleneck" if a == "self_attention" else s) for e, d, a, s in quick]
+
+
+QUICK = _quick()
+#: The models every composable-model check runs on: the quick ones, then the sample's others.
+MODELS = [pytest.param(c, id="-".join(c)) for c in QUICK] + [
+    pytest.param(c, id="-".join(c), marks=pytest.mark.slow) for c in SAMPLE if c[0] != QUICK_ENCODER
+]
+
+
+def compose_model(
+    compose: Callable[..., Any], encoder: str, decoder: str, attention: str, attention_at: str
+) -> Segmenter:
+    """The Segmenter that ``model/segmenter`` composes from those options.
 
     Group overrides take the full path, exactly as on the training command line; data is not
     composed here, so the class count that model.num_classes interpolates is added.
     """
-
-    def composed(
-        encoder: str, decoder: str, attention: str, attention_at: str = "bottleneck", *extra: str
-    ) -> Segmenter:
-        cfg = compose(
-            "model/segmenter",
-            f"model/encoder={encoder}",
-            f"model/decoder={decoder}",
-            f"model/attention={attention}",
-            f"model.attention_at={attention_at}",
-            f"+data.num_classes={NUM_CLASSES}",
-            *extra,
-        )
-        return instantiate(cfg.model)
-
-    return composed
+    cfg = compose(
+        "model/segmenter",
+        f"model/encoder={encoder}",
+        f"model/decoder={decoder}",
+        f"model/attention={attention}",
+        f"model.attention_at={attention_at}",
+        f"+data.num_classes={NUM_CLASSES}",
+    )
+    return instantiate(cfg.model)
 
 
 #: An encoder built from each composed encoder node, for the cross product: building one
@@ -120,15 +135,24 @@ def test_every_combination_composes_and_runs(combination: tuple[str, str, str], 
         assert model(torch.randn(*ODD)).shape == (1, NUM_CLASSES, 97, 131)
 
 
-@pytest.fixture(params=SAMPLE, ids="-".join)
+# module-scoped: the tests run combination by combination, each model composed once
+@pytest.fixture(scope="module", params=MODELS)
 def combination(request: pytest.FixtureRequest) -> tuple[str, str, str, str]:
     return request.param
 
 
-@pytest.fixture
-def model(combination: tuple[str, str, str, str], compose_model) -> Segmenter:
+@pytest.fixture(scope="module")
+def composed(combination: tuple[str, str, str, str], compose) -> Segmenter:
+    """The combination's Segmenter as composed and initialised (building a ResNet-50 takes
+    longer than a test of it): each test gets a copy."""
     torch.manual_seed(0)
-    model = compose_model(*combination)
+    return compose_model(compose, *combination)
+
+
+@pytest.fixture
+def model(composed: Segmenter) -> Segmenter:
+    model = copy.deepcopy(composed)
+    torch.manual_seed(0)
     # Nudge every weight so that zero-initialised parts (the attention scale) take part.
     with torch.no_grad():
         for param in model.parameters():
@@ -141,6 +165,9 @@ def test_every_group_has_options() -> None:
     for i, group in enumerate(("encoder", "decoder", "attention")):
         assert {combination[i] for combination in SAMPLE} == set(_options(group))
     assert {combination[3] for combination in SAMPLE} == {"bottleneck", "decoder"}
+    for i, group in enumerate(("decoder", "attention"), start=1):
+        assert {combination[i] for combination in QUICK} == set(_options(group))
+    assert {combination[3] for combination in QUICK} == {"bottleneck", "decoder"}
 
 
 class TestComposedModel:
@@ -163,15 +190,13 @@ class TestComposedModel:
             assert param.grad is not None, name
             assert torch.isfinite(param.grad).all(), name
 
-    def test_state_dict_round_trip(
-        self, model: Segmenter, combination: tuple[str, str, str, str], compose_model
-    ) -> None:
+    def test_state_dict_round_trip(self, model: Segmenter, composed: Segmenter) -> None:
         model(torch.randn(*EVEN))  # a training step's forward moves BatchNorm statistics
         buffer = io.BytesIO()
         torch.save(model.state_dict(), buffer)
         buffer.seek(0)
-        torch.manual_seed(1)
-        restored = compose_model(*combination)
+        # as built, before the nudge and the forward: every weight and statistic differs
+        restored = copy.deepcopy(composed)
         restored.load_state_dict(torch.load(buffer, weights_only=True))
         x = torch.randn(*ODD)
         torch.testing.assert_close(restored.eval()(x), model.eval()(x), rtol=0, atol=0)
@@ -348,30 +373,22 @@ def test_aux_heads_need_several_decoder_stages() -> None:
         Segmenter(ConvEncoder(widths=[4]), UNetDecoder, 3, aux_weight=0.4)
 
 
-_PEAK_SCRIPT = """
-import torch
-from seglab.models import PixelSelfAttention
-
-def status(field):
+def _status(field: str) -> float:
+    """A field of /proc/self/status (``VmRSS:``, ``VmHWM:``) in MiB."""
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith(field)) / 1024
 
-block = PixelSelfAttention(8, reduction=4).eval()
-x = torch.randn(1, 8, 256, 256)
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # resets the peak (VmHWM) to the current resident size
-before = status("VmRSS:")
-with torch.inference_mode():
-    block(x)
-print(status("VmHWM:") - before)
-"""
 
-
-@pytest.mark.slow  # a fresh interpreter attends over a 256x256 map
+@pytest.mark.slow  # attends over a 256x256 map
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc")
 def test_self_attention_memory_grows_with_the_map_not_its_square() -> None:
     # 65536 queries x 4096 keys: a materialised attention matrix alone would be 1 GiB.
-    result = subprocess.run(
-        [sys.executable, "-c", _PEAK_SCRIPT], capture_output=True, text=True, check=True
-    )
-    assert float(result.stdout) < 256, f"peak grew by {float(result.stdout):.0f} MiB"
+    block = PixelSelfAttention(8, reduction=4).eval()
+    x = torch.randn(1, 8, 256, 256)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets the peak (VmHWM) to the current resident size
+    before = _status("VmRSS:")
+    with torch.inference_mode():
+        block(x)
+    grown = _status("VmHWM:") - before
+    assert grown < 256, f"peak grew by {grown:.0f} MiB"
