@@ -6,8 +6,6 @@ import errno
 import os
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,9 @@ from tiny import (
 )
 
 import seglab
+from seglab.cli.eval import main as eval_main
 from seglab.cli.export import main as export_main
+from seglab.cli.predict import main as predict_main
 from seglab.cli.train import main as train_main
 from seglab.engine.checkpoints import (
     AtomicCheckpointIO,
@@ -166,10 +166,9 @@ def _refused(message: str, path: Path) -> bool:
     return f"ckpt_path={path} holds pickled objects that are not tensors or plain data" in message
 
 
-@pytest.mark.slow  # each console script starts a fresh interpreter
 @pytest.mark.parametrize("command", ["seglab-eval", "seglab-predict"])
 def test_console_scripts_refuse_a_checkpoint_that_would_run_code(
-    command: str, hostile: tuple[Path, Path], tmp_path: Path
+    command: str, hostile: tuple[Path, Path], tmp_path: Path, cli
 ) -> None:
     path, marker = hostile
     image = tmp_path / "photo.png"
@@ -178,15 +177,10 @@ def test_console_scripts_refuse_a_checkpoint_that_would_run_code(
         "seglab-eval": [f"ckpt_path={path}", "split=val"],
         "seglab-predict": [f"ckpt_path={path}", f"input={image}", f"output={tmp_path / 'out'}"],
     }[command]
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name(command)), *args, f"paths.output_root={tmp_path}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 2, result.stderr[-2000:]
-    (line,) = result.stderr.strip().splitlines()
+    main = {"seglab-eval": eval_main, "seglab-predict": predict_main}[command]
+    code, _, err = cli(main, *args, f"paths.output_root={tmp_path}", cwd=tmp_path)
+    assert code == 2, err[-2000:]
+    (line,) = err.strip().splitlines()
     assert line.startswith(f"{command}: error: ") and _refused(line, path), line
     assert not marker.exists(), "the checkpoint's payload ran"
     # the file is hostile indeed: an unrestricted load runs the payload
