@@ -13,13 +13,14 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from tiny import CONF_DIR, TINY, run_module, train_once
+from tiny import CONF_DIR, TINY, run_here, train_once
 from torch import nn
 
 import seglab
 from seglab.cli.eval import main as eval_main
 from seglab.cli.export import main as export_main
 from seglab.cli.prune import main as prune_main
+from seglab.cli.train import main as train_main
 from seglab.compression.channel_pruning import (
     PRUNED_KEY,
     parameter_count,
@@ -131,15 +132,15 @@ def pruned_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("prune")
     source = train_once(root, *TINY, "trainer.max_epochs=1", "test_after_fit=false")
     before = {path: path.stat().st_mtime_ns for path in source.rglob("*")}
-    result = run_module(
-        "seglab.cli.prune",
+    code = run_here(
+        prune_main,
         f"ckpt_path={source / 'checkpoints' / 'best.ckpt'}",
         f"amount={AMOUNT}",
         "trainer.max_epochs=1",
         f"paths.output_root={root}",
         cwd=root,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert code == 0, "seglab-prune failed: its error is in the captured output"
     assert {path: path.stat().st_mtime_ns for path in source.rglob("*")} == before
     (run_dir,) = (root / "prune").iterdir()
     return {"root": root, "source": source, "run": run_dir}
@@ -200,28 +201,30 @@ def test_a_pruned_checkpoint_is_scored_and_exported(pruned_run: dict[str, Path],
 
 
 @pytest.mark.slow
-def test_a_pruned_run_resumes_with_seglab_train(pruned_run: dict[str, Path]) -> None:
+def test_a_pruned_run_resumes_with_seglab_train(pruned_run: dict[str, Path], cli) -> None:
     run_dir = pruned_run["run"]
     last = run_dir / "checkpoints" / "last.ckpt"
-    result = run_module(
-        "seglab.cli.train", f"ckpt_path={last}", "trainer.max_epochs=2", cwd=pruned_run["root"]
+    code, _, err = cli(
+        train_main, f"ckpt_path={last}", "trainer.max_epochs=2", cwd=pruned_run["root"]
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert code == 0, err[-3000:]
     assert torch.load(last, weights_only=True)["epoch"] == 1
     assert list((run_dir / ".hydra").glob("resume-*"))
 
 
 @pytest.mark.slow
-def test_no_fine_tuning_keeps_the_pruned_network(pruned_run: dict[str, Path], tmp_path) -> None:
+def test_no_fine_tuning_keeps_the_pruned_network(
+    pruned_run: dict[str, Path], tmp_path, cli
+) -> None:
     source = pruned_run["source"] / "checkpoints" / "best.ckpt"
-    result = run_module(
-        "seglab.cli.prune",
+    code, _, err = cli(
+        prune_main,
         f"ckpt_path={source}",
         "trainer.max_epochs=0",
         f"paths.output_root={tmp_path}",
         cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert code == 0, err[-3000:]
     (run_dir,) = (tmp_path / "prune").iterdir()
     assert not (run_dir / "checkpoints").exists()
     predictor = seglab.load(run_dir / PRUNED_CHECKPOINT)
