@@ -60,12 +60,22 @@ def _pruned(compose, *overrides: str) -> tuple[nn.Module, nn.Module, dict]:
     return original.eval(), model.eval(), {CHECKPOINT_KEY: {"config": config}, "state_dict": state}
 
 
+#: The networks the quick subset prunes (about a second each): a decoder with attention at its
+#: stages, and attention with auxiliary heads; every other decoder and attention is slow.
+QUICK_PRUNED = [
+    ["model/decoder=fpn", "model/attention=scse", "model.attention_at=decoder"],
+    ["model/attention=cbam", "model.aux_weight=0.4"],
+]
+
+
 @pytest.mark.parametrize(
     "overrides",
-    [[f"model/decoder={name}"] for name in DECODERS]
-    + [[f"model/attention={name}"] for name in ATTENTIONS if name != "none"]
-    + [["model/decoder=fpn", "model/attention=scse", "model.attention_at=decoder"]]
-    + [["model/attention=cbam", "model.aux_weight=0.4"]],
+    QUICK_PRUNED
+    + [
+        pytest.param(overrides, marks=pytest.mark.slow)
+        for overrides in [[f"model/decoder={name}"] for name in DECODERS]
+        + [[f"model/attention={name}"] for name in ATTENTIONS if name != "none"]
+    ],
     ids=lambda overrides: ",".join(item.split("=")[1] for item in overrides),
 )
 def test_every_decoder_and_attention_prunes_and_rebuilds_from_its_weights(
@@ -87,6 +97,7 @@ def test_every_decoder_and_attention_prunes_and_rebuilds_from_its_weights(
         assert torch.equal(rebuilt(image), logits)
 
 
+@pytest.mark.slow  # prunes a network: seconds
 def test_segnet_keeps_the_channels_that_unpooling_pairs(compose) -> None:
     original, model, _ = _pruned(compose, "model/decoder=segnet")
     pairs = [
