@@ -125,6 +125,7 @@ def test_a_group_override_is_refused_in_one_line(
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # whole commands on the checkpoint: seconds
 def test_predict_and_export_take_overrides_of_the_run_config(
     camvid_checkpoint: tuple[Path, Path], tmp_path: Path, on_checkpoint
 ) -> None:
@@ -160,6 +161,7 @@ def test_predict_and_export_take_overrides_of_the_run_config(
     assert (tmp_path / "model.pt").is_file()
 
 
+@pytest.mark.slow  # whole commands on the checkpoint: seconds
 def test_a_command_reads_its_checkpoint_once(
     camvid_checkpoint: tuple[Path, Path], on_checkpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
