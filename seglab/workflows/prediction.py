@@ -153,8 +153,9 @@ def mask_images(
 
 def overlay_image(pixels: torch.Tensor, mask: Image.Image, alpha: float) -> Image.Image:
     """The ``(C, H, W)`` image as read (in [0, 1]) with its mask's colours blended in at
-    opacity ``alpha``; of images of other channel counts than 3, the first band is drawn."""
-    rgb = pixels if pixels.shape[0] == 3 else pixels[:1].expand(3, -1, -1)
+    opacity ``alpha``; its first three bands are drawn as RGB, one or two bands the first in
+    grey, as the validation grid draws them."""
+    rgb = pixels[:3] if pixels.shape[0] >= 3 else pixels[:1].expand(3, -1, -1)
     array = rgb.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     return Image.blend(Image.fromarray(array), mask.convert("RGB"), alpha)
 

@@ -4,10 +4,11 @@ standard deviation of its images beside them, as ``image_stats.json``."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from seglab.config.spec import resolve_spec
 from seglab.data import DatasetError, SegmentationDataModule
@@ -22,7 +23,13 @@ from seglab.workflows.build import build_datamodule
 
 
 def stats_datamodule(cfg: DictConfig) -> SegmentationDataModule:
-    """The datamodule of ``cfg``, refused when ``cfg.split`` cannot be read."""
+    """The datamodule of ``cfg``, reading images unnormalised (``data.mean`` 0 and
+    ``data.std`` 1 per channel, whatever the config says: they are what the command computes,
+    and a dataset of new bands has none yet); refused when ``cfg.split`` cannot be read."""
+    cfg = copy.deepcopy(cfg)
+    channels = int(cfg.data.get("in_channels", 3))
+    with open_dict(cfg):
+        cfg.data.mean, cfg.data.std = [0.0] * channels, [1.0] * channels
     datamodule = build_datamodule(resolve_spec(cfg))
     reason = datamodule.split_unavailable(cfg.split)
     if reason is not None:

@@ -75,9 +75,8 @@ def test_data_stats_prints_and_writes_the_normalisation(tmp_path: Path, cli) -> 
         "stats",
         "data=folder",
         f"data.root={tmp_path / 'scenes'}",
+        # data.mean and data.std stay RGB's three values: the command computes them
         "data.in_channels=4",
-        "data.mean=[0,0,0,0]",
-        "data.std=[1,1,1,1]",
         "data.augment.color_jitter=null",
         f"paths.cache_dir={tmp_path / 'cache'}",
         f"paths.output_root={tmp_path / 'runs'}",
