@@ -156,3 +156,13 @@ def test_colour_jitter_is_refused_for_other_band_counts(tmp_path: Path) -> None:
     root = _four_band_folder(tmp_path / "scenes", {})
     with pytest.raises(ValueError, match=r"data\.augment\.color_jitter=.*set data\.augment\.color"):
         folder_datamodule(root, in_channels=4, mean=[0.5] * 4, std=[0.25] * 4)
+
+
+def test_a_cached_scan_does_not_hide_another_band_count(tmp_path: Path) -> None:
+    root = _four_band_folder(tmp_path / "scenes", {})
+    options = {"augment": {"color_jitter": None}, "cache_dir": tmp_path / "cache"}
+    folder_datamodule(root, in_channels=4, mean=[0.5] * 4, std=[0.25] * 4, **options).dataset(
+        "train"
+    )
+    with pytest.raises(DatasetError, match=r"a\.tif: the image has 4 band\(s\) but data\.in_c"):
+        folder_datamodule(root, in_channels=3, **options).dataset("train")
