@@ -15,6 +15,7 @@ from seglab.errors import SeglabError
 #: The extra of pyproject.toml that installs each optional top-level module seglab imports.
 EXTRAS = {
     "scipy": "sparse",
+    "tifffile": "tiff",
     "timm": "timm",
     "optuna": "sweep",
     "onnx": "export",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from base_install import REPO, base_closure, base_site, run_base
 
-EXTRAS = ("scipy", "optuna", "timm", "onnx", "onnxruntime", "mlflow", "torch_pruning")
+EXTRAS = ("scipy", "optuna", "timm", "onnx", "onnxruntime", "mlflow", "torch_pruning", "tifffile")
 IMPORT_ALL = """
 import importlib, pkgutil, sys, warnings
 warnings.simplefilter("error")

@@ -3,7 +3,9 @@
 ``seglab-data stats data=<name> [overrides]`` prints each class's pixel count, pixel
 frequency and median-frequency weight, and writes them to ``class_stats.json`` in the run
 directory (``outputs/data_stats/<time>/``); the weights are those
-``loss.class_weights=median_frequency`` trains with.
+``loss.class_weights=median_frequency`` trains with. It also prints the per-channel mean and
+std of the split's images as the ``data.mean=[...] data.std=[...]`` overrides that normalise
+with them, written to ``image_stats.json`` beside.
 
 ``seglab-data download camvid [--root <folder>]`` fetches a dataset from its public source in
 the layout its data config reads (`seglab.data.download`).
@@ -24,7 +26,7 @@ from seglab.data.download import SOURCES, download, source
 from seglab.data.stats import format_statistics
 from seglab.errors import reported
 from seglab.workflows.mounting import config_dir
-from seglab.workflows.statistics import split_statistics
+from seglab.workflows.statistics import image_statistics, split_statistics, stats_datamodule
 
 PROG = "seglab-data"
 COMMANDS = ("stats", "download")
@@ -36,10 +38,14 @@ USAGE = (
 
 def stats(cfg: DictConfig) -> Path:
     """Compute, print and write the statistics of ``cfg.split``; returns the JSON file."""
-    statistics, images, path = split_statistics(cfg)
+    datamodule = stats_datamodule(cfg)
+    statistics, images, path = split_statistics(cfg, datamodule)
     print(f"{cfg.split} split, {images} images")
     print(format_statistics(statistics))
     print(f"written to {path}")
+    channels, channels_path = image_statistics(cfg, datamodule)
+    print(f"per-channel mean and std of the images: {channels.overrides()}")
+    print(f"written to {channels_path}")
     return path
 
 

@@ -8,7 +8,7 @@ checked and loaded the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -17,6 +17,7 @@ from pytorch_lightning.utilities import CombinedLoader
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset, default_collate
 
+from seglab.data.images import ImageReader
 from seglab.data.labels import FewLabels, FewLabelsSettings
 from seglab.data.loaders import LoaderSettings, dataloader, shard_sampler
 from seglab.data.metadata import (
@@ -64,8 +65,9 @@ class SegmentationDataModule(pl.LightningDataModule):
             when None.
         mean: per-channel mean the images are normalised with.
         std: per-channel standard deviation the images are normalised with.
-        in_channels: channels of the images handed to the model (3 for RGB, 1 for grayscale);
-            ``mean`` and ``std`` have one value per channel.
+        in_channels: channels of the images handed to the model (3 for RGB, 1 for grayscale,
+            or the band count of multi-band images); ``mean`` and ``std`` have one value per
+            channel.
         loader: ``data.loader``: batch sizes, workers, class-balanced sampling
             (`seglab.data.loaders.LoaderSettings`).
         splits: ``data.splits``: which samples of the train split are validated on, e.g. a
@@ -77,6 +79,8 @@ class SegmentationDataModule(pl.LightningDataModule):
             hold one class index per pixel, multilabel masks one channel per class. Data
             configs read it from the run (``mode: ${mode}``); multiclass for configs saved
             before it.
+        max_value: what integer image files are divided by before normalisation; None:
+            their type's largest value (`seglab.data.images.ImageReader`).
     """
 
     # how samples become a batch; datasets of images of different sizes replace it
@@ -95,6 +99,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         splits: SplitSettings | Mapping[str, Any],
         few_labels: FewLabelsSettings | Mapping[str, Any],
         mode: str = DEFAULT_MODE,
+        max_value: float | None = None,
     ) -> None:
         super().__init__()
         # Hydra hands ListConfig/DictConfig nodes over; plain Python values keep the
@@ -108,6 +113,10 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.mode = str(mode)
         check_classes(self.mode, self.classes, self.num_classes, self.ignore_index)
         check_normalisation(self.in_channels, self.mean, self.std)
+        #: how image files are read: their bands, and the scale of their values
+        self.image_reader = ImageReader(
+            self.in_channels, None if max_value is None else float(max_value)
+        )
         self.loader = settings_of(LoaderSettings, loader, "loader")
         #: the settings of the split plan
         self.splits = settings_of(SplitSettings, splits, "splits")
@@ -209,6 +218,17 @@ class SegmentationDataModule(pl.LightningDataModule):
             image_pixels[index] = mask.shape[-2] * mask.shape[-1]
         return class_pixels, image_pixels
 
+    def unnormalised_images(self, split: str) -> Iterator[Tensor]:
+        """The ``(C, H, W)`` float images of ``split`` (of the part of the train split it
+        reads) before normalisation, scaled as the model's inputs are: what ``seglab-data
+        stats`` computes ``data.mean`` and ``data.std`` from. By default the evaluation
+        images with their normalisation undone; datasets on disk read their files."""
+        dataset = self._build_evaluation_dataset(self.source_split(split))
+        indices = self.split_indices(split)
+        mean, std = torch.tensor(self.mean)[:, None, None], torch.tensor(self.std)[:, None, None]
+        for index in range(len(dataset)) if indices is None else indices:
+            yield dataset[index][0] * std + mean
+
     def dataset(self, split: str) -> Dataset:
         """The dataset of ``split``, built on first use and then reused."""
         if split not in SPLITS:
@@ -225,7 +245,7 @@ class SegmentationDataModule(pl.LightningDataModule):
             self._whole_split("train"),
             unlabeled,
             self.unlabeled_transform(),
-            self.in_channels,
+            self.image_reader,
             self.ignore_index,
         )
 

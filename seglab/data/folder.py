@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
-from torchvision.transforms.v2 import functional as TF
 
 from seglab.data.base import SegmentationDataModule
+from seglab.data.images import ImageReader
 from seglab.data.label_checks import LabelMap, check_classes_present, check_void_share
 from seglab.data.layout import FolderLayout, LayoutSettings
 from seglab.data.masks import align_to_mask, mask_decoder
@@ -33,6 +32,9 @@ from seglab.data.scan import READ_ERRORS, MaskFiles, ScanResult, mask_name, scan
 from seglab.data.settings import settings_of
 from seglab.data.sparse import SparseMaskReader
 from seglab.data.transforms import AugmentSettings, eval_transform, pad_collate, train_transform
+
+# what a dataset reads images with unless told: 8-bit images converted to RGB
+RGB_READER = ImageReader()
 
 
 def _changed_since_scan(path: Path, kind: str, error: Exception) -> DatasetError:
@@ -52,10 +54,11 @@ class SegmentationFolder(Dataset):
             the mask files of every class.
         read_mask: decodes a mask into ``(H, W)`` int64 class indices, or ``(num_classes, H,
             W)`` channels in multilabel mode.
-        transform: called as ``transform(image, mask)`` on a uint8 ``tv_tensors.Image`` and
-            an int64 ``tv_tensors.Mask``; returns the float image and the mask.
-        in_channels: 3 converts every image to RGB (grayscale replicated, palette applied,
-            alpha dropped), 1 to grayscale.
+        transform: called as ``transform(image, mask)`` on a ``tv_tensors.Image`` (uint8 for
+            8-bit images, else float32 already scaled) and an int64 ``tv_tensors.Mask``;
+            returns the float image and the mask.
+        read_image: reads an image file (`seglab.data.images.ImageReader`: 8-bit images
+            converted to RGB or grayscale, others with their own bands).
         resize_images: an image of another size than its mask is resized to the mask's size
             (bilinear, antialiased) before the transform; the mask never is.
     """
@@ -65,13 +68,13 @@ class SegmentationFolder(Dataset):
         pairs: Sequence[tuple[Path, MaskFiles]],
         read_mask: Callable[[Any], np.ndarray],
         transform: Callable[[Any, Any], tuple[Any, Any]],
-        in_channels: int = 3,
+        read_image: Callable[[Path], Tensor] = RGB_READER,
         resize_images: bool = False,
     ) -> None:
         self.pairs = list(pairs)
         self.read_mask = read_mask
         self.transform = transform
-        self.mode = "RGB" if in_channels == 3 else "L"
+        self.read_image = read_image
         self.resize_images = resize_images
 
     def __len__(self) -> int:
@@ -80,8 +83,7 @@ class SegmentationFolder(Dataset):
     def __getitem__(self, index: int) -> Sample:
         image_path, mask = self.pairs[index]
         try:
-            with Image.open(image_path) as image:
-                pixels = TF.pil_to_tensor(image.convert(self.mode))
+            pixels = self.read_image(image_path)
         except READ_ERRORS as error:
             raise _changed_since_scan(image_path, "image", error) from error
         try:
@@ -126,7 +128,8 @@ class FolderDataModule(SegmentationDataModule):
         allow_void_heavy: let more than half of a split's pixels be void (refused otherwise).
         **options: the other options of `SegmentationDataModule`: ``classes``,
             ``num_classes``, ``ignore_index`` (also the raw mask value read as void),
-            ``mean``, ``std``, ``in_channels`` (3 converts the images to RGB, 1 to grayscale),
+            ``mean``, ``std``, ``in_channels`` (3 converts 8-bit images to RGB, 1 to
+            grayscale; images of more bits or other counts keep their bands), ``max_value``,
             ``loader``, ``splits`` (a sample is named by its image's stem: ``holdout`` holds
             out stem prefixes, ``val_fraction`` validates on a share of a dataset without
             split folders) and ``few_labels``.
@@ -169,6 +172,13 @@ class FolderDataModule(SegmentationDataModule):
         )
         self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
         self.augment = settings_of(AugmentSettings, augment, "augment")
+        jitter = self.augment.color_jitter
+        if self.in_channels not in (1, 3) and jitter and any(jitter.values()):
+            raise ValueError(
+                f"data.augment.color_jitter={jitter} changes the colours of RGB or grayscale "
+                f"images, not of data.in_channels={self.in_channels} bands: set "
+                "data.augment.color_jitter=null"
+            )
         self.eval_scale = float(eval_scale)
         # builds them once, so that option errors surface here rather than at setup
         self.transforms = {
@@ -203,6 +213,7 @@ class FolderDataModule(SegmentationDataModule):
                 f"the {split} split of {self.layout.root}",
                 self.ignore_index,
                 self.resize_images_to_masks,
+                self.image_reader,
             )
         return self._scans[split]
 
@@ -214,6 +225,14 @@ class FolderDataModule(SegmentationDataModule):
         if indices is None:
             return scan.class_pixels, scan.image_pixels
         return scan.class_pixels[indices], scan.image_pixels[indices]
+
+    def unnormalised_images(self, split: str) -> Iterator[Tensor]:
+        """The image files as the dataset reads them, scaled, before any transform."""
+        pairs = self.pairs(self.source_split(split))
+        indices = self.split_indices(split)
+        for index in range(len(pairs)) if indices is None else indices:
+            pixels = self.image_reader(pairs[index][0])
+            yield pixels.float().div_(255) if pixels.dtype == torch.uint8 else pixels
 
     def check_splits(self, stage: str | None) -> None:
         """Check the labels of the splits scanned (`seglab.data.label_checks`): at fit every
@@ -244,7 +263,7 @@ class FolderDataModule(SegmentationDataModule):
             self.pairs(split),
             self.decoder,
             self.transforms["eval"],
-            self.in_channels,
+            self.image_reader,
             self.resize_images_to_masks,
         )
 
@@ -261,6 +280,6 @@ class FolderDataModule(SegmentationDataModule):
             self.pairs(split),
             read_mask,
             self.transforms["train"],
-            self.in_channels,
+            self.image_reader,
             self.resize_images_to_masks,
         )

@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset, Subset
 from torchvision import tv_tensors
-from torchvision.transforms.v2 import functional as TF
 
 from seglab.data.layout import IMAGE_EXTENSIONS
 from seglab.data.scan import READ_ERRORS
@@ -127,9 +125,10 @@ class UnlabeledImages(torch.utils.data.Dataset):
 
     Args:
         paths: the image files.
-        transform: called as ``transform(image, mask)`` on a uint8 ``tv_tensors.Image`` and an
+        transform: called as ``transform(image, mask)`` on a ``tv_tensors.Image`` and an
             int64 ``tv_tensors.Mask``, as a dataset's training transform.
-        in_channels: 3 reads the images as RGB, 1 as grayscale.
+        read_image: reads an image file as the labelled images are read
+            (`seglab.data.images.ImageReader`).
         ignore_index: the void value the mask is filled with.
     """
 
@@ -137,12 +136,12 @@ class UnlabeledImages(torch.utils.data.Dataset):
         self,
         paths: Sequence[Path],
         transform: Callable[[Any, Any], tuple[Any, Any]],
-        in_channels: int,
+        read_image: Callable[[Path], torch.Tensor],
         ignore_index: int,
     ) -> None:
         self.paths = list(paths)
         self.transform = transform
-        self.mode = "RGB" if in_channels == 3 else "L"
+        self.read_image = read_image
         self.ignore_index = ignore_index
 
     def __len__(self) -> int:
@@ -151,8 +150,7 @@ class UnlabeledImages(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, str]:
         path = self.paths[index]
         try:
-            with Image.open(path) as image:
-                pixels = TF.pil_to_tensor(image.convert(self.mode))
+            pixels = self.read_image(path)
         except READ_ERRORS as error:
             raise ValueError(
                 f"{path}: unreadable unlabelled image ({type(error).__name__}: {error}); "
@@ -190,7 +188,7 @@ class FewLabels:
         train: Dataset,
         indices: Sequence[int],
         transform: Callable[[Any, Any], tuple[Any, Any]],
-        in_channels: int,
+        read_image: Callable[[Path], torch.Tensor],
         ignore_index: int,
     ) -> Dataset | None:
         """The unlabelled images: the samples ``indices`` of the whole ``train`` split (those
@@ -201,5 +199,5 @@ class FewLabels:
         if indices:
             parts.append(Subset(train, list(indices)))
         if self.files is not None:
-            parts.append(UnlabeledImages(self.files, transform, in_channels, ignore_index))
+            parts.append(UnlabeledImages(self.files, transform, read_image, ignore_index))
         return ConcatDataset(parts) if parts else None

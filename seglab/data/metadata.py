@@ -80,8 +80,11 @@ def check_classes(mode: str, classes: Sequence[str], num_classes: int, ignore_in
 
 def check_normalisation(in_channels: int, mean: Sequence[float], std: Sequence[float]) -> None:
     """Refuse a channel count that ``mean`` and ``std`` do not match, naming the key."""
-    if in_channels not in (1, 3):
-        raise ValueError(f"data.in_channels={in_channels} must be 1 (grayscale) or 3 (RGB)")
+    if in_channels < 1:
+        raise ValueError(
+            f"data.in_channels={in_channels} must be positive: 3 for RGB, 1 for grayscale, "
+            "or the band count of multi-band images"
+        )
     for key, values in (("mean", mean), ("std", std)):
         if len(values) != in_channels:
             raise ValueError(

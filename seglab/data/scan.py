@@ -23,10 +23,11 @@ from torch import Tensor
 from tqdm import tqdm
 
 from seglab.atomic import atomic_path
+from seglab.data.images import ImageReader
 from seglab.data.metadata import DatasetError, count_class_pixels
 
 # bump when what a scan checks or stores changes, so older cache entries are not trusted
-SCAN_VERSION = 2
+SCAN_VERSION = 3
 # below this many pairs a scan is quick enough to need no progress bar
 PROGRESS_MIN_PAIRS = 200
 # how many problems an error lists before it only counts the rest
@@ -66,11 +67,10 @@ class ScanResult:
     void_pixels: Tensor
 
 
-def read_image_size(path: Path) -> tuple[int, int]:
-    """``(width, height)`` of an image, decoding it in full so that truncation is found."""
-    with Image.open(path) as image:
-        image.load()
-        return image.size
+def read_image_size(path: Path, reader: ImageReader) -> tuple[int, int]:
+    """``(width, height)`` of an image, decoding it in full so that truncation is found, and
+    refusing a band count that ``reader`` cannot hand to the model."""
+    return reader.size(path)
 
 
 def same_aspect(image: tuple[int, int], mask: tuple[int, int]) -> bool:
@@ -99,6 +99,7 @@ def scan_pairs(
     description: str,
     ignore_index: int,
     resize_images: bool = False,
+    image_reader: ImageReader | None = None,
 ) -> ScanResult:
     """Check every ``(image, mask)`` pair and count class pixels; cached when possible.
 
@@ -116,15 +117,19 @@ def scan_pairs(
         ignore_index: the value of void pixels in decoded masks, which the scan counts.
         resize_images: images of another size than their mask, with its aspect ratio, are
             resized to it when read (``data.resize_images_to_masks``), so they pass.
+        image_reader: how the images are read (their bands must fit ``data.in_channels``);
+            None: 8-bit images converted to RGB.
 
     Raises:
         DatasetError: listing, file by file, unreadable or truncated files, images and masks
             of different sizes (of one aspect ratio: naming ``data.resize_images_to_masks``)
             and mask values that are neither a class nor void.
     """
+    reader = ImageReader() if image_reader is None else image_reader
     cache_file = None
     if cache_dir is not None:
-        key = _cache_key(pairs, {**options, "resize_images": resize_images})
+        images = {"in_channels": reader.in_channels, "max_value": reader.max_value}
+        key = _cache_key(pairs, {**options, "resize_images": resize_images, **images})
         cache_file = Path(cache_dir).expanduser() / "scans" / f"{key}.pt"
         if cache_file.is_file():
             return ScanResult(**torch.load(cache_file, weights_only=True))
@@ -137,7 +142,10 @@ def scan_pairs(
     )
     for index, (image_path, mask_path) in enumerate(progress):
         try:
-            width, height = read_image_size(image_path)
+            width, height = read_image_size(image_path, reader)
+        except DatasetError as error:
+            problems.append(str(error))
+            continue
         except READ_ERRORS as error:
             problems.append(f"{image_path}: unreadable or truncated image ({error})")
             continue

@@ -1,8 +1,9 @@
-"""Class pixel statistics of a split and the median-frequency class weights derived from them."""
+"""Class pixel statistics of a split and the median-frequency class weights derived from them,
+and the per-channel mean and standard deviation of its images (``data.mean``, ``data.std``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -82,3 +83,51 @@ def format_statistics(stats: ClassStatistics) -> str:
     ]
     header = ["class", "pixels", "frequency", "images", "median-freq weight"]
     return text_table(header, rows, "<>>>>")
+
+
+@dataclass(frozen=True)
+class ChannelStatistics:
+    """Per-channel statistics of the images of one split, as the model's inputs are scaled
+    before normalisation (`seglab.data.images.ImageReader`).
+
+    Attributes:
+        mean: mean of each channel over every pixel of every image.
+        std: standard deviation of each channel over the same pixels (of the population).
+        images: how many images they were computed on.
+        pixels: how many pixels of each channel.
+    """
+
+    mean: list[float]
+    std: list[float]
+    images: int
+    pixels: int
+
+    def to_dict(self) -> dict[str, list[float] | int]:
+        return asdict(self)
+
+    def overrides(self) -> str:
+        """The overrides that normalise a run with these statistics."""
+
+        def listed(values: list[float]) -> str:
+            return "[" + ",".join(f"{value:.6g}" for value in values) + "]"
+
+        return f"data.mean={listed(self.mean)} data.std={listed(self.std)}"
+
+
+def channel_statistics(images: Iterable[Tensor]) -> ChannelStatistics:
+    """Mean and standard deviation of each channel of ``(C, H, W)`` images of any sizes,
+    accumulated in float64 over all their pixels (not averaged per image)."""
+    sums = squares = None
+    count = pixels = 0
+    for image in images:
+        values = image.to(torch.float64).flatten(1)
+        if sums is None:
+            sums, squares = values.sum(1), values.square().sum(1)
+        else:
+            sums, squares = sums + values.sum(1), squares + values.square().sum(1)
+        count, pixels = count + 1, pixels + values.shape[1]
+    if sums is None or squares is None or pixels == 0:
+        raise ValueError("the split has no image to compute data.mean and data.std from")
+    mean = sums / pixels
+    std = (squares / pixels - mean.square()).clamp_min(0).sqrt()
+    return ChannelStatistics(mean.tolist(), std.tolist(), count, pixels)

@@ -103,7 +103,7 @@ class PredictionGrid(pl.Callback):
                 # images may run below the labels' resolution (data.eval_scale); draw all
                 # at the latter
                 shown = datamodule.denormalize(resize(image[None], mask.shape[-2:]))[0]
-                shown = shown[:3].float() if shown.shape[0] >= 3 else shown.expand(3, -1, -1)
+                shown = shown[:3].float() if shown.shape[0] >= 3 else shown[:1].expand(3, -1, -1)
                 drawn.append((shown, mask, prediction))
         pl_module.train(was_training)
         grid = draw_prediction_grid(

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from seglab.data.images import ImageReader, integer_scale
 from seglab.inference.inferer import Inferer
 from seglab.task_modes import Multiclass, TaskMode
 
@@ -22,34 +23,43 @@ from seglab.task_modes import Multiclass, TaskMode
 ImageInput = str | Path | Image.Image | np.ndarray | Tensor
 
 
-def read_image(image: ImageInput, channels: int = 3) -> Tensor:
-    """A float ``(channels, H, W)`` image in [0, 1] from a path, PIL image, ``(H, W[, C])``
-    uint8 array or ``(C, H, W)`` uint8 / [0, 1] float tensor.
+def read_image(image: ImageInput, channels: int = 3, max_value: float | None = None) -> Tensor:
+    """A float ``(channels, H, W)`` image scaled as the datamodules scale it, from a path, PIL
+    image, ``(H, W[, C])`` array or ``(C, H, W)`` tensor.
 
-    Files and PIL images are converted like the datamodules convert them (RGB: grayscale
-    replicated, palette applied, alpha dropped; 1 channel: grayscale). Raises ``OSError`` for
-    a file PIL cannot read and ``ValueError`` for an array of another shape or type.
+    Files are read by the datamodules' reader (`seglab.data.images.ImageReader`): 8-bit
+    images converted to RGB or grayscale for 1 or 3 channels, others with their own bands.
+    PIL images are converted so too. Integer arrays and tensors (uint8, uint16, ...) are
+    divided by ``max_value`` (``data.max_value``; None: their type's largest value); float
+    ones are taken as they are. Raises ``OSError`` for a file that cannot be read and
+    ``ValueError`` for an array of another shape or type.
     """
-    mode = "RGB" if channels == 3 else "L"
+    reader = ImageReader(channels, max_value)
     if isinstance(image, str | Path):
-        with Image.open(image) as opened:
-            image = opened.convert(mode)
+        image = reader(image)
     if isinstance(image, Image.Image):
-        image = np.asarray(image.convert(mode))
+        if reader.converts:
+            image = image.convert("RGB" if channels == 3 else "L")
+        image = np.asarray(image)
     if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8:
-            raise ValueError(f"a numpy image must be uint8 (H, W, C), got {image.dtype}")
-        image = torch.from_numpy(np.array(image))  # a copy: PIL's and callers' arrays stay as is
-        image = image[None] if image.ndim == 2 else image.permute(2, 0, 1)
+        bands = np.moveaxis(image[..., None] if image.ndim == 2 else image, -1, 0)
+        if np.issubdtype(bands.dtype, np.integer):
+            scale = integer_scale(bands.dtype, max_value)
+        elif np.issubdtype(bands.dtype, np.floating):
+            scale = 1.0
+        else:
+            raise ValueError(f"a numpy image must be (H, W[, C]) of numbers, got {image.dtype}")
+        # a float32 copy: PIL's and callers' arrays stay as they are
+        image = torch.from_numpy(bands.astype(np.float32)).div_(scale)
     if not isinstance(image, Tensor):
         raise ValueError(f"cannot read an image from a {type(image).__name__}")
     if image.ndim != 3 or image.shape[0] != channels:
         raise ValueError(f"expected an image shaped ({channels}, H, W), got {tuple(image.shape)}")
-    if image.dtype == torch.uint8:
-        return image.float().div_(255)
-    if not image.is_floating_point():
-        raise ValueError(f"a tensor image must be uint8 or float in [0, 1], got {image.dtype}")
-    return image.float()
+    if image.is_floating_point():
+        return image.float()
+    if image.dtype == torch.bool or image.is_complex():
+        raise ValueError(f"a tensor image must be of integers or floats, got {image.dtype}")
+    return image.float().div_(float(max_value or torch.iinfo(image.dtype).max))
 
 
 class Predictor:
@@ -64,6 +74,7 @@ class Predictor:
         palette: one RGB triple per class, for drawing masks.
         device: where images are run.
         mode: the task mode the model was trained in (`seglab.task_modes`); multiclass when None.
+        max_value: what integer images are divided by (``data.max_value``, `read_image`).
     """
 
     def __init__(
@@ -76,6 +87,7 @@ class Predictor:
         palette: Sequence[Sequence[int]],
         device: torch.device,
         mode: TaskMode | None = None,
+        max_value: float | None = None,
     ) -> None:
         self.model = model
         self.mode = Multiclass() if mode is None else mode
@@ -85,9 +97,10 @@ class Predictor:
         self.classes = list(classes)
         self.palette = [list(rgb) for rgb in palette]
         self.device = device
+        self.max_value = max_value
 
     def _normalised(self, image: ImageInput) -> Tensor:
-        pixels = read_image(image, channels=len(self.mean)).to(self.device)
+        pixels = read_image(image, len(self.mean), self.max_value).to(self.device)
         return pixels.sub_(self.mean.to(self.device)).div_(self.std.to(self.device))[None]
 
     def __call__(self, image: ImageInput) -> Tensor:

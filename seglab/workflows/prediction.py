@@ -64,6 +64,7 @@ def predictor_for(spec: RunSpec, model: nn.Module, device: torch.device) -> Pred
         palette=data.get("palette") or default_palette(len(classes)),
         device=device,
         mode=spec.mode,
+        max_value=data.get("max_value"),
     )
 
 
@@ -150,10 +151,13 @@ def mask_images(
     ]
 
 
-def overlay_image(path: Path, mask: Image.Image, alpha: float) -> Image.Image:
-    """The image with its mask's colours blended in at opacity ``alpha``."""
-    with Image.open(path) as image:
-        return Image.blend(image.convert("RGB"), mask.convert("RGB"), alpha)
+def overlay_image(pixels: torch.Tensor, mask: Image.Image, alpha: float) -> Image.Image:
+    """The ``(C, H, W)`` image as read (in [0, 1]) with its mask's colours blended in at
+    opacity ``alpha``; its first three bands are drawn as RGB, one or two bands the first in
+    grey, as the validation grid draws them."""
+    rgb = pixels[:3] if pixels.shape[0] >= 3 else pixels[:1].expand(3, -1, -1)
+    array = rgb.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.blend(Image.fromarray(array), mask.convert("RGB"), alpha)
 
 
 def predict_file(
@@ -165,7 +169,7 @@ def predict_file(
 ) -> None:
     """Write the outputs of one image (its pseudo-label mask with a ``labeler``);
     ``OSError``/``ValueError`` if it cannot be read."""
-    pixels = read_image(path, channels=len(predictor.mean))
+    pixels = read_image(path, len(predictor.mean), predictor.max_value)
     if cfg.save_probs or labeler is not None:
         probabilities = predictor.probabilities(pixels)
         if cfg.save_probs:
@@ -178,14 +182,16 @@ def predict_file(
         del probabilities
     else:
         mask = predictor(pixels)
-    del pixels
+    if not cfg.overlay:
+        del pixels  # the overlay draws the image as read; else it need not stay in memory
     if labeler is None:
         for name, image in mask_images(mask, predictor, path.stem):
             (output / name).parent.mkdir(parents=True, exist_ok=True)
             image.save(output / name)
     if cfg.overlay:
         coloured = palette_image(mask, predictor.palette)
-        overlay_image(path, coloured, cfg.overlay_alpha).save(output / f"{path.stem}_overlay.jpg")
+        overlay = overlay_image(pixels, coloured, cfg.overlay_alpha)
+        overlay.save(output / f"{path.stem}_overlay.jpg")
 
 
 def predict(cfg: DictConfig) -> list[tuple[Path, str]]:

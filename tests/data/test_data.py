@@ -314,6 +314,27 @@ def test_base_class_checks_class_count():
         SegmentationDataModule(["a", "b", "c", "d"], 5, 255, None, **BASE)
 
 
+@pytest.mark.parametrize(
+    ("channels", "stats", "message"),
+    [
+        (0, {"mean": [], "std": []}, r"data\.in_channels=0 must be positive: 3 for RGB"),
+        (4, {}, r"data\.mean=\[.*\] must have one value per image channel \(data\.in_chan"),
+        (4, {"mean": [0.5] * 4, "std": [0.2] * 4, "max_value": -1}, r"data\.max_value=-1"),
+    ],
+)
+def test_base_class_checks_the_image_channels(channels, stats, message):
+    options = {**BASE, "in_channels": channels, **stats}
+    with pytest.raises(ValueError, match=message):
+        SegmentationDataModule(["a", "b"], 2, 255, None, **options)
+
+
+def test_base_class_takes_any_band_count():
+    options = {**BASE, "in_channels": 7, "mean": [0.1] * 7, "std": [0.3] * 7}
+    datamodule = SegmentationDataModule(["a", "b"], 2, 255, None, **options, max_value=4095)
+    assert datamodule.image_reader.in_channels == 7
+    assert datamodule.image_reader.max_value == 4095.0
+
+
 def test_base_class_needs_build_dataset():
     datamodule = SegmentationDataModule(["a", "b"], 2, 255, None, **BASE)
     with pytest.raises(NotImplementedError, match="_build_dataset"):

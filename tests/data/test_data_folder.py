@@ -325,7 +325,7 @@ def test_scan_is_cached_until_a_file_changes(
     assert len(list((cache / "scans").iterdir())) == 2
     assert not any(path.is_relative_to(binary_root) for path in cache.rglob("*"))
 
-    def no_rescan(path: Path) -> tuple[int, int]:
+    def no_rescan(path: Path, reader: object) -> tuple[int, int]:
         raise AssertionError(f"rescanned {path}")
 
     monkeypatch.setattr(scan_module, "read_image_size", no_rescan)

@@ -184,6 +184,44 @@ def test_more_channels_repeat_the_rgb_filters_rescaled(tmp_path: Path) -> None:
     torch.testing.assert_close(weight, expected)
 
 
+def _rgb_123(state: dict[str, torch.Tensor], key: str, path: Path) -> Path:
+    """``state`` with every filter of ``key`` weighting red 1, green 2 and blue 3, saved."""
+    weight = state[key]
+    state[key] = torch.tensor([1.0, 2.0, 3.0])[None, :, None, None].expand_as(weight).clone()
+    torch.save(state, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("channels", "hand_computed"),
+    # the RGB filters repeated to the channel count, then scaled by 3 / channels
+    [(4, [0.75, 1.5, 2.25, 0.75]), (2, [1.5, 3.0]), (7, [3 / 7, 6 / 7, 9 / 7] * 2 + [3 / 7])],
+)
+def test_n_channel_first_layer_from_hand_made_rgb_filters(
+    tmp_path: Path, channels: int, hand_computed: list[float]
+) -> None:
+    path, state = _torchvision_file(tmp_path, "resnet18")
+    _rgb_123(state, "conv1.weight", path)
+    encoder = ResNetEncoder(in_channels=channels, weights_path=path)
+    weight = encoder.conv1.weight
+    assert weight.shape == (64, channels, 7, 7)
+    expected = torch.tensor(hand_computed)[None, :, None, None].expand_as(weight)
+    torch.testing.assert_close(weight, expected)
+    # the rest of the network is the pretrained one, untouched
+    for key, value in encoder.state_dict().items():
+        if key != "conv1.weight":
+            torch.testing.assert_close(value, state[key], rtol=0, atol=0, msg=key)
+
+
+def test_timm_first_layer_for_four_bands_from_hand_made_rgb_filters(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    state = timm.create_model("efficientnet_b0").state_dict()
+    path = _rgb_123(state, "conv_stem.weight", tmp_path / "efficientnet_b0.pth")
+    weight = TimmEncoder(in_channels=4, weights_path=path).model.conv_stem.weight
+    expected = torch.tensor([0.75, 1.5, 2.25, 0.75])[None, :, None, None].expand_as(weight)
+    torch.testing.assert_close(weight, expected)
+
+
 def test_timm_adapts_the_input_channels(tmp_path: Path) -> None:
     torch.manual_seed(1)
     state = timm.create_model("efficientnet_b0").state_dict()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 from PIL import Image
 from tiny import save_checkpoint
 
@@ -75,6 +75,21 @@ def test_predictor_normalises_with_the_checkpoint_data_config(checkpoint: Path) 
     with torch.no_grad():
         expected = predictor.model(normalised[None])[0].argmax(dim=0)
     assert torch.equal(predictor(pixels), expected)
+
+
+def test_predictor_scales_integer_images_by_the_checkpoint_max_value(
+    compose, tmp_path: Path
+) -> None:
+    cfg = _config(compose, tmp_path)
+    with open_dict(cfg):
+        cfg.data.max_value = 4095  # 12-bit data in 16-bit files
+    torch.manual_seed(0)
+    predictor = seglab.load(save_checkpoint(build_model(resolve_spec(cfg)), cfg, tmp_path / "c"))
+    twelve_bit = np.random.default_rng(0).integers(0, 4096, (30, 45, 3)).astype(np.uint16)
+    scaled = torch.from_numpy(twelve_bit).permute(2, 0, 1).float()
+    probabilities = predictor.probabilities(twelve_bit)
+    torch.testing.assert_close(probabilities, predictor.probabilities(scaled / 4095))
+    assert not torch.allclose(probabilities, predictor.probabilities(scaled / 65535))
 
 
 def test_sliding_predictor_keeps_the_image_size(checkpoint: Path) -> None:
