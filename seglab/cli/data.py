@@ -26,6 +26,7 @@ from omegaconf import DictConfig
 from seglab.config.check import check_command_line
 from seglab.data.camvid import dataset_home
 from seglab.data.download import SOURCES, download, source
+from seglab.data.metadata import DatasetError
 from seglab.data.stats import format_statistics
 from seglab.errors import reported
 from seglab.workflows.importing import FORMATS, import_export, train_command
@@ -112,7 +113,7 @@ def import_command(args: list[str]) -> None:
         "--val-fraction", type=float, default=0.2, help="share of images validated on"
     )
     parsed = parser.parse_args(args)
-    with reported(PROG):
+    with reported(PROG, DatasetError):
         export, config = import_export(
             parsed.format,
             parsed.export,

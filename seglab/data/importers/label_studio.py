@@ -10,8 +10,9 @@ that many words (flag 0). A pixel belongs to the stroke where its alpha is 128 o
 
 Each task's first annotation that was not cancelled is imported; its results are drawn in
 their order, later over earlier, as Label Studio stacks them. The images are not in the export:
-``data.image`` names an uploaded file (``/data/upload/<project>/<8 hex>-<name>``) or a URL,
-found in ``--images`` by its file name, with or without the upload prefix.
+``data.image`` names an uploaded file (``/data/upload/<project>/<8 hex>-<name>``), a file of
+local storage (``/data/local-files/?d=<path>``) or a URL, found in ``--images`` by its file
+name, with or without the upload prefix.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 import numpy as np
 
@@ -155,7 +156,10 @@ def _image_reference(task: dict, where: str) -> str:
         if len(texts) != 1:
             raise DatasetError(f"{where}: no data.image naming the task's image")
         reference = texts[0]
-    return unquote(Path(urlparse(reference).path).name)
+    url = urlparse(reference)
+    # local storage: /data/local-files/?d=<path below the storage root>
+    local = parse_qs(url.query).get("d")
+    return unquote(Path(local[0] if local else url.path).name)
 
 
 def _find(folder: Path, name: str) -> Path | None:
