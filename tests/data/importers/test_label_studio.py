@@ -104,10 +104,11 @@ def label_studio_export(root: Path, tasks: list[dict] | None = None) -> Path:
         Image.new("RGB", (8, 6), (10, 20, 30)).save(root / name)
     cell = box(1, 4, 2, 6)
     cell[5, 7] = 100
+    nucleus = brush(box(2, 4, 3, 5), "nucleus")
     tasks = tasks or [
-        task(1, "/data/upload/4/0a1b2c3d-cells.png", brush(cell, "cell"), brush(box(2, 4, 3, 5), "nucleus")),
+        task(1, "/data/upload/4/0a1b2c3d-cells.png", brush(cell, "cell"), nucleus),
         task(2, "/data/local-files/?d=images/other.png", brush(box(0, 1, 0, 2), "nucleus")),
-    ]  # fmt: skip
+    ]
     path = root / "export.json"
     path.write_text(json.dumps(tasks))
     return path
