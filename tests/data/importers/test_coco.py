@@ -135,3 +135,23 @@ def test_an_image_of_another_size_is_refused(tmp_path: Path) -> None:
     save_image(tmp_path / "b.png", (9, 8))
     with pytest.raises(DatasetError, match=r"b\.png: the image is 8x9 but .* says 8x8"):
         read_coco(path, None, False)
+
+
+def test_an_annotation_of_an_unlisted_category_is_refused(tmp_path: Path) -> None:
+    path = coco_export(tmp_path)
+    document = json.loads(path.read_text())
+    document["annotations"][0]["category_id"] = 5
+    path.write_text(json.dumps(document))
+    with pytest.raises(DatasetError, match=r"annotation 1 has category_id 5, which is not in"):
+        read_coco(path, None, False)
+
+
+def test_two_images_of_one_stem_are_refused(tmp_path: Path) -> None:
+    path = coco_export(tmp_path)
+    (tmp_path / "train").mkdir()
+    save_image(tmp_path / "train" / "a.png", (8, 8))
+    document = json.loads(path.read_text())
+    document["images"][1]["file_name"] = "train/a.png"
+    path.write_text(json.dumps(document))
+    with pytest.raises(DatasetError, match=r"would both be written as a; rename one of them"):
+        read_coco(path, None, False)

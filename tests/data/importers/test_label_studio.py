@@ -149,3 +149,12 @@ def test_a_result_of_another_kind_is_refused(tmp_path: Path) -> None:
     path = label_studio_export(tmp_path, [task(1, "cells.png", polygon)])
     with pytest.raises(DatasetError, match=r"task 1: a polygonlabels result; only brush"):
         read_label_studio(path, None, None, False)
+
+
+def test_an_rle_of_another_size_is_refused(tmp_path: Path) -> None:
+    result = brush(box(1, 4, 2, 6), "cell")
+    result["value"]["rle"] = encode(np.zeros(6 * 8 * 4 - 1, dtype=np.uint8))
+    path = label_studio_export(tmp_path, [task(1, "cells.png", result)])
+    (sample,) = read_label_studio(path, None, None, False).samples
+    with pytest.raises(DatasetError, match=r"task 1: its brush RLE holds 191 values, not 6x8x4"):
+        sample.draw()
