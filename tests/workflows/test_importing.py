@@ -15,6 +15,8 @@ from PIL import Image
 from tiny import CONF_DIR, train_once
 
 from seglab.cli.data import main
+from seglab.data import DatasetError
+from seglab.data.importers import read_labelme, write_export
 from seglab.data.importers.writer import CONFIG_NAME
 
 SIZE = (16, 20)
@@ -84,6 +86,23 @@ def test_an_existing_output_folder_is_refused_by_name(tmp_path: Path, cli) -> No
     assert code == 2
     assert f"seglab-data: error: {out} already exists" in err and "name another output" in err
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
+
+
+def test_the_output_folder_is_refused_before_the_export_is_read(tmp_path: Path, cli) -> None:
+    out = tmp_path / "dataset"
+    out.mkdir()
+    code, _, err = cli(main, "import", "labelme", str(tmp_path / "absent"), str(out), cwd=tmp_path)
+    assert code == 2 and f"{out} already exists" in err and "absent" not in err
+
+
+def test_the_writer_never_replaces_a_folder(tmp_path: Path) -> None:
+    """write_export on its own (a script's call, or a folder made while the import ran)."""
+    export = read_labelme(labelme_folder(tmp_path / "export"), None, False)
+    out = tmp_path / "dataset"
+    out.mkdir()
+    with pytest.raises(DatasetError, match=r"dataset already exists; .*name another output"):
+        write_export(export, out, 0.2, "test")
+    assert list(out.iterdir()) == [] and partial_folders(tmp_path) == []
 
 
 def test_an_import_that_fails_while_writing_leaves_nothing(tmp_path: Path, cli) -> None:

@@ -40,7 +40,6 @@ def write_export(export: Export, out: Path, val_fraction: float, command: str) -
     ``command`` is the import's own command line, recorded in the config's header.
     """
     out = out.absolute()
-    refuse_existing(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.{secrets.token_hex(6)}.partial")
     try:
@@ -51,6 +50,7 @@ def write_export(export: Export, out: Path, val_fraction: float, command: str) -
         (partial / "data").mkdir()
         config = partial / "data" / f"{CONFIG_NAME}.yaml"
         config.write_text(data_config(export, out, val_fraction, command))
+        # checked last, just before the rename: a folder made meanwhile is never replaced
         refuse_existing(out)
         os.rename(partial, out)
     except BaseException:
