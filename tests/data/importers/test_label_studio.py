@@ -63,7 +63,11 @@ def test_decodes_a_stream_written_bit_by_bit() -> None:
 
 
 def test_decodes_literal_and_repeated_runs() -> None:
-    values = np.array([0] * 300 + [1, 2, 3] + [255] * 20 + [4] + [0] * 70000, dtype=np.uint8)
+    """Short and long literal chunks, and repeats longer than the longest length field."""
+    distinct = np.arange(1, 200, dtype=np.uint8)  # a literal chunk of 199 words
+    values = np.concatenate(
+        [np.zeros(300), [1, 2, 3], np.full(20, 255), [4], distinct, np.zeros(70000)]
+    ).astype(np.uint8)
     np.testing.assert_array_equal(decode_rle(encode(values)), values)
 
 
