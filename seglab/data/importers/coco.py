@@ -24,6 +24,7 @@ from seglab.data.importers.dataset import (
     Export,
     Sample,
     check_size,
+    refuse_many_classes,
     refuse_missing_images,
     refuse_unannotated,
     unique_names,
@@ -38,6 +39,7 @@ def read_coco(export: Path, images: Path | None, keep_unannotated: bool) -> Expo
     document = _load(export)
     folder = images or export.parent
     categories = sorted(document.get("categories", []), key=lambda category: category["id"])
+    refuse_many_classes(export, len(categories))
     index = {category["id"]: position + 1 for position, category in enumerate(categories)}
     by_image: dict[Any, list[dict]] = defaultdict(list)
     entries = {entry["id"]: entry for entry in document["images"]}

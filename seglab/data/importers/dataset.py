@@ -127,9 +127,14 @@ def class_list(export: Path, found: Iterable[str], given: Sequence[str] | None) 
             raise DatasetError(
                 f"{export}: label(s) {listed(uncovered)} are not in --classes; add them"
             )
-    if len(labels) + 1 >= VOID:
-        raise DatasetError(
-            f"{export}: {len(labels)} labels; masks hold at most {VOID - 1} classes besides "
-            f"the background, with {VOID} as void"
-        )
+    refuse_many_classes(export, len(labels))
     return ("background", *labels)
+
+
+def refuse_many_classes(export: Path, labels: int) -> None:
+    """Masks are 8-bit, with `VOID` taken: at most 254 classes besides the background."""
+    if labels + 1 >= VOID:
+        raise DatasetError(
+            f"{export}: {labels} labels; masks hold at most {VOID - 1} classes besides "
+            f"the background, with {VOID} as void: merge some labels or leave some out"
+        )

@@ -155,3 +155,12 @@ def test_two_images_of_one_stem_are_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps(document))
     with pytest.raises(DatasetError, match=r"would both be written as a; rename one of them"):
         read_coco(path, None, False)
+
+
+def test_more_categories_than_a_mask_holds_are_refused(tmp_path: Path) -> None:
+    path = coco_export(tmp_path)
+    document = json.loads(path.read_text())
+    document["categories"] = [{"id": i, "name": f"c{i}"} for i in range(1, 256)]
+    path.write_text(json.dumps(document))
+    with pytest.raises(DatasetError, match=r"255 labels; masks hold at most 254 .*merge some"):
+        read_coco(path, None, False)
