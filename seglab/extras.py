@@ -23,6 +23,7 @@ EXTRAS = {
     "onnxruntime": "export",
     "mlflow": "mlflow",
     "torch_pruning": "prune",
+    "pycocotools": "coco",
     "hydra_plugins.hydra_joblib_launcher": "sweep",
     "hydra_plugins.hydra_submitit_launcher": "sweep",
 }

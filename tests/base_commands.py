@@ -23,6 +23,7 @@ COMMANDS = {
     "seglab-compare": "seglab.cli.compare",
     "seglab-predict": "seglab.cli.predict",
     "seglab-export": "seglab.cli.export",
+    "seglab-data": "seglab.cli.data",
 }
 
 

@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 from base_install import REPO, base_closure, base_site, run_base
 
-EXTRAS = ("scipy", "optuna", "timm", "onnx", "onnxruntime", "mlflow", "torch_pruning", "tifffile")
+EXTRAS = (
+    "scipy",
+    "optuna",
+    "timm",
+    "onnx",
+    "onnxruntime",
+    "mlflow",
+    "torch_pruning",
+    "pycocotools",
+    "tifffile",
+)
 IMPORT_ALL = """
 import importlib, pkgutil, sys, warnings
 warnings.simplefilter("error")
@@ -54,7 +64,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_base_closure_leaves_the_extras_out() -> None:
     closure = base_closure()
     assert {"torch", "pytorch-lightning", "hydra-core", "torchmetrics"} <= closure
-    assert not {"scipy", "optuna", "timm", "onnx", "mlflow", "torch-pruning"} & closure
+    extras = {"scipy", "optuna", "timm", "onnx", "mlflow", "torch-pruning", "pycocotools"}
+    assert not extras & closure
 
 
 def test_warning_and_traceback_lines_are_found() -> None:
@@ -96,6 +107,8 @@ NEEDS_AN_EXTRA = [
     ("seglab-train -m hydra/launcher=parallel optimizer.lr=1e-3,1e-2", "sweep"),
     ("seglab-train model/encoder=timm", "timm"),
     ("seglab-export ckpt_path={run}/checkpoints/best.ckpt output=m.onnx", "export"),
+    # any existing file: the extra is asked for before the export is read
+    ("seglab-data import coco {run}/.hydra/config.yaml imported", "coco"),
 ]
 
 

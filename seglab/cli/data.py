@@ -9,11 +9,16 @@ with them, written to ``image_stats.json`` beside.
 
 ``seglab-data download camvid [--root <folder>]`` fetches a dataset from its public source in
 the layout its data config reads (`seglab.data.download`).
+
+``seglab-data import <format> <export> <output>`` writes an annotation tool's export (COCO,
+LabelMe, CVAT, Label Studio) into a new dataset folder with a data config to train on it
+(`seglab.workflows.importing`).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -23,16 +28,19 @@ from omegaconf import DictConfig
 from seglab.config.check import check_command_line
 from seglab.data.camvid import dataset_home
 from seglab.data.download import SOURCES, download, source
+from seglab.data.metadata import DatasetError
 from seglab.data.stats import format_statistics
 from seglab.errors import reported
+from seglab.workflows.importing import FORMATS, import_export, train_command
 from seglab.workflows.mounting import config_dir
 from seglab.workflows.statistics import image_statistics, split_statistics, stats_datamodule
 
 PROG = "seglab-data"
-COMMANDS = ("stats", "download")
+COMMANDS = ("stats", "download", "import")
 USAGE = (
     "usage: seglab-data stats data=<name> [split=train|val|test] [overrides]\n"
-    "       seglab-data download <dataset> [--root <folder>]"
+    "       seglab-data download <dataset> [--root <folder>]\n"
+    f"       seglab-data import {{{','.join(FORMATS)}}} <export> <output> [options]"
 )
 
 
@@ -78,6 +86,59 @@ def download_command(args: list[str]) -> None:
     print(f"next: seglab-train data={data.config} data.root={root}")
 
 
+def import_command(args: list[str]) -> None:
+    """``seglab-data import``: an annotation tool's export into a new dataset folder."""
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} import",
+        description="Write an annotation tool's export into a new seglab dataset folder.",
+    )
+    parser.add_argument("format", choices=FORMATS)
+    parser.add_argument(
+        "export",
+        type=Path,
+        help="COCO or Label Studio: the JSON file; LabelMe: the folder of JSON files; "
+        "CVAT: the unzipped 'Segmentation mask 1.1' folder",
+    )
+    parser.add_argument("output", type=Path, help="the dataset folder to create (must not exist)")
+    parser.add_argument(
+        "--images",
+        type=Path,
+        help="folder of the images (default: the JSON file's folder; CVAT: <export>/JPEGImages)",
+    )
+    parser.add_argument(
+        "--classes",
+        help="LabelMe, Label Studio: the labels in class order, comma-separated "
+        "(default: the labels found, sorted); class 0 is the background",
+    )
+    parser.add_argument(
+        "--keep-unannotated",
+        action="store_true",
+        help="import images without annotations as all background (default: refuse them)",
+    )
+    parser.add_argument(
+        "--val-fraction", type=float, default=0.2, help="share of images validated on"
+    )
+    parsed = parser.parse_args(args)
+    with reported(PROG, DatasetError):
+        export, config = import_export(
+            parsed.format,
+            parsed.export,
+            parsed.output,
+            images=parsed.images,
+            classes=parsed.classes.split(",") if parsed.classes else None,
+            keep_unannotated=parsed.keep_unannotated,
+            val_fraction=parsed.val_fraction,
+            command=shlex.join([PROG, "import", *args]),
+        )
+    out = config.parents[1]
+    print(
+        f"{len(export.samples)} images of {len(export.classes)} classes "
+        f"({', '.join(export.classes)}) written to {out}"
+    )
+    print(f"data config: {config}")
+    print(f"next: {train_command(out)}")
+
+
 def main() -> None:
     """Dispatch the subcommand; the remaining arguments of ``stats`` are Hydra's."""
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
@@ -85,6 +146,9 @@ def main() -> None:
         sys.exit(2)
     if sys.argv[1] == "download":
         download_command(sys.argv[2:])
+        return
+    if sys.argv[1] == "import":
+        import_command(sys.argv[2:])
         return
     del sys.argv[1]
     with reported(PROG):
