@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from seglab.data.listing import FilePattern, SplitList, listed
 from seglab.data.metadata import DatasetError
@@ -276,6 +277,15 @@ class FolderLayout:
             raise DatasetError(f"the {split} split is empty: {split_list.path} lists no sample")
         return list(pairs)
 
+    def _refuse_empty(
+        self, split: str, image_folder: Path, split_list: SplitList | None
+    ) -> NoReturn:
+        where = "" if split_list is None else f" ({split_list.path} lists none)"
+        raise DatasetError(
+            f"the {split} split is empty: no images {self.images.describe()} in "
+            f"{image_folder}{where}{self.images.missing_hint(image_folder)}"
+        )
+
     def pairs(self, split: str) -> list[tuple[Path, MaskFiles]]:
         """``(image, mask)`` paths of ``split`` (with class folders the mask files of every
         class, in class order); errors name unmatched files, missing folders, empty splits."""
@@ -289,6 +299,8 @@ class FolderLayout:
         folders = self._mask_folders(split, image_folder)
         images = self.images.files(image_folder)
         masks = [self.masks.files(folder) for folder in folders]
+        if not images and split_list is None:
+            self._refuse_empty(split, image_folder, split_list)
         names = self._names(split, split_list, images, masks)
         for folder, folder_masks in zip(folders, masks, strict=True):
             unmatched = [name for name in names if name not in folder_masks]
@@ -299,11 +311,7 @@ class FolderLayout:
                     f"{extension_hint(folder, self.masks, unmatched)}; {self.pairing()}"
                 )
         if not names:
-            where = "" if split_list is None else f" ({split_list.path} lists none)"
-            raise DatasetError(
-                f"the {split} split is empty: no images {self.images.describe()} in "
-                f"{image_folder}{where}{self.images.missing_hint(image_folder)}"
-            )
+            self._refuse_empty(split, image_folder, split_list)
         if self.class_folders is not None:
             return [(images[name], tuple(m[name] for m in masks)) for name in names]
         return [(images[name], masks[0][name]) for name in names]
