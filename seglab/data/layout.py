@@ -266,7 +266,7 @@ class FolderLayout:
                 )
         return list(images)
 
-    def _listed_pairs(self, split: str, split_list: SplitList) -> list[tuple[Path, MaskFiles]]:
+    def _listed_pairs(self, split: str, split_list: SplitList) -> dict[str, tuple[Path, MaskFiles]]:
         if self.class_folders is not None:
             raise DatasetError(
                 f"{split_list.path} lists image/mask pairs, but mode=multilabel reads one mask "
@@ -275,7 +275,11 @@ class FolderLayout:
         pairs = split_list.checked_pairs()
         if not pairs:
             raise DatasetError(f"the {split} split is empty: {split_list.path} lists no sample")
-        return list(pairs)
+        # named by path, so that the images of two folders never share a name
+        return {
+            image.relative_to(self.root).with_suffix("").as_posix(): (image, mask)
+            for image, mask in pairs
+        }
 
     def _refuse_empty(
         self, split: str, image_folder: Path, split_list: SplitList | None
@@ -286,9 +290,10 @@ class FolderLayout:
             f"{image_folder}{where}{self.images.missing_hint(image_folder)}"
         )
 
-    def pairs(self, split: str) -> list[tuple[Path, MaskFiles]]:
-        """``(image, mask)`` paths of ``split`` (with class folders the mask files of every
-        class, in class order); errors name unmatched files, missing folders, empty splits."""
+    def named_pairs(self, split: str) -> dict[str, tuple[Path, MaskFiles]]:
+        """``(image, mask)`` paths of ``split`` by sample name, in dataset order (with class
+        folders the mask files of every class, in class order); errors name unmatched files,
+        missing folders and empty splits."""
         reason = self.unavailable(split)
         if reason is not None:
             raise DatasetError(reason)
@@ -313,5 +318,9 @@ class FolderLayout:
         if not names:
             self._refuse_empty(split, image_folder, split_list)
         if self.class_folders is not None:
-            return [(images[name], tuple(m[name] for m in masks)) for name in names]
-        return [(images[name], masks[0][name]) for name in names]
+            return {name: (images[name], tuple(m[name] for m in masks)) for name in names}
+        return {name: (images[name], masks[0][name]) for name in names}
+
+    def pairs(self, split: str) -> list[tuple[Path, MaskFiles]]:
+        """``(image, mask)`` paths of ``split``, in dataset order (`named_pairs`)."""
+        return list(self.named_pairs(split).values())

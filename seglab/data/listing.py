@@ -127,6 +127,11 @@ class SplitList:
         for number, line in enumerate(path.read_text().splitlines(), 1):
             fields = line.split()
             if len(fields) == 1:
+                if fields[0] in names:
+                    raise DatasetError(
+                        f"{path}:{number} lists the sample {fields[0]!r} a second time; list "
+                        "each sample once: remove the line"
+                    )
                 names.append(fields[0])
             elif len(fields) == 2:
                 pairs.append((root / fields[0].lstrip("/"), root / fields[1].lstrip("/")))

@@ -192,6 +192,36 @@ def test_a_wrong_image_suffix_names_the_key_and_a_file(tmp_path: Path) -> None:
         make(root, {**CITYSCAPES, "image_suffix": "_leftimg8bit"}).pairs("train")
 
 
+def test_frames_of_one_name_in_two_scenes_pair_within_their_scene(tmp_path: Path) -> None:
+    """Scene folders that number their frames alike (scene1/0001.png, scene2/0001.png): each
+    frame pairs with the mask at its own path, and hidden folders are no scene."""
+    root = tmp_path / "scenes"
+    for index, scene in enumerate(("scene1", "scene2")):
+        save(root / "train/images" / scene / "0001.png", image_of(labels(index)))
+        save(root / "train/masks" / scene / "0001.png", labels(index))
+    save(root / "train/images/.thumbnails/0001.png", image_of(labels(2)))
+    datamodule = make(root, {"recursive": True})
+    assert relative(root, datamodule.pairs("train")) == [
+        (f"train/images/{scene}/0001.png", f"train/masks/{scene}/0001.png")
+        for scene in ("scene1", "scene2")
+    ]
+    assert datamodule.sample_names("train") == ["scene1/0001", "scene2/0001"]
+    for image, mask, name in datamodule.dataset("train"):
+        assert torch.equal((image[0] * 255).round().long(), mask * 100), name
+
+
+def test_a_city_is_held_out_by_the_folder_in_its_sample_names(tmp_path: Path) -> None:
+    root = cityscapes_tree(tmp_path / "cityscapes")
+    datamodule = make(root, CITYSCAPES, splits={"holdout": "bochum/"})
+    assert datamodule.sample_names("train")[:2] == [
+        "aachen/aachen_000000_000010",
+        "aachen/aachen_000000_000011",
+    ]
+    datamodule.setup("fit")
+    validated = [Path(name).name for _, _, name in datamodule.dataset("val")]
+    assert validated == [f"bochum_000000_00001{f}_leftImg8bit.png" for f in (0, 1)]
+
+
 # --- VOC: one folder of images, split list files ------------------------------------------
 
 
@@ -222,6 +252,16 @@ def test_voc_listed_name_without_an_image_is_named(tmp_path: Path) -> None:
     message = r"val\.txt lists 1 stem\(s\) with no image .*JPEGImages: \['2008_000009'\]"
     with pytest.raises(DatasetError, match=message):
         make(root, VOC).pairs("val")
+
+
+def test_voc_sample_listed_twice_is_named(tmp_path: Path) -> None:
+    root = voc_tree(tmp_path / "VOC2012")
+    (root / "ImageSets/Segmentation/train.txt").write_text(
+        "2007_000001\n2007_000003\n2007_000001\n"
+    )
+    message = r"train\.txt:3 lists the sample '2007_000001' a second time"
+    with pytest.raises(DatasetError, match=message):
+        make(root, VOC).pairs("train")
 
 
 def test_voc_empty_list_is_an_empty_split(tmp_path: Path) -> None:
@@ -284,10 +324,12 @@ def test_a_list_of_pairs_is_the_split(tmp_path: Path) -> None:
         f"images/training/{third}.jpg annotations/training/{third}.png\n"
         f"/images/training/{first}.jpg  /annotations/training/{first}.png\n",
     )
-    assert relative(root, make(root, layout).pairs("train")) == [
+    datamodule = make(root, layout)
+    assert relative(root, datamodule.pairs("train")) == [
         (f"images/training/{third}.jpg", f"annotations/training/{third}.png"),
         (f"images/training/{first}.jpg", f"annotations/training/{first}.png"),
     ]
+    assert datamodule.sample_names("train") == [f"images/training/{n}" for n in (third, first)]
 
 
 @pytest.mark.parametrize(
