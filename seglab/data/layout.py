@@ -266,15 +266,13 @@ class FolderLayout:
                 )
         return list(images)
 
-    def _listed_pairs(self, split: str, split_list: SplitList) -> dict[str, tuple[Path, MaskFiles]]:
+    def _listed_pairs(self, split_list: SplitList) -> dict[str, tuple[Path, MaskFiles]]:
         if self.class_folders is not None:
             raise DatasetError(
                 f"{split_list.path} lists image/mask pairs, but mode=multilabel reads one mask "
                 "per class: list sample names instead, one a line"
             )
         pairs = split_list.checked_pairs()
-        if not pairs:
-            raise DatasetError(f"the {split} split is empty: {split_list.path} lists no sample")
         # named by path, so that the images of two folders never share a name
         return {
             image.relative_to(self.root).with_suffix("").as_posix(): (image, mask)
@@ -299,7 +297,7 @@ class FolderLayout:
             raise DatasetError(reason)
         split_list = self.split_list(split)
         if split_list is not None and split_list.pairs:
-            return self._listed_pairs(split, split_list)
+            return self._listed_pairs(split_list)
         image_folder = self.folder(self.image_dir, split)
         folders = self._mask_folders(split, image_folder)
         images = self.images.files(image_folder)

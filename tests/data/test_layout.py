@@ -332,6 +332,18 @@ def test_a_list_of_pairs_is_the_split(tmp_path: Path) -> None:
     assert datamodule.sample_names("train") == [f"images/training/{n}" for n in (third, first)]
 
 
+def test_a_list_of_pairs_needs_no_split_folder(tmp_path: Path) -> None:
+    """The list names every file: the layout's folders need not exist."""
+    root = ade_tree(tmp_path / "ade")
+    name = "ADE_train_00000002"
+    layout = pair_lists(root, f"images/training/{name}.jpg annotations/training/{name}.png\n")
+    layout = {"split_files": layout["split_files"]}
+    assert not (root / "train" / "images").exists()
+    assert relative(root, make(root, layout).pairs("train")) == [
+        (f"images/training/{name}.jpg", f"annotations/training/{name}.png")
+    ]
+
+
 @pytest.mark.parametrize(
     ("lines", "message"),
     [
