@@ -312,6 +312,7 @@ class FolderLayout:
                     f"{len(unmatched)} image(s) without a mask {self.masks.describe()} in "
                     f"{folder}: {listed(images[name] for name in unmatched)}"
                     f"{extension_hint(folder, self.masks, unmatched)}; {self.pairing()}"
+                    f"{'' if split_list is None else f'; or remove them from {split_list.path}'}"
                 )
         if not names:
             self._refuse_empty(split, image_folder, split_list)

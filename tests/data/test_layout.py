@@ -241,7 +241,10 @@ def test_voc_lists_choose_each_split(tmp_path: Path) -> None:
 def test_voc_listed_image_without_a_mask_is_named(tmp_path: Path) -> None:
     root = voc_tree(tmp_path / "VOC2012")
     (root / "ImageSets/Segmentation/val.txt").write_text("2007_000002\n2007_000005\n")
-    message = r"1 image\(s\) without a mask .*SegmentationClass: \[.*2007_000005\.jpg'\]"
+    message = (
+        r"1 image\(s\) without a mask .*SegmentationClass: \[.*2007_000005\.jpg'\].*; or "
+        r"remove them from .*val\.txt"
+    )
     with pytest.raises(DatasetError, match=message):
         make(root, VOC).pairs("val")
 
