@@ -10,6 +10,7 @@ Cityscapes mask folder also holds ``_gtFine_color.png`` files).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,12 @@ MAX_LISTED_FILES = 5
 def listed(paths: Iterable[Path | str]) -> str:
     """The first few of ``paths``, as errors name them."""
     return str([str(path) for path in list(paths)[:MAX_LISTED_FILES]])
+
+
+def _path_order(entry: tuple[Path, str]) -> list[str]:
+    """Sorts as the paths do (part by part), without building their parts."""
+    path, subfolder = entry
+    return [*subfolder.split("/"), path.name] if subfolder else [path.name]
 
 
 @dataclass(frozen=True)
@@ -47,32 +54,38 @@ class FilePattern:
         extension = extensions[0] if len(extensions) == 1 else "{" + ",".join(extensions) + "}"
         return f"<name>{self.suffix}{extension}"
 
-    def name_of(self, path: Path, folder: Path) -> str | None:
-        """The sample name of ``path`` below ``folder``, or None where it is no such file."""
+    def name_of(self, path: Path, subfolder: str) -> str | None:
+        """The sample name of ``path``, found in ``subfolder`` of the folder (``""`` for the
+        folder itself, ``/``-separated), or None where it is no such file."""
         if path.suffix.lower() not in self.extensions or not path.stem.endswith(self.suffix):
             return None
         stem = path.stem[: len(path.stem) - len(self.suffix)]
         if not stem:
             return None
-        return (path.parent.relative_to(folder) / stem).as_posix()
+        return f"{subfolder}/{stem}" if subfolder else stem
 
-    def candidates(self, folder: Path) -> list[Path]:
-        """The files of ``folder`` (and its subfolders when recursive), hidden ones left out,
-        in path order."""
-        found = folder.rglob("*") if self.recursive else folder.iterdir()
-        return sorted(
-            path
-            for path in found
-            if not any(part.startswith(".") for part in path.relative_to(folder).parts)
-            and path.is_file()
-        )
+    def candidates(self, folder: Path) -> list[tuple[Path, str]]:
+        """The files of ``folder`` (and of its subfolders when recursive), each with its
+        subfolder (`name_of`), hidden files and folders left out, in path order."""
+        found: list[tuple[Path, str]] = []
+        # linked folders are searched as folders (datasets are often assembled from links)
+        for directory, subfolders, names in os.walk(folder, followlinks=True):
+            # hidden folders (.git, .ipynb_checkpoints) are not searched
+            subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+            base = Path(directory)
+            relative = base.relative_to(folder)
+            subfolder = "" if relative == Path() else relative.as_posix()
+            found.extend((base / name, subfolder) for name in names if not name.startswith("."))
+            if not self.recursive:
+                break
+        return sorted(found, key=_path_order)
 
     def files(self, folder: Path) -> dict[str, Path]:
         """The files of ``folder`` by sample name, in path order; two files of one name (an
         image saved as .jpg and as .png) are refused."""
         files: dict[str, Path] = {}
-        for path in self.candidates(folder):
-            name = self.name_of(path, folder)
+        for path, subfolder in self.candidates(folder):
+            name = self.name_of(path, subfolder)
             if name is None:
                 continue
             if name in files:
@@ -94,7 +107,7 @@ class FilePattern:
                 f"; {folder} holds subfolders (one per city or scene?): set "
                 "data.layout.recursive=true to search them"
             )
-        unsuffixed = [p for p in files if p.suffix.lower() in self.extensions]
+        unsuffixed = [path for path, _ in files if path.suffix.lower() in self.extensions]
         if unsuffixed:
             return (
                 f"; {len(unsuffixed)} file(s) such as {unsuffixed[0].name} do not end in "
