@@ -86,6 +86,9 @@ DATA_GROUPS = {
         "split_files",
         "image_extensions",
         "mask_extension",
+        "image_suffix",
+        "mask_suffix",
+        "recursive",
     ),
 }
 _GROUP_OF = {key: group for group, keys in DATA_GROUPS.items() for key in keys}

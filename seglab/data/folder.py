@@ -250,8 +250,10 @@ class FolderDataModule(SegmentationDataModule):
             check_void_share(self._scans, labels)
 
     def sample_names(self, split: str) -> list[str]:
-        """The image files' stems: they name a sample wherever the dataset is stored."""
-        return [image.stem for image, _ in self.pairs(split)]
+        """The names the images pair by (`seglab.data.layout.FolderLayout.named_pairs`): a
+        file's stem, or its path below the image folder in subfolders; they name a sample
+        wherever the dataset is stored."""
+        return list(self.layout.named_pairs(split))
 
     def unlabeled_transform(self) -> Any:
         """The training transform: unlabelled images are cropped and flipped as labelled ones."""
