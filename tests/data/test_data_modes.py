@@ -166,7 +166,7 @@ def test_an_image_without_a_mask_of_some_class_is_named(multilabel_root: Path) -
     # the class folder that lacks the mask, and the image it lacks it for
     folder = re.escape(str(multilabel_root / "val" / "masks" / "nucleus"))
     assert re.match(
-        rf"1 image\(s\) without a mask <stem>\.png in {folder}: .*val1\.png", str(error.value)
+        rf"1 image\(s\) without a mask <name>\.png in {folder}: .*val1\.png", str(error.value)
     )
 
 
