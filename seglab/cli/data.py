@@ -3,7 +3,8 @@
 ``seglab-data stats data=<name> [overrides]`` prints each class's pixel count, pixel
 frequency and median-frequency weight, and writes them to ``class_stats.json`` in the run
 directory (``outputs/data_stats/<time>/``); the weights are those
-``loss.class_weights=median_frequency`` trains with.
+``loss.class_weights=median_frequency`` trains with. Raw mask values the label map does not
+cover are listed too (pixels, masks, a file holding each), where training refuses them.
 
 ``seglab-data download camvid [--root <folder>]`` fetches a dataset from its public source in
 the layout its data config reads (`seglab.data.download`).
@@ -21,6 +22,7 @@ from omegaconf import DictConfig
 from seglab.config.check import check_command_line
 from seglab.data.camvid import dataset_home
 from seglab.data.download import SOURCES, download, source
+from seglab.data.label_map import format_uncovered
 from seglab.data.stats import format_statistics
 from seglab.errors import reported
 from seglab.workflows.mounting import config_dir
@@ -36,9 +38,15 @@ USAGE = (
 
 def stats(cfg: DictConfig) -> Path:
     """Compute, print and write the statistics of ``cfg.split``; returns the JSON file."""
-    statistics, images, path = split_statistics(cfg)
+    statistics, images, path, uncovered = split_statistics(cfg)
     print(f"{cfg.split} split, {images} images")
     print(format_statistics(statistics))
+    if uncovered.pixels:
+        print(
+            f"{len(uncovered.pixels)} raw value(s) that the label map does not cover, counted "
+            "as void above (training refuses them; map each in data.label_map):"
+        )
+        print(format_uncovered(uncovered))
     print(f"written to {path}")
     return path
 

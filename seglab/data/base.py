@@ -17,6 +17,7 @@ from pytorch_lightning.utilities import CombinedLoader
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset, default_collate
 
+from seglab.data.label_map import UncoveredValues
 from seglab.data.labels import FewLabels, FewLabelsSettings
 from seglab.data.loaders import LoaderSettings, dataloader, shard_sampler
 from seglab.data.metadata import (
@@ -208,6 +209,12 @@ class SegmentationDataModule(pl.LightningDataModule):
             class_pixels[index] = count_class_pixels(mask, self.num_classes)
             image_pixels[index] = mask.shape[-2] * mask.shape[-1]
         return class_pixels, image_pixels
+
+    def survey(self, split: str) -> tuple[Tensor, Tensor, UncoveredValues]:
+        """`class_pixel_counts`, and the raw mask values the label map does not cover
+        (``seglab-data stats``); datasets that read mask files override it, the others have
+        no raw values to leave out."""
+        return (*self.class_pixel_counts(split), UncoveredValues())
 
     def dataset(self, split: str) -> Dataset:
         """The dataset of ``split``, built on first use and then reused."""
