@@ -145,8 +145,8 @@ def label_table(label_map: Any, classes: Sequence[str], ignore_index: int) -> La
             f"{count} classes of data.classes: check data.classes, or map every raw value "
             "in data.label_map (class: [values], void: [values])"
         )
-        name = f"data.label_map={ZERO_IS_VOID}"
-        return LabelTable.of(keys, [*range(count), *[ignore_index] * len(void)], False, name, remedy)
+        targets = [*range(count), *[ignore_index] * len(void)]
+        return LabelTable.of(keys, targets, False, f"data.label_map={ZERO_IS_VOID}", remedy)
     if not isinstance(label_map, Mapping):
         raise ValueError(
             f"data.label_map={label_map!r} must be {ZERO_IS_VOID}, null, or a mapping of each "

@@ -179,8 +179,9 @@ class MaskDecoder:
         unknown, counts = unknown[:_MAX_LISTED_VALUES].tolist(), counts[:_MAX_LISTED_VALUES]
         if self.label_map is not None:
             described = [list(colour_of(c)) if kind == "colour" else c for c in unknown]
+            pixels = counts.tolist()
             listed = ", ".join(
-                f"{value} ({count} px)" for value, count in zip(described, counts.tolist(), strict=True)
+                f"{value} ({count} px)" for value, count in zip(described, pixels, strict=True)
             )
             return (
                 f"mask has raw {kind}s {listed} that {self.label_map.name} does not cover: "
