@@ -263,7 +263,7 @@ class UncoveredValues:
 
     def rows(self) -> list[dict[str, Any]]:
         """One entry per value, most pixels first, as ``class_stats.json`` lists them."""
-        order = sorted(self.pixels, key=lambda raw: (-self.pixels[raw], str(raw)))
+        order = sorted(self.pixels, key=lambda raw: (-self.pixels[raw], _sort_key(raw)))
         return [
             {
                 "value": list(raw) if isinstance(raw, tuple) else raw,
@@ -273,6 +273,11 @@ class UncoveredValues:
             }
             for raw in order
         ]
+
+
+def _sort_key(raw: Raw) -> tuple[int, ...]:
+    """Values before colours, each in order."""
+    return (1, *raw) if isinstance(raw, tuple) else (0, raw)
 
 
 def format_uncovered(uncovered: UncoveredValues) -> str:
