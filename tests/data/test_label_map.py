@@ -199,7 +199,7 @@ def test_a_void_heavy_split_names_the_maps_void_values(tmp_path: Path) -> None:
     [
         ("zero_void", r"data\.label_map='zero_void' must be zero_is_void"),
         ({**LABEL_MAP, "bus": [28]}, r"data\.label_map\.bus is neither a class of data\.classes"),
-        ({"road": [7], "car": [26]}, r"no raw value to class 'person'; add data\.label_map\.person"),
+        ({"road": [7], "car": [26]}, r"no raw value to class 'person'; add data\.label_map\.pers"),
         ({**LABEL_MAP, "car": [26, 7]}, r"raw value 7 to both 'road' and 'car'"),
         ({**LABEL_MAP, "car": [[0, 0, 142]]}, r"mixes raw values and \[r, g, b\] colours"),
         ({**LABEL_MAP, "car": ["26"]}, r"data\.label_map\.car=\['26'\] must list raw mask values"),
@@ -261,9 +261,7 @@ def test_data_stats_reports_the_raw_values_the_map_leaves_out(tmp_path: Path, cl
     assert stats["pixel_count"] == [8, 7, 5]
 
 
-def test_data_stats_lists_no_uncovered_value_where_the_map_covers_all(
-    tmp_path: Path, cli
-) -> None:
+def test_data_stats_lists_no_uncovered_value_where_the_map_covers_all(tmp_path: Path, cli) -> None:
     root = street_tree(tmp_path / "streets", {"train": [RAW], "val": [RAW]})
     code, out, err = cli(
         data_main,
