@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from tiny import folder_datamodule, save_pair
 
@@ -277,3 +278,50 @@ def test_data_stats_lists_no_uncovered_value_where_the_map_covers_all(tmp_path: 
     assert "does not cover" not in out
     (run_dir,) = (tmp_path / "runs" / "data_stats").iterdir()
     assert json.loads((run_dir / "class_stats.json").read_text())["uncovered"] == []
+
+
+# --- the map travels with the checkpoint ---------------------------------------------------
+
+
+@pytest.mark.slow  # trains one epoch, then scores the checkpoint
+def test_the_checkpoint_keeps_the_map_and_eval_reads_the_masks_by_it(tmp_path: Path, cli) -> None:
+    from seglab.cli.eval import main as eval_main
+    from seglab.cli.train import main as train_main
+
+    big = np.kron(RAW, np.ones((4, 4), np.uint8))  # 12x16, every raw value in blocks
+    root = street_tree(tmp_path / "streets", {"train": [big, big], "val": [big]})
+    label_map = "data.label_map={road:[7,8],car:[26],person:[24],void:[0,1,255]}"
+    quiet = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+    code, _, err = cli(
+        train_main,
+        "data=folder",
+        f"data.root={root}",
+        "data.classes=[road,car,person]",
+        label_map,
+        "data.augment.crop_size=null",
+        "data.augment.scale_range=null",
+        "data.loader.batch_size=2",
+        "data.loader.num_workers=0",
+        "model.encoder.widths=[8,16]",
+        "trainer.max_epochs=1",
+        *quiet,
+        f"paths.output_root={tmp_path / 'runs'}",
+        cwd=tmp_path,
+    )
+    assert code == 0, err[-3000:]
+    (run_dir,) = (tmp_path / "runs" / "train").iterdir()
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    stored = checkpoint["seglab"]["config"]["data"]["label_map"]
+    assert stored == {"road": [7, 8], "car": [26], "person": [24], "void": [0, 1, 255]}
+    # raw 7, 8, 24 and 26 are no class index: only the stored map reads these masks
+    code, _, err = cli(
+        eval_main,
+        f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+        "split=val",
+        *quiet,
+        f"paths.output_root={tmp_path / 'runs'}",
+        cwd=tmp_path,
+    )
+    assert code == 0, err[-3000:]
+    (metrics,) = (tmp_path / "runs" / "eval").glob("*/metrics.json")
+    assert list(json.loads(metrics.read_text())["per_class"]) == CLASSES
