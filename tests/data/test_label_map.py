@@ -231,9 +231,11 @@ def test_a_map_excludes_mask_values_and_multilabel_masks(tmp_path: Path) -> None
 
 def test_data_stats_reports_the_raw_values_the_map_leaves_out(tmp_path: Path, cli) -> None:
     first, second = RAW.copy(), RAW.copy()
-    first[0, :2] = 33  # two pixels of 33 here, one there, and 40 in the second mask only
+    # two pixels of 33 here, one there, and 25 (between car's 26 and person's 24, so no near
+    # class may take it) in the second mask only
+    first[0, :2] = 33
     second[0, 0] = 33
-    second[2, :] = 40
+    second[2, :] = 25
     root = street_tree(tmp_path / "streets", {"train": [first, second, RAW], "val": [RAW]})
     code, out, err = cli(
         data_main,
@@ -249,12 +251,12 @@ def test_data_stats_reports_the_raw_values_the_map_leaves_out(tmp_path: Path, cl
     assert "2 raw value(s) that the label map does not cover" in out
     lines = out.splitlines()
     header = next(index for index, line in enumerate(lines) if line.startswith("raw value"))
-    assert lines[header + 1].split()[:4] == ["40", "4", "1", str(root / "train/masks/train1.png")]
+    assert lines[header + 1].split()[:4] == ["25", "4", "1", str(root / "train/masks/train1.png")]
     assert lines[header + 2].split()[:4] == ["33", "3", "2", str(root / "train/masks/train0.png")]
     (run_dir,) = (tmp_path / "runs" / "data_stats").iterdir()
     stats = json.loads((run_dir / "class_stats.json").read_text())
     assert [(row["value"], row["pixels"], row["masks"]) for row in stats["uncovered"]] == [
-        (40, 4, 1),
+        (25, 4, 1),
         (33, 3, 2),
     ]
     # the class counts leave the uncovered pixels out: road 4+4+4 less 2+2, car 3+3+3 less 2,
