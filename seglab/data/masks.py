@@ -119,7 +119,7 @@ class MaskDecoder:
             if mask.mode in ("RGB", "RGBA") or (by_colour and mask.mode in ("P", "PA")):
                 rgb = np.asarray(mask.convert("RGB"))
                 grey = self._colours is None and (rgb == rgb[..., :1]).all()
-                raw = rgb[..., 0].astype(np.int64) if grey else rgb_codes(rgb)
+                raw = rgb[..., 0] if grey else rgb_codes(rgb)
                 table, kind = (self._values, "value") if grey else (self._colours, "colour")
                 return raw, table, kind, lossy
             if mask.mode == "F":
@@ -129,7 +129,8 @@ class MaskDecoder:
                 )
             if mask.mode in ("1", "LA", "PA"):
                 mask = mask.convert("L")
-            return np.asarray(mask).astype(np.int64), self._values, "value", lossy
+            # kept 8- or 16-bit for the table's dense lookup; PIL's own widths, never clipped
+            return np.asarray(mask), self._values, "value", lossy
 
     def _table(self, path: Path, raw: np.ndarray, table: LabelTable | None) -> LabelTable:
         if table is not None:

@@ -139,6 +139,15 @@ def test_16_bit_masks_read_raw_ids_past_255_unclipped(tmp_path: Path) -> None:
         decoder(label_map, ["grass", "sky"])(mask)
 
 
+def test_32_bit_masks_read_values_past_16_bits(tmp_path: Path) -> None:
+    raw = np.array([[70000, 5], [65536, 70000]], np.int32)
+    Image.fromarray(raw).save(tmp_path / "mask.tif")
+    assert Image.open(tmp_path / "mask.tif").mode == "I"
+    label_map = {"grass": [70000], "sky": [5], "void": [65536]}
+    decoded = decoder(label_map, ["grass", "sky"])(tmp_path / "mask.tif")
+    assert decoded.tolist() == [[0, 1], [VOID, 0]]
+
+
 def test_16_bit_masks_pass_the_datamodule_pixel_by_pixel(tmp_path: Path) -> None:
     raw = np.array([[300, 1000], [65535, 300]], np.uint16)
     root = street_tree(tmp_path / "stuff", {"train": [raw], "val": [raw]})
