@@ -6,6 +6,8 @@ directory (``outputs/data_stats/<time>/``); the weights are those
 ``loss.class_weights=median_frequency`` trains with. It also prints the per-channel mean and
 std of the split's images as the ``data.mean=[...] data.std=[...]`` overrides that normalise
 with them, written to ``image_stats.json`` beside.
+Raw mask values the label map does not
+cover are listed too (pixels, masks, a file holding each), where training refuses them.
 
 ``seglab-data download camvid [--root <folder>]`` fetches a dataset from its public source in
 the layout its data config reads (`seglab.data.download`).
@@ -28,6 +30,7 @@ from omegaconf import DictConfig
 from seglab.config.check import check_command_line
 from seglab.data.camvid import dataset_home
 from seglab.data.download import SOURCES, download, source
+from seglab.data.label_map import format_uncovered
 from seglab.data.metadata import DatasetError
 from seglab.data.stats import format_statistics
 from seglab.errors import reported
@@ -47,9 +50,15 @@ USAGE = (
 def stats(cfg: DictConfig) -> Path:
     """Compute, print and write the statistics of ``cfg.split``; returns the JSON file."""
     datamodule = stats_datamodule(cfg)
-    statistics, images, path = split_statistics(cfg, datamodule)
+    statistics, images, path, uncovered = split_statistics(cfg, datamodule)
     print(f"{cfg.split} split, {images} images")
     print(format_statistics(statistics))
+    if uncovered.pixels:
+        print(
+            f"{len(uncovered.pixels)} raw value(s) that the label map does not cover, counted "
+            "as void above (training refuses them; map each in data.label_map):"
+        )
+        print(format_uncovered(uncovered))
     print(f"written to {path}")
     channels, channels_path = image_statistics(cfg, datamodule)
     print(f"per-channel mean and std of the images: {channels.overrides()}")

@@ -18,6 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset, default_collate
 
 from seglab.data.images import ImageReader
+from seglab.data.label_map import UncoveredValues
 from seglab.data.labels import FewLabels, FewLabelsSettings
 from seglab.data.loaders import LoaderSettings, dataloader, shard_sampler
 from seglab.data.metadata import (
@@ -228,6 +229,12 @@ class SegmentationDataModule(pl.LightningDataModule):
         mean, std = torch.tensor(self.mean)[:, None, None], torch.tensor(self.std)[:, None, None]
         for index in range(len(dataset)) if indices is None else indices:
             yield dataset[index][0] * std + mean
+
+    def survey(self, split: str) -> tuple[Tensor, Tensor, UncoveredValues]:
+        """`class_pixel_counts`, and the raw mask values the label map does not cover
+        (``seglab-data stats``); datasets that read mask files override it, the others have
+        no raw values to leave out."""
+        return (*self.class_pixel_counts(split), UncoveredValues())
 
     def dataset(self, split: str) -> Dataset:
         """The dataset of ``split``, built on first use and then reused."""

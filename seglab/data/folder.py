@@ -25,8 +25,9 @@ from torchvision import tv_tensors
 from seglab.data.base import SegmentationDataModule
 from seglab.data.images import ImageReader
 from seglab.data.label_checks import LabelMap, check_classes_present, check_void_share
+from seglab.data.label_map import UncoveredValues, label_table
 from seglab.data.layout import FolderLayout, LayoutSettings
-from seglab.data.masks import align_to_mask, mask_decoder
+from seglab.data.masks import MaskDecoder, align_to_mask, mask_decoder
 from seglab.data.metadata import DatasetError, Sample
 from seglab.data.scan import READ_ERRORS, MaskFiles, ScanResult, mask_name, scan_pairs
 from seglab.data.settings import settings_of
@@ -116,7 +117,8 @@ class FolderDataModule(SegmentationDataModule):
             binary masks saved as 0/255); None means the values are the class indices. In
             ``mode`` multilabel the two raw values [no, yes] of every class mask (None:
             ``[0, 1]``).
-        palette: RGB colour of each class: maps RGB masks to classes, and draws masks.
+        palette: RGB colour of each class: maps RGB masks to classes (unless ``label_map``
+            is set), and draws masks.
         void_colours: RGB colours of void pixels in RGB masks.
         eval_scale: factor the val/test images are resized by before the model; their masks
             keep the labels' resolution, and logits are upsampled to it for the metrics.
@@ -126,6 +128,9 @@ class FolderDataModule(SegmentationDataModule):
         allow_absent_classes: let a class have no pixel in the train and val splits (refused
             at setup otherwise, `seglab.data.label_checks`).
         allow_void_heavy: let more than half of a split's pixels be void (refused otherwise).
+        label_map: ``data.label_map``: the raw values or colours of each class and of void,
+            or ``zero_is_void`` (`seglab.data.label_map`); None reads masks by
+            ``mask_values``, ``palette`` and ``void_colours``.
         **options: the other options of `SegmentationDataModule`: ``classes``,
             ``num_classes``, ``ignore_index`` (also the raw mask value read as void),
             ``mean``, ``std``, ``in_channels`` (3 converts 8-bit images to RGB, 1 to
@@ -148,6 +153,7 @@ class FolderDataModule(SegmentationDataModule):
         resize_images_to_masks: bool = False,
         allow_absent_classes: bool = False,
         allow_void_heavy: bool = False,
+        label_map: Any = None,
         **options: Any,
     ) -> None:
         super().__init__(palette=palette, **options)
@@ -162,6 +168,7 @@ class FolderDataModule(SegmentationDataModule):
             settings_of(LayoutSettings, layout, "layout"),
             self.classes if self.class_folders else None,
         )
+        self.label_map = label_table(label_map, self.classes, self.ignore_index)
         self.decoder = mask_decoder(
             self.num_classes,
             self.ignore_index,
@@ -169,6 +176,7 @@ class FolderDataModule(SegmentationDataModule):
             self.palette if palette is not None else None,
             void_colours,
             self.class_folders,
+            self.label_map,
         )
         self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
         self.augment = settings_of(AugmentSettings, augment, "augment")
@@ -234,6 +242,29 @@ class FolderDataModule(SegmentationDataModule):
             pixels = self.image_reader(pairs[index][0])
             yield pixels.float().div_(255) if pixels.dtype == torch.uint8 else pixels
 
+    def survey(self, split: str) -> tuple[Tensor, Tensor, UncoveredValues]:
+        """What `class_pixel_counts` gives, but reading the raw values the label map does not
+        cover as void instead of refusing them, and those values (`MaskDecoder.survey`).
+        Every file is read again (no cache); the other checks of the scan refuse as ever."""
+        if not isinstance(self.decoder, MaskDecoder):
+            return (*self.class_pixel_counts(split), UncoveredValues())
+        pairs = self.pairs(self.source_split(split))
+        indices = self.split_indices(split)
+        chosen = pairs if indices is None else [pairs[index] for index in indices]
+        uncovered = UncoveredValues()
+        scan = scan_pairs(
+            chosen,
+            uncovered.reader(self.decoder.survey),
+            self.num_classes,
+            {},
+            None,
+            f"the {split} split of {self.layout.root}",
+            self.ignore_index,
+            self.resize_images_to_masks,
+            self.image_reader,
+        )
+        return scan.class_pixels, scan.image_pixels, uncovered
+
     def check_splits(self, stage: str | None) -> None:
         """Check the labels of the splits scanned (`seglab.data.label_checks`): at fit every
         check, else the void share."""
@@ -243,6 +274,7 @@ class FolderDataModule(SegmentationDataModule):
             self.mask_values,
             self.void_colours,
             self.class_folders,
+            self.label_map is not None,
         )
         if stage in ("fit", None) and not self.allow_absent_classes:
             check_classes_present(self._scans, labels)

@@ -31,6 +31,8 @@ class LabelMap:
     mask_values: Sequence[int] | None
     void_colours: Sequence[Sequence[int]]
     multilabel: bool
+    #: whether ``data.label_map`` says how masks read (then the other keys do not)
+    mapped: bool = False
 
 
 def _and(names: Sequence[str]) -> str:
@@ -64,6 +66,12 @@ def check_classes_present(scans: Mapping[str, ScanResult], labels: LabelMap) -> 
     absent_where = _absent(absent, list(scans))
     channels = len(labels.classes) if labels.multilabel else 1
     void = sum(_void_pixels(scan, channels)[0] for scan in scans.values())
+    if labels.mapped:
+        raise DatasetError(
+            f"{absent_where}: check that data.label_map gives the class its raw values (and "
+            "not data.label_map.void); if the class is really absent from them, set "
+            "data.allow_absent_classes=true"
+        )
     if labels.mask_values is None and not labels.void_colours and void > 0:
         if labels.multilabel:
             values = [0, labels.ignore_index]
@@ -94,6 +102,13 @@ def check_void_share(scans: Mapping[str, ScanResult], labels: LabelMap) -> None:
     for split, scan in scans.items():
         void, pixels = _void_pixels(scan, channels)
         if pixels and void / pixels > VOID_HEAVY_SHARE:
+            if labels.mapped:
+                raise DatasetError(
+                    f"{void / pixels:.0%} of the pixels of the {split} split are void: check "
+                    "the values data.label_map gives void (is a class among them?); if the "
+                    "masks are meant to label only part of each image, set "
+                    "data.allow_void_heavy=true"
+                )
             colours = (
                 f" or data.void_colours={list(labels.void_colours)}" if labels.void_colours else ""
             )

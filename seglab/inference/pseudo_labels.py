@@ -2,11 +2,12 @@
 
 ``seglab-predict pseudo_labels=true confidence=0.9`` writes, for every image, the mask file the
 checkpoint's data config reads: each pixel's class as its stored value (``data.mask_values``,
-or the class index without them), and void (``data.ignore_index``) where the model's top class
-probability is below ``confidence``, in a file ``<stem><data.layout.mask_extension>``. A folder of
-them is a training set for ``seglab-train data=folder``, so a round of self-training is two
-commands. Probabilities are those `seglab.inference.predictor.Predictor.probabilities` gives,
-so sliding windows and test-time augmentation are averaged before the confidence test.
+the smallest raw value ``data.label_map`` gives the class, or the class index), and void
+(``data.ignore_index``, or the smallest void value of the label map) where the model's top
+class probability is below ``confidence``, in a file ``<stem><data.layout.mask_extension>``. A
+folder of them is a training set for ``seglab-train data=folder``, so a round of self-training
+is two commands. Probabilities are those `seglab.inference.predictor.Predictor.probabilities`
+gives, so sliding windows and test-time augmentation are averaged before the confidence test.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from seglab.data.label_map import LabelTable, label_table
 from seglab.errors import SeglabError
 from seglab.task_modes import Binary, Multiclass, TaskMode
 
@@ -58,7 +60,8 @@ class PseudoLabeler:
         mode: the task mode; multiclass (top softmax probability) and binary (foreground
             probability ``p``, confident where ``max(p, 1 - p)`` reaches ``confidence``).
         data: the checkpoint's data config: ``num_classes``, ``ignore_index`` and, where the
-            dataset is stored as files, ``mask_values`` and ``layout.mask_extension``.
+            dataset is stored as files, ``mask_values`` or ``label_map`` and
+            ``layout.mask_extension``.
         confidence: the probability a pixel needs to keep its label; None keeps every pixel.
 
     Raises:
@@ -78,6 +81,10 @@ class PseudoLabeler:
         values = data.get("mask_values")
         self.values = list(range(num_classes)) if values is None else [int(v) for v in values]
         self.void = int(data.ignore_index)
+        self.key = "data.mask_values"
+        table = label_table(data.get("label_map"), list(data.classes), self.void)
+        if table is not None:
+            self._stored_by(table)
         layout = data.get("layout") or {}
         self.extension = str(layout.get("mask_extension", ".png")).lower()
         self._check(list(data.classes))
@@ -86,15 +93,35 @@ class PseudoLabeler:
         self.kept = 0
         self.pixels = 0
 
+    def _stored_by(self, table: LabelTable) -> None:
+        """The raw values of a dataset read through ``data.label_map``: the smallest the map
+        gives each class, and void."""
+        if table.colours:
+            raise SeglabError(
+                "pseudo_labels=true writes single-channel masks of raw values, but the "
+                "checkpoint's data.label_map maps colours; train on masks of raw values to "
+                "write pseudo-labels"
+            )
+        void = table.raw_value(self.void)
+        if void is None and self.confidence is not None:
+            raise SeglabError(
+                f"data.label_map gives void no raw value, so pixels below confidence="
+                f"{self.confidence} could not be void; add one to data.label_map.void (e.g. "
+                "[255], a value no class has) and train with the same"
+            )
+        self.values = [table.raw_value(index) for index in range(len(self.values))]
+        self.void = self.void if void is None else void
+        self.key = "data.label_map"
+
     def _check(self, classes: Sequence[str]) -> None:
         if len(self.values) != len(classes):
             raise SeglabError(
-                f"data.mask_values={self.values} has {len(self.values)} values for "
+                f"{self.key}={self.values} has {len(self.values)} values for "
                 f"{len(classes)} classes; give one stored value per class"
             )
         if min(self.values) < 0 or max(self.values) > _MAX_STORED:
             raise SeglabError(
-                f"data.mask_values={self.values} cannot be stored in a mask file: values must be "
+                f"{self.key}={self.values} cannot be stored in a mask file: values must be "
                 f"in 0..{_MAX_STORED}"
             )
         if self.extension in _LOSSY or self.extension not in Image.registered_extensions():

@@ -1,6 +1,7 @@
-"""What ``seglab-data stats`` computes: the class statistics of one split of a data config,
-written to the command's directory as ``class_stats.json``, and the per-channel mean and
-standard deviation of its images beside them, as ``image_stats.json``."""
+"""What ``seglab-data stats`` computes: the class statistics of one split of a data config and
+the raw mask values its label map does not cover, written to the command's directory as
+``class_stats.json``, and the per-channel mean and standard deviation of its images beside
+them, as ``image_stats.json``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from omegaconf import DictConfig, open_dict
 
 from seglab.config.spec import resolve_spec
 from seglab.data import DatasetError, SegmentationDataModule
+from seglab.data.label_map import UncoveredValues
 from seglab.data.stats import (
     ChannelStatistics,
     ClassStatistics,
@@ -47,15 +49,18 @@ def _write(cfg: DictConfig, name: str, content: dict) -> Path:
 
 def split_statistics(
     cfg: DictConfig, datamodule: SegmentationDataModule | None = None
-) -> tuple[ClassStatistics, int, Path]:
-    """The statistics of ``cfg.split``, its image count and the JSON file they were written to."""
+) -> tuple[ClassStatistics, int, Path, UncoveredValues]:
+    """The statistics of ``cfg.split``, its image count, the JSON file they were written to and
+    the raw values the label map leaves out; those count as void here, where training refuses
+    them, so that one run of the command lists every one of them."""
     datamodule = stats_datamodule(cfg) if datamodule is None else datamodule
     try:
-        class_pixels, image_pixels = datamodule.class_pixel_counts(cfg.split)
+        class_pixels, image_pixels, uncovered = datamodule.survey(cfg.split)
         statistics = class_statistics(datamodule.classes, class_pixels, image_pixels)
     except (DatasetError, ValueError) as error:
         raise SeglabError(str(error)) from None
-    return statistics, len(class_pixels), _write(cfg, "class_stats.json", statistics.to_dict())
+    record = {**statistics.to_dict(), "uncovered": uncovered.rows()}
+    return statistics, len(class_pixels), _write(cfg, "class_stats.json", record), uncovered
 
 
 def image_statistics(

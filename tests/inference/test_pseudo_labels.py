@@ -16,7 +16,9 @@ import seglab
 from seglab.cli.predict import main as predict_main
 from seglab.cli.train import main as train_main
 from seglab.config.spec import resolve_spec
+from seglab.data.label_map import label_table
 from seglab.data.masks import MaskDecoder
+from seglab.errors import SeglabError
 from seglab.inference.pseudo_labels import PseudoLabeler
 from seglab.task_modes import Binary, Multiclass
 from seglab.workflows.build import build_model
@@ -111,6 +113,35 @@ def test_a_hand_worked_mask_keeps_the_confident_classes_in_their_stored_values()
     assert stored.dtype == np.uint16  # the void value needs 16 bits
     np.testing.assert_array_equal(stored, [[0, 300], [1, 300]])
     assert labeler.kept_share() == 0.5
+
+
+def _street_data(label_map: dict) -> object:
+    """The data config of a road/car dataset read through ``label_map``."""
+    classes = {"classes": ["road", "car"], "num_classes": 2, "ignore_index": 255}
+    return OmegaConf.create({**classes, "label_map": label_map})
+
+
+def test_pseudo_masks_of_a_label_map_store_values_the_map_reads_back(tmp_path: Path) -> None:
+    # road is raw 7 or 8, car 26; void is raw 0 or 255, so the labeler writes 7, 26 and 0
+    label_map = {"road": [8, 7], "car": [26], "void": [255, 0]}
+    probabilities = torch.tensor([[[0.9, 0.2], [0.5, 0.4]], [[0.1, 0.8], [0.5, 0.6]]])
+    labeler = PseudoLabeler(Multiclass(), _street_data(label_map), confidence=0.7)
+    stored, labels = labeler.mask(probabilities)
+    np.testing.assert_array_equal(stored, [[7, 26], [0, 0]])
+    labeler.save(stored, tmp_path / "mask.png")
+    decoder = MaskDecoder(2, 255, label_map=label_table(label_map, ["road", "car"], 255))
+    assert decoder(tmp_path / "mask.png").tolist() == [[0, 1], [255, 255]]
+
+
+def test_pseudo_masks_need_a_void_value_and_raw_values_of_the_label_map() -> None:
+    without_void = _street_data({"road": [7], "car": [26]})
+    message = r"data\.label_map gives void no raw value.*data\.label_map\.void"
+    with pytest.raises(SeglabError, match=message):
+        PseudoLabeler(Multiclass(), without_void, confidence=0.7)
+    PseudoLabeler(Multiclass(), without_void, confidence=None)  # no pixel is made void
+    colours = _street_data({"road": [[128, 64, 128]], "car": [[0, 0, 142]]})
+    with pytest.raises(SeglabError, match=r"data\.label_map maps colours"):
+        PseudoLabeler(Multiclass(), colours, confidence=None)
 
 
 def _between(values: torch.Tensor) -> float:
