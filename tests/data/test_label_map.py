@@ -238,14 +238,8 @@ def test_a_map_excludes_mask_values_and_multilabel_masks(tmp_path: Path) -> None
 # --- seglab-data stats --------------------------------------------------------------------
 
 
-def test_data_stats_reports_the_raw_values_the_map_leaves_out(tmp_path: Path, cli) -> None:
-    first, second = RAW.copy(), RAW.copy()
-    # two pixels of 33 here, one there, and 25 (between car's 26 and person's 24, so no near
-    # class may take it) in the second mask only
-    first[0, :2] = 33
-    second[0, 0] = 33
-    second[2, :] = 25
-    root = street_tree(tmp_path / "streets", {"train": [first, second, RAW], "val": [RAW]})
+def street_stats(cli, root: Path, tmp_path: Path) -> str:
+    """``seglab-data stats`` of the street tree under its label map; its standard output."""
     code, out, err = cli(
         data_main,
         "stats",
@@ -257,6 +251,18 @@ def test_data_stats_reports_the_raw_values_the_map_leaves_out(tmp_path: Path, cl
         cwd=tmp_path,
     )
     assert code == 0, err[-3000:]
+    return out
+
+
+def test_data_stats_reports_the_raw_values_the_map_leaves_out(tmp_path: Path, cli) -> None:
+    first, second = RAW.copy(), RAW.copy()
+    # two pixels of 33 here, one there, and 25 (between car's 26 and person's 24, so no near
+    # class may take it) in the second mask only
+    first[0, :2] = 33
+    second[0, 0] = 33
+    second[2, :] = 25
+    root = street_tree(tmp_path / "streets", {"train": [first, second, RAW], "val": [RAW]})
+    out = street_stats(cli, root, tmp_path)
     assert "2 raw value(s) that the label map does not cover" in out
     lines = out.splitlines()
     header = next(index for index, line in enumerate(lines) if line.startswith("raw value"))
@@ -275,17 +281,7 @@ def test_data_stats_reports_the_raw_values_the_map_leaves_out(tmp_path: Path, cl
 
 def test_data_stats_lists_no_uncovered_value_where_the_map_covers_all(tmp_path: Path, cli) -> None:
     root = street_tree(tmp_path / "streets", {"train": [RAW], "val": [RAW]})
-    code, out, err = cli(
-        data_main,
-        "stats",
-        "data=folder",
-        f"data.root={root}",
-        "data.classes=[road,car,person]",
-        "data.label_map={road:[7,8],car:[26],person:[24],void:[0,1,255]}",
-        f"paths.output_root={tmp_path / 'runs'}",
-        cwd=tmp_path,
-    )
-    assert code == 0, err[-3000:]
+    out = street_stats(cli, root, tmp_path)
     assert "does not cover" not in out
     (run_dir,) = (tmp_path / "runs" / "data_stats").iterdir()
     assert json.loads((run_dir / "class_stats.json").read_text())["uncovered"] == []
