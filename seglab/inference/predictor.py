@@ -59,7 +59,9 @@ def read_image(image: ImageInput, channels: int = 3, max_value: float | None = N
         return image.float()
     if image.dtype == torch.bool or image.is_complex():
         raise ValueError(f"a tensor image must be of integers or floats, got {image.dtype}")
-    return image.float().div_(float(max_value or torch.iinfo(image.dtype).max))
+    # the reader's scale for the same integer type (a tensor may live on a GPU)
+    scale = integer_scale(torch.empty(0, dtype=image.dtype).numpy().dtype, max_value)
+    return image.float().div_(scale)
 
 
 class Predictor:

@@ -14,6 +14,7 @@ from tiny import folder_datamodule, save_pair
 from seglab.data import DatasetError
 from seglab.data.images import ImageReader
 from seglab.extras import MissingExtraError
+from seglab.inference.predictor import read_image
 
 tifffile = pytest.importorskip("tifffile")
 
@@ -40,6 +41,18 @@ def test_sixteen_bit_png_keeps_values_above_255(tmp_path: Path) -> None:
     expected = torch.tensor(values.astype(np.float64) / 65535, dtype=torch.float32)
     torch.testing.assert_close(image[0], expected, rtol=0, atol=1e-7)
     assert image[0, 0, 2] > image[0, 0, 1]
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int32])
+def test_a_tensor_image_is_scaled_as_the_reader_scales_its_type(dtype: torch.dtype) -> None:
+    """seglab.load's tensors and the datamodules' files share one rule: a 32-bit integer
+    image is a 16-bit one as Pillow opens it (mode "I"), divided by 65535."""
+    largest = {torch.uint8: 255, torch.int16: 32767, torch.int32: 65535}[dtype]
+    pixels = torch.tensor([[[0, largest // 2, largest]]], dtype=dtype)
+    torch.testing.assert_close(read_image(pixels, channels=1)[0, 0], pixels[0, 0] / largest)
+    torch.testing.assert_close(
+        read_image(pixels, channels=1, max_value=largest * 2)[0, 0], pixels[0, 0] / (largest * 2)
+    )
 
 
 def test_max_value_scales_twelve_bit_data(tmp_path: Path) -> None:
