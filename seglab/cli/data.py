@@ -5,8 +5,7 @@ frequency and median-frequency weight, and writes them to ``class_stats.json`` i
 directory (``outputs/data_stats/<time>/``); the weights are those
 ``loss.class_weights=median_frequency`` trains with. It also prints the per-channel mean and
 std of the split's images as the ``data.mean=[...] data.std=[...]`` overrides that normalise
-with them, written to ``image_stats.json`` beside.
-Raw mask values the label map does not
+with them, written to ``image_stats.json`` beside. Raw mask values the label map does not
 cover are listed too (pixels, masks, a file holding each), where training refuses them.
 
 ``seglab-data download camvid [--root <folder>]`` fetches a dataset from its public source in
@@ -36,7 +35,7 @@ from seglab.data.stats import format_statistics
 from seglab.errors import reported
 from seglab.workflows.importing import FORMATS, import_export, train_command
 from seglab.workflows.mounting import config_dir
-from seglab.workflows.statistics import image_statistics, split_statistics, stats_datamodule
+from seglab.workflows.statistics import dataset_statistics
 
 PROG = "seglab-data"
 COMMANDS = ("stats", "download", "import")
@@ -49,21 +48,19 @@ USAGE = (
 
 def stats(cfg: DictConfig) -> Path:
     """Compute, print and write the statistics of ``cfg.split``; returns the JSON file."""
-    datamodule = stats_datamodule(cfg)
-    statistics, images, path, uncovered = split_statistics(cfg, datamodule)
-    print(f"{cfg.split} split, {images} images")
-    print(format_statistics(statistics))
-    if uncovered.pixels:
+    found = dataset_statistics(cfg)
+    print(f"{cfg.split} split, {found.images} images")
+    print(format_statistics(found.classes))
+    if found.uncovered.pixels:
         print(
-            f"{len(uncovered.pixels)} raw value(s) that the label map does not cover, counted "
-            "as void above (training refuses them; map each in data.label_map):"
+            f"{len(found.uncovered.pixels)} raw value(s) that the label map does not cover, "
+            "counted as void above (training refuses them; map each in data.label_map):"
         )
-        print(format_uncovered(uncovered))
-    print(f"written to {path}")
-    channels, channels_path = image_statistics(cfg, datamodule)
-    print(f"per-channel mean and std of the images: {channels.overrides()}")
-    print(f"written to {channels_path}")
-    return path
+        print(format_uncovered(found.uncovered))
+    print(f"written to {found.class_file}")
+    print(f"per-channel mean and std of the images: {found.channels.overrides()}")
+    print(f"written to {found.channel_file}")
+    return found.class_file
 
 
 @hydra.main(config_path=str(config_dir()), config_name="data_stats", version_base="1.3")
